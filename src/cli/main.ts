@@ -1,0 +1,28 @@
+import { Command, CommanderError } from 'commander';
+import { DermtlError } from '../util/errors.ts';
+
+/** Builds the `dermtl` program; each sub-command lives in its own file under src/cli/commands. */
+export function buildProgram(): Command {
+  const program = new Command('dermtl')
+    .description('Multi-task skin-lesion classification: lesion morphology + body location (Liao & Luo, AAAI-17).')
+    .version('0.1.0')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+  return program;
+}
+
+/** Runs the CLI; returns the exit code instead of exiting, so tests can call it in-process. */
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2; // commander already printed the message
+    if (e instanceof DermtlError) {
+      process.stderr.write(`dermtl: ${e.message}\n`);
+      return e.exitCode;
+    }
+    throw e;
+  }
+}
