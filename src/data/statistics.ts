@@ -1,0 +1,74 @@
+import type { Manifest, Sample } from './types.ts';
+
+export interface LabelCount {
+  label: string;
+  count: number;
+}
+
+export interface ManifestStats {
+  images: number;
+  groups: number;
+  /** Images per lesion label, by descending count then name. */
+  lesions: LabelCount[];
+  /** Images per location label, by descending count then name. */
+  locations: LabelCount[];
+  /** lesionsPerImage[k] = number of images with exactly k lesion labels (k = 0..max). */
+  lesionsPerImage: number[];
+  imagesWithoutLesion: number;
+}
+
+/** Counts per label, sorted by descending count, ties by name (the order every table and figure uses). */
+export function countLabels(labels: Iterable<string>): LabelCount[] {
+  const counts = new Map<string, number>();
+  for (const l of labels) counts.set(l, (counts.get(l) ?? 0) + 1);
+  return [...counts].map(([label, count]) => ({ label, count })).sort(byCountThenName);
+}
+
+function byCountThenName(a: LabelCount, b: LabelCount): number {
+  return b.count - a.count || (a.label < b.label ? -1 : a.label > b.label ? 1 : 0);
+}
+
+export function manifestStats(m: Pick<Manifest, 'samples'>): ManifestStats {
+  const samples = m.samples;
+  const maxK = samples.reduce((mx, s) => Math.max(mx, s.lesions.length), 0);
+  const lesionsPerImage = new Array<number>(maxK + 1).fill(0);
+  for (const s of samples) lesionsPerImage[s.lesions.length]++;
+  return {
+    images: samples.length,
+    groups: new Set(samples.map((s) => s.group)).size,
+    lesions: countLabels(samples.flatMap((s) => [...new Set(s.lesions)])),
+    locations: countLabels(samples.map((s) => s.location)),
+    lesionsPerImage: samples.length ? lesionsPerImage : [],
+    imagesWithoutLesion: lesionsPerImage[0] ?? 0,
+  };
+}
+
+/**
+ * Figure 1 of the paper: how each lesion label distributes over body locations.
+ * counts[i][j] = images with lesion i at location j; lesionTotals[i] = images with lesion i;
+ * R[i][j] = counts[i][j] / lesionTotals[i], so each row sums to 1 (one location per image).
+ */
+export function cooccurrence(samples: Sample[]): {
+  lesions: string[];
+  locations: string[];
+  counts: number[][];
+  lesionTotals: number[];
+  R: number[][];
+} {
+  const lesions = countLabels(samples.flatMap((s) => [...new Set(s.lesions)])).map((c) => c.label);
+  const locations = countLabels(samples.map((s) => s.location)).map((c) => c.label);
+  const li = new Map(lesions.map((l, i) => [l, i]));
+  const lj = new Map(locations.map((l, j) => [l, j]));
+  const counts = lesions.map(() => new Array<number>(locations.length).fill(0));
+  const lesionTotals = new Array<number>(lesions.length).fill(0);
+  for (const s of samples) {
+    const j = lj.get(s.location)!;
+    for (const l of new Set(s.lesions)) {
+      const i = li.get(l)!;
+      counts[i][j]++;
+      lesionTotals[i]++;
+    }
+  }
+  const R = counts.map((row, i) => row.map((c) => c / lesionTotals[i]));
+  return { lesions, locations, counts, lesionTotals, R };
+}
