@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pacote from 'pacote';
@@ -148,8 +148,11 @@ export async function ensurePretrained(src: PretrainedSource, opts: EnsureOption
   if (await exists(target)) {
     const problems = await checkFolder(target, src.files, opts.fullVerify ?? false);
     if (!problems.length) return target;
-    // A damaged cache is repaired rather than reported: the download replaces it atomically.
+    // A damaged cache is repaired rather than reported: it is useless, so it goes before the new download.
     process.stderr.write(`dermtl: cached ${target} is damaged (${problems[0]}); downloading it again\n`);
+    const trash = `${tempPathFor(target)}-damaged`;
+    await rename(target, trash);
+    await rm(trash, { recursive: true, force: true });
   }
   await download(src, target, opts);
   return target;
@@ -191,8 +194,10 @@ async function exists(path: string): Promise<boolean> {
 
 /** Fetches the tarball into a temp sibling of target, picks and verifies the files, then renames into place. */
 async function download(src: PretrainedSource, target: string, opts: EnsureOptions): Promise<void> {
+  await mkdir(dirname(target), { recursive: true });
+  await removeStaleStaging(target);
   const staging = tempPathFor(target);
-  await mkdir(staging, { recursive: true });
+  await mkdir(staging);
   try {
     const tgz = join(staging, 'package.tgz');
     const pacoteOpts = {
@@ -216,7 +221,9 @@ async function download(src: PretrainedSource, target: string, opts: EnsureOptio
     }
     await publish(out, target, src);
   } finally {
-    await rm(staging, { recursive: true, force: true });
+    // pacote may still be flushing its cache after a failed stream: retry, and never let cleanup hide the
+    // real error (a leftover is removed by removeStaleStaging on a later run).
+    await rm(staging, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 }).catch(() => undefined);
   }
 }
 
@@ -231,8 +238,12 @@ async function fetchTarball(src: PretrainedSource, tgz: string, pacoteOpts: obje
         const counter = new Transform({
           transform(chunk: Buffer, _enc, cb) {
             done += chunk.length;
-            report?.(done, src.tarballBytes);
-            cb(null, chunk);
+            try {
+              report?.(done, src.tarballBytes);
+              cb(null, chunk);
+            } catch (e) {
+              cb(e as Error);
+            }
           },
         });
         await pipeline(stream, counter, createWriteStream(tgz));
@@ -288,19 +299,36 @@ function stderrBar(src: PretrainedSource): ProgressFn & { stop: () => void } {
 }
 
 /**
- * Renames the verified folder into place. If another process published a good copy meanwhile, that one
- * is kept; a damaged old copy is moved aside first (a directory rename cannot replace a non-empty one).
+ * Renames the verified folder into place. If another process published a good copy meanwhile (the
+ * rename then fails: a directory rename cannot replace a non-empty one), that copy is kept.
  */
 async function publish(out: string, target: string, src: PretrainedSource): Promise<void> {
-  const good = async () => (await exists(target)) && !(await checkFolder(target, src.files, false)).length;
-  if (await good()) return;
-  const old = `${tempPathFor(target)}-old`;
-  const hadOld = await rename(target, old).then(() => true, () => false);
   try {
     await rename(out, target);
   } catch (e) {
-    if (!(await good())) throw e;
-  } finally {
-    if (hadOld) await rm(old, { recursive: true, force: true });
+    const theirs = await exists(target) && !(await checkFolder(target, src.files, false)).length;
+    if (!theirs) throw e;
+  }
+}
+
+/** Removes staging folders left by downloads whose process died (killed, power loss). */
+async function removeStaleStaging(target: string): Promise<void> {
+  const prefix = `.tmp-${basename(target)}-`;
+  const names = await readdir(dirname(target)).catch(() => [] as string[]);
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    const pid = Number(name.slice(prefix.length).split('-')[0]);
+    if (Number.isInteger(pid) && pid !== process.pid && !isAlive(pid)) {
+      await rm(join(dirname(target), name), { recursive: true, force: true });
+    }
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
