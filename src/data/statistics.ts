@@ -72,3 +72,23 @@ export function cooccurrence(samples: Sample[]): {
   const R = counts.map((row, i) => row.map((c) => c / lesionTotals[i]));
   return { lesions, locations, counts, lesionTotals, R };
 }
+
+/** The `dermtl stats` text: one fact per line, label tables sorted by count. */
+export function formatStats(s: ManifestStats): string[] {
+  const width = String(Math.max(s.images, 1)).length;
+  const table = (cs: LabelCount[]) => cs.map((c) => `  ${String(c.count).padStart(width)}  ${pct(c.count, s.images)}  ${c.label}`);
+  return [
+    `images: ${s.images}`,
+    `groups: ${s.groups}`,
+    `images with no lesion label: ${s.imagesWithoutLesion}`,
+    `lesion labels per image: ${s.lesionsPerImage.map((n, k) => `${k}:${n}`).join(' ')}`,
+    `lesion labels (${s.lesions.length}):`,
+    ...table(s.lesions),
+    `locations (${s.locations.length}):`,
+    ...table(s.locations),
+  ];
+}
+
+function pct(n: number, total: number): string {
+  return `${((100 * n) / Math.max(total, 1)).toFixed(1).padStart(5)}%`;
+}
