@@ -1,5 +1,5 @@
 import { readFile, stat } from 'node:fs/promises';
-import sharp from 'sharp';
+import sharp, { type KernelEnum, type Metadata } from 'sharp';
 import { DermtlError } from '../util/errors.ts';
 import { shorterSideSize } from './crops.ts';
 
@@ -19,7 +19,7 @@ export interface DecodeOptions {
   /** Resize so the shorter side is exactly this many pixels (longer side rounded to nearest). */
   shorterSide?: number;
   /** libvips resampling kernel used by the resize (default lanczos3, sharp's default). */
-  kernel?: keyof sharp.KernelEnum;
+  kernel?: keyof KernelEnum;
   /** Colour transparent pixels are flattened onto (default white). */
   background?: readonly [number, number, number];
   /** Name used in error messages when the input is a Buffer. */
@@ -89,7 +89,7 @@ async function readInput(input: ImageInput, name: string): Promise<Buffer> {
 
 /** Reads only the header: dimensions after EXIF orientation, checked against the pixel limit. */
 async function orientedSize(bytes: Buffer, name: string, maxPixels: number): Promise<{ width: number; height: number }> {
-  let meta: sharp.Metadata;
+  let meta: Metadata;
   try {
     meta = await sharp(bytes, { limitInputPixels: false }).metadata();
   } catch (e) {

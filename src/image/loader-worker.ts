@@ -15,7 +15,7 @@ sharp.cache(false);
 
 port.on('message', (task: BatchTask) => {
   renderBatch(task, config).then(
-    (r) => port.postMessage({ id: task.id, ok: true, ...r } satisfies WorkerReply, [r.data.buffer]),
+    (r) => port.postMessage({ id: task.id, ok: true, ...r } satisfies WorkerReply, [r.data.buffer as ArrayBuffer]),
     (e: unknown) =>
       port.postMessage({
         id: task.id,

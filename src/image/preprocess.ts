@@ -27,14 +27,15 @@ export interface Preprocessing {
 /**
  * The Keras / Caffe ImageNet ResNet-50 convention ("caffe" mode of keras.applications.resnet50.preprocess_input):
  * RGB -> BGR, subtract the ImageNet mean [103.939, 116.779, 123.68] (B, G, R), no scaling.
+ * Frozen (arrays too): copy it with a spread to make a variant.
  */
-export const CAFFE_PREPROCESSING: Readonly<Preprocessing> = Object.freeze({
+export const CAFFE_PREPROCESSING: Readonly<Preprocessing> = Object.freeze<Preprocessing>({
   size: 224,
   resizeShorter: 256,
   kernel: 'lanczos3',
-  alphaBackground: [255, 255, 255],
+  alphaBackground: Object.freeze([255, 255, 255]) as [number, number, number],
   channelOrder: 'BGR',
-  mean: [103.939, 116.779, 123.68],
+  mean: Object.freeze([103.939, 116.779, 123.68]) as [number, number, number],
   std: null,
   layout: 'NCHW',
 });
