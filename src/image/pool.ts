@@ -44,12 +44,13 @@ export class WorkerPool {
 
   async close(): Promise<void> {
     this.fail(new Error('the image loader was closed'));
+    await Promise.all(this.all.map((w) => w.terminate()));
   }
 
   private spawn(config: WorkerConfig): Worker {
-    // Inherit the parent's flags except tsx's own: the entry registers tsx itself, once.
-    const execArgv = withoutTsx(process.execArgv);
-    const w = new Worker(ENTRY, { workerData: config, execArgv });
+    // No inherited flags: the parent's may be meaningless in a worker (--input-type, -e, test flags) and a second
+    // tsx registration doubles start-up; the entry registers tsx itself.
+    const w = new Worker(ENTRY, { workerData: config, execArgv: [] });
     w.unref(); // an idle loader must not keep the process alive; ref'd while it has work
     w.on('message', (reply: WorkerReply) => this.onReply(w, reply));
     w.on('error', (e) => this.fail(new Error(`image loader worker failed: ${e.message}`)));
@@ -87,18 +88,4 @@ export class WorkerPool {
     this.idle = [];
     for (const w of this.all) void w.terminate();
   }
-}
-
-function withoutTsx(argv: readonly string[]): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if ((a === '--import' || a === '--loader' || a === '--require' || a === '-r') && /^tsx(\/|$)/.test(argv[i + 1] ?? '')) {
-      i++;
-      continue;
-    }
-    if (/^--(import|loader|require)=tsx(\/|$)/.test(a)) continue;
-    out.push(a);
-  }
-  return out;
 }

@@ -2,6 +2,8 @@ import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { Rng } from '../../src/util/rng.ts';
 import { DermtlError } from '../../src/util/errors.ts';
 import { ImageLoader, batchOrder, type Batch, type BatchOptions, type LoaderItem } from '../../src/image/loader.ts';
@@ -134,4 +136,21 @@ test('a solid image through the loader gives the Caffe values', async () => {
   assert.equal(b.data[0], Math.fround(50 - 103.939));
   assert.equal(b.data[VIEW / 3 + 77], Math.fround(100 - 116.779));
   assert.equal(b.data[VIEW - 1], Math.fround(200 - 123.68));
+});
+
+test('workers start when tsx was registered by register() (as bin/dermtl.js does), not by --import', () => {
+  const root = fileURLToPath(new URL('../../', import.meta.url));
+  const script = `
+    import { register } from 'tsx/esm/api';
+    register();
+    const { ImageLoader } = await import('./src/image/loader.ts');
+    const loader = new ImageLoader({ workers: 2 });
+    const items = ${JSON.stringify(items.slice(0, 3))};
+    for await (const b of loader.batches(items, { mode: 'center', batchSize: 2, seed: 0 })) {
+      console.log(JSON.stringify([b.indices, b.data.length]));
+    }
+    await loader.close();`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: root, encoding: 'utf8', timeout: 60_000 });
+  assert.equal(r.status, 0, r.stderr);
+  assert.deepEqual(r.stdout.trim().split('\n').map((l) => JSON.parse(l)), [[[0, 1], 2 * VIEW], [[2], VIEW]]);
 });
