@@ -138,7 +138,8 @@ function parseCsv(text: string, problems: Problem[]): RawRecord[] {
       const end = from - 1 + ((e as { lines?: number }).lines ?? 1);
       const reached = end > start ? `, record runs on to line ${end}` : '';
       // the parser's own line numbers count from where we resumed, so drop them from its message
-      problems.push({ line: start, message: `line ${start}: malformed CSV quoting${reached} (${e.message.replace(/ at line \d+/g, '')})` });
+      const what = /QUOTE/.test(e.code) ? 'malformed CSV quoting' : 'malformed CSV';
+      problems.push({ line: start, message: `line ${start}: ${what}${reached} (${e.message.replace(/ at line \d+/g, '')})` });
       if (attempts >= 1000) {
         problems.push({ line: start, message: `line ${start}: too many quoting errors, rest of the file not checked` });
         return out;
@@ -219,8 +220,11 @@ async function missingImages(samples: Sample[]): Promise<Problem[]> {
  * (default: every key of the rows' `extra`, in first-seen order).
  */
 export async function writeManifest(file: string, rows: ManifestRow[], extraColumns?: string[]): Promise<void> {
-  const extras = extraColumns ?? [...new Set(rows.flatMap((r) => Object.keys(r.extra ?? {})))];
+  const core: readonly string[] = MANIFEST_COLUMNS;
+  const extras = extraColumns ?? [...new Set(rows.flatMap((r) => Object.keys(r.extra ?? {})))].filter((c) => !core.includes(c));
   const problems: string[] = [];
+  const clash = extras.filter((c, i) => core.includes(c) || extras.indexOf(c) !== i);
+  if (clash.length) problems.push(`extra column name(s) clash with the manifest columns or repeat: ${[...new Set(clash)].join(', ')}`);
   rows.forEach((r, i) => {
     const bad = r.lesions.filter((l) => l.includes(LESION_SEPARATOR));
     if (bad.length) problems.push(`row ${i + 1} (${r.image}): lesion label(s) contain "${LESION_SEPARATOR}": ${bad.join(', ')}`);

@@ -50,6 +50,17 @@ test('loads rows, normalises lesions, keeps extra columns and line numbers', asy
   assert.deepEqual(b.lesions, ['a', 'b']);
 });
 
+test('CRLF line endings and a UTF-8 BOM are read, cells trimmed', async () => {
+  const dir = await withImages();
+  const file = join(dir, 'm.csv');
+  await writeFile(file, '\ufeffimage,lesions,location,group\r\na.jpg,x, back , g1 \r\n"sub/c.jpg","y;z",face,g2\r\n');
+  const m = await loadManifest(file);
+  assert.deepEqual(m.samples.map((s) => [s.image, s.lesions, s.location, s.group, s.line]), [
+    ['a.jpg', ['x'], 'back', 'g1', 2],
+    ['sub/c.jpg', ['y', 'z'], 'face', 'g2', 3],
+  ]);
+});
+
 test('splitLesions trims, drops empty pieces and dedupes', () => {
   assert.deepEqual(splitLesions(' a ;b;; a;'), ['a', 'b']);
   assert.deepEqual(splitLesions(''), []);
@@ -128,6 +139,9 @@ test('writeManifest round-trips through loadManifest, quoting commas, atomically
   ]);
   assert.deepEqual((await readdir(dir)).filter((f) => f.startsWith('.tmp')), []);
   await assert.rejects(writeManifest(file, [{ image: 'a.jpg', lesions: ['a;b'], location: 'x', group: 'g' }]), /row 1 \(a\.jpg\): lesion label\(s\) contain ";"/);
+  await assert.rejects(writeManifest(file, [{ image: 'a.jpg', lesions: [], location: 'x', group: 'g' }], ['dx', 'group']), /extra column name\(s\) clash .*: group/);
+  // a failed write leaves the previous manifest in place
+  assert.equal((await loadManifest(file)).samples.length, 2);
 });
 
 test('manifestHash ignores row order and extra columns but sees label changes', async () => {
