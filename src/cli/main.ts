@@ -1,5 +1,13 @@
 import { Command, CommanderError } from 'commander';
 import { DermtlError } from '../util/errors.ts';
+import * as importCmd from './commands/import.ts';
+import * as refine from './commands/refine.ts';
+import * as stats from './commands/stats.ts';
+import * as split from './commands/split.ts';
+import * as demoData from './commands/demo-data.ts';
+
+/** Sub-commands in pipeline order (data -> report); each file adds one command. */
+const COMMANDS = [importCmd, refine, stats, split, demoData];
 
 /** Builds the `dermtl` program; each sub-command lives in its own file under src/cli/commands. */
 export function buildProgram(): Command {
@@ -8,6 +16,7 @@ export function buildProgram(): Command {
     .version('0.1.0')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
+  for (const c of COMMANDS) c.register(program);
   return program;
 }
 
