@@ -55,8 +55,9 @@ export const rules: Record<string, GradRule> = {
   },
   // alpha op(A) op(B) + beta C: dop(A) = alpha dY op(B)^T, dop(B) = alpha op(A)^T dY, dC = beta * dY summed to C's shape.
   Gemm: (g, op, dY, needs) => gemmGrad(g, op, dY, needs),
-  // reshape / flatten: the gradient is dY viewed in the input's shape.
+  // reshape: the gradient is dY viewed in the input's shape.
   Reshape: (g, op, dY) => [g.reshape(dY, op.inputs[0].shape)],
+  // flatten: likewise dY viewed in the input's shape.
   Flatten: (g, op, dY) => [g.reshape(dY, op.inputs[0].shape)],
   // identity: dX = dY.
   Identity: (_g, _op, dY) => [dY],
