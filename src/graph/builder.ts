@@ -1,5 +1,6 @@
 // A small typed builder for ONNX graphs with static shapes. Every op method checks shapes, emits ONNX
-// node(s) and returns a Tensor handle; differentiable ops also leave an OpRecord that autodiff.ts walks.
+// node(s), leaves an OpRecord and returns a Tensor handle; autodiff.ts applies rules.ts to the records on
+// the path from the trainable params to the losses (and refuses ops that have no rule there).
 import type { AttrValue, DType, Initializer, InputSpec, NodeSpec, OpRecord, Tensor } from './types.ts';
 import { numel, sameShape, shapeStr } from './types.ts';
 import { broadcast, normAxis, pair, quad, resolveReshape, sliceShape, windowOut, type Pair, type Quad } from './shapes.ts';
