@@ -22,8 +22,11 @@ export function drawScene(scene: DemoScene, seed: number, size: number): Canvas 
   const skin = paintSkin(canvas, scene.site, rng, unit);
   const la = rng.uniform(0, 2 * Math.PI), tilt = rng.uniform(0.35, 0.65);
   const light: Light = [Math.cos(la) * tilt, Math.sin(la) * tilt, Math.sqrt(1 - tilt * tilt)];
-  for (const lesion of scene.lesions) {
-    const a = rng.uniform(0, 2 * Math.PI), r = Math.sqrt(rng.float()) * LESION_RADIUS * size;
+  // several lesion types go to evenly spread directions, so one rarely hides another completely
+  const k = scene.lesions.length, a0 = rng.uniform(0, 2 * Math.PI);
+  for (const [i, lesion] of scene.lesions.entries()) {
+    const a = a0 + (2 * Math.PI * i) / k + rng.uniform(-0.4, 0.4);
+    const r = (k === 1 ? Math.sqrt(rng.float()) : rng.uniform(0.55, 1)) * LESION_RADIUS * size;
     paintLesion(canvas, lesion, rng, unit, light, skin, side / 2 + Math.cos(a) * r, side / 2 + Math.sin(a) * r);
   }
   paintHair(canvas, scene.site, rng, unit);
