@@ -97,7 +97,8 @@ export function paintSkin(canvas: Canvas, site: Site, rng: Rng, unit: number): R
   const redness = new FractalNoise(rng, look.mottleCells * 1.5, 2);
   const ridge = look.texture.kind === 'ridges' ? ridgeField(rng, look.texture, unit) : null;
   const hatch = look.texture.kind === 'crosshatch' ? crosshatchField(rng, look.texture, unit) : null;
-  const callus = look.texture.kind === 'ridges' && look.texture.callus > 0 ? new FractalNoise(rng, 3, 2) : null;
+  const callusAmount = look.texture.kind === 'ridges' ? look.texture.callus : 0;
+  const callus = callusAmount > 0 ? new FractalNoise(rng, 3, 2) : null;
   const sheenX = rng.uniform(0.25, 0.75), sheenY = rng.uniform(0.2, 0.6), sheenR = rng.uniform(0.25, 0.45);
   const grain = fastUniform(rng);
   const { width: w, height: h, data } = canvas;
@@ -111,7 +112,7 @@ export function paintSkin(canvas: Canvas, site: Site, rng: Rng, unit: number): R
       const sx = (u - sheenX) / sheenR, sy = (v - sheenY) / sheenR;
       const fall = Math.max(0, 1 - sx * sx - sy * sy);
       const sheen = look.sheen * fall * fall * 255;
-      const cal = callus ? Math.max(0, callus.at(u, v)) * (look.texture as { callus: number }).callus : 0;
+      const cal = callus ? Math.max(0, callus.at(u, v)) * callusAmount : 0;
       const i = (y * w + x) * 3;
       const g = (grain() - 0.5) * 2 * look.grain;
       data[i] = tone[0] * f * (1 + red) + sheen + g + cal * (250 - tone[0]);
@@ -159,7 +160,7 @@ function paintMarks(canvas: Canvas, look: SiteLook, rng: Rng, unit: number, tone
   const area = (w * h) / (480 * 480); // counts are given for a 320-pixel photo's 480-pixel scene
   const t = look.texture;
   if (t.kind === 'pores' || t.kind === 'follicles') {
-    const count = Math.round((t.kind === 'pores' ? t.count : t.count) * area);
+    const count = Math.round(t.count * area);
     const depth = t.kind === 'pores' ? t.depth : 0.3;
     const dark: RGB = t.kind === 'pores' ? tone.map((v) => v * 0.7) as RGB : [70, 50, 40];
     for (let k = 0; k < count; k++) {
