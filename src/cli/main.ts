@@ -5,9 +5,11 @@ import * as refine from './commands/refine.ts';
 import * as stats from './commands/stats.ts';
 import * as split from './commands/split.ts';
 import * as demoData from './commands/demo-data.ts';
+import * as correlation from './commands/correlation.ts';
+import * as start from './commands/start.ts';
 
 /** Sub-commands in pipeline order (data -> report); each file adds one command. */
-const COMMANDS = [importCmd, refine, stats, split, demoData];
+const COMMANDS = [start, importCmd, refine, stats, correlation, split, demoData];
 
 /** Builds the `dermtl` program; each sub-command lives in its own file under src/cli/commands. */
 export function buildProgram(): Command {
