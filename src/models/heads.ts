@@ -1,0 +1,172 @@
+// The task heads on the pooled trunk features (Liao & Luo): a multi-label lesion head (P sigmoid outputs) and a
+// single-label body-location head (Q softmax outputs), either or both (MTL), optionally over one shared hidden
+// layer. Fresh layers, seeded init, their losses (eq. 5 and eq. 7) and their learning-rate multipliers.
+import type { Graph, Loss, Param, Tensor } from '../graph/index.ts';
+import { DermtlError } from '../util/errors.ts';
+import { Rng } from '../util/rng.ts';
+import { heNormal, paramValue } from './resnet.ts';
+
+/** Names of the head tensors in every graph (inference exports have lesion_probs / location_probs as outputs). */
+export const HEAD_TENSORS = {
+  lesionLogits: 'lesion_logits',
+  lesionProbs: 'lesion_probs',
+  locationLogits: 'location_logits',
+  locationProbs: 'location_probs',
+  lesionTargets: 'lesion_targets',
+  lesionWeights: 'lesion_weights',
+  locationTargets: 'location_targets',
+  locationWeights: 'location_weights',
+  lesionLoss: 'lesion_loss',
+  locationLoss: 'location_loss',
+} as const;
+
+/** Every head param name starts with this; the trunk's never do. */
+export const HEAD_PREFIX = 'heads/';
+
+/**
+ * Learning-rate multipliers (Caffe fine-tuning convention, as in the paper): new head weights x10, their biases
+ * x20, pretrained trunk x1.
+ */
+export const LR_MULTIPLIERS = { trunk: 1, headWeight: 10, headBias: 20 } as const;
+
+export interface HeadsConfig {
+  /** P: lesion labels (multi-label, sigmoid); 0 = no lesion head. */
+  lesion: number;
+  /** Q: body locations (single-label, softmax); 0 = no location head. */
+  location: number;
+  /** A hidden layer FC(d -> hidden) + ReLU + dropout shared by both heads (e.g. for a frozen trunk); default none. */
+  shared?: { hidden: number; dropout: number } | null;
+  /** Dropout on the pooled features before the heads (default 0). */
+  featureDropout?: number;
+}
+
+export interface HeadsOptions extends HeadsConfig {
+  seed: number;
+  /** Training: dropout active. Inference: dropout is an Identity. */
+  training: boolean;
+  /** Head params as graph inputs (trainable) or baked-in initializers (frozen); default true. */
+  trainable?: boolean;
+  values?: ReadonlyMap<string, Float32Array>;
+  requireValues?: boolean;
+}
+
+export interface Heads {
+  lesionLogits?: Tensor;
+  /** sigmoid(lesion logits) [N, P], 'lesion_probs'. */
+  lesionProbs?: Tensor;
+  locationLogits?: Tensor;
+  /** softmax(location logits) [N, Q], 'location_probs'. */
+  locationProbs?: Tensor;
+  /** Head param names in declaration order. */
+  params: string[];
+}
+
+export function checkHeadsConfig(c: HeadsConfig): void {
+  const count = (v: number, what: string) => {
+    if (!Number.isInteger(v) || v < 0) throw new DermtlError(`${what} must be a whole number >= 0, got ${v}`);
+  };
+  count(c.lesion, 'number of lesion labels');
+  count(c.location, 'number of body locations');
+  if (c.lesion === 0 && c.location === 0) throw new DermtlError('the network needs a lesion head, a location head or both; both have 0 classes');
+  if (c.location === 1) throw new DermtlError('a location head needs at least 2 body locations (softmax over 1 class is constant)');
+  for (const [what, p] of [['feature dropout', c.featureDropout ?? 0], ['shared-layer dropout', c.shared?.dropout ?? 0]] as const) {
+    if (!(p >= 0 && p < 1)) throw new DermtlError(`${what} must be in [0, 1), got ${p}`);
+  }
+  if (c.shared && (!Number.isInteger(c.shared.hidden) || c.shared.hidden < 1)) {
+    throw new DermtlError(`shared hidden layer size must be a whole number >= 1, got ${c.shared.hidden}`);
+  }
+}
+
+/** Adds the heads on `features` [N, d]. */
+export function buildHeads(g: Graph, features: Tensor, opts: HeadsOptions): Heads {
+  checkHeadsConfig(opts);
+  if (features.shape.length !== 2) throw new Error(`heads need features [N, d], got [${features.shape}]`);
+  const params: string[] = [];
+  const trainable = opts.trainable ?? true;
+  const linear = (x: Tensor, layer: string, out: number, init: (rng: Rng, shape: number[]) => Float32Array, name: string) => {
+    const shape = [out, x.shape[1]];
+    const wName = `${HEAD_PREFIX}${layer}/weight`;
+    const bName = `${HEAD_PREFIX}${layer}/bias`;
+    params.push(wName, bName);
+    const w = g.param(wName, shape, paramValue(wName, shape, opts, () => init(Rng.derive(opts.seed, 'heads', layer), shape)), { trainable });
+    const b = g.param(bName, [out], paramValue(bName, [out], opts, () => new Float32Array(out)), { trainable });
+    return g.gemm(x, w, b, { transB: true, name });
+  };
+  const dropout = (x: Tensor, ratio: number, key: string, name: string) =>
+    ratio > 0 ? g.dropout(x, ratio, dropoutSeed(opts.seed, key), { training: opts.training, name }) : x;
+
+  let h = dropout(features, opts.featureDropout ?? 0, 'features', 'features_dropout');
+  if (opts.shared) {
+    h = g.relu(linear(h, 'shared', opts.shared.hidden, heNormal, 'shared_fc'), { name: 'shared_relu' });
+    h = dropout(h, opts.shared.dropout, 'shared', 'shared_dropout');
+  }
+  const heads: Heads = { params };
+  const T = HEAD_TENSORS;
+  if (opts.lesion > 0) {
+    heads.lesionLogits = linear(h, 'lesion', opts.lesion, glorotUniform, T.lesionLogits);
+    heads.lesionProbs = g.sigmoid(heads.lesionLogits, { name: T.lesionProbs });
+  }
+  if (opts.location > 0) {
+    heads.locationLogits = linear(h, 'location', opts.location, glorotUniform, T.locationLogits);
+    heads.locationProbs = g.softmax(heads.locationLogits, 1, { name: T.locationProbs });
+  }
+  return heads;
+}
+
+export interface HeadLosses {
+  /** For buildTrainingGraph: each loss with its task weight. */
+  losses: Loss[];
+  lesionLoss?: Tensor;
+  locationLoss?: Tensor;
+}
+
+/**
+ * Adds the label inputs and the losses of the heads present:
+ * - lesion (eq. 5): inputs `lesion_targets` float32 [N, P] (0/1) and `lesion_weights` float32 [N] (0 masks a
+ *   sample without lesion labels), sigmoid cross-entropy summed over labels, averaged over N;
+ * - location (eq. 7): inputs `location_targets` int64 [N] (class index; any out-of-range value such as -1
+ *   contributes 0) and `location_weights` float32 [N], softmax cross-entropy averaged over N.
+ * Task weights multiply each loss in the differentiated total (default 1 each).
+ */
+export function addHeadLosses(g: Graph, heads: Heads, taskWeights: { lesion?: number; location?: number } = {}): HeadLosses {
+  const T = HEAD_TENSORS;
+  const out: HeadLosses = { losses: [] };
+  if (heads.lesionLogits) {
+    const [n, p] = heads.lesionLogits.shape;
+    const t = g.input(T.lesionTargets, [n, p]);
+    out.lesionLoss = g.sigmoidCrossEntropy(heads.lesionLogits, t, g.input(T.lesionWeights, [n]), { name: T.lesionLoss });
+    out.losses.push({ tensor: out.lesionLoss, weight: taskWeights.lesion ?? 1 });
+  }
+  if (heads.locationLogits) {
+    const n = heads.locationLogits.shape[0];
+    const t = g.input(T.locationTargets, [n], 'int64');
+    out.locationLoss = g.softmaxCrossEntropy(heads.locationLogits, t, g.input(T.locationWeights, [n]), { name: T.locationLoss });
+    out.losses.push({ tensor: out.locationLoss, weight: taskWeights.location ?? 1 });
+  }
+  return out;
+}
+
+/** The multiplier of one param by name: head weights x10, head biases x20, everything else (trunk) x1. */
+export function lrMultiplier(param: string): number {
+  if (!param.startsWith(HEAD_PREFIX)) return LR_MULTIPLIERS.trunk;
+  return param.endsWith('/bias') ? LR_MULTIPLIERS.headBias : LR_MULTIPLIERS.headWeight;
+}
+
+/** Multipliers of the trainable params of a graph, in declaration order (what the optimizer iterates). */
+export function learningRateMultipliers(params: readonly Param[]): Map<string, number> {
+  return new Map(params.filter((p) => p.trainable).map((p) => [p.name, lrMultiplier(p.name)]));
+}
+
+/** Glorot/Xavier uniform: U(-a, a), a = sqrt(6 / (fan_in + fan_out)), for the linear layers before sigmoid/softmax. */
+export function glorotUniform(rng: Rng, shape: readonly number[]): Float32Array {
+  const [fanOut, fanIn] = shape;
+  const a = Math.sqrt(6 / (fanIn + fanOut));
+  const out = new Float32Array(fanOut * fanIn);
+  for (let i = 0; i < out.length; i++) out[i] = rng.uniform(-a, a);
+  return out;
+}
+
+/** A positive 31-bit seed for ORT's Dropout generator, derived from the network seed and the layer. */
+function dropoutSeed(seed: number, key: string): number {
+  return Math.abs(Rng.derive(seed, 'dropout', key).int(1, 0x7fffffff));
+}

@@ -1,0 +1,326 @@
+// A trained dermtl model on disk: one folder, written atomically, whose model.onnx also stands alone (label
+// names, preprocessing and the format version are in its metadata_props, so a browser or another runtime needs
+// nothing else). Standard ONNX opset 17, no custom ops, batch dimension dynamic ('N').
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import onnxProto from 'onnx-proto';
+import { z } from 'zod';
+import type { Graph } from '../graph/index.ts';
+import { GraphSession, type RunOptions } from '../graph/index.ts';
+import { readMetadata, toModelProto } from '../graph/onnx.ts';
+import type { Preprocessing } from '../image/index.ts';
+import { writeFileAtomic, writeDirAtomic } from '../util/atomic.ts';
+import { DermtlError, errorList } from '../util/errors.ts';
+import { HEAD_TENSORS } from './heads.ts';
+import { buildNetwork, checkSpec, IMAGE_INPUT, type NetworkSpec } from './network.ts';
+
+export const MODEL_FORMAT = 'dermtl-model';
+/** Bump when a folder written by this code could be misread by an older reader (or vice versa). */
+export const MODEL_FORMAT_VERSION = 1;
+
+export const MODEL_FILES = {
+  onnx: 'model.onnx',
+  labels: 'labels.json',
+  preprocessing: 'preprocessing.json',
+  config: 'config.json',
+  metrics: 'metrics.json',
+  manifest: 'dermtl.json',
+} as const;
+
+/** Keys of the model.onnx metadata_props (values are strings; lists and objects are JSON). */
+export const METADATA_KEYS = {
+  format: 'dermtl.format',
+  version: 'dermtl.format_version',
+  network: 'dermtl.network',
+  lesionLabels: 'dermtl.lesion_labels',
+  locationLabels: 'dermtl.location_labels',
+  preprocessing: 'dermtl.preprocessing',
+  input: 'dermtl.input',
+  outputs: 'dermtl.outputs',
+} as const;
+
+export interface ModelLabels {
+  /** Lesion label names in head order ([] when the model has no lesion head). */
+  lesion: string[];
+  /** Body-location names in head order ([] when the model has no location head). */
+  location: string[];
+}
+
+export interface ModelToSave {
+  network: NetworkSpec;
+  /** Every param of the network by name (see collectParams); a missing one is an error, never re-initialised. */
+  params: ReadonlyMap<string, Float32Array>;
+  labels: ModelLabels;
+  preprocessing: Preprocessing;
+  /** The training configuration (any JSON). */
+  config?: unknown;
+  /** Evaluation results (any JSON). */
+  metrics?: unknown;
+}
+
+/** dermtl.json: what the folder is and how to read it. */
+export interface ModelManifest {
+  format: typeof MODEL_FORMAT;
+  version: number;
+  createdAt: string;
+  network: NetworkSpec;
+  input: { name: string; shape: (number | string)[]; dtype: 'float32' };
+  outputs: { name: string; shape: (number | string)[]; activation: 'sigmoid' | 'softmax'; labels: 'lesion' | 'location' }[];
+  files: string[];
+}
+
+/** Op types whose semantics do not depend on the batch size (so the batch dimension may be left free). */
+const BATCH_FREE_OPS = new Set(['Conv', 'Relu', 'Add', 'MaxPool', 'GlobalAveragePool', 'Flatten', 'Gemm', 'Sigmoid', 'Softmax', 'Identity']);
+
+export interface InferenceExportOptions {
+  metadata?: Record<string, string>;
+  docString?: string;
+  /** Leave dimension 0 of every input and output free as 'N' (default true). */
+  dynamicBatch?: boolean;
+}
+
+/**
+ * Serialises an inference graph (every param an initializer). With dynamicBatch the graph is built at one batch
+ * size and dimension 0 of its inputs/outputs is renamed 'N': valid only when no node bakes the batch size into a
+ * constant (Reshape to a fixed shape, Expand, ...), which is checked.
+ */
+export function serializeInference(g: Graph, opts: InferenceExportOptions = {}): Uint8Array {
+  const trainable = g.params({ trainable: true });
+  if (trainable.length) throw new Error(`inference export: ${trainable.length} params are graph inputs (${trainable[0].name}, ...); build with everything frozen`);
+  const model = toModelProto(g, { metadata: opts.metadata });
+  if (opts.docString) model.docString = opts.docString;
+  if (opts.dynamicBatch ?? true) {
+    const fixed = g.nodes.filter((n) => !BATCH_FREE_OPS.has(n.opType)).map((n) => n.opType);
+    if (fixed.length) throw new Error(`inference export: ops ${[...new Set(fixed)].join(', ')} may depend on the batch size; export with dynamicBatch: false`);
+    for (const v of [...(model.graph!.input ?? []), ...(model.graph!.output ?? [])]) {
+      const dims = v.type!.tensorType!.shape!.dim!;
+      dims[0] = { dimParam: 'N' };
+    }
+  }
+  return onnxProto.onnx.ModelProto.encode(model).finish();
+}
+
+/** Writes the model folder `dir` atomically (a half-written folder never appears; an old one is replaced). */
+export async function saveModel(dir: string, m: ModelToSave): Promise<ModelManifest> {
+  checkSpec(m.network);
+  checkLabels(m.labels, m.network, `labels for ${dir}`);
+  const net = buildNetwork(m.network, { batch: 1, mode: 'inference', values: m.params, requireValues: true });
+  const outputs = manifestOutputs(m.network);
+  const input = { name: IMAGE_INPUT, shape: ['N', 3, m.network.imageSize, m.network.imageSize], dtype: 'float32' as const };
+  const bytes = serializeInference(net.graph, {
+    metadata: {
+      [METADATA_KEYS.format]: MODEL_FORMAT,
+      [METADATA_KEYS.version]: String(MODEL_FORMAT_VERSION),
+      [METADATA_KEYS.network]: JSON.stringify(m.network),
+      [METADATA_KEYS.lesionLabels]: JSON.stringify(m.labels.lesion),
+      [METADATA_KEYS.locationLabels]: JSON.stringify(m.labels.location),
+      [METADATA_KEYS.preprocessing]: JSON.stringify(m.preprocessing),
+      [METADATA_KEYS.input]: JSON.stringify(input),
+      [METADATA_KEYS.outputs]: JSON.stringify(outputs),
+    },
+    docString: docString(m, input.shape),
+  });
+  const manifest: ModelManifest = {
+    format: MODEL_FORMAT, version: MODEL_FORMAT_VERSION, createdAt: new Date().toISOString(), network: m.network,
+    input, outputs, files: Object.values(MODEL_FILES),
+  };
+  const json = (v: unknown) => `${JSON.stringify(v ?? null, null, 2)}\n`;
+  await writeDirAtomic(dir, async (tmp) => {
+    await writeFileAtomic(join(tmp, MODEL_FILES.onnx), bytes);
+    await writeFileAtomic(join(tmp, MODEL_FILES.labels), json(m.labels));
+    await writeFileAtomic(join(tmp, MODEL_FILES.preprocessing), json(m.preprocessing));
+    await writeFileAtomic(join(tmp, MODEL_FILES.config), json(m.config ?? {}));
+    await writeFileAtomic(join(tmp, MODEL_FILES.metrics), json(m.metrics ?? {}));
+    // Last, so a reader that finds dermtl.json (in a folder not written by us atomically) finds the rest too.
+    await writeFileAtomic(join(tmp, MODEL_FILES.manifest), json(manifest));
+  });
+  return manifest;
+}
+
+function manifestOutputs(spec: NetworkSpec): ModelManifest['outputs'] {
+  const out: ModelManifest['outputs'] = [];
+  if (spec.heads.lesion > 0) out.push({ name: HEAD_TENSORS.lesionProbs, shape: ['N', spec.heads.lesion], activation: 'sigmoid', labels: 'lesion' });
+  if (spec.heads.location > 0) out.push({ name: HEAD_TENSORS.locationProbs, shape: ['N', spec.heads.location], activation: 'softmax', labels: 'location' });
+  return out;
+}
+
+function docString(m: ModelToSave, shape: (number | string)[]): string {
+  const p = m.preprocessing;
+  return [
+    `dermtl skin-lesion model (ResNet-${m.network.trunk.depth} trunk), format ${MODEL_FORMAT} v${MODEL_FORMAT_VERSION}.`,
+    `Input '${IMAGE_INPUT}' float32 [${shape}] (${p.layout}): resize shorter side to ${p.resizeShorter}, crop ${p.size}x${p.size},`,
+    `channels ${p.channelOrder}, 0-255 minus mean [${p.mean}]${p.std ? ` divided by [${p.std}]` : ''}.`,
+    `Outputs: ${manifestOutputs(m.network).map((o) => `${o.name} (${o.activation})`).join(', ')}; label names in metadata ${METADATA_KEYS.lesionLabels} / ${METADATA_KEYS.locationLabels}.`,
+  ].join(' ');
+}
+
+function checkLabels(labels: ModelLabels, spec: NetworkSpec, where: string): void {
+  const problems: string[] = [];
+  for (const [key, n] of [['lesion', spec.heads.lesion], ['location', spec.heads.location]] as const) {
+    const list = labels[key];
+    if (!Array.isArray(list) || list.some((l) => typeof l !== 'string' || !l)) problems.push(`${key}: must be a list of non-empty names`);
+    else if (list.length !== n) problems.push(`${key}: ${list.length} names, the network's ${key} head has ${n} outputs`);
+    else if (new Set(list).size !== list.length) problems.push(`${key}: names repeat`);
+  }
+  if (problems.length) throw errorList(where, problems);
+}
+
+// ---------------------------------------------------------------- loading
+
+const specSchema = z.object({
+  trunk: z.object({ depth: z.union([z.literal(50), z.literal('tiny')]) }),
+  imageSize: z.number().int(),
+  heads: z.object({
+    lesion: z.number().int(),
+    location: z.number().int(),
+    shared: z.object({ hidden: z.number().int(), dropout: z.number() }).nullable().optional(),
+    featureDropout: z.number().optional(),
+  }),
+  seed: z.number().int(),
+});
+const manifestSchema = z.object({ format: z.string(), version: z.number(), network: specSchema }).loose();
+const labelsSchema = z.object({ lesion: z.array(z.string()), location: z.array(z.string()) });
+const prepSchema = z.object({
+  size: z.number().int().positive(),
+  resizeShorter: z.number().int().positive(),
+  kernel: z.literal('lanczos3'),
+  alphaBackground: z.tuple([z.number(), z.number(), z.number()]),
+  channelOrder: z.enum(['BGR', 'RGB']),
+  mean: z.tuple([z.number(), z.number(), z.number()]),
+  std: z.tuple([z.number(), z.number(), z.number()]).nullable(),
+  layout: z.literal('NCHW'),
+});
+
+export interface LoadedModel {
+  dir: string;
+  manifest: ModelManifest;
+  network: NetworkSpec;
+  labels: ModelLabels;
+  preprocessing: Preprocessing;
+  config: unknown;
+  metrics: unknown;
+  /** The model.onnx bytes (e.g. to serve to a browser). */
+  onnx: Uint8Array;
+  /** An ORT session on model.onnx (null when loaded with session: false). */
+  session: GraphSession | null;
+  /** Runs n preprocessed images [n, 3, size, size]; returns the probabilities of the heads present. */
+  predict(images: Float32Array, n: number): Promise<{ lesion?: Float32Array; location?: Float32Array }>;
+  /** Every param (name -> values) from model.onnx's initializers, e.g. to continue training. */
+  params(): Map<string, Float32Array>;
+  release(): Promise<void>;
+}
+
+export interface LoadOptions extends RunOptions {
+  /** Open an ORT session (default true). */
+  session?: boolean;
+}
+
+/** Reads and checks a model folder written by saveModel. Every problem is a DermtlError naming the folder or file. */
+export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<LoadedModel> {
+  const kind = await stat(dir).then((s) => (s.isDirectory() ? 'dir' : 'file'), () => null);
+  if (kind !== 'dir') throw new DermtlError(`${dir}: ${kind ? 'not a folder' : 'no such folder'}; a dermtl model is a folder holding ${MODEL_FILES.manifest} and ${MODEL_FILES.onnx}`);
+  const manifestPath = join(dir, MODEL_FILES.manifest);
+  const raw = await readJson(manifestPath, `${dir} is not a dermtl model folder (it has no ${MODEL_FILES.manifest})`);
+  const head = z.object({ format: z.string(), version: z.number() }).loose().safeParse(raw);
+  if (!head.success || head.data.format !== MODEL_FORMAT) throw new DermtlError(`${manifestPath}: not a ${MODEL_FORMAT} manifest (no "format": "${MODEL_FORMAT}")`);
+  if (head.data.version !== MODEL_FORMAT_VERSION) {
+    throw new DermtlError(`${dir}: model format version ${head.data.version}; this dermtl reads version ${MODEL_FORMAT_VERSION}. ` +
+      `Use a dermtl release that writes version ${head.data.version}, or export the model again.`);
+  }
+  const manifest = parseWith(manifestSchema, raw, manifestPath) as unknown as ModelManifest;
+  const missing: string[] = [];
+  for (const f of Object.values(MODEL_FILES)) {
+    if (!(await stat(join(dir, f)).then((s) => s.isFile(), () => false))) missing.push(`${f}: missing`);
+  }
+  if (missing.length) throw errorList(`${dir}: incomplete dermtl model folder`, missing);
+  const network = manifest.network;
+  try {
+    checkSpec(network);
+  } catch (e) {
+    throw new DermtlError(`${manifestPath}: ${(e as Error).message}`);
+  }
+  const labels = parseWith(labelsSchema, await readJson(join(dir, MODEL_FILES.labels)), join(dir, MODEL_FILES.labels));
+  checkLabels(labels, network, join(dir, MODEL_FILES.labels));
+  const preprocessing = parseWith(prepSchema, await readJson(join(dir, MODEL_FILES.preprocessing)), join(dir, MODEL_FILES.preprocessing)) as Preprocessing;
+  if (preprocessing.size !== network.imageSize) {
+    throw new DermtlError(`${join(dir, MODEL_FILES.preprocessing)}: size ${preprocessing.size} differs from the network's input size ${network.imageSize}`);
+  }
+  const config = await readJson(join(dir, MODEL_FILES.config));
+  const metrics = await readJson(join(dir, MODEL_FILES.metrics));
+  const onnxPath = join(dir, MODEL_FILES.onnx);
+  const onnx = new Uint8Array(await readFile(onnxPath));
+  checkOnnxMetadata(onnxPath, onnx, labels);
+  let session: GraphSession | null = null;
+  if (opts.session ?? true) {
+    session = await GraphSession.fromBytes(onnx, opts).catch((e: Error) => {
+      throw new DermtlError(`${onnxPath}: onnxruntime cannot open it (${e.message.split('\n')[0]})`);
+    });
+  }
+  return {
+    dir, manifest, network, labels, preprocessing, config, metrics, onnx, session,
+    async predict(images, n) {
+      if (!session) throw new Error('model was loaded with session: false');
+      const size = network.imageSize;
+      const out = await session.run({ [IMAGE_INPUT]: { data: images, dims: [n, 3, size, size] } });
+      return {
+        ...(network.heads.lesion > 0 ? { lesion: out[HEAD_TENSORS.lesionProbs].data as Float32Array } : {}),
+        ...(network.heads.location > 0 ? { location: out[HEAD_TENSORS.locationProbs].data as Float32Array } : {}),
+      };
+    },
+    params: () => readParams(onnx),
+    release: async () => session?.release(),
+  };
+}
+
+/** The standalone model.onnx must carry our format and the same labels as labels.json. */
+function checkOnnxMetadata(path: string, bytes: Uint8Array, labels: ModelLabels): void {
+  let meta: Record<string, string>;
+  try {
+    meta = readMetadata(bytes);
+  } catch (e) {
+    throw new DermtlError(`${path}: not a readable ONNX model (${(e as Error).message})`);
+  }
+  if (meta[METADATA_KEYS.format] !== MODEL_FORMAT) throw new DermtlError(`${path}: not written by dermtl (no ${METADATA_KEYS.format} metadata)`);
+  if (meta[METADATA_KEYS.version] !== String(MODEL_FORMAT_VERSION)) {
+    throw new DermtlError(`${path}: model format version ${meta[METADATA_KEYS.version]}; this dermtl reads version ${MODEL_FORMAT_VERSION}`);
+  }
+  for (const key of ['lesion', 'location'] as const) {
+    const k = key === 'lesion' ? METADATA_KEYS.lesionLabels : METADATA_KEYS.locationLabels;
+    if (meta[k] !== JSON.stringify(labels[key])) throw new DermtlError(`${path}: its ${key} labels differ from ${MODEL_FILES.labels} (the folder was edited by hand?)`);
+  }
+}
+
+/** Named params (`<layer>/weight`, `<layer>/bias`) from the initializers of model bytes, as fresh Float32Arrays. */
+export function readParams(bytes: Uint8Array): Map<string, Float32Array> {
+  const model = onnxProto.onnx.ModelProto.decode(bytes);
+  const out = new Map<string, Float32Array>();
+  for (const t of model.graph?.initializer ?? []) {
+    if (!t.name || !/\/(weight|bias)$/.test(t.name)) continue;
+    const raw = t.rawData;
+    // rawData views the decode buffer at any offset: copy to an aligned array.
+    const data = raw && raw.length ? new Float32Array(new Uint8Array(raw).buffer) : Float32Array.from(t.floatData ?? []);
+    out.set(t.name, data);
+  }
+  return out;
+}
+
+async function readJson(path: string, missing?: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new DermtlError(code === 'ENOENT' && missing ? missing : `${path}: cannot read it (${code})`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new DermtlError(`${path}: not valid JSON (${(e as Error).message})`);
+  }
+}
+
+function parseWith<T>(schema: z.ZodType<T>, v: unknown, path: string): T {
+  const r = schema.safeParse(v);
+  if (!r.success) throw errorList(`${path}: unexpected content`, r.error.issues.map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`));
+  return r.data;
+}

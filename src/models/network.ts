@@ -1,0 +1,81 @@
+// The whole dermtl network (trunk + heads) from one JSON-serialisable spec, as a training graph's forward part
+// or as an inference graph. Model files store the spec, so a saved model can be rebuilt exactly.
+import { Graph, type Loss, type Tensor } from '../graph/index.ts';
+import { DermtlError } from '../util/errors.ts';
+import type { FoldedResNet50 } from './foldBatchNorm.ts';
+import { addHeadLosses, buildHeads, checkHeadsConfig, learningRateMultipliers, type Heads, type HeadsConfig } from './heads.ts';
+import { buildResNet, type ResNetDepth, type ResNetTrunk, type Trainable } from './resnet.ts';
+
+/** Everything that fixes the network's shape and init (stored in a model folder's dermtl.json). */
+export interface NetworkSpec {
+  trunk: { depth: ResNetDepth };
+  /** Side of the square input (224 for the pretrained ResNet-50). */
+  imageSize: number;
+  heads: HeadsConfig;
+  /** Seed of every random init and dropout mask. */
+  seed: number;
+}
+
+export const IMAGE_INPUT = 'image';
+
+export interface BuildNetworkOptions {
+  batch: number;
+  /** 'train': dropout active, label inputs and losses added. 'inference': every param baked in, dropout off. */
+  mode: 'train' | 'inference';
+  /** Train mode only (inference freezes everything); default 'all'. */
+  trainable?: Trainable;
+  /** Trunk init: folded ImageNet weights (ResNet-50) or 'random'. */
+  weights?: FoldedResNet50 | 'random';
+  /** Param values by name (trained / saved), replacing the init. */
+  values?: ReadonlyMap<string, Float32Array>;
+  /** Every param must come from `values` (rebuilding a saved model). */
+  requireValues?: boolean;
+  /** Task weights of the losses (train mode). */
+  taskWeights?: { lesion?: number; location?: number };
+}
+
+export interface Network {
+  graph: Graph;
+  image: Tensor;
+  trunk: ResNetTrunk;
+  heads: Heads;
+  /** Train mode: the losses for buildTrainingGraph (with task weights). Empty in inference mode. */
+  losses: Loss[];
+  /** Trainable param name -> learning-rate multiplier (trunk x1, head weights x10, head biases x20). */
+  lrMultipliers: Map<string, number>;
+}
+
+export function checkSpec(spec: NetworkSpec): void {
+  if (spec.trunk.depth !== 50 && spec.trunk.depth !== 'tiny') throw new DermtlError(`unknown trunk depth ${JSON.stringify(spec.trunk.depth)} (expected 50 or "tiny")`);
+  // 32 is the smallest side whose res5 map is still >= 1x1 (five halvings).
+  if (!Number.isInteger(spec.imageSize) || spec.imageSize < 32) throw new DermtlError(`image size must be a whole number >= 32, got ${spec.imageSize}`);
+  if (!Number.isInteger(spec.seed)) throw new DermtlError(`seed must be an integer, got ${spec.seed}`);
+  checkHeadsConfig(spec.heads);
+}
+
+/**
+ * Builds image input 'image' [batch, 3, size, size] -> trunk -> heads. Outputs: lesion_probs and/or
+ * location_probs (and in train mode the losses, added by buildTrainingGraph).
+ */
+export function buildNetwork(spec: NetworkSpec, opts: BuildNetworkOptions): Network {
+  checkSpec(spec);
+  if (!Number.isInteger(opts.batch) || opts.batch < 1) throw new DermtlError(`batch size must be a whole number >= 1, got ${opts.batch}`);
+  const train = opts.mode === 'train';
+  const trainable: Trainable = train ? (opts.trainable ?? 'all') : 'none';
+  const g = new Graph();
+  const image = g.input(IMAGE_INPUT, [opts.batch, 3, spec.imageSize, spec.imageSize]);
+  const common = { values: opts.values, requireValues: opts.requireValues };
+  const trunk = buildResNet(g, image, { depth: spec.trunk.depth, weights: opts.weights, seed: spec.seed, trainable, ...common });
+  // The heads are new layers: trainable whenever anything is ('heads', 'all' and predicates alike).
+  const headsTrainable = trainable !== 'none';
+  const heads = buildHeads(g, trunk.features, { ...spec.heads, seed: spec.seed, training: train, trainable: headsTrainable, ...common });
+  if (heads.lesionProbs) g.output(heads.lesionProbs);
+  if (heads.locationProbs) g.output(heads.locationProbs);
+  const losses = train ? addHeadLosses(g, heads, opts.taskWeights).losses : [];
+  return { graph: g, image, trunk, heads, losses, lrMultipliers: learningRateMultipliers(g.params()) };
+}
+
+/** Every param of a built graph by name: its declared data, replaced by `trained` where given (for saving). */
+export function collectParams(g: Graph, trained?: ReadonlyMap<string, Float32Array>): Map<string, Float32Array> {
+  return new Map(g.params().map((p) => [p.name, trained?.get(p.name) ?? p.data]));
+}
