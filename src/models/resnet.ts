@@ -65,6 +65,13 @@ function resnet50Layout(): TrunkLayout {
   return { depth: 50, stem: conv(stem), blocks: [...blocks.values()], featureDim: 2048 };
 }
 
+/**
+ * Standard deviation of Caffe-preprocessed pixels (0-255 minus the mean; ImageNet per-channel std is ~57-58).
+ * He init assumes unit-variance input, and no BatchNorm follows to absorb the scale, so a random conv1 is
+ * divided by this: random features then start near unit scale instead of ~58x too large.
+ */
+export const INPUT_PIXEL_STD = 58;
+
 /** Widths of the tiny net's stages 2..5 (ResNet-18 has 64..512) and its stem. */
 export const TINY_WIDTHS = [8, 16, 32, 64] as const;
 
@@ -106,7 +113,10 @@ export interface ResNetOptions {
   depth: ResNetDepth;
   /** Folded Keras ImageNet weights (depth 50 only), or 'random' (He normal, seeded); default 'random'. */
   weights?: FoldedResNet50 | 'random';
-  /** Seed of the random init (Rng.derive(seed, 'trunk', conv name): independent of build order). */
+  /**
+   * Seed of the random init: He normal, conv1 divided by INPUT_PIXEL_STD, the last conv of each residual branch by
+   * sqrt(blocks); each conv from Rng.derive(seed, 'trunk', conv name), so independent of build order.
+   */
   seed?: number;
   /** Default 'all'. */
   trainable?: Trainable;
@@ -162,7 +172,7 @@ export function buildResNet(g: Graph, input: Tensor, opts: ResNetOptions): ResNe
     return g.conv(x, w, b, { strides: c.stride, pads: c.pad, name: c.name });
   };
 
-  let x = g.relu(conv(input, layout.stem), { name: 'conv1_relu' });
+  let x = g.relu(conv(input, layout.stem, 1 / INPUT_PIXEL_STD), { name: 'conv1_relu' });
   x = g.maxPool(x, { kernel: 3, strides: 2, pads: 1, name: 'pool1' });
   for (const block of layout.blocks) {
     let y = x;

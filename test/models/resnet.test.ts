@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Graph, GraphSession } from '../../src/graph/index.ts';
-import { buildResNet, heNormal, trunkConvs, trunkLayout, TINY_WIDTHS } from '../../src/models/resnet.ts';
+import { buildResNet, heNormal, INPUT_PIXEL_STD, trunkConvs, trunkLayout, TINY_WIDTHS } from '../../src/models/resnet.ts';
 import { RESNET50_PARAM_COUNT } from '../../src/models/foldBatchNorm.ts';
 import { DermtlError } from '../../src/util/errors.ts';
 import { Rng } from '../../src/util/rng.ts';
@@ -153,7 +153,8 @@ test('init: He normal (std sqrt(2/fan_in)), last conv of each branch scaled by 1
   const again = build(3);
   assert.deepEqual(again.get('conv1/weight'), a.get('conv1/weight'));
   assert.notDeepEqual(build(4).get('conv1/weight'), a.get('conv1/weight'));
-  assert.deepEqual(heNormal(Rng.derive(3, 'trunk', 'conv1'), [8, 3, 7, 7]), a.get('conv1/weight'), 'derived from (seed, conv name)');
+  // conv1 sees Caffe pixels (sd ~58), so its He std is divided by INPUT_PIXEL_STD
+  assert.deepEqual(heNormal(Rng.derive(3, 'trunk', 'conv1'), [8, 3, 7, 7], 1 / INPUT_PIXEL_STD), a.get('conv1/weight'), 'derived from (seed, conv name)');
 });
 
 test('trainable: all -> params are graph inputs; heads -> frozen initializers; predicate -> only matching params', () => {
