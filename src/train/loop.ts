@@ -1,6 +1,8 @@
 // The step loop: resume from the latest checkpoint, run updates, validate every so often (feeding the
 // plateau scheduler), checkpoint every so often, stop cleanly on an abort signal. Batches are a pure
 // function of the update index, so a resumed run sees exactly the batches the interrupted one would have.
+// Bit-identical resume also needs the graph to be deterministic: active Dropout draws its masks from a
+// generator ORT seeds once per session, so a resumed run (new session) replays masks from the start.
 import { DermtlError } from '../util/errors.ts';
 import { restoreCheckpoint, saveCheckpoint } from './checkpoint.ts';
 import type { Feeds, StepResult, Trainer } from './step.ts';
