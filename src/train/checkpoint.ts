@@ -9,12 +9,12 @@
 // A save writes a NEW folder (writeDirAtomic: complete or absent), then switches latest.json with one
 // atomic rename, then prunes folders it made earlier beyond `keep`. A crash at any point leaves
 // latest.json naming a complete checkpoint; the previous good one is never touched before the switch.
-import { readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeDirAtomic, writeFileAtomic } from '../util/atomic.ts';
 import { DermtlError, errorList } from '../util/errors.ts';
 import { sameShape, shapeStr } from '../graph/types.ts';
-import { encodeTensors, readTensorFile } from './tensorFile.ts';
+import { encodeTensors, readNamed, readTensorFile } from './tensorFile.ts';
 import { encodeSgdState, firstNonFinite, readSgdState, type SgdMomentum } from './optimizer.ts';
 import { isPlateauState, type PlateauState, type ReduceOnPlateau } from './scheduler.ts';
 
@@ -47,10 +47,9 @@ export async function saveCheckpoint(root: string, state: TrainingState, progres
   if (!(Number.isInteger(keep) && keep >= 1)) throw new DermtlError(`checkpoint keep must be a whole number >= 1, got ${keep}`);
   const opt = state.optimizer.state();
   const params = opt.params.map((p) => ({ name: p.name, shape: p.shape, data: state.params.get(p.name)! }));
-  for (const [what, list] of [['param', params], ['momentum buffer of', params.map((p) => ({ ...p, data: opt.buffers.get(p.name)! }))]] as const) {
-    for (const t of list) {
-      if (firstNonFinite(t.data) >= 0) throw new DermtlError(`${what} ${t.name} is not finite at step ${opt.step}; refusing to replace the last good checkpoint in ${root}`);
-    }
+  for (const p of params) {
+    const what = firstNonFinite(p.data) >= 0 ? 'param' : firstNonFinite(opt.buffers.get(p.name)!) >= 0 ? 'momentum buffer of' : '';
+    if (what) throw new DermtlError(`${what} ${p.name} is not finite at step ${opt.step}; refusing to replace the last good checkpoint in ${root}`);
   }
   const manifest: Manifest = {
     format: 'dermtl-checkpoint', version: 1, step: opt.step, lr: opt.lr, savedAt: new Date().toISOString(),
@@ -148,12 +147,7 @@ async function freshName(root: string, step: number): Promise<string> {
 }
 
 async function readJson(path: string): Promise<unknown> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    throw new DermtlError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'file is missing' : (e as Error).message}`);
-  }
+  const text = (await readNamed(path)).toString('utf8');
   try {
     return JSON.parse(text);
   } catch {

@@ -153,8 +153,11 @@ export class SgdMomentum {
 }
 
 /**
- * The fused update over one param: one pass, no allocation, monomorphic on Float32Array. Memory-bound:
- * it reads w, v, g and writes w, v (20 bytes per value).
+ * The fused update over one param: one pass, no allocation, monomorphic on Float32Array. It moves 20
+ * bytes per value (reads w, v, g; writes w, v): 25.5M values take ~42 ms on the 2-core dev machine
+ * (test/train/speed-check.ts), ~12 GB/s against ~42 GB/s for a plain copy, so V8's scalar code is the
+ * limit, not memory. A hand-assembled WASM SIMD kernel measured ~20 ms; not worth an opaque binary for
+ * ~0.5% of a ResNet-50 step at batch 20 (~4.5 s).
  */
 export function sgdKernel(w: Float32Array, v: Float32Array, g: Float32Array, mu: number, rate: number, decay: number): void {
   const n = w.length;

@@ -80,7 +80,9 @@ export class Trainer {
       if (evalParams.length !== known.size || !evalParams.every((n) => known.has(n))) {
         throw new Error('evalForward must declare the same trainable params as forward');
       }
-      evalSession = await GraphSession.fromGraph(opts.evalForward, { threads: opts.threads, checkFinite: dataInputs(opts.evalForward) });
+      const ev = opts.evalForward.clone(); // the losses become outputs of a copy, as buildTrainingGraph does
+      for (const l of losses) if (!ev.outputs.some((o) => o.name === l.name)) ev.output(ev.tensor(l.name));
+      evalSession = await GraphSession.fromGraph(ev, { threads: opts.threads, checkFinite: dataInputs(ev) });
     }
     const scheduler = opts.plateau ? new ReduceOnPlateau(optimizer, opts.plateau) : undefined;
     return new Trainer(session, params, optimizer, losses.map((l) => l.name), scheduler, evalSession);

@@ -73,13 +73,16 @@ export function decodeTensors(bytes: Uint8Array, label: string): { tensors: Name
 }
 
 export async function readTensorFile(path: string): Promise<{ tensors: NamedTensor[]; meta: unknown }> {
-  let bytes: Buffer;
+  return decodeTensors(await readNamed(path), path);
+}
+
+/** readFile with a DermtlError that names the file (and says plainly when it is missing). */
+export async function readNamed(path: string): Promise<Buffer> {
   try {
-    bytes = await readFile(path);
+    return await readFile(path);
   } catch (e) {
     throw new DermtlError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'file is missing' : (e as Error).message}`);
   }
-  return decodeTensors(bytes, path);
 }
 
 function parseHeader(text: string, label: string): { tensors: { name: string; shape: number[] }[]; meta: unknown } {

@@ -144,3 +144,49 @@ test('trainer input errors: params fed by hand, unknown multiplier names', async
   }
   await assert.rejects(makeTrainer(1, { multipliers: { 'lesion/W': { lrMult: 10 } } }), /multipliers name param\(s\) the model has no trainable param for: lesion\/W/);
 });
+
+test('evalForward: losses come from the eval graph with the current params; a graph with other params is refused', async () => {
+  const plain = await makeTrainer(1);
+  const withEval = await makeTrainer(1, { evalForward: buildNet(1) });
+  try {
+    for (let i = 0; i < 3; i++) {
+      await plain.step(batchAt(DATA, ORDER_SEED, i));
+      await withEval.step(batchAt(DATA, ORDER_SEED, i));
+    }
+    const probe = batchAt(DATA, 99, 0);
+    const [a, b] = [await plain.evalLoss(probe), await withEval.evalLoss(probe)];
+    // No dropout in this net, so both graphs compute the same losses from the same (trained) params.
+    assert.ok(Math.abs(a.lesionLoss - b.lesionLoss) < 1e-6 && Math.abs(a.locationLoss - b.locationLoss) < 1e-6, `${JSON.stringify(a)} vs ${JSON.stringify(b)}`);
+    assert.notEqual(b.lesionLoss, (await makeTrainerLoss(probe)).lesionLoss); // not the untrained values
+  } finally {
+    await Promise.all([plain.release(), withEval.release()]);
+  }
+  const other = buildNet(1);
+  other.param('extra', [2], new Float32Array(2), { trainable: true });
+  await assert.rejects(makeTrainer(1, { evalForward: other }), /evalForward must declare the same trainable params as forward/);
+});
+
+async function makeTrainerLoss(feeds: ReturnType<typeof batchAt>) {
+  const t = await makeTrainer(1);
+  try {
+    return await t.evalLoss(feeds);
+  } finally {
+    await t.release();
+  }
+}
+
+test('abort signal: the loop finishes the current update, checkpoints and returns', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'dermtl-abort-'));
+  const trainer = await makeTrainer(1);
+  const stop = new AbortController();
+  try {
+    const r = await runTraining(trainer, {
+      steps: 50, batch: (i) => batchAt(DATA, ORDER_SEED, i), checkpoint: { root, every: 20 }, signal: stop.signal,
+      onStep: (s) => s.step === 7 && stop.abort(),
+    });
+    assert.deepEqual(r, { step: 7, stopped: true });
+    assert.deepEqual(JSON.parse(await readFile(join(root, 'latest.json'), 'utf8')), { checkpoint: 'step-000000007', step: 7, previous: [] });
+  } finally {
+    await trainer.release();
+  }
+});
