@@ -1,0 +1,288 @@
+import { readFile } from 'node:fs/promises';
+import { z } from 'zod';
+import { pairedDifference, summarize } from '../../eval/stats.ts';
+import { DermtlError, errorList } from '../../util/errors.ts';
+
+/**
+ * results.json of a cross-validation study (`dermtl cv`): everything the report is drawn from, so
+ * a report can be re-rendered, or checked, without re-training. Folds are numbered 0..k-1 as in the
+ * fold file of `dermtl split`.
+ *
+ * Each model's `folds[f]` is `evaluationJson` of its fold-f test scores, or null when the model was
+ * not trained in fold f (then `skipped` says why); `pooled` is `evaluationJson` of all its
+ * out-of-fold scores together (null when every fold was skipped). Build the per-model and paired
+ * summaries with `modelResult` and `pairedResults` rather than by hand.
+ */
+
+export const RESULTS_VERSION = 1;
+
+/** lesion = lesion-only, location = location-only, mtl = multi-task, ensemble = per-label max of lesion and mtl. */
+export const MODEL_NAMES = ['lesion', 'location', 'mtl', 'ensemble'] as const;
+export type ModelName = (typeof MODEL_NAMES)[number];
+
+/** Which heads each model is evaluated on. */
+export const MODEL_HEADS: Record<ModelName, { lesion: boolean; location: boolean }> = {
+  lesion: { lesion: true, location: false },
+  location: { lesion: false, location: true },
+  mtl: { lesion: true, location: true },
+  ensemble: { lesion: true, location: false },
+};
+
+const count = z.number().int().nonnegative();
+/** AP and accuracies are fractions. */
+const fraction = z.number().min(0).max(1);
+const counts = z.record(z.string(), count);
+const absent = (why: string) => z.undefined({ error: why }).optional();
+
+const evalBase = {
+  n: count,
+  skipped: z.array(z.object({ label: z.string(), reason: z.string() })),
+  positives: z.object({ lesion: counts.optional(), location: counts.optional() }),
+};
+const lesionKeys = {
+  ap: z.record(z.string(), fraction),
+  mapClass: fraction.nullable(),
+  mapImage: fraction.nullable(),
+  mapImageImages: count,
+};
+const locationKeys = { top1: fraction, top3: fraction };
+const noLesionKeys = Object.fromEntries(Object.keys(lesionKeys).map((k) => [k, absent('a model without a lesion head has no lesion metrics')]));
+const noLocationKeys = Object.fromEntries(Object.keys(locationKeys).map((k) => [k, absent('a model without a location head has no location metrics')]));
+
+// loose: keys evaluationJson may gain later are kept; only the other head's metrics are refused
+export const LesionEvalSchema = z.object({ ...evalBase, ...lesionKeys, ...noLocationKeys }).loose();
+export const LocationEvalSchema = z.object({ ...evalBase, ...locationKeys, ...noLesionKeys }).loose();
+export const MtlEvalSchema = z.object({ ...evalBase, ...lesionKeys, ...locationKeys }).loose();
+
+/** The scalar metrics summarised over folds; `ap` per lesion label. */
+const MetricValuesSchema = z.object({
+  ap: z.record(z.string(), z.number()).optional(),
+  mapClass: z.number().optional(),
+  mapImage: z.number().optional(),
+  top1: z.number().optional(),
+  top3: z.number().optional(),
+});
+
+function modelSchema<T extends z.ZodType>(evalSchema: T) {
+  return z.object({
+    /** evaluationJson of all out-of-fold scores pooled; null when the model was skipped in every fold. */
+    pooled: evalSchema.nullable(),
+    /** evaluationJson per fold (index = fold); null where the model was skipped. */
+    folds: z.array(evalSchema.nullable()),
+    /** Mean over the folds where the metric is defined. */
+    mean: MetricValuesSchema,
+    /** Sample std over those folds; absent where fewer than 2 folds have the metric. */
+    std: MetricValuesSchema,
+    /** How many folds each mean is over. */
+    n: MetricValuesSchema,
+  });
+}
+
+const PairedSchema = z.object({
+  /** The folds where both models have the metric (the pairs). */
+  folds: z.array(count),
+  k: z.number().int().min(2),
+  differences: z.array(z.number()),
+  mean: z.number(),
+  std: z.number(),
+  level: z.number().gt(0).lt(1),
+  t: z.number(),
+  halfWidth: z.number(),
+  ci: z.tuple([z.number(), z.number()]),
+});
+
+const LabelCountSchema = z.object({ label: z.string(), count });
+
+export const ResultsSchema = z.object({
+  version: z.literal(RESULTS_VERSION),
+  /** ISO time the study finished (optional, informative). */
+  createdAt: z.string().optional(),
+  /** The exact command line that produced this file. */
+  command: z.string(),
+  /** The resolved training configuration, stored as given. */
+  config: z.record(z.string(), z.unknown()),
+  dataset: z.object({
+    manifest: z.string(),
+    manifestHash: z.string(),
+    /** manifestStats of the manifest. */
+    stats: z.object({
+      images: count,
+      groups: count,
+      lesions: z.array(LabelCountSchema),
+      locations: z.array(LabelCountSchema),
+      lesionsPerImage: z.array(count),
+      imagesWithoutLesion: count,
+    }),
+    /** cooccurrence of the manifest (Figure 1). */
+    cooccurrence: z.object({
+      lesions: z.array(z.string()),
+      locations: z.array(z.string()),
+      counts: z.array(z.array(count)),
+      lesionTotals: z.array(count),
+      R: z.array(z.array(z.number())),
+    }),
+  }),
+  /** Lesion labels the models score, in score-column order. */
+  lesionLabels: z.array(z.string()),
+  /** Location labels the models score, in score-column order. */
+  locationLabels: z.array(z.string()),
+  /** k, the number of folds. */
+  folds: z.number().int().min(2),
+  models: z.object({
+    lesion: modelSchema(LesionEvalSchema),
+    location: modelSchema(LocationEvalSchema),
+    mtl: modelSchema(MtlEvalSchema),
+    ensemble: modelSchema(LesionEvalSchema),
+  }),
+  /** MTL - lesion-only per fold, with a t confidence interval; null with fewer than 2 folds having both. */
+  paired: z.object({ mapClass: PairedSchema.nullable(), mapImage: PairedSchema.nullable() }),
+  timing: z.object({
+    /** Wall-clock seconds of the whole study. */
+    totalSeconds: z.number().nonnegative(),
+    /** Seconds per fold (train + evaluate) of each model; null where skipped; a model may be absent (e.g. the ensemble trains nothing). */
+    models: z.partialRecord(z.enum(MODEL_NAMES), z.array(z.number().nonnegative().nullable())),
+  }),
+  /** Models that could not be trained in a fold, e.g. because the fold's training part has no label for a head. */
+  skipped: z.array(z.object({ model: z.enum(MODEL_NAMES), fold: count, reason: z.string().min(1) })),
+});
+
+export type StudyResults = z.infer<typeof ResultsSchema>;
+export type LesionEval = z.infer<typeof LesionEvalSchema>;
+export type LocationEval = z.infer<typeof LocationEvalSchema>;
+export type MtlEval = z.infer<typeof MtlEvalSchema>;
+/** Any model's evaluation: the union of the keys. */
+export type Eval = LesionEval | LocationEval | MtlEval;
+export type MetricValues = z.infer<typeof MetricValuesSchema>;
+export type ModelResult = StudyResults['models'][ModelName];
+export type PairedResult = z.infer<typeof PairedSchema>;
+export type SkippedModel = StudyResults['skipped'][number];
+
+/**
+ * Checks a parsed results.json (or an object about to be written) and returns it typed. A file of
+ * another version, or one that is not a results file, gets its own message; every other problem is
+ * listed with its JSON path.
+ */
+export function validateResults(raw: unknown, source = 'results.json'): StudyResults {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new DermtlError(`${source}: not a dermtl study results file (expected a JSON object)`);
+  }
+  const version = (raw as { version?: unknown }).version;
+  if (version === undefined) throw new DermtlError(`${source}: not a dermtl study results file (it has no "version")`);
+  if (version !== RESULTS_VERSION) {
+    throw new DermtlError(
+      `${source}: results version ${JSON.stringify(version)} is not supported; this dermtl reads version ${RESULTS_VERSION} (re-run the study, or use the dermtl that wrote it)`,
+    );
+  }
+  const parsed = ResultsSchema.safeParse(raw);
+  if (!parsed.success) {
+    throw errorList(`${source}: invalid study results`, parsed.error.issues.map((i) => `${i.path.map(String).join('.') || '(top level)'}: ${i.message}`));
+  }
+  const problems = consistencyProblems(parsed.data);
+  if (problems.length) throw errorList(`${source}: inconsistent study results`, problems);
+  return parsed.data;
+}
+
+/** Reads and validates a results.json file. */
+export async function readResults(file: string): Promise<StudyResults> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new DermtlError(code === 'ENOENT' ? `results file not found: ${file}` : `cannot read ${file}: ${(e as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new DermtlError(`${file} is not valid JSON: ${(e as Error).message}`);
+  }
+  return validateResults(raw, file);
+}
+
+/** What the schema cannot say: array lengths agree with k, and a null fold is exactly a skipped one. */
+function consistencyProblems(r: StudyResults): string[] {
+  const problems: string[] = [];
+  const k = r.folds;
+  const skipped = new Set(r.skipped.map((s) => `${s.model}/${s.fold}`));
+  for (const s of r.skipped) if (s.fold >= k) problems.push(`skipped: ${s.model} fold ${s.fold} is outside 0..${k - 1}`);
+  for (const name of MODEL_NAMES) {
+    const m = r.models[name];
+    if (m.folds.length !== k) problems.push(`models.${name}.folds: ${m.folds.length} entries for ${k} folds`);
+    m.folds.forEach((ev, f) => {
+      if (ev === null && !skipped.has(`${name}/${f}`)) problems.push(`models.${name}.folds.${f}: null, but "skipped" has no entry for ${name} fold ${f}`);
+      if (ev !== null && skipped.has(`${name}/${f}`)) problems.push(`models.${name}.folds.${f}: has results, but "skipped" lists ${name} fold ${f}`);
+    });
+    if (m.pooled === null && m.folds.some((f) => f !== null)) problems.push(`models.${name}.pooled: null although some folds have results`);
+    const known = new Set(r.lesionLabels);
+    for (const ev of [m.pooled, ...m.folds]) {
+      for (const label of Object.keys((ev as LesionEval | null)?.ap ?? {})) {
+        if (!known.has(label)) problems.push(`models.${name}: AP for "${label}", which is not in lesionLabels`);
+      }
+    }
+  }
+  for (const [name, secs] of Object.entries(r.timing.models)) {
+    if (secs && secs.length !== k) problems.push(`timing.models.${name}: ${secs.length} entries for ${k} folds`);
+  }
+  return [...new Set(problems)];
+}
+
+/** The value of one scalar metric in an evaluation, or undefined where it has none. */
+function scalar(ev: Eval | null, key: 'mapClass' | 'mapImage' | 'top1' | 'top3'): number | undefined {
+  const v = (ev as Record<string, unknown> | null)?.[key];
+  return typeof v === 'number' ? v : undefined;
+}
+
+/**
+ * A model's entry of `models`: its pooled and per-fold evaluations plus mean, std and fold count of
+ * every scalar metric (each AP, mapClass, mapImage, top1, top3) over the folds that define it.
+ */
+export function modelResult<E extends Eval>(pooled: E | null, folds: (E | null)[]): { pooled: E | null; folds: (E | null)[]; mean: MetricValues; std: MetricValues; n: MetricValues } {
+  const mean: MetricValues = {};
+  const std: MetricValues = {};
+  const n: MetricValues = {};
+  for (const key of ['mapClass', 'mapImage', 'top1', 'top3'] as const) {
+    const d = describe(folds.map((f) => scalar(f, key)));
+    if (d.n) [n[key], mean[key]] = [d.n, d.mean];
+    if (d.std !== undefined) std[key] = d.std;
+  }
+  const labels = [...new Set(folds.flatMap((f) => Object.keys((f as LesionEval | null)?.ap ?? {})))];
+  for (const label of labels) {
+    const d = describe(folds.map((f) => (f as LesionEval | null)?.ap?.[label]));
+    if (!d.n) continue;
+    (n.ap ??= {})[label] = d.n;
+    (mean.ap ??= {})[label] = d.mean!;
+    if (d.std !== undefined) (std.ap ??= {})[label] = d.std;
+  }
+  return { pooled, folds, mean, std, n };
+}
+
+/** Mean, sample std (from 2 values) and count of the defined values. */
+function describe(values: (number | undefined)[]): { n: number; mean?: number; std?: number } {
+  const xs = values.filter((v): v is number => v !== undefined);
+  if (xs.length === 0) return { n: 0 };
+  if (xs.length === 1) return { n: 1, mean: xs[0] };
+  return summarize(xs);
+}
+
+/**
+ * MTL - lesion-only per fold in mapClass and mapImage, over the folds where both have the metric,
+ * with a 95% t interval; null where fewer than 2 folds qualify.
+ */
+export function pairedResults(mtl: { folds: (Eval | null)[] }, lesion: { folds: (Eval | null)[] }, level = 0.95): StudyResults['paired'] {
+  const one = (key: 'mapClass' | 'mapImage'): PairedResult | null => {
+    const folds: number[] = [];
+    const a: number[] = [];
+    const b: number[] = [];
+    mtl.folds.forEach((ev, f) => {
+      const x = scalar(ev, key);
+      const y = scalar(lesion.folds[f] ?? null, key);
+      if (x === undefined || y === undefined) return;
+      folds.push(f);
+      a.push(x);
+      b.push(y);
+    });
+    return folds.length < 2 ? null : { folds, ...pairedDifference(a, b, level) };
+  };
+  return { mapClass: one('mapClass'), mapImage: one('mapImage') };
+}
