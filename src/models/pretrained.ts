@@ -194,7 +194,9 @@ async function exists(path: string): Promise<boolean> {
 
 /** Fetches the tarball into a temp sibling of target, picks and verifies the files, then renames into place. */
 async function download(src: PretrainedSource, target: string, opts: EnsureOptions): Promise<void> {
-  await mkdir(dirname(target), { recursive: true });
+  await mkdir(dirname(target), { recursive: true }).catch((e: NodeJS.ErrnoException) => {
+    throw new DermtlError(`cannot create the cache folder ${dirname(target)} (${e.code}); set DERMTL_CACHE to a writable folder`);
+  });
   await removeStaleStaging(target);
   const staging = tempPathFor(target);
   await mkdir(staging);
