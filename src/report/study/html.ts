@@ -1,0 +1,289 @@
+import { FIGURE3_COLORS } from './figure3.ts';
+import { MODEL_NAMES, type PairedResult, type StudyResults } from './results.ts';
+import { formatMeanStd, formatValue, MODEL_TITLES, table1, type Cell, type Table, type Table1 } from './table1.ts';
+
+/**
+ * report.html: one self-contained page (inline SVG figures, inline CSS, no script, no external
+ * URL) with the dataset, Figure 1, Table 1, Figure 3, the paired MTL - lesion-only differences,
+ * skipped models, timing and the exact command and config. Every text from the results file is
+ * HTML-escaped: labels, paths and the command are user input.
+ */
+
+export interface ReportFigures {
+  /** Figure 1 SVG text, or null when the manifest has no lesion label to plot. */
+  figure1: string | null;
+  /** Figure 3 SVG text, or null when no model has location results. */
+  figure3: string | null;
+}
+
+export function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+}
+
+/**
+ * Prefixes the ids an SVG defines (and its references to them), so two inline SVGs on one page
+ * cannot resolve each other's gradients or clip paths. The figure is drawn `scale` times its
+ * vega size (its text is small next to the page's) and shrinks with the page through its viewBox.
+ */
+export function inlineSvg(svg: string, prefix: string, scale = FIGURE_SCALE): string {
+  return svg
+    .replace(/<\?xml[^>]*>\s*/, '')
+    .replace(/\sid="([^"]+)"/g, ` id="${prefix}-$1"`)
+    .replace(/url\(#([^)]+)\)/g, `url(#${prefix}-$1)`)
+    .replace(/href="#([^"]+)"/g, `href="#${prefix}-$1"`)
+    .replace(/^<svg([^>]*?)\swidth="([\d.]+)"\sheight="([\d.]+)"/, (_, before, w, h) => `<svg${before} width="${Math.round(Number(w) * scale)}" height="${Math.round(Number(h) * scale)}" style="max-width:100%;height:auto"`);
+}
+
+/** A signed difference: "+0.0150", "-0.0298" (4 decimals: mAP differences are often below 0.01). */
+export function formatSigned(x: number): string {
+  const s = x.toFixed(4);
+  return x >= 0 && !s.startsWith('-') ? `+${s}` : s;
+}
+
+export function formatSeconds(s: number): string {
+  if (s < 90) return `${s.toFixed(1)} s`;
+  const m = Math.floor(s / 60);
+  if (m < 90) return `${m} min ${String(Math.round(s - 60 * m)).padStart(2, '0')} s`;
+  return `${Math.floor(m / 60)} h ${String(m % 60).padStart(2, '0')} min`;
+}
+
+/** Figures' vega text is 11-13 px against the page's 16 px body. */
+const FIGURE_SCALE = 1.2;
+
+const METRIC_TITLES = { mapClass: 'mAP-class', mapImage: 'mAP-image' } as const;
+
+/** One sentence on what a paired interval says, without claiming more than k folds allow. */
+export function pairedSentence(metric: keyof typeof METRIC_TITLES, p: PairedResult | null): string {
+  const name = METRIC_TITLES[metric];
+  if (p === null) return `${name}: not computed, fewer than 2 folds have a ${name} for both MTL and the lesion-only model.`;
+  const [lo, hi] = p.ci;
+  const interval = `The ${Math.round(p.level * 100)}% interval for the ${name} difference, ${formatSigned(lo)} to ${formatSigned(hi)},`;
+  if (lo <= 0 && hi >= 0) {
+    return `${interval} includes 0: over these ${p.k} folds the data are consistent with no difference between MTL and the lesion-only model.`;
+  }
+  const side = lo > 0 ? ['lies above 0', 'higher'] : ['lies below 0', 'lower'];
+  return `${interval} ${side[0]}: in these ${p.k} folds MTL's ${name} was ${side[1]} than the lesion-only model's by more than the fold-to-fold spread of the differences.`;
+}
+
+export function reportHtml(r: StudyResults, figures: ReportFigures, t: Table1 = table1(r)): string {
+  const title = `Cross-validation study: ${r.dataset.manifest}`;
+  return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${escapeHtml(title)}</title>
+<style>${CSS}</style>
+</head>
+<body>
+<main>
+<header>
+<h1>Multi-task skin-lesion classification: ${r.folds}-fold cross-validation</h1>
+<p class="lead">${escapeHtml(r.dataset.manifest)} · ${r.dataset.stats.images} images · ${r.folds} folds${r.createdAt ? ` · ${escapeHtml(r.createdAt)}` : ''}</p>
+<p>After Liao &amp; Luo, <i>A Deep Multi-Task Learning Approach to Skin Lesion Classification</i> (AAAI-17).
+Models: <b>lesion-only</b> (lesion head), <b>location-only</b> (body-location head), <b>MTL</b> (both heads on one trunk),
+and the <b>ensemble</b>, the per-label maximum of the lesion-only and MTL lesion scores.</p>
+</header>
+${datasetSection(r)}
+${figureSection('figure-1', 'Figure 1', figures.figure1, 'fig1', 'Lesion type vs. body location: the share of the images with each lesion type taken at each location.', 'No image of the manifest has a lesion label, so there is nothing to plot.')}
+${table1Section(r, t)}
+${figureSection('figure-3', 'Figure 3', figures.figure3, 'fig3', 'Body-location top-1 and top-3 accuracy of the location-only model and MTL; whiskers are ±1 sample std over folds.', 'No model has body-location results.')}
+${pairedSection(r)}
+${skippedSection(r)}
+${timingSection(r)}
+${reproduceSection(r)}
+</main>
+</body>
+</html>
+`;
+}
+
+function datasetSection(r: StudyResults): string {
+  const s = r.dataset.stats;
+  const facts: [string, string][] = [
+    ['images', String(s.images)],
+    ['groups (lesion or patient ids)', String(s.groups)],
+    ['lesion labels', String(s.lesions.length)],
+    ['body locations', String(s.locations.length)],
+    ['images without a lesion label', String(s.imagesWithoutLesion)],
+    ['lesion labels per image', s.lesionsPerImage.map((n, k) => `${k}: ${n}`).join(', ')],
+  ];
+  const counts = (head: string, rows: { label: string; count: number }[]) => `<table class="counts">
+<thead><tr><th>${head}</th><th class="num">images</th><th class="num">share</th></tr></thead>
+<tbody>${rows.map((c) => `<tr><td>${escapeHtml(c.label)}</td><td class="num">${c.count}</td><td class="num">${((100 * c.count) / Math.max(1, s.images)).toFixed(1)}%</td></tr>`).join('\n')}</tbody>
+</table>`;
+  return `<section id="dataset">
+<h2>Dataset</h2>
+<dl class="facts">${facts.map(([k, v]) => `<div><dt>${k}</dt><dd>${escapeHtml(v)}</dd></div>`).join('')}</dl>
+<div class="side-by-side">
+${counts('lesion label', s.lesions)}
+${counts('body location', s.locations)}
+</div>
+</section>`;
+}
+
+function figureSection(id: string, name: string, svg: string | null, prefix: string, caption: string, missing: string): string {
+  const body = svg === null ? `<p class="missing">${escapeHtml(missing)}</p>` : inlineSvg(svg, prefix);
+  return `<section id="${id}">
+<h2>${name}</h2>
+<figure>
+${body}
+<figcaption><b>${name}.</b> ${escapeHtml(caption)}</figcaption>
+</figure>
+</section>`;
+}
+
+function table1Section(r: StudyResults, t: Table1): string {
+  return `<section id="table-1">
+<h2>Table 1</h2>
+<p>Lesion average precision (AP) per class, mAP-class (mean of the class APs) and mAP-image (mean over images of the AP of
+ranking that image's labels). <b>Pooled</b>: computed once over all out-of-fold scores. <b>Per fold</b>: mean ± sample std over the folds.
+Bold: best in the row.</p>
+${lesionTableHtml(t)}
+<h3>Body location accuracy</h3>
+${locationTableHtml(t.location, t.k)}
+<ul class="notes">${t.notes.map((n) => `<li>${escapeHtml(n)}</li>`).join('\n')}</ul>
+</section>`;
+}
+
+function td(text: string, bold: boolean, cls = 'num'): string {
+  return `<td class="${cls}">${bold ? `<b>${escapeHtml(text)}</b>` : escapeHtml(text)}</td>`;
+}
+
+function lesionTableHtml(t: Table1): string {
+  const cols = t.lesion.columns;
+  const head = `<thead>
+<tr><th rowspan="2">lesion label</th><th rowspan="2" class="num">positives</th><th colspan="${cols.length}" class="group">AP, pooled out-of-fold</th><th colspan="${cols.length}" class="group">AP, per fold (mean ± std)</th></tr>
+<tr>${cols.map((c) => `<th class="num">${c.title}</th>`).join('')}${cols.map((c) => `<th class="num">${c.title}</th>`).join('')}</tr>
+</thead>`;
+  const rows = t.lesion.rows.map((row, i) => {
+    const cls = i === t.summaryStart ? ' class="summary first"' : i > t.summaryStart ? ' class="summary"' : '';
+    const cells = [...row.cells.map((c) => td(formatValue(c.pooled), c.best)), ...row.cells.map((c, j) => td(formatMeanStd(c, t.k), c.bestMean, j === 0 ? 'num split' : 'num'))];
+    return `<tr${cls}><th scope="row">${escapeHtml(row.label)}</th><td class="num">${row.positives ?? ''}</td>${cells.join('')}</tr>`;
+  });
+  return `<table class="results">${head}<tbody>${rows.join('\n')}</tbody></table>`;
+}
+
+function locationTableHtml(table: Table, k: number): string {
+  const cols = table.columns;
+  const head = `<thead>
+<tr><th rowspan="2">accuracy</th><th colspan="${cols.length}" class="group">pooled out-of-fold</th><th colspan="${cols.length}" class="group">per fold (mean ± std)</th></tr>
+<tr>${cols.map((c) => `<th class="num">${c.title}</th>`).join('')}${cols.map((c) => `<th class="num">${c.title}</th>`).join('')}</tr>
+</thead>`;
+  const rows = table.rows.map((row) => {
+    const cells = [...row.cells.map((c: Cell) => td(formatValue(c.pooled), c.best)), ...row.cells.map((c, j) => td(formatMeanStd(c, k), c.bestMean, j === 0 ? 'num split' : 'num'))];
+    return `<tr><th scope="row">${escapeHtml(row.label)}</th>${cells.join('')}</tr>`;
+  });
+  return `<table class="results">${head}<tbody>${rows.join('\n')}</tbody></table>`;
+}
+
+function pairedSection(r: StudyResults): string {
+  const folds = Array.from({ length: r.folds }, (_, f) => f);
+  const row = (metric: keyof typeof METRIC_TITLES) => {
+    const p = r.paired[metric];
+    const perFold = folds.map((f) => {
+      const i = p?.folds.indexOf(f) ?? -1;
+      return `<td class="num">${p && i >= 0 ? formatSigned(p.differences[i]) : '–'}</td>`;
+    });
+    const summary = p
+      ? `<td class="num split"><b>${formatSigned(p.mean)}</b></td><td class="num">${formatSigned(p.ci[0])} to ${formatSigned(p.ci[1])}</td>`
+      : '<td class="num split">–</td><td class="num">–</td>';
+    return `<tr><th scope="row">${METRIC_TITLES[metric]}</th>${perFold.join('')}${summary}</tr>`;
+  };
+  const level = Math.round((r.paired.mapClass?.level ?? r.paired.mapImage?.level ?? 0.95) * 100);
+  return `<section id="paired">
+<h2>MTL − lesion-only, per fold</h2>
+<p>Paired differences on the same folds (positive: MTL higher), their mean and a ${level}% t interval (df = folds − 1).</p>
+<table class="results">
+<thead><tr><th>metric</th>${folds.map((f) => `<th class="num">fold ${f}</th>`).join('')}<th class="num split">mean</th><th class="num">${level}% CI</th></tr></thead>
+<tbody>${row('mapClass')}
+${row('mapImage')}</tbody>
+</table>
+<p>${escapeHtml(pairedSentence('mapClass', r.paired.mapClass))}</p>
+<p>${escapeHtml(pairedSentence('mapImage', r.paired.mapImage))}</p>
+<p class="caveat">The interval treats the folds as independent samples; they share training images, so it is, if anything, too narrow,
+and with few folds it is a rough guide rather than a test.</p>
+</section>`;
+}
+
+function skippedSection(r: StudyResults): string {
+  const body = r.skipped.length
+    ? `<table class="results"><thead><tr><th>model</th><th class="num">fold</th><th>reason</th></tr></thead><tbody>${r.skipped
+        .map((s) => `<tr><td>${MODEL_TITLES[s.model]}</td><td class="num">${s.fold}</td><td>${escapeHtml(s.reason)}</td></tr>`)
+        .join('\n')}</tbody></table>`
+    : '<p>Every model was trained in every fold.</p>';
+  return `<section id="skipped">
+<h2>Skipped</h2>
+${body}
+</section>`;
+}
+
+function timingSection(r: StudyResults): string {
+  const folds = Array.from({ length: r.folds }, (_, f) => f);
+  const rows = MODEL_NAMES.filter((m) => r.timing.models[m]).map((m) => {
+    const secs = r.timing.models[m]!;
+    const total = secs.reduce<number>((a, s) => a + (s ?? 0), 0);
+    return `<tr><th scope="row">${MODEL_TITLES[m]}</th>${secs.map((s) => `<td class="num">${s === null ? 'skipped' : formatSeconds(s)}</td>`).join('')}<td class="num split">${formatSeconds(total)}</td></tr>`;
+  });
+  return `<section id="timing">
+<h2>Timing</h2>
+<p>Whole study: <b>${formatSeconds(r.timing.totalSeconds)}</b> (wall clock).</p>
+${rows.length ? `<table class="results"><thead><tr><th>model</th>${folds.map((f) => `<th class="num">fold ${f}</th>`).join('')}<th class="num split">sum</th></tr></thead><tbody>${rows.join('\n')}</tbody></table>` : ''}
+</section>`;
+}
+
+function reproduceSection(r: StudyResults): string {
+  return `<section id="reproduce">
+<h2>How this was made</h2>
+<p>Command:</p>
+<pre><code>${escapeHtml(r.command)}</code></pre>
+<table class="kv"><tbody>
+<tr><th scope="row">manifest</th><td><code>${escapeHtml(r.dataset.manifest)}</code></td></tr>
+<tr><th scope="row">manifest hash</th><td><code>${escapeHtml(r.dataset.manifestHash)}</code></td></tr>
+<tr><th scope="row">lesion labels scored</th><td>${r.lesionLabels.map((l) => `<code>${escapeHtml(l)}</code>`).join(', ')}</td></tr>
+<tr><th scope="row">locations scored</th><td>${r.locationLabels.map((l) => `<code>${escapeHtml(l)}</code>`).join(', ')}</td></tr>
+${r.createdAt ? `<tr><th scope="row">finished</th><td>${escapeHtml(r.createdAt)}</td></tr>\n` : ''}</tbody></table>
+<p>Resolved configuration:</p>
+<pre><code>${escapeHtml(JSON.stringify(r.config, null, 2))}</code></pre>
+</section>`;
+}
+
+const CSS = `
+:root { --ink: #1f2328; --muted: #5b636e; --rule: #d8dde3; --soft: #f5f7f9; --accent: ${FIGURE3_COLORS.MTL}; }
+* { box-sizing: border-box; }
+body { margin: 0; background: #fff; color: var(--ink);
+  font: 16px/1.55 "DejaVu Sans", "Helvetica Neue", Arial, system-ui, sans-serif; }
+main { max-width: 1040px; margin: 0 auto; padding: 40px 32px 80px; }
+h1 { font-size: 28px; line-height: 1.25; margin: 0 0 6px; letter-spacing: -0.01em; }
+h2 { font-size: 20px; margin: 44px 0 12px; padding-bottom: 6px; border-bottom: 2px solid var(--ink); }
+h3 { font-size: 16px; margin: 26px 0 8px; }
+p { margin: 8px 0; max-width: 78ch; }
+.lead { color: var(--muted); margin-bottom: 14px; }
+code, pre { font-family: "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: 13px; }
+pre { background: var(--soft); border: 1px solid var(--rule); border-radius: 6px; padding: 12px 14px; overflow-x: auto; white-space: pre-wrap; word-break: break-word; }
+table { border-collapse: collapse; margin: 10px 0 14px; font-variant-numeric: tabular-nums; font-size: 14px; }
+th, td { padding: 5px 12px; text-align: left; vertical-align: top; }
+thead th { border-bottom: 1.5px solid var(--ink); font-weight: 600; }
+thead th.group { text-align: center; border-bottom: 1px solid var(--rule); color: var(--muted); font-weight: 500; }
+tbody tr { border-bottom: 1px solid var(--rule); }
+tbody th { font-weight: 500; }
+.num { text-align: right; white-space: nowrap; }
+.split { border-left: 1px solid var(--rule); }
+tr.summary th, tr.summary td { background: var(--soft); }
+tr.summary.first th, tr.summary.first td { border-top: 1.5px solid var(--ink); }
+table.results tbody tr:last-child { border-bottom: 1.5px solid var(--ink); }
+.side-by-side { display: flex; flex-wrap: wrap; gap: 12px 48px; align-items: flex-start; }
+.counts { font-size: 13px; }
+.counts td, .counts th { padding: 3px 10px; }
+dl.facts { display: grid; grid-template-columns: repeat(auto-fill, minmax(210px, 1fr)); gap: 10px 24px; margin: 12px 0 18px; }
+dl.facts div { border-left: 3px solid var(--rule); padding-left: 10px; }
+dt { color: var(--muted); font-size: 13px; }
+dd { margin: 0; font-size: 18px; font-variant-numeric: tabular-nums; }
+figure { margin: 12px 0; }
+figcaption { color: var(--muted); font-size: 14px; margin-top: 6px; max-width: 78ch; }
+ul.notes { color: var(--muted); font-size: 14px; padding-left: 20px; max-width: 90ch; }
+.caveat { color: var(--muted); font-size: 14px; }
+.missing { color: var(--muted); font-style: italic; }
+table.kv th { color: var(--muted); font-weight: 500; white-space: nowrap; padding-left: 0; }
+table.kv td { word-break: break-all; }
+`;
