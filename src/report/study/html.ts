@@ -21,16 +21,21 @@ export function escapeHtml(s: string): string {
 }
 
 /**
- * Prefixes the ids an SVG defines (and its references to them), so two inline SVGs on one page
- * cannot resolve each other's gradients or clip paths. The figure is drawn `scale` times its
- * vega size (its text is small next to the page's) and shrinks with the page through its viewBox.
+ * Renames the ids an SVG defines (and its references to them) to `<prefix>-<n>` in order of
+ * appearance: two inline SVGs on one page cannot resolve each other's gradients or clip paths, and
+ * vega's process-wide id counter (gradient_0, gradient_1, ...) does not make the page differ from
+ * one rendering to the next. The figure is drawn `scale` times its vega size (its text is small
+ * next to the page's) and shrinks with the page through its viewBox.
  */
 export function inlineSvg(svg: string, prefix: string, scale = FIGURE_SCALE): string {
+  const ids = new Map<string, string>();
+  for (const m of svg.matchAll(/\sid="([^"]+)"/g)) if (!ids.has(m[1])) ids.set(m[1], `${prefix}-${ids.size}`);
+  const rename = (id: string) => ids.get(id) ?? id;
   return svg
     .replace(/<\?xml[^>]*>\s*/, '')
-    .replace(/\sid="([^"]+)"/g, ` id="${prefix}-$1"`)
-    .replace(/url\(#([^)]+)\)/g, `url(#${prefix}-$1)`)
-    .replace(/href="#([^"]+)"/g, `href="#${prefix}-$1"`)
+    .replace(/\sid="([^"]+)"/g, (_, id) => ` id="${rename(id)}"`)
+    .replace(/url\(#([^)]+)\)/g, (_, id) => `url(#${rename(id)})`)
+    .replace(/href="#([^"]+)"/g, (_, id) => `href="#${rename(id)}"`)
     .replace(/^<svg([^>]*?)\swidth="([\d.]+)"\sheight="([\d.]+)"/, (_, before, w, h) => `<svg${before} width="${Math.round(Number(w) * scale)}" height="${Math.round(Number(h) * scale)}" style="max-width:100%;height:auto"`);
 }
 

@@ -88,14 +88,14 @@ export function syntheticResults(): StudyResults {
       },
       cooccurrence: {
         lesions: ['nevus', 'melanoma', 'dermatofibroma'],
-        locations: LOCATIONS,
+        locations: [...LOCATIONS],
         counts: [[55, 30, 20, 15], [10, 12, 8, 3], [0, 0, 1, 0]],
         lesionTotals: [120, 33, 1],
         R: [[55 / 120, 30 / 120, 20 / 120, 15 / 120], [10 / 33, 12 / 33, 8 / 33, 3 / 33], [0, 0, 1, 0]],
       },
     },
-    lesionLabels: LESIONS,
-    locationLabels: LOCATIONS,
+    lesionLabels: [...LESIONS],
+    locationLabels: [...LOCATIONS],
     folds: K,
     models: {
       lesion,
