@@ -1,0 +1,82 @@
+/**
+ * The server's HTTP API as the page uses it (same origin, relative URLs so the page also works under a path
+ * prefix behind a proxy): GET api/model, POST api/predict, GET model.onnx.
+ */
+import type { Preprocessing } from '../../../image/preprocess.ts';
+import { contentType } from './files.ts';
+import type { Tta } from './preprocess.ts';
+
+export interface Scored {
+  label: string;
+  p: number;
+}
+
+export interface Prediction {
+  lesions: Scored[];
+  location: Scored[];
+}
+
+export interface ServerPrediction extends Prediction {
+  timing: { decodeMs: number; inferenceMs: number; totalMs: number };
+  tta: Tta;
+}
+
+export interface ModelInfo {
+  labels: { lesion: string[]; location: string[] };
+  preprocessing: Preprocessing;
+  /** e.g. "ResNet-50", when the server says which trunk it runs. */
+  trunk: string | null;
+}
+
+/** An error to show in the page as it is (the server's message, or ours). */
+export class PageError extends Error {}
+
+export async function fetchModelInfo(): Promise<ModelInfo> {
+  const body = (await getJson('api/model')) as Partial<{ labels: ModelInfo['labels']; preprocessing: Preprocessing; network: { trunk?: { depth?: unknown } } }>;
+  if (!body.labels || !Array.isArray(body.labels.lesion) || !Array.isArray(body.labels.location)) {
+    throw new PageError('The server did not describe its model (no label lists in /api/model).');
+  }
+  if (!body.preprocessing || typeof body.preprocessing.size !== 'number') {
+    throw new PageError('The server did not describe its preprocessing (/api/model).');
+  }
+  const depth = body.network?.trunk?.depth;
+  return { labels: body.labels, preprocessing: body.preprocessing, trunk: depth === undefined ? null : `ResNet-${String(depth)}` };
+}
+
+/** Sends the photo as it is; the server decodes, preprocesses and runs the model. */
+export async function predictOnServer(file: File, tta: Tta, top: number): Promise<ServerPrediction> {
+  const res = await send(`api/predict?tta=${tta}&top=${top}`, { method: 'POST', body: file, headers: { 'content-type': contentType(file) } });
+  return (await readJson(res)) as ServerPrediction;
+}
+
+async function getJson(url: string): Promise<unknown> {
+  return readJson(await send(url, {}));
+}
+
+async function send(url: string, init: RequestInit): Promise<Response> {
+  try {
+    return await fetch(url, init);
+  } catch {
+    throw new PageError('Cannot reach the dermtl server. Is it still running?');
+  }
+}
+
+/** The JSON body of a reply; a reply with {error: {message}} (or a non-2xx status) becomes a PageError. */
+async function readJson(res: Response): Promise<unknown> {
+  let body: unknown = null;
+  try {
+    body = await res.json();
+  } catch {
+    // handled below: a non-JSON reply is an error whatever its status
+  }
+  const message = (body as { error?: { message?: unknown } } | null)?.error?.message;
+  if (!res.ok || body === null || typeof message === 'string') {
+    throw new PageError(typeof message === 'string' ? message : `The server answered ${res.status} ${res.statusText || ''}`.trim());
+  }
+  return body;
+}
+
+/** Probabilities in label order to {label, p} sorted by p, highest first (ties keep label order). */
+export function ranked(labels: string[], probs: ArrayLike<number>): Scored[] {
+  return labels.map((label, i) => ({ label, p: probs[i] })).sort((a, b) => b.p - a.p);
+}

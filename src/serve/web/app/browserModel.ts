@@ -1,0 +1,121 @@
+/**
+ * The same model.onnx, run inside the browser by onnxruntime-web (wasm backend). ORT's own files are served by
+ * the dermtl server under ort/ (from node_modules/onnxruntime-web, never a CDN) and loaded only when the visitor
+ * first asks for in-browser inference, so the page itself stays small.
+ */
+import type * as Ort from 'onnxruntime-web';
+import { PageError, ranked, type ModelInfo, type Prediction } from './api.ts';
+import { decodeResized, meanOverViews, viewsTensor, type Tta } from './preprocess.ts';
+
+type OrtModule = typeof Ort;
+
+export interface BrowserPrediction extends Prediction {
+  timing: { preprocessMs: number; inferenceMs: number; totalMs: number };
+}
+
+export type Progress = (message: string) => void;
+
+let ortModule: Promise<OrtModule> | null = null;
+
+function loadOrt(): Promise<OrtModule> {
+  ortModule ??= (async () => {
+    // A runtime URL, so esbuild leaves the import alone and the browser fetches ORT's prebuilt ES module.
+    const url = new URL('ort/ort.wasm.min.mjs', document.baseURI).href;
+    const ort = (await import(url)) as OrtModule;
+    ort.env.wasm.wasmPaths = new URL('ort/', document.baseURI).href;
+    // Threads need SharedArrayBuffer, i.e. a cross-origin isolated page (COOP/COEP headers); else one thread.
+    ort.env.wasm.numThreads = globalThis.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
+    // Run ORT in a worker so the page stays responsive while a ResNet-50 takes its second or two.
+    ort.env.wasm.proxy = true;
+    return ort;
+  })();
+  ortModule.catch(() => (ortModule = null)); // a failed load may be retried
+  return ortModule;
+}
+
+export class BrowserModel {
+  private constructor(
+    private readonly ort: OrtModule,
+    private readonly session: Ort.InferenceSession,
+    readonly info: ModelInfo,
+    /** How long fetching the model and starting ORT took (ms). */
+    readonly loadMs: number,
+  ) {}
+
+  static async load(info: ModelInfo, progress: Progress): Promise<BrowserModel> {
+    const t0 = performance.now();
+    progress('Loading the ONNX runtime…');
+    let ort: OrtModule;
+    try {
+      ort = await loadOrt();
+    } catch (e) {
+      throw new PageError(`Cannot load onnxruntime-web in this browser (${messageOf(e)}).`);
+    }
+    const bytes = await fetchModel(progress);
+    progress('Starting the model…');
+    let session: Ort.InferenceSession;
+    try {
+      session = await ort.InferenceSession.create(bytes, { executionProviders: ['wasm'], graphOptimizationLevel: 'all' });
+    } catch (e) {
+      throw new PageError(`onnxruntime-web cannot run this model (${messageOf(e)}).`);
+    }
+    return new BrowserModel(ort, session, info, performance.now() - t0);
+  }
+
+  async predict(file: Blob, tta: Tta): Promise<BrowserPrediction> {
+    const t0 = performance.now();
+    const prep = this.info.preprocessing;
+    let input: { data: Float32Array; views: number };
+    try {
+      input = viewsTensor(await decodeResized(file, prep), prep, tta);
+    } catch (e) {
+      throw new PageError(`This browser cannot read the photo (${messageOf(e)}).`);
+    }
+    const t1 = performance.now();
+    const feeds = { image: new this.ort.Tensor('float32', input.data, [input.views, 3, prep.size, prep.size]) };
+    const out = await this.session.run(feeds);
+    const t2 = performance.now();
+    const head = (name: string) => (out[name] ? meanOverViews(out[name].data as Float32Array, input.views) : new Float32Array(0));
+    const { lesion, location } = this.info.labels;
+    return {
+      lesions: ranked(lesion, head('lesion_probs')),
+      location: ranked(location, head('location_probs')),
+      timing: { preprocessMs: t1 - t0, inferenceMs: t2 - t1, totalMs: t2 - t0 },
+    };
+  }
+}
+
+/** GET model.onnx, reporting megabytes as they arrive (a ResNet-50 is ~100 MB; the browser caches it). */
+async function fetchModel(progress: Progress): Promise<Uint8Array> {
+  let res: Response;
+  try {
+    res = await fetch('model.onnx');
+  } catch {
+    throw new PageError('Cannot download the model from the server.');
+  }
+  if (!res.ok || !res.body) throw new PageError(`Cannot download the model (the server answered ${res.status}).`);
+  const total = Number(res.headers.get('content-length')) || 0;
+  const chunks: Uint8Array[] = [];
+  let got = 0;
+  const reader = res.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    got += value.length;
+    progress(`Downloading the model… ${mb(got)}${total ? ` of ${mb(total)}` : ''}`);
+  }
+  const bytes = new Uint8Array(got);
+  let at = 0;
+  for (const c of chunks) {
+    bytes.set(c, at);
+    at += c.length;
+  }
+  return bytes;
+}
+
+const mb = (n: number) => `${(n / 1e6).toFixed(n < 1e7 ? 1 : 0)} MB`;
+
+function messageOf(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
