@@ -1,0 +1,78 @@
+/**
+ * The library API (tfjs-models style): `const model = await loadModel(dir); await model.predict(image)`.
+ * Small on purpose: one loader, one predict, the label lists and the model's own records.
+ */
+import { basename, dirname } from 'node:path';
+import { stat } from 'node:fs/promises';
+import type { Preprocessing } from '../image/index.ts';
+import { loadModel as loadModelFolder, MODEL_FILES, type ModelLabels, type ModelManifest } from '../models/modelFile.ts';
+import type { NetworkSpec } from '../models/network.ts';
+import { createPredictor } from './predictor.ts';
+
+/** Test-time augmentation: the centre 224 crop, or the 10 crops (4 corners + centre, and mirrors) averaged. */
+export type Tta = 'center' | '10crop';
+export const TTA_MODES: readonly Tta[] = ['center', '10crop'];
+
+/** One label and its probability (lesion: independent sigmoid; location: softmax share). */
+export interface LabelScore {
+  label: string;
+  p: number;
+}
+
+export interface PredictOptions {
+  /** Default 'center'. */
+  tta?: Tta;
+  /** Keep only the `top` most probable labels of each list (default: all). */
+  top?: number;
+  /** Name used in error messages when the image is given as bytes. */
+  name?: string;
+  /** Pixel limit for this image, overriding the one given to loadModel. */
+  maxPixels?: number;
+}
+
+export interface Prediction {
+  /** Lesion morphology labels, most probable first ([] when the model has no lesion head). */
+  lesions: LabelScore[];
+  /** Body locations, most probable first ([] when the model has no location head). */
+  location: LabelScore[];
+  timing: { decodeMs: number; inferenceMs: number; totalMs: number };
+  tta: Tta;
+}
+
+export interface LoadModelOptions {
+  /** onnxruntime intra-op threads (default: every core). */
+  threads?: number;
+  /** Refuse images with more pixels than this, before decoding them (default: decodeImage's 50 megapixels). */
+  maxPixels?: number;
+}
+
+/** A loaded dermtl model. Call dispose() when done (frees the onnxruntime session). */
+export interface DermtlModel {
+  /** The model folder. */
+  readonly dir: string;
+  /** Path of model.onnx (self-contained: labels and preprocessing in its metadata). */
+  readonly onnxPath: string;
+  /** model.onnx's bytes (e.g. for onnxruntime-web in a browser). */
+  readonly onnx: Uint8Array;
+  readonly labels: ModelLabels;
+  readonly preprocessing: Preprocessing;
+  /** The training run's evaluation results (metrics.json, any JSON). */
+  readonly metrics: unknown;
+  readonly network: NetworkSpec;
+  readonly manifest: ModelManifest;
+  /** Model folder format version (dermtl.json). */
+  readonly formatVersion: number;
+  /** Predicts one image given as a file path or its bytes (JPEG, PNG, WebP, ...). Input problems are DermtlErrors. */
+  predict(image: string | Uint8Array, opts?: PredictOptions): Promise<Prediction>;
+  /** Waits for running predictions, then frees the session; predict() fails afterwards. */
+  dispose(): Promise<void>;
+}
+
+/** Loads a model folder written by dermtl (or given by its model.onnx inside that folder). */
+export async function loadModel(path: string, opts: LoadModelOptions = {}): Promise<DermtlModel> {
+  const isFile = await stat(path).then((s) => s.isFile(), () => false);
+  // A model.onnx path stands for its folder: labels.json, metrics.json etc. live beside it.
+  const dir = isFile && basename(path) === MODEL_FILES.onnx ? dirname(path) : path;
+  const loaded = await loadModelFolder(dir, { threads: opts.threads });
+  return createPredictor(loaded, { maxPixels: opts.maxPixels });
+}

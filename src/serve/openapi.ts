@@ -1,0 +1,152 @@
+/**
+ * JSON schemas of the HTTP API (the routes validate with them) and the hand-written OpenAPI 3 description built
+ * from the same objects, so the two cannot drift apart.
+ */
+import { TTA_MODES } from './api.ts';
+
+export const DEFAULT_TOP = 5;
+export const MAX_TOP = 1000;
+
+/** Query of POST /api/predict. */
+export const predictQuerySchema = {
+  type: 'object',
+  properties: {
+    tta: { type: 'string', enum: [...TTA_MODES], default: 'center', description: "Test-time augmentation: the centre crop, or the mean over 10 crops (4 corners + centre, and their mirrors)" },
+    top: { type: 'integer', minimum: 1, maximum: MAX_TOP, default: DEFAULT_TOP, description: 'How many labels of each list to return (most probable first)' },
+  },
+  additionalProperties: false,
+} as const;
+
+export interface PredictQuery {
+  tta: 'center' | '10crop';
+  top: number;
+}
+
+const labelScore = {
+  type: 'object',
+  required: ['label', 'p'],
+  properties: { label: { type: 'string' }, p: { type: 'number', minimum: 0, maximum: 1 } },
+};
+
+const predictionSchema = {
+  type: 'object',
+  required: ['image', 'lesions', 'location', 'tta', 'timing'],
+  properties: {
+    image: { type: ['string', 'null'], description: "The multipart file name (directories stripped), or null for a raw body" },
+    lesions: { type: 'array', items: labelScore, description: 'Lesion morphology labels (independent sigmoids), most probable first' },
+    location: { type: 'array', items: labelScore, description: 'Body locations (softmax), most probable first' },
+    tta: { type: 'string', enum: [...TTA_MODES] },
+    timing: {
+      type: 'object',
+      required: ['decodeMs', 'inferenceMs', 'totalMs'],
+      properties: {
+        decodeMs: { type: 'number', description: 'decode, resize, crop and preprocess' },
+        inferenceMs: { type: 'number', description: 'onnxruntime run over all views' },
+        totalMs: { type: 'number', description: 'whole prediction, including the wait for the model' },
+      },
+    },
+  },
+};
+
+const errorSchema = {
+  type: 'object',
+  required: ['error'],
+  properties: {
+    error: {
+      type: 'object',
+      required: ['code', 'message'],
+      properties: { code: { type: 'string' }, message: { type: 'string' } },
+    },
+  },
+};
+
+const modelInfoSchema = {
+  type: 'object',
+  required: ['format', 'formatVersion', 'labels', 'preprocessing', 'metrics', 'network', 'outputs', 'onnx', 'tta'],
+  properties: {
+    format: { type: 'string', const: 'dermtl-model' },
+    formatVersion: { type: 'integer' },
+    labels: {
+      type: 'object',
+      properties: { lesion: { type: 'array', items: { type: 'string' } }, location: { type: 'array', items: { type: 'string' } } },
+    },
+    preprocessing: { type: 'object', description: 'How to turn an image into the network input (see model.onnx metadata dermtl.preprocessing)' },
+    metrics: { description: "The training run's evaluation results (any JSON)" },
+    network: { type: 'object' },
+    outputs: { type: 'array', items: { type: 'object' } },
+    onnx: {
+      type: 'object',
+      properties: { url: { type: 'string' }, bytes: { type: 'integer' }, sha256: { type: 'string' } },
+    },
+    tta: { type: 'array', items: { type: 'string' } },
+  },
+};
+
+const json = (schema: object) => ({ 'application/json': { schema } });
+const errorResponse = (description: string) => ({ description, content: json({ $ref: '#/components/schemas/Error' }) });
+const retryAfter = { 'Retry-After': { description: 'Seconds to wait before trying again', schema: { type: 'integer' } } };
+
+export interface OpenApiInfo {
+  bodyLimit: number;
+  maxPixels: number;
+  timeoutMs: number;
+}
+
+/** The OpenAPI 3.0 description served at GET /api/openapi.json. */
+export function openApiDocument(info: OpenApiInfo): object {
+  const mb = (info.bodyLimit / 1024 / 1024).toFixed(1);
+  const imageBody = { schema: { type: 'string', format: 'binary' } };
+  return {
+    openapi: '3.0.3',
+    info: {
+      title: 'dermtl',
+      version: '1',
+      description: 'Skin-lesion morphology and body-location prediction with a dermtl multi-task model (Liao & Luo, AAAI-17).',
+    },
+    paths: {
+      '/api/predict': {
+        post: {
+          summary: 'Predict lesion labels and body location of one image',
+          parameters: Object.entries(predictQuerySchema.properties).map(([name, schema]) => ({ name, in: 'query', required: false, schema })),
+          requestBody: {
+            required: true,
+            description: `The image (JPEG, PNG or WebP; at most ${mb} MB and ${info.maxPixels} pixels) as the raw body, or as the multipart field 'image'`,
+            content: {
+              'image/jpeg': imageBody,
+              'image/png': imageBody,
+              'image/webp': imageBody,
+              'application/octet-stream': imageBody,
+              'multipart/form-data': { schema: { type: 'object', required: ['image'], properties: { image: { type: 'string', format: 'binary' } } } },
+            },
+          },
+          responses: {
+            200: { description: 'The prediction', content: json({ $ref: '#/components/schemas/Prediction' }) },
+            400: errorResponse('Bad query, empty body or malformed multipart'),
+            413: errorResponse(`Body larger than ${mb} MB`),
+            415: errorResponse('Not an image content type'),
+            422: errorResponse('Not a readable image, or more pixels than allowed (code image_too_large)'),
+            503: { ...errorResponse('Prediction queue full, or the request waited too long in it (code busy / queue_timeout)'), headers: retryAfter },
+            504: errorResponse(`The prediction took longer than ${info.timeoutMs} ms`),
+          },
+        },
+      },
+      '/api/model': {
+        get: { summary: 'Label lists, preprocessing, training metrics and format version of the served model', responses: { 200: { description: 'Model description', content: json({ $ref: '#/components/schemas/ModelInfo' }) } } },
+      },
+      '/model.onnx': {
+        get: {
+          summary: 'The model file itself (for in-browser inference); ETag + Cache-Control: no-cache, so clients revalidate cheaply',
+          responses: { 200: { description: 'ONNX model bytes', content: { 'application/octet-stream': imageBody } }, 304: { description: 'Not modified' } },
+        },
+      },
+      '/healthz': {
+        get: {
+          summary: 'Liveness and queue state',
+          responses: { 200: { description: 'Healthy', content: json({ type: 'object', properties: { status: { type: 'string', const: 'ok' } } }) } },
+        },
+      },
+      '/api/openapi.json': { get: { summary: 'This document', responses: { 200: { description: 'OpenAPI 3 document' } } } },
+    },
+    components: { schemas: { Prediction: predictionSchema, Error: errorSchema, ModelInfo: modelInfoSchema } },
+  };
+}

@@ -1,0 +1,102 @@
+/**
+ * One image -> ranked labels: decode + test views (src/image), one onnxruntime run over all views, the views'
+ * probabilities averaged (the paper's 10-crop testing), then each head's labels sorted by probability.
+ */
+import { join } from 'node:path';
+import { renderViews, type ViewMode } from '../image/index.ts';
+import { MODEL_FILES, type LoadedModel } from '../models/modelFile.ts';
+import { DermtlError } from '../util/errors.ts';
+import { TTA_MODES, type DermtlModel, type LabelScore, type Prediction, type PredictOptions, type Tta } from './api.ts';
+
+const VIEW_MODE: Record<Tta, ViewMode> = { center: 'center', '10crop': 'tenCrop' };
+
+export interface PredictorOptions {
+  maxPixels?: number;
+}
+
+/** Wraps a loaded model folder as the public DermtlModel. */
+export function createPredictor(loaded: LoadedModel, opts: PredictorOptions = {}): DermtlModel {
+  // ORT already uses every core inside one run; two runs at once would only fight over them. Decoding (sharp,
+  // libuv pool) of the next image still overlaps the current run.
+  const exclusive = serialQueue();
+  let disposed = false;
+
+  async function predict(image: string | Uint8Array, p: PredictOptions = {}): Promise<Prediction> {
+    const t0 = performance.now();
+    const tta = p.tta ?? 'center';
+    checkPredictOptions(tta, p.top);
+    if (disposed) throw new DermtlError('this model was disposed; load it again to predict');
+    const name = typeof image === 'string' ? image : (p.name ?? 'image data');
+    const views = await renderViews(image, VIEW_MODE[tta], null, { prep: loaded.preprocessing, maxPixels: p.maxPixels ?? opts.maxPixels, name });
+    const t1 = performance.now();
+    let inferenceMs = 0;
+    const probs = await exclusive(async () => {
+      if (disposed) throw new DermtlError('this model was disposed; load it again to predict');
+      const s = performance.now();
+      const out = await loaded.predict(views.data, views.params.length);
+      inferenceMs = performance.now() - s;
+      return out;
+    });
+    const n = views.params.length;
+    const prediction: Prediction = {
+      lesions: probs.lesion ? rankLabels(loaded.labels.lesion, meanOverViews(probs.lesion, n), p.top) : [],
+      location: probs.location ? rankLabels(loaded.labels.location, meanOverViews(probs.location, n), p.top) : [],
+      timing: { decodeMs: round(t1 - t0), inferenceMs: round(inferenceMs), totalMs: 0 },
+      tta,
+    };
+    prediction.timing.totalMs = round(performance.now() - t0);
+    return prediction;
+  }
+
+  return {
+    dir: loaded.dir,
+    onnxPath: join(loaded.dir, MODEL_FILES.onnx),
+    onnx: loaded.onnx,
+    labels: loaded.labels,
+    preprocessing: loaded.preprocessing,
+    metrics: loaded.metrics,
+    network: loaded.network,
+    manifest: loaded.manifest,
+    formatVersion: loaded.manifest.version,
+    predict,
+    async dispose() {
+      if (disposed) return;
+      disposed = true;
+      await exclusive(() => loaded.release());
+    },
+  };
+}
+
+export function checkPredictOptions(tta: unknown, top: unknown): void {
+  if (!TTA_MODES.includes(tta as Tta)) throw new DermtlError(`unknown tta '${String(tta)}' (expected ${TTA_MODES.join(' or ')})`);
+  if (top !== undefined && !(Number.isInteger(top) && (top as number) >= 1)) throw new DermtlError(`top must be a whole number >= 1, got ${String(top)}`);
+}
+
+/** Mean over the n views of [n, k] probabilities -> [k]. A mean of softmaxes still sums to 1. */
+export function meanOverViews(probs: Float32Array, n: number): Float64Array {
+  const k = probs.length / n;
+  const out = new Float64Array(k);
+  for (let v = 0; v < n; v++) for (let j = 0; j < k; j++) out[j] += probs[v * k + j];
+  for (let j = 0; j < k; j++) out[j] /= n;
+  return out;
+}
+
+/** Labels by probability, highest first; ties keep the head's label order. p has 6 significant digits. */
+export function rankLabels(labels: readonly string[], probs: ArrayLike<number>, top?: number): LabelScore[] {
+  if (probs.length !== labels.length) throw new Error(`${probs.length} probabilities for ${labels.length} labels`);
+  const ranked = labels.map((label, i) => ({ label, p: Number(probs[i].toPrecision(6)), raw: probs[i] }));
+  ranked.sort((a, b) => b.raw - a.raw); // stable: ties stay in label order
+  return ranked.slice(0, top ?? ranked.length).map(({ label, p }) => ({ label, p }));
+}
+
+/** Runs the given functions one at a time, in call order (a failure does not block the next one). */
+function serialQueue(): <T>(fn: () => Promise<T>) => Promise<T> {
+  let tail: Promise<unknown> = Promise.resolve();
+  return (fn) => {
+    const run = tail.then(fn);
+    tail = run.catch(() => undefined);
+    return run;
+  };
+}
+
+const round = (ms: number) => Math.round(ms * 100) / 100;
