@@ -42,6 +42,11 @@ export class BrowserModel {
     readonly loadMs: number,
   ) {}
 
+  /** WebAssembly threads ORT runs with (1 unless the page is cross-origin isolated). */
+  get threads(): number {
+    return this.ort.env.wasm.numThreads ?? 1;
+  }
+
   static async load(info: ModelInfo, progress: Progress): Promise<BrowserModel> {
     const t0 = performance.now();
     progress('Loading the ONNX runtime…');

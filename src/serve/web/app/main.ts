@@ -6,6 +6,7 @@ import { fetchModelInfo, PageError, predictOnServer, type ModelInfo, type Predic
 import { renderBars } from './bars.ts';
 import { BrowserModel } from './browserModel.ts';
 import { checkFile } from './files.ts';
+import { centerBox, shorterSideSize } from '../../../image/crops.ts';
 import type { Tta } from './preprocess.ts';
 
 const TOP_LOCATIONS = 3;
@@ -20,6 +21,8 @@ const ui = {
   drop: $('drop'),
   file: $<HTMLInputElement>('file'),
   preview: $<HTMLImageElement>('preview'),
+  crop: $('crop'),
+  cropNote: $('crop-note'),
   inBrowser: $<HTMLInputElement>('in-browser'),
   tta: $<HTMLSelectElement>('tta'),
   results: $('results'),
@@ -29,12 +32,17 @@ const ui = {
   lesions: $<HTMLOListElement>('lesions'),
   locations: $<HTMLOListElement>('locations'),
   engine: $('engine'),
+  enginePrefix: $('engine-prefix'),
   timing: $('timing'),
   modelInfo: $('model-info'),
 };
 
 let info: Promise<ModelInfo> | null = null;
 let browserModel: Promise<BrowserModel> | null = null;
+/** Where the in-browser model's loading messages go (the run that waits for it now). */
+let loadProgress: ((message: string) => void) | null = null;
+/** The in-browser model whose loading time a result already reported (it is said once). */
+let loadReported: BrowserModel | null = null;
 let photo: File | null = null;
 let previewUrl: string | null = null;
 /** Bumped by every run; a run whose number is no longer current drops its result (the photo or switch changed). */
@@ -56,8 +64,17 @@ ui.file.addEventListener('change', () => {
   if (f) choose(f);
   ui.file.value = ''; // choosing the same file again still fires 'change'
 });
-ui.inBrowser.addEventListener('change', () => void run());
-ui.tta.addEventListener('change', () => void run());
+ui.inBrowser.addEventListener('change', () => {
+  if (photo) void run();
+  else if (ui.inBrowser.checked) warmUp(); // fetch the model while the visitor looks for a photo
+});
+ui.tta.addEventListener('change', () => {
+  void showCrop();
+  void run();
+});
+ui.preview.addEventListener('load', () => void showCrop());
+// A file this browser cannot display (e.g. corrupt): no broken-image icon; the server's answer says what is wrong.
+ui.preview.addEventListener('error', () => ui.drop.classList.remove('has-photo'));
 for (const type of ['dragenter', 'dragover'] as const) {
   ui.drop.addEventListener(type, (e) => {
     e.preventDefault();
@@ -102,22 +119,21 @@ async function run(): Promise<void> {
   try {
     const model = await modelInfo();
     if (local) {
-      const fresh = !browserModel;
-      browserModel ??= BrowserModel.load(model, (m) => current() && say(m));
-      browserModel.catch(() => (browserModel = null));
-      const bm = await browserModel;
+      const bm = await loadBrowserModel(model, (m) => current() && say(m));
       if (!current()) return;
       say('Classifying in your browser…');
       const r = await bm.predict(file, tta);
       if (!current()) return;
-      show(r, 'in your browser', `${ms(r.timing.totalMs)} (model ${ms(r.timing.inferenceMs)}, preprocessing ${ms(r.timing.preprocessMs)})` +
-        (fresh ? `; loading the model first took ${ms(bm.loadMs)}` : ''));
+      const threads = `WebAssembly, ${bm.threads} thread${bm.threads === 1 ? '' : 's'}`;
+      show(r, 'browser', tta, `${ms(r.timing.totalMs)} (model ${ms(r.timing.inferenceMs)}, preprocessing ${ms(r.timing.preprocessMs)}; ${threads})` +
+        (loadReported === bm ? '' : `. Loading the model took ${ms(bm.loadMs)} before that`));
+      loadReported = bm;
     } else {
       say('Classifying on the server…');
       const t0 = performance.now();
       const r = await predictOnServer(file, tta, Math.max(model.labels.lesion.length, model.labels.location.length, 1));
       if (!current()) return;
-      show(r, 'server', `${ms(r.timing.totalMs)} (model ${ms(r.timing.inferenceMs)}, decoding ${ms(r.timing.decodeMs)}); ${ms(performance.now() - t0)} with the upload`);
+      show(r, 'server', tta, `${ms(r.timing.totalMs)} (model ${ms(r.timing.inferenceMs)}, decoding ${ms(r.timing.decodeMs)}); ${ms(performance.now() - t0)} including the upload`);
     }
   } catch (e) {
     if (!current()) return;
@@ -126,18 +142,40 @@ async function run(): Promise<void> {
   }
 }
 
-function show(r: Prediction, engine: 'server' | 'in your browser', timing: string): void {
+/** The in-browser model, loaded once (again after a failure). */
+function loadBrowserModel(model: ModelInfo, progress: (message: string) => void): Promise<BrowserModel> {
+  if (!browserModel) {
+    browserModel = BrowserModel.load(model, (m) => loadProgress?.(m));
+    browserModel.catch(() => (browserModel = null));
+  }
+  loadProgress = progress;
+  return browserModel;
+}
+
+function warmUp(): void {
+  modelInfo()
+    .then((m) => loadBrowserModel(m, (message) => !photo && say(message)))
+    .then(() => !photo && say('The model is ready in your browser.'), (e) => !photo && showError(e));
+}
+
+function show(r: Prediction, engine: 'server' | 'browser', tta: Tta, timing: string): void {
   renderBars(ui.lesions, r.lesions);
   renderBars(ui.locations, r.location.slice(0, TOP_LOCATIONS));
-  ui.engine.textContent = engine;
+  ui.enginePrefix.textContent = engine === 'server' ? 'Computed by the' : 'Computed';
+  ui.engine.textContent = engine === 'server' ? 'server' : 'in your browser';
   ui.timing.textContent = timing;
-  ui.results.dataset.engine = engine === 'server' ? 'server' : 'browser';
+  ui.results.dataset.engine = engine;
+  ui.results.dataset.tta = tta;
   say('');
   setState('done');
 }
 
 function setState(state: 'busy' | 'done' | 'error'): void {
   ui.results.dataset.state = state;
+  if (state !== 'done') {
+    delete ui.results.dataset.engine;
+    delete ui.results.dataset.tta;
+  }
   ui.results.setAttribute('aria-busy', String(state === 'busy'));
   ui.output.hidden = state !== 'done';
 }
@@ -166,4 +204,20 @@ function showModelInfo(m: ModelInfo): void {
   ui.locations.closest('section')!.hidden = location.length === 0;
 }
 
-const ms = (v: number) => (v >= 1000 ? `${(v / 1000).toFixed(1)} s` : `${Math.round(v)} ms`);
+/** Outlines the centre crop on the preview (what the network sees with tta=center; ten crops cover it all). */
+async function showCrop(): Promise<void> {
+  const { naturalWidth: w0, naturalHeight: h0 } = ui.preview;
+  const center = ui.tta.value === 'center';
+  ui.crop.hidden = ui.cropNote.hidden = !(center && photo && w0 > 0);
+  if (ui.crop.hidden) return;
+  const prep = (await modelInfo().catch(() => null))?.preprocessing;
+  if (!prep) return;
+  const { width, height } = shorterSideSize(w0, h0, prep.resizeShorter);
+  if (width < prep.size || height < prep.size) return;
+  const box = centerBox(width, height, prep.size);
+  const pct = (v: number, of: number) => `${((100 * v) / of).toFixed(3)}%`;
+  Object.assign(ui.crop.style, { left: pct(box.x, width), top: pct(box.y, height), width: pct(box.size, width), height: pct(box.size, height) });
+}
+
+/** Milliseconds for people; a no-break space keeps the number with its unit. */
+const ms = (v: number) => (v >= 1000 ? `${(v / 1000).toFixed(1)}\u00a0s` : `${Math.round(v)}\u00a0ms`);
