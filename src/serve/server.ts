@@ -59,6 +59,8 @@ export function createServer(opts: ServerOptions): FastifyInstance {
     forceCloseConnections: 'idle',
     // Unknown query parameters are an error (a typo like ?tpo=3 should not pass silently).
     ajv: { customOptions: { removeAdditional: false, coerceTypes: true, useDefaults: true } },
+    // Errors raised before routing (a URL that does not decode) get the same JSON shape.
+    frameworkErrors: (error, _req, reply) => void (reply as FastifyReply).code(400).send({ error: { code: 'bad_request', message: error.message } }),
   });
   app.setErrorHandler(errorHandler(o.bodyLimit));
   app.setNotFoundHandler((req, reply) => void reply.code(404).send({ error: { code: 'not_found', message: `no route ${req.method} ${pathOf(req)}` } }));
