@@ -41,6 +41,11 @@ export interface BatchOptions {
   shuffle?: boolean;
   /** Drop a last, smaller batch (default false). */
   dropLast?: boolean;
+  /**
+   * Skip the first `startBatch` batches of the epoch's plan (default 0): a training run resumed mid-epoch gets
+   * exactly the batches, and the augmentations, the interrupted run would have seen next.
+   */
+  startBatch?: number;
 }
 
 export interface Batch {
@@ -101,7 +106,7 @@ export class ImageLoader {
    */
   async *batches(items: readonly LoaderItem[], opts: BatchOptions): AsyncGenerator<Batch> {
     checkBatchOptions(opts);
-    const plan = batchOrder(items.length, opts);
+    const plan = batchOrder(items.length, opts).slice(opts.startBatch ?? 0);
     const views = viewsPerImage(opts.mode);
     const pending: { indices: number[]; id: number; result: Promise<RenderedBatch> }[] = [];
     let next = 0;
@@ -162,6 +167,7 @@ function checkBatchOptions(opts: BatchOptions): void {
   checkInt('batchSize', opts.batchSize, 1);
   checkInt('seed', opts.seed, -(2 ** 31));
   checkInt('epoch', opts.epoch ?? 0, 0);
+  checkInt('startBatch', opts.startBatch ?? 0, 0);
 }
 
 function checkInt(name: string, v: number, min: number): void {

@@ -48,6 +48,19 @@ export interface HeadsOptions extends HeadsConfig {
   trainable?: boolean;
   values?: ReadonlyMap<string, Float32Array>;
   requireValues?: boolean;
+  /**
+   * Training only: each active dropout multiplies by a mask fed as the graph input `<layer>_mask` (same shape,
+   * values 0 or 1/(1-ratio)) instead of ORT's Dropout, whose generator is seeded once per session. The caller
+   * then draws the masks from its own seeded Rng per update, so a resumed run replays them exactly.
+   */
+  dropoutMasks?: boolean;
+}
+
+/** A dropout mask input (see HeadsOptions.dropoutMasks). */
+export interface DropoutMaskInput {
+  input: string;
+  ratio: number;
+  shape: number[];
 }
 
 export interface Heads {
@@ -59,6 +72,8 @@ export interface Heads {
   locationProbs?: Tensor;
   /** Head param names in declaration order. */
   params: string[];
+  /** Mask inputs to feed (training with dropoutMasks and dropout > 0), in declaration order; else []. */
+  dropoutMasks: DropoutMaskInput[];
 }
 
 export function checkHeadsConfig(c: HeadsConfig): void {
@@ -92,15 +107,23 @@ export function buildHeads(g: Graph, features: Tensor, opts: HeadsOptions): Head
     const b = g.param(bName, [out], paramValue(bName, [out], opts, () => new Float32Array(out)), { trainable });
     return g.gemm(x, w, b, { transB: true, name });
   };
-  const dropout = (x: Tensor, ratio: number, key: string, name: string) =>
-    ratio > 0 ? g.dropout(x, ratio, dropoutSeed(opts.seed, key), { training: opts.training, name }) : x;
+  const dropoutMasks: DropoutMaskInput[] = [];
+  const dropout = (x: Tensor, ratio: number, key: string, name: string) => {
+    if (!(ratio > 0)) return x;
+    if (opts.training && opts.dropoutMasks) {
+      const mask = g.input(`${name}_mask`, x.shape);
+      dropoutMasks.push({ input: mask.name, ratio, shape: [...x.shape] });
+      return g.mul(x, mask, { name });
+    }
+    return g.dropout(x, ratio, dropoutSeed(opts.seed, key), { training: opts.training, name });
+  };
 
   let h = dropout(features, opts.featureDropout ?? 0, 'features', 'features_dropout');
   if (opts.shared) {
     h = g.relu(linear(h, 'shared', opts.shared.hidden, heNormal, 'shared_fc'), { name: 'shared_relu' });
     h = dropout(h, opts.shared.dropout, 'shared', 'shared_dropout');
   }
-  const heads: Heads = { params };
+  const heads: Heads = { params, dropoutMasks };
   const T = HEAD_TENSORS;
   if (opts.lesion > 0) {
     heads.lesionLogits = linear(h, 'lesion', opts.lesion, glorotUniform, T.lesionLogits);

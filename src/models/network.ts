@@ -32,6 +32,8 @@ export interface BuildNetworkOptions {
   requireValues?: boolean;
   /** Task weights of the losses (train mode). */
   taskWeights?: { lesion?: number; location?: number };
+  /** Train mode: dropout masks as graph inputs (see HeadsOptions.dropoutMasks). */
+  dropoutMasks?: boolean;
 }
 
 export interface Network {
@@ -68,7 +70,7 @@ export function buildNetwork(spec: NetworkSpec, opts: BuildNetworkOptions): Netw
   const trunk = buildResNet(g, image, { depth: spec.trunk.depth, weights: opts.weights, seed: spec.seed, trainable, ...common });
   // The heads are new layers: trainable whenever anything is ('heads', 'all' and predicates alike).
   const headsTrainable = trainable !== 'none';
-  const heads = buildHeads(g, trunk.features, { ...spec.heads, seed: spec.seed, training: train, trainable: headsTrainable, ...common });
+  const heads = buildHeads(g, trunk.features, { ...spec.heads, seed: spec.seed, training: train, trainable: headsTrainable, dropoutMasks: opts.dropoutMasks, ...common });
   if (heads.lesionProbs) g.output(heads.lesionProbs);
   if (heads.locationProbs) g.output(heads.locationProbs);
   const losses = train ? addHeadLosses(g, heads, opts.taskWeights).losses : [];

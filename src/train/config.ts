@@ -1,0 +1,160 @@
+// Every default of `dermtl train` in ONE typed config (zod). A `--config C.json` file overrides any part of it;
+// unknown keys are an error naming the key and the file, so a typo never silently falls back to a default.
+// The resolved config (defaults + file + flags) is written into the run folder and is what a resume must match.
+import { readFile } from 'node:fs/promises';
+import { z } from 'zod';
+import { DermtlError, errorList } from '../util/errors.ts';
+
+export const TASKS = ['mtl', 'lesion', 'location'] as const;
+export type Task = (typeof TASKS)[number];
+export const MODES = ['frozen', 'finetune'] as const;
+export type TrainMode = (typeof MODES)[number];
+export const TTAS = ['10crop', 'center'] as const;
+export type Tta = (typeof TTAS)[number];
+
+const int = (min: number) => z.number().int().min(min);
+const fraction = z.number().min(0).lt(1);
+
+/** The shared hidden layer FC(d -> hidden) + ReLU + dropout that both heads sit on; null: heads on the features. */
+const SharedSchema = z.strictObject({ hidden: int(1), dropout: fraction }).nullable();
+
+export const TrainConfigSchema = z.strictObject({
+  /** frozen: ImageNet trunk fixed, its features cached once per image and view; finetune: the whole network (the paper). */
+  mode: z.enum(MODES).default('frozen'),
+  /** mtl: both heads (the paper's model); lesion / location: one head (the single-task baselines). */
+  task: z.enum(TASKS).default('mtl'),
+  /** Seed of the validation split, data order, view choice, dropout masks and head init (tiny trunk: trunk init too). */
+  seed: z.number().int().default(0),
+  /** resnet50: folded Keras ImageNet weights (downloaded once); tiny: a small random ResNet for tests and demos. */
+  trunk: z.enum(['resnet50', 'tiny']).default('resnet50'),
+  image: z.strictObject({
+    /** Network input side; 224 for ResNet-50. */
+    size: int(32).default(224),
+    /** Test views: shorter side resized to this before the centre / ten crops. */
+    resizeShorter: int(32).default(256),
+    /** scaleJitter: training shorter side uniform in [min, max] (He et al.). */
+    jitter: z.strictObject({ min: int(32).default(256), max: int(32).default(480) }).prefault({}),
+  }).prefault({}),
+  batchSize: int(1).default(20),
+  /** Caffe SGD: v = momentum v + lr lrMult (g + weightDecay decayMult w); w -= v. */
+  optimizer: z.strictObject({
+    lr: z.number().positive().default(1e-3),
+    momentum: fraction.default(0.9),
+    weightDecay: z.number().min(0).default(1e-4),
+    /** Learning-rate multipliers: pretrained trunk x1, new head (and shared-layer) weights x10, their biases x20. */
+    lrMult: z.strictObject({
+      trunk: z.number().min(0).default(1),
+      headWeight: z.number().min(0).default(10),
+      headBias: z.number().min(0).default(20),
+    }).prefault({}),
+  }).prefault({}),
+  /** lr x factor when the validation loss has not improved for more than `patience` epochs. */
+  plateau: z.strictObject({
+    factor: z.number().gt(0).lt(1).default(0.1),
+    patience: int(0).default(2),
+    threshold: fraction.default(1e-4),
+    cooldown: int(0).default(0),
+    minLr: z.number().min(0).default(0),
+  }).prefault({}),
+  /** Held-out validation part of the training images: this fraction of their GROUPS (seeded); 0 = none (no plateau drops). */
+  validation: z.strictObject({ fraction: fraction.default(0.1) }).prefault({}),
+  /** Weights of the two losses in the MTL objective. */
+  taskWeights: z.strictObject({ lesion: z.number().min(0).default(1), location: z.number().min(0).default(1) }).prefault({}),
+  frozen: z.strictObject({
+    epochs: int(1).default(30),
+    /** scaleJitter views cached per training image; each epoch uses one of them per image (seeded choice). */
+    views: int(1).default(10),
+    /**
+     * Seed of the cached training views. Separate from `seed` on purpose: runs with different seeds (and
+     * different folds and tasks) then share one cache entry per image.
+     */
+    viewSeed: z.number().int().default(0),
+    shared: SharedSchema.default({ hidden: 512, dropout: 0.5 }),
+    featureDropout: fraction.default(0),
+    /** Views per trunk run when caching features. */
+    featureBatch: int(1).default(10),
+  }).prefault({}),
+  finetune: z.strictObject({
+    epochs: int(1).default(20),
+    shared: SharedSchema.default(null),
+    featureDropout: fraction.default(0),
+    /** Train on a seeded subset of this many training images (timing runs); null: all. */
+    subset: int(1).nullable().default(null),
+  }).prefault({}),
+  /** Feature cache folder; null: <dermtl cache root>/features (see cacheRoot()). */
+  cacheDir: z.string().min(1).nullable().default(null),
+  checkpoint: z.strictObject({
+    /** Checkpoint after every this many epochs (and always on SIGINT/SIGTERM and at the end). */
+    everyEpochs: int(1).default(1),
+    keep: int(1).default(2),
+  }).prefault({}),
+  runtime: z.strictObject({
+    /** ORT intra-op threads; null: every available core. Results are bit-reproducible for a fixed count. */
+    threads: int(1).nullable().default(null),
+    /** Image decoding worker threads (finetune, full-model eval); null: every available core. */
+    loaderWorkers: int(0).nullable().default(null),
+  }).prefault({}),
+  /** Test-time augmentation of `dermtl eval` when --tta is not given. */
+  eval: z.strictObject({ tta: z.enum(TTAS).default('10crop') }).prefault({}),
+}).superRefine((c, ctx) => {
+  const img = c.image;
+  if (img.resizeShorter < img.size) ctx.addIssue({ code: 'custom', path: ['image', 'resizeShorter'], message: `must be >= image.size (${img.size})` });
+  if (img.jitter.min < img.size) ctx.addIssue({ code: 'custom', path: ['image', 'jitter', 'min'], message: `must be >= image.size (${img.size})` });
+  if (img.jitter.max < img.jitter.min) ctx.addIssue({ code: 'custom', path: ['image', 'jitter', 'max'], message: `must be >= image.jitter.min (${img.jitter.min})` });
+  if (c.trunk === 'resnet50' && img.size !== 224) ctx.addIssue({ code: 'custom', path: ['image', 'size'], message: 'the ImageNet ResNet-50 takes 224x224 inputs' });
+});
+
+export type TrainConfig = z.output<typeof TrainConfigSchema>;
+export type TrainConfigInput = z.input<typeof TrainConfigSchema>;
+
+/** Flags that override the file (undefined: not given). */
+export interface ConfigOverrides {
+  mode?: TrainMode;
+  task?: Task;
+  seed?: number;
+}
+
+/** Defaults, then `input` (a parsed file or a test's object), then the flags. `source` names the input in errors. */
+export function resolveConfig(input: unknown = {}, overrides: ConfigOverrides = {}, source = 'the config'): TrainConfig {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) throw new DermtlError(`${source}: must be a JSON object`);
+  const merged: Record<string, unknown> = { ...(input as Record<string, unknown>) };
+  for (const [k, v] of Object.entries(overrides)) if (v !== undefined) merged[k] = v;
+  const r = TrainConfigSchema.safeParse(merged);
+  if (r.success) return r.data;
+  throw errorList(`invalid training config in ${source}`, r.error.issues.flatMap((i) => describeIssue(i)));
+}
+
+/** Reads `--config C.json` and resolves it. */
+export async function loadConfig(file: string | undefined, overrides: ConfigOverrides = {}): Promise<TrainConfig> {
+  if (!file) return resolveConfig({}, overrides, 'the defaults');
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new DermtlError(code === 'ENOENT' ? `config file not found: ${file}` : `cannot read config file ${file} (${code})`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new DermtlError(`config file ${file} is not valid JSON: ${(e as Error).message}`);
+  }
+  return resolveConfig(json, overrides, file);
+}
+
+function describeIssue(i: z.core.$ZodIssue): string[] {
+  const at = i.path.map(String).join('.');
+  if (i.code === 'unrecognized_keys') return i.keys.map((k) => `unknown key "${at ? `${at}.` : ''}${k}"`);
+  return [`${at || '(top level)'}: ${i.message}`];
+}
+
+/** The heads' shared layer and feature dropout of the config's mode. */
+export function headsOptions(c: TrainConfig): { shared: { hidden: number; dropout: number } | null; featureDropout: number } {
+  const m = c.mode === 'frozen' ? c.frozen : c.finetune;
+  return { shared: m.shared, featureDropout: m.featureDropout };
+}
+
+export function epochsOf(c: TrainConfig): number {
+  return c.mode === 'frozen' ? c.frozen.epochs : c.finetune.epochs;
+}

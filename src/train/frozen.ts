@@ -1,0 +1,147 @@
+// Frozen-trunk training: the ImageNet trunk is fixed, so its pooled features are computed once per image and view
+// (features.ts, cached on disk) and only the small "features graph" is trained: input 'features' [B, d] -> shared
+// FC + ReLU + dropout -> heads, with the paper's losses, optimizer and learning-rate multipliers. An update takes
+// milliseconds. Each epoch every training image uses ONE of its V cached scaleJitter views, chosen with
+// Rng.derive(seed, 'view', epoch, image). The saved model is still the full network image -> probabilities.
+import { Graph, type Loss, type Tensor } from '../graph/index.ts';
+import { addHeadLosses, buildHeads, type Heads } from '../models/heads.ts';
+import type { NetworkSpec } from '../models/network.ts';
+import { Rng } from '../util/rng.ts';
+import { buildBackboneGraph } from './backbone.ts';
+import { CENTER_VIEW, FeatureCache, defaultFeatureDir, type ViewFeatures, type ViewSet } from './features.ts';
+import { ValidationAccumulator, openEvalSession, paramFeeds, runEpochs, type TrainBatch } from './epochs.ts';
+import { dropoutMasks, encodeTargets, labelFeeds, noDropout, stepsPerEpoch } from './targets.ts';
+import { Trainer } from './step.ts';
+import type { ModeResult, TrainContext } from './trainTask.ts';
+import { lossWeightsOf, multipliersOf, runFileOf } from './trainTask.ts';
+
+export const FEATURES_INPUT = 'features';
+
+export interface FeaturesNetwork {
+  graph: Graph;
+  features: Tensor;
+  heads: Heads;
+  losses: Loss[];
+}
+
+/**
+ * The heads part of the network on pooled features: the same layers, names and init as buildNetwork's heads, so
+ * its params drop into the full model. Train mode: trainable params, label inputs, losses, dropout masks as
+ * inputs. Inference mode: params baked in from `values` (every one required), dropout off.
+ */
+export function buildFeaturesNetwork(spec: NetworkSpec, featureDim: number, batch: number, mode: 'train' | 'inference',
+  opts: { values?: ReadonlyMap<string, Float32Array>; taskWeights?: { lesion?: number; location?: number } } = {}): FeaturesNetwork {
+  const train = mode === 'train';
+  const g = new Graph();
+  const features = g.input(FEATURES_INPUT, [batch, featureDim]);
+  const heads = buildHeads(g, features, {
+    ...spec.heads, seed: spec.seed, training: train, trainable: train, dropoutMasks: train,
+    values: opts.values, requireValues: !train,
+  });
+  if (heads.lesionProbs) g.output(heads.lesionProbs);
+  if (heads.locationProbs) g.output(heads.locationProbs);
+  const losses = train ? addHeadLosses(g, heads, opts.taskWeights).losses : [];
+  return { graph: g, features, heads, losses };
+}
+
+export function trainViewSet(ctx: Pick<TrainContext, 'config'>): ViewSet {
+  const c = ctx.config;
+  return { kind: 'train', views: c.frozen.views, seed: c.frozen.viewSeed, jitter: { ...c.image.jitter } };
+}
+
+export function featureCacheFor(ctx: Pick<TrainContext, 'config' | 'prep' | 'progress'>): FeatureCache {
+  const c = ctx.config;
+  return new FeatureCache({
+    dir: c.cacheDir ?? defaultFeatureDir(), backbone: { trunk: c.trunk, imageSize: c.image.size, seed: c.seed },
+    prep: ctx.prep, threads: c.runtime.threads ?? undefined, batchViews: c.frozen.featureBatch, progress: ctx.progress,
+  });
+}
+
+export async function trainFrozen(ctx: TrainContext): Promise<ModeResult> {
+  const c = ctx.config;
+  const B = c.batchSize;
+  const t0 = performance.now();
+  const cache = featureCacheFor(ctx);
+  let trainF: ViewFeatures;
+  let valF: ViewFeatures | null = null;
+  try {
+    trainF = await cache.features(ctx.train, trainViewSet(ctx), 'caching training views');
+    if (ctx.validation.length) valF = await cache.features(ctx.validation, { kind: 'tenCrop' }, 'caching validation views');
+  } finally {
+    await cache.close();
+  }
+  const featureSeconds = (performance.now() - t0) / 1000;
+  ctx.log(`features: ${cache.stats.hits} image(s) from the cache, ${cache.stats.misses} computed (${featureSeconds.toFixed(1)} s, ${cache.backboneId})`);
+
+  const dim = trainF.dim;
+  const net = buildFeaturesNetwork(ctx.spec, dim, B, 'train', { taskWeights: c.taskWeights });
+  const lossNames = net.losses.map((l) => l.tensor.name);
+  const trainer = await Trainer.create({
+    forward: net.graph, losses: net.losses.map((l) => ({ name: l.tensor.name, weight: l.weight })),
+    sgd: { lr: c.optimizer.lr, momentum: c.optimizer.momentum, weightDecay: c.optimizer.weightDecay },
+    multipliers: multipliersOf(net.graph, c), plateau: valF ? c.plateau : undefined, threads: c.runtime.threads ?? undefined,
+  });
+  const evalSession = valF ? await openEvalSession(net.graph, lossNames, c.runtime.threads ?? undefined) : null;
+  const targets = encodeTargets(ctx.train, ctx.labels);
+  const masks = net.heads.dropoutMasks;
+  const spe = stepsPerEpoch(ctx.train.length, B);
+  const orders = new Map<number, number[]>();
+  const orderOf = (epoch: number) => {
+    let o = orders.get(epoch);
+    if (!o) {
+      orders.clear();
+      o = Rng.derive(c.seed, 'order', epoch).shuffle(Array.from({ length: ctx.train.length }, (_, i) => i));
+      orders.set(epoch, o);
+    }
+    return o;
+  };
+
+  const batch = async (index: number): Promise<TrainBatch> => {
+    const epoch = Math.floor(index / spe);
+    const pos = index % spe;
+    const rows = orderOf(epoch).slice(pos * B, (pos + 1) * B);
+    const features = new Float32Array(B * dim);
+    rows.forEach((i, b) => {
+      const view = Rng.derive(c.seed, 'view', epoch, i).int(0, trainF.views - 1);
+      const at = (i * trainF.views + view) * dim;
+      features.set(trainF.data.subarray(at, at + dim), b * dim);
+    });
+    return { feeds: { [FEATURES_INPUT]: features, ...labelFeeds(targets, ctx.labels, rows, B), ...dropoutMasks(masks, c.seed, epoch, pos) }, rows: rows.length };
+  };
+
+  const validate = valF && evalSession ? async () => {
+    const acc = new ValidationAccumulator(ctx.labels, lossNames, lossWeightsOf(net.losses));
+    const vt = encodeTargets(ctx.validation, ctx.labels);
+    const params = paramFeeds(trainer);
+    for (let s = 0; s < ctx.validation.length; s += B) {
+      const rows = Array.from({ length: Math.min(B, ctx.validation.length - s) }, (_, k) => s + k);
+      const features = new Float32Array(B * dim);
+      rows.forEach((i, b) => {
+        const at = (i * valF.views + CENTER_VIEW) * dim;
+        features.set(valF.data.subarray(at, at + dim), b * dim);
+      });
+      const out = await evalSession.run({ ...params, [FEATURES_INPUT]: features, ...labelFeeds(vt, ctx.labels, rows, B), ...noDropout(masks) });
+      acc.add(out, rows.length);
+    }
+    return acc.result(ctx.validation);
+  } : undefined;
+
+  const t1 = performance.now();
+  try {
+    const r = await runEpochs({
+      trainer, epochs: c.frozen.epochs, stepsPerEpoch: spe, lossWeights: lossWeightsOf(net.losses), batch, validate,
+      checkpointRoot: runFileOf(ctx, 'checkpoints'), checkpointEveryEpochs: c.checkpoint.everyEpochs, keep: c.checkpoint.keep,
+      historyFile: runFileOf(ctx, 'history'), signal: ctx.signal, onStep: ctx.onStep, onEpoch: ctx.onEpoch,
+    });
+    const heads = new Map([...trainer.params].map(([k, v]) => [k, v.slice()]));
+    const params = r.stopped ? heads : new Map([...buildBackboneGraph({ trunk: c.trunk, imageSize: c.image.size, seed: c.seed }, await ctx.trunkWeights()).params, ...heads]);
+    return {
+      params, history: r.history, stopped: r.stopped, step: r.step, resumedFrom: r.resumedFrom,
+      timings: { features_s: featureSeconds, train_s: (performance.now() - t1) / 1000 },
+      backbone: { id: cache.backboneId, views: trainF.views, dim },
+    };
+  } finally {
+    await trainer.release();
+    await evalSession?.release();
+  }
+}

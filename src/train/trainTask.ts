@@ -1,0 +1,291 @@
+// `dermtl train`: config -> manifest (+ fold) -> labels and the grouped validation split -> run folder -> frozen or
+// finetune training (resumable) -> the final model folder RUN/model. See run.ts for the run folder.
+import { readdir } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import type { Graph, Loss } from '../graph/index.ts';
+import { loadManifest, manifestHash } from '../data/manifest.ts';
+import { loadFolds, selectFold } from '../data/splits.ts';
+import type { Manifest, Sample } from '../data/types.ts';
+import { CAFFE_PREPROCESSING, type Preprocessing } from '../image/index.ts';
+import { HEAD_PREFIX } from '../models/heads.ts';
+import { saveModel } from '../models/modelFile.ts';
+import type { NetworkSpec } from '../models/network.ts';
+import { stderrProgress } from '../report/progress.ts';
+import { DermtlError, errorList } from '../util/errors.ts';
+import { loadTrunkWeights, TRUNK_DEPTH, type TrunkWeights } from './backbone.ts';
+import { epochsOf, headsOptions, loadConfig, resolveConfig, type TrainConfig, type TrainMode, type Task } from './config.ts';
+import { finetuneImages, trainFinetune } from './finetune.ts';
+import { trainFrozen } from './frozen.ts';
+import { RUN_FORMAT, RUN_FILES, RUN_VERSION, readRunInfoIfAny, runFile, writeJson, writeRunInfo, type EpochRecord, type RunInfo, type RunLabels } from './run.ts';
+import type { StepResult } from './step.ts';
+import { checkTrainable, labelsFor, stepsPerEpoch, validationSplit } from './targets.ts';
+
+export interface TrainOptions {
+  manifest: string;
+  /** The run folder. */
+  out: string;
+  task?: Task;
+  mode?: TrainMode;
+  seed?: number;
+  folds?: string;
+  fold?: number;
+  /** --config C.json */
+  configFile?: string;
+  /** A config object (tests, scripts); used when no configFile is given. */
+  config?: unknown;
+  /** Continue the run in `out` from its latest checkpoint. */
+  resume?: boolean;
+  /** Stops after the current update, checkpoints, and returns (status 'stopped'). */
+  signal?: AbortSignal;
+  onStep?: (r: StepResult) => void;
+  /** Human-readable lines (default console.log). */
+  log?: (line: string) => void;
+  /** Progress bars on stderr (default true). */
+  progress?: boolean;
+}
+
+export type ProgressFactory = (label: string) => ((done: number, total: number) => void) & { stop?: () => void };
+
+/** What a mode trainer gets. */
+export interface TrainContext {
+  config: TrainConfig;
+  runDir: string;
+  labels: RunLabels;
+  train: Sample[];
+  validation: Sample[];
+  spec: NetworkSpec;
+  prep: Preprocessing;
+  /** The trunk's initial weights, loaded once on first use. */
+  trunkWeights: () => Promise<TrunkWeights>;
+  signal?: AbortSignal;
+  onStep?: (r: StepResult) => void;
+  onEpoch?: (e: EpochRecord) => void;
+  progress: ProgressFactory;
+  log: (line: string) => void;
+}
+
+/** What a mode trainer returns: every param of the full network when finished (heads only when stopped). */
+export interface ModeResult {
+  params: Map<string, Float32Array>;
+  history: EpochRecord[];
+  stopped: boolean;
+  step: number;
+  resumedFrom?: number;
+  timings: Record<string, number>;
+  backbone: { id: string; views: number; dim: number } | null;
+}
+
+export interface TrainResult {
+  dir: string;
+  status: 'done' | 'stopped' | 'already done';
+  info: RunInfo;
+  history: EpochRecord[];
+  step: number;
+  resumedFrom?: number;
+  /** Mean wall time of an update in this segment (ms), batches included, epoch ends excluded. */
+  stepMs: number | null;
+}
+
+export async function trainRun(opts: TrainOptions): Promise<TrainResult> {
+  const log = opts.log ?? ((line: string) => console.log(line));
+  const overrides = { task: opts.task, mode: opts.mode, seed: opts.seed };
+  const config = opts.configFile ? await loadConfig(opts.configFile, overrides) : resolveConfig(opts.config ?? {}, overrides, 'the config');
+  if ((opts.folds === undefined) !== (opts.fold === undefined)) throw new DermtlError('--folds and --fold go together: give both (train on the other folds of F) or neither (train on the whole manifest)');
+  const manifest = await loadManifest(opts.manifest);
+  const part = await trainingPart(manifest, opts.folds, opts.fold);
+  const labels = labelsFor(config.task, manifest.samples);
+  checkTrainable(config.task, labels, part.train, part.where);
+  const split = validationSplit(part.train, config.validation.fraction, config.seed);
+  checkTrainable(config.task, labels, split.train, `${part.where}, without its validation part`);
+
+  const dir = resolve(opts.out);
+  const info = await prepareRunFolder(dir, config, manifest, opts, labels, { ...split, test: part.test }, log);
+  if (info.status === 'done') {
+    log(`${dir}: this run has already finished; nothing to do (evaluate it with dermtl eval)`);
+    return { dir, status: 'already done', info, history: [], step: 0, stepMs: null };
+  }
+
+  const prep = preprocessingOf(config);
+  let weights: Promise<TrunkWeights> | null = null;
+  const bars = opts.progress ?? true;
+  const progress: ProgressFactory = bars ? (label) => stderrProgress(label) : () => Object.assign(() => {}, { stop: () => {} });
+  const trainImages = config.mode === 'finetune' ? finetuneImages({ config, train: split.train }).length : split.train.length;
+  const spe = stepsPerEpoch(trainImages, config.batchSize);
+  const steps = epochsOf(config) * spe;
+  const bar = progress(`training (${config.mode}, ${config.task})`);
+  const timer = stepTimer(spe);
+  const ctx: TrainContext = {
+    config, runDir: dir, labels, train: split.train, validation: split.validation, spec: specOf(config, labels), prep,
+    trunkWeights: () => (weights ??= loadTrunkWeights(config.trunk)),
+    signal: opts.signal,
+    onStep: (r) => {
+      timer.tick(r.step);
+      bar(r.step, steps);
+      opts.onStep?.(r);
+    },
+    onEpoch: (e) => log(formatEpoch(e, epochsOf(config))),
+    progress, log,
+  };
+  let r: ModeResult;
+  try {
+    r = config.mode === 'frozen' ? await trainFrozen(ctx) : await trainFinetune(ctx);
+  } finally {
+    bar.stop?.();
+  }
+  const timings = { ...info.timings };
+  for (const [k, v] of Object.entries(r.timings)) timings[k] = (timings[k] ?? 0) + v;
+  if (r.stopped) {
+    await writeRunInfo(dir, { ...info, timings });
+    log(`stopped at update ${r.step} of ${steps}; the checkpoint is saved. Continue with the same command and --resume.`);
+    return { dir, status: 'stopped', info, history: r.history, step: r.step, resumedFrom: r.resumedFrom, stepMs: timer.mean() };
+  }
+  const t0 = performance.now();
+  const last = r.history.at(-1);
+  await saveModel(runFile(dir, 'model'), {
+    network: ctx.spec, params: r.params, labels, preprocessing: prep, config,
+    metrics: { validation: last?.validation ?? null, epochs: r.history.length },
+  });
+  timings.save_s = (performance.now() - t0) / 1000;
+  const done: RunInfo = { ...info, status: 'done', finishedAt: new Date().toISOString(), timings, backbone: r.backbone ?? info.backbone };
+  await writeRunInfo(dir, done);
+  log(`wrote ${runFile(dir, 'model')} (${r.step} updates, ${r.history.length} epochs)`);
+  return { dir, status: 'done', info: done, history: r.history, step: r.step, resumedFrom: r.resumedFrom, stepMs: timer.mean() };
+}
+
+/** Runs trainRun with SIGINT/SIGTERM turned into a clean stop (checkpoint, then exit). */
+export async function trainWithStopSignals(opts: TrainOptions): Promise<TrainResult> {
+  const ac = new AbortController();
+  const stop = (sig: string) => () => {
+    process.stderr.write(`\ndermtl: ${sig}: finishing the current update and saving a checkpoint...\n`);
+    ac.abort();
+  };
+  const onInt = stop('SIGINT');
+  const onTerm = stop('SIGTERM');
+  process.once('SIGINT', onInt);
+  process.once('SIGTERM', onTerm);
+  try {
+    return await trainRun({ ...opts, signal: ac.signal });
+  } finally {
+    process.off('SIGINT', onInt);
+    process.off('SIGTERM', onTerm);
+  }
+}
+
+// ---------------------------------------------------------------- pieces shared by the modes
+
+export function preprocessingOf(c: TrainConfig): Preprocessing {
+  return {
+    ...CAFFE_PREPROCESSING, mean: [...CAFFE_PREPROCESSING.mean], alphaBackground: [...CAFFE_PREPROCESSING.alphaBackground],
+    size: c.image.size, resizeShorter: c.image.resizeShorter,
+  };
+}
+
+export function specOf(c: TrainConfig, labels: RunLabels): NetworkSpec {
+  const h = headsOptions(c);
+  return {
+    trunk: { depth: TRUNK_DEPTH[c.trunk] }, imageSize: c.image.size, seed: c.seed,
+    heads: { lesion: labels.lesion.length, location: labels.location.length, shared: h.shared, featureDropout: h.featureDropout },
+  };
+}
+
+/** lr multipliers of a graph's trainable params from the config: trunk, head (and shared-layer) weights, biases. */
+export function multipliersOf(g: Graph, c: TrainConfig): Record<string, { lrMult: number }> {
+  const m = c.optimizer.lrMult;
+  return Object.fromEntries(g.params({ trainable: true }).map((p) => {
+    const lrMult = !p.name.startsWith(HEAD_PREFIX) ? m.trunk : p.name.endsWith('/bias') ? m.headBias : m.headWeight;
+    return [p.name, { lrMult }];
+  }));
+}
+
+export function lossWeightsOf(losses: readonly Loss[]): Record<string, number> {
+  return Object.fromEntries(losses.map((l) => [l.tensor.name, l.weight ?? 1]));
+}
+
+export function runFileOf(ctx: Pick<TrainContext, 'runDir'>, name: keyof typeof RUN_FILES): string {
+  return runFile(ctx.runDir, name);
+}
+
+interface Part {
+  train: Sample[];
+  test: Sample[];
+  where: string;
+  folds: { file: string; fold: number } | null;
+}
+
+async function trainingPart(manifest: Manifest, folds?: string, fold?: number): Promise<Part> {
+  if (folds === undefined || fold === undefined) return { train: manifest.samples, test: [], where: manifest.file, folds: null };
+  const f = selectFold(await loadFolds(folds, manifest), fold);
+  return { train: f.train, test: f.test, where: `${manifest.file} without fold ${fold} of ${folds}`, folds: { file: resolve(folds), fold } };
+}
+
+async function prepareRunFolder(dir: string, config: TrainConfig, manifest: Manifest, opts: TrainOptions, labels: RunLabels,
+  split: { train: Sample[]; validation: Sample[]; test: Sample[] }, log: (l: string) => void): Promise<RunInfo> {
+  const folds = opts.folds !== undefined && opts.fold !== undefined ? { file: resolve(opts.folds), fold: opts.fold } : null;
+  const existing = await readRunInfoIfAny(dir);
+  if (existing) {
+    if (!opts.resume) throw new DermtlError(`${dir} already holds a run (status ${existing.status}); pass --resume to continue it, or choose another --out`);
+    checkSameRun(dir, existing, config, manifest, folds, labels);
+    return existing;
+  }
+  const entries = await readdir(dir).catch(() => [] as string[]);
+  if (entries.length) throw new DermtlError(`${dir} is not empty and holds no dermtl run (${RUN_FILES.run} missing); refusing to write into it`);
+  if (opts.resume) log(`${dir}: no run to resume there; starting a new one`);
+  const info: RunInfo = {
+    format: RUN_FORMAT, version: RUN_VERSION, kind: 'model', status: 'training', createdAt: new Date().toISOString(), finishedAt: null,
+    task: config.task, labels, manifest: { file: manifest.file, hash: manifestHash(manifest), images: manifest.samples.length }, folds,
+    mode: config.mode, seed: config.seed, config,
+    split: { train: split.train.length, validation: split.validation.map((s) => s.image), test: split.test.length },
+    backbone: null, members: null, timings: {},
+  };
+  await writeJson(runFile(dir, 'config'), config);
+  // Which images trained the model (training and validation part): eval refuses to score them as test images.
+  await writeJson(join(dir, SPLIT_FILE), { manifestDir: manifest.dir, train: split.train.map((s) => s.image), validation: split.validation.map((s) => s.image), test: split.test.map((s) => s.image) });
+  await writeRunInfo(dir, info);
+  return info;
+}
+
+/** The image lists of a run (relative to manifestDir). */
+export const SPLIT_FILE = 'split.json';
+
+function checkSameRun(dir: string, info: RunInfo, config: TrainConfig, manifest: Manifest, folds: RunInfo['folds'], labels: RunLabels): void {
+  const problems: string[] = [];
+  const before = JSON.stringify(info.config);
+  if (before !== JSON.stringify(config)) problems.push(`the resolved config differs from the run's ${RUN_FILES.config} (${diffKeys(info.config, config).join(', ')})`);
+  if (info.manifest.hash !== manifestHash(manifest)) problems.push(`the manifest differs from the one the run was started with (${info.manifest.file})`);
+  if (JSON.stringify(info.folds) !== JSON.stringify(folds)) problems.push(`the fold differs: the run used ${info.folds ? `fold ${info.folds.fold} of ${info.folds.file}` : 'no folds'}`);
+  if (JSON.stringify(info.labels) !== JSON.stringify(labels)) problems.push('the label lists differ');
+  if (problems.length) throw errorList(`cannot resume ${dir} with these arguments`, problems);
+}
+
+function diffKeys(a: unknown, b: unknown, at = ''): string[] {
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return JSON.stringify(a) === JSON.stringify(b) ? [] : [at || '(all)'];
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+  return [...keys].flatMap((k) => diffKeys((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], at ? `${at}.${k}` : k));
+}
+
+function formatEpoch(e: EpochRecord, epochs: number): string {
+  const f = (x: number | null | undefined) => (x === null || x === undefined ? 'n/a' : x.toFixed(4));
+  const v = e.validation;
+  const val = v ? `  validation loss ${f(v.total)}${v.mapClass !== undefined ? `  mAP-class ${f(v.mapClass)}` : ''}${v.top1 !== undefined ? `  top-1 ${f(v.top1)}` : ''}` : '';
+  return `epoch ${e.epoch}/${epochs}  train loss ${f(e.train.total)}${val}  lr ${e.lr}${e.lrReduced ? ' -> reduced' : ''}`;
+}
+
+/** Mean wall time between consecutive updates within an epoch (the first update and epoch ends excluded). */
+function stepTimer(spe: number): { tick: (step: number) => void; mean: () => number | null } {
+  let last = 0;
+  let sum = 0;
+  let count = 0;
+  let first = true;
+  return {
+    tick(step) {
+      const now = performance.now();
+      if (!first && (step - 1) % spe !== 0) {
+        sum += now - last;
+        count++;
+      }
+      first = false;
+      last = now;
+    },
+    mean: () => (count ? sum / count : null),
+  };
+}
