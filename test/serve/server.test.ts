@@ -49,7 +49,8 @@ function multipart(field: string, filename: string, data: Uint8Array, type = 'im
 /** A request written byte for byte on a socket (no client-side URL normalisation), the whole answer read back. */
 function rawRequest(port: number, text: string): Promise<{ status: number; head: string; body: string }> {
   return new Promise((resolve, reject) => {
-    const s = connect(port, '127.0.0.1', () => s.end(text));
+    // write, not end: Node closes a half-closed socket before an async answer is written.
+    const s = connect(port, '127.0.0.1', () => s.write(text));
     let data = '';
     s.on('data', (c) => (data += c));
     s.on('error', reject);
