@@ -29,7 +29,7 @@ export function register(program: Command): void {
     .option('--max-body-mb <mb>', 'largest request body, MB (larger: 413)', positiveNumber, SERVER_DEFAULTS.bodyLimit / 1024 / 1024)
     .option('--max-pixels <n>', 'largest image, width x height, checked before decoding (larger: 422)', positiveInt, SERVER_DEFAULTS.maxPixels)
     .option('--timeout-ms <ms>', 'per prediction, queue wait included (503 while waiting, 504 while running)', positiveInt, SERVER_DEFAULTS.timeoutMs)
-    .option('--queue <n>', 'requests that may wait for the model; more at once get 503 + Retry-After', intArg, SERVER_DEFAULTS.queueSize)
+    .option('--queue <n>', 'requests that may wait for the model; more at once get 503 + Retry-After', nonNegativeInt, SERVER_DEFAULTS.queueSize)
     .option('--concurrency <n>', 'images decoded at once (the model itself runs one at a time)', positiveInt, SERVER_DEFAULTS.concurrency)
     .option('--threads <n>', 'onnxruntime threads (default: every core)', positiveInt)
     .option('--log-requests', 'log every request (JSON lines on stderr)')
@@ -46,7 +46,7 @@ export function register(program: Command): void {
       await serveModel({
         modelPath, port: f.port, host: f.host, threads: f.threads,
         bodyLimit: Math.round(f.maxBodyMb * 1024 * 1024), maxPixels: f.maxPixels, timeoutMs: f.timeoutMs,
-        queueSize: Math.max(0, f.queue), concurrency: f.concurrency,
+        queueSize: f.queue, concurrency: f.concurrency,
         logger: { level: f.logRequests ? 'info' : 'warn', stream: process.stderr },
         onListen: (url) => process.stderr.write(`dermtl: serving ${modelPath} at ${url} (web page at /, API description at /api/openapi.json)\n`),
         onShutdown: (signal) => process.stderr.write(`dermtl: ${signal}: finishing requests in flight, then exiting\n`),
@@ -58,6 +58,12 @@ export function register(program: Command): void {
 function portArg(value: string): number {
   const n = intArg(value);
   if (n < 0 || n > 65535) throw new InvalidArgumentError(`expected a port 0-65535, got '${value}'`);
+  return n;
+}
+
+function nonNegativeInt(value: string): number {
+  const n = intArg(value);
+  if (n < 0) throw new InvalidArgumentError(`expected a whole number >= 0, got '${value}'`);
   return n;
 }
 
