@@ -24,7 +24,7 @@ const PATH_TOLERANCE = 0.06;
 const T = '\\d+(\\.\\d)?\u00a0m?s';
 
 const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} is absent: run scripts/install-chromium.sh (as root) to test the web page in a browser`;
-if (skip) console.log(`# SKIPPED the web page browser test: ${skip}`);
+if (skip) console.log(`SKIPPED the web page browser test: ${skip}`);
 
 interface Bar { label: string; p: number; text: string; fillPx: number; trackPx: number }
 type Scored = { label: string; p: number };
@@ -179,11 +179,22 @@ describe('web page in Chromium', { skip }, () => {
     await page.close();
   });
 
-  test('narrow dark screen (360 px): one column, nothing wider than the screen, bars still readable', async () => {
+  test('narrow dark screen (360 px), photo dropped on the drop zone: one column, nothing wider than the screen, bars readable', async () => {
     const page = await open({ width: 360, height: 800 }, 'dark');
-    await page.setInputFiles('#file', PHOTO);
+    // A drag-and-drop as the browser delivers it: dragover, then drop with the file in a DataTransfer.
+    const b64 = (await readFile(PHOTO)).toString('base64');
+    const transfer = await page.evaluateHandle((data) => {
+      const dt = new DataTransfer();
+      dt.items.add(new File([Uint8Array.from(atob(data), (c) => c.charCodeAt(0))], 'dropped.jpg', { type: 'image/jpeg' }));
+      return dt;
+    }, b64);
+    await page.dispatchEvent('#drop', 'dragover', { dataTransfer: transfer });
+    assert.equal(await page.evaluate(() => document.getElementById('drop')!.classList.contains('dragging')), true, 'drop zone highlighted');
+    await page.dispatchEvent('#drop', 'drop', { dataTransfer: transfer });
     const shown = await result(page, 'server');
     checkBars(shown.lesions, TINY_LABELS.lesion, TINY_LABELS.lesion.length);
+    assert.deepEqual(shown.lesions.map((b) => b.p), (await apiPredict('center')).lesions.map((l) => l.p), 'the dropped photo was classified');
+    assert.equal(await page.getAttribute('#preview', 'alt'), 'Your photo: dropped.jpg');
     assert.ok(await page.evaluate(() => document.documentElement.scrollWidth) <= 360, 'no horizontal scrolling');
     const photo = (await page.locator('.photo').boundingBox())!;
     const results = (await page.locator('#results').boundingBox())!;

@@ -44,8 +44,9 @@ export async function decodeResized(file: Blob, prep: Preprocessing): Promise<Rg
   const bitmap = await createImageBitmap(file, { imageOrientation: 'from-image' });
   try {
     const { width, height } = shorterSideSize(bitmap.width, bitmap.height, prep.resizeShorter);
-    const canvas = new OffscreenCanvas(width, height);
-    const ctx = canvas.getContext('2d', { willReadFrequently: true });
+    // OffscreenCanvas where there is one (all current browsers); a detached <canvas> otherwise.
+    const canvas = typeof OffscreenCanvas === 'function' ? new OffscreenCanvas(width, height) : Object.assign(document.createElement('canvas'), { width, height });
+    const ctx = canvas.getContext('2d', { willReadFrequently: true }) as CanvasRenderingContext2D | OffscreenCanvasRenderingContext2D | null;
     if (!ctx) throw new Error('this browser has no 2D canvas');
     const [r, g, b] = prep.alphaBackground;
     ctx.fillStyle = `rgb(${r}, ${g}, ${b})`;
