@@ -20,6 +20,7 @@ const $ = <T extends HTMLElement>(id: string) => {
 const ui = {
   drop: $('drop'),
   file: $<HTMLInputElement>('file'),
+  choose: $('choose'),
   preview: $<HTMLImageElement>('preview'),
   crop: $('crop'),
   cropNote: $('crop-note'),
@@ -67,6 +68,7 @@ ui.file.addEventListener('change', () => {
 ui.inBrowser.addEventListener('change', () => {
   if (photo) void run();
   else if (ui.inBrowser.checked) warmUp(); // fetch the model while the visitor looks for a photo
+  else say('');
 });
 ui.tta.addEventListener('change', () => {
   void showCrop();
@@ -84,6 +86,8 @@ for (const type of ['dragenter', 'dragover'] as const) {
 for (const type of ['dragleave', 'drop'] as const) {
   ui.drop.addEventListener(type, () => ui.drop.classList.remove('dragging'));
 }
+// A photo dropped beside the zone must not make the browser leave the page to show the file.
+for (const type of ['dragover', 'drop'] as const) window.addEventListener(type, (e) => e.preventDefault());
 ui.drop.addEventListener('drop', (e) => {
   e.preventDefault();
   const f = e.dataTransfer?.files[0];
@@ -104,6 +108,7 @@ function choose(f: File): void {
   ui.preview.src = previewUrl;
   ui.preview.alt = `Your photo: ${f.name}`;
   ui.drop.classList.add('has-photo');
+  ui.choose.textContent = 'Choose another photo';
   void run();
 }
 
