@@ -297,7 +297,8 @@ function nodeChild<T>(kind: 'train' | 'profile'): Promise<T> {
 
 // ------------------------------------------------------------------------------------------------- (d) PyTorch
 
-interface TorchResult { ms: number[]; median_ms_per_image: number; peak_rss_mb: number; threads: number; torch: string }
+interface TorchResult { mode: string; ms: number[]; median_ms_per_image: number; peak_rss_mb: number; threads: number; torch: string; memory_format: string }
+const TORCH_FORMATS = ['contiguous', 'channels_last'] as const;
 
 /** The first python that imports torch: --python, else python3 on PATH, else Debian's /usr/bin/python3 (python3-torch). */
 function findPython(): string | undefined {
@@ -305,15 +306,25 @@ function findPython(): string | undefined {
   return candidates.find((c) => spawnSync(c, ['-c', 'import torch'], { stdio: 'ignore', timeout: 120_000 }).status === 0);
 }
 
+/**
+ * Forward and training step in PyTorch, each in its own process (so a training peak RSS is its own), in both NCHW
+ * and channels_last (oneDNN's preferred layout): the comparison is against the faster of the two.
+ */
 async function torchBench(python: string) {
   const script = join(HERE, '..', 'pytorch_resnet50.py');
   const common = ['--batch', String(BATCH), '--size', String(cfg.size), '--threads', String(cfg.threads), '--warmup', String(cfg.warmup),
     '--runs', String(cfg.runs), '--lesion', String(cfg.lesion), '--location', String(cfg.location)];
-  log(`PyTorch (${python}): forward batch ${BATCH}`);
-  const forward = await runJson<TorchResult>(python, [script, '--mode', 'forward', ...common]);
-  log(`PyTorch: training step batch ${BATCH}`);
-  const train = await runJson<TorchResult>(python, [script, '--mode', 'train', ...common]);
-  return { python, forward, train };
+  const run = async (mode: 'forward' | 'train') => {
+    const all: TorchResult[] = [];
+    for (const format of TORCH_FORMATS) {
+      log(`PyTorch (${python}): ${mode} batch ${BATCH}, ${format}`);
+      all.push(await runJson<TorchResult>(python, [script, '--mode', mode, '--memory-format', format, ...common]));
+    }
+    return { best: all.reduce((a, b) => (b.median_ms_per_image < a.median_ms_per_image ? b : a)), all };
+  };
+  const forward = await run('forward');
+  const train = await run('train');
+  return { python, forward: forward.best, train: train.best, all: [...forward.all, ...train.all] };
 }
 
 // --------------------------------------------------------------------------------------------------- report
@@ -339,7 +350,7 @@ async function main() {
   const profile = args.profile ? (log('profiled training step (child process)'), await nodeChild<ProfileSummary>('profile')) : undefined;
   const python = args['no-pytorch'] ? undefined : findPython();
   if (!args['no-pytorch'] && !python) log('PyTorch: no python3 that imports torch (apt-get install python3-torch); skipped');
-  const torch = python ? await torchBench(python) : undefined;
+  const torch = python ? await torchBench(python).catch((e: Error) => void log(`PyTorch failed (${e.message}); reported without it`)) : undefined;
   const loadEnd = os.loadavg()[0];
 
   const ours = 'ours (GraphSession)';
@@ -368,6 +379,8 @@ async function main() {
       pytorch_forward_ms_per_image_b20: torch.forward.median_ms_per_image,
       pytorch_train_ms_per_image_b20: torch.train.median_ms_per_image,
       pytorch_train_peak_rss_mb: torch.train.peak_rss_mb,
+      pytorch_memory_format: { forward: torch.forward.memory_format, train: torch.train.memory_format },
+      pytorch_runs: torch.all.map((r) => ({ mode: r.mode, memory_format: r.memory_format, ms_per_image: r.median_ms_per_image, ms: r.ms, peak_rss_mb: r.peak_rss_mb })),
       forward_ratio_vs_pytorch: fwd.b20[ours].msPerImage / torch.forward.median_ms_per_image,
       train_ratio_vs_pytorch: train.msPerImage / torch.train.median_ms_per_image,
     }),
@@ -376,7 +389,7 @@ async function main() {
       forward_b1: fwd.b1[ours].ms, forward_b20: fwd.b20[ours].ms,
       ...(torch && { pytorch_forward_b20: torch.forward.ms, pytorch_train_b20: torch.train.ms }),
     },
-    ...(profile && { train_profile: { run_ms: profile.runMs, top_ops: profile.byOp.slice(0, 8), top_nodes: profile.topNodes } }),
+    ...(profile && { train_profile: { run_ms: profile.runMs, kernel_ms_by_pass: profile.byPass, top_ops: profile.byOp.slice(0, 8), top_nodes: profile.topNodes } }),
   };
 
   const tf = torch?.forward.median_ms_per_image;
@@ -384,14 +397,15 @@ async function main() {
   console.log(`\nResNet-50 ${cfg.size}x${cfg.size}, MTL heads P=${cfg.lesion} Q=${cfg.location}, ${cfg.threads} threads, ${result.cpu}; ` +
     `load average ${loadStart.toFixed(2)} -> ${loadEnd.toFixed(2)}${args.quick ? ' (--quick: smoke check)' : ''}`);
   console.log(table([
-    ['', 'onnxruntime-node ' + ortVersion, torch ? `PyTorch ${torch.forward.torch}` : 'PyTorch', 'ours / PyTorch'],
+    ['', 'onnxruntime-node ' + ortVersion, torch ? `PyTorch ${torch.forward.torch} (best layout)` : 'PyTorch', 'ours / PyTorch'],
     ['forward batch 1, ms/image', f1(result.forward_ms_per_image_b1), '-', '-'],
     [`forward batch ${BATCH}, ms/image`, f1(result.forward_ms_per_image_b20), f1(tf), f2(tf && result.forward_ms_per_image_b20 / tf)],
     [`training step batch ${BATCH}, ms/image`, f1(train.msPerImage), f1(tt), f2(tt && train.msPerImage / tt)],
     [`  of which SGD update, ms/step`, f1(train.updateMsMedian), '-', '-'],
     [`training step peak RSS, MB`, train.peakRssMb.toFixed(0), torch ? torch.train.peak_rss_mb.toFixed(0) : '-', '-'],
   ]));
-  console.log(`(peak RSS target <= 2560 MB; the training process held ${train.rssBeforeSessionMb.toFixed(0)} MB before its session opened)`);
+  if (torch) console.log(`(PyTorch ms/image, NCHW / channels_last: ${['forward', 'train'].map((m) => `${m} ${torch.all.filter((r) => r.mode === m).map((r) => f1(r.median_ms_per_image)).join(' / ')}`).join(', ')})`);
+  console.log(`(peak RSS in MiB, target 2.5 GB; the training process held ${train.rssBeforeSessionMb.toFixed(0)} MB before its session opened)`);
   console.log(`\nforward, ORT session settings on the same exported model (ms/image; ours / best: b1 ${f2(result.forward_ratio_vs_ort_best_b1)}, ` +
     `b${BATCH} ${f2(result.forward_ratio_vs_ort_best)})`);
   console.log(table([['setting', 'batch 1', `batch ${BATCH}`], ...Object.entries(result.forward_settings_ms_per_image).map(([k, v]) => [k, f1(v.b1), f1(v.b20)])]));
@@ -405,4 +419,9 @@ async function main() {
 if (args.child === 'train') console.log(MARKER + JSON.stringify(await trainChild()));
 else if (args.child === 'profile') console.log(MARKER + JSON.stringify(await profileChild()));
 else if (args.child !== undefined) throw new Error(`unknown --child ${args.child}`);
-else await main();
+else {
+  await main().catch((e: Error) => {
+    process.stderr.write(`bench: ${e.message}\n`);
+    process.exitCode = 1;
+  });
+}

@@ -29,6 +29,8 @@ export interface NodeTime {
 export interface ProfileSummary {
   runMs: number;
   kernelMs: number;
+  /** Kernel ms of the forward nodes, the backward nodes and nodes ORT made ('?': fused or layout nodes). */
+  byPass: Record<NodeTime['pass'], number>;
   byOp: OpTypeTime[];
   topNodes: NodeTime[];
 }
@@ -59,9 +61,12 @@ export function summarizeProfile(path: string, forwardNodes: number, topN = 12):
     const inputs = (e.args?.input_type_shape ?? []).map((s) => `[${Object.values(s)[0]?.join(',')}]`).join(' ');
     return { node, op: e.args?.op_name ?? '?', ms: e.dur / 1000, pass, inputs };
   });
+  const byPass = { forward: 0, backward: 0, '?': 0 };
+  for (const n of nodes) byPass[n.pass] += n.ms;
   return {
     runMs: last.dur / 1000,
     kernelMs: kernelUs / 1000,
+    byPass,
     byOp: [...byOp].map(([op, o]) => ({ op, ms: o.us / 1000, share: o.us / kernelUs, nodes: o.nodes })).sort((a, b) => b.ms - a.ms),
     topNodes: nodes.sort((a, b) => b.ms - a.ms).slice(0, topN),
   };
@@ -69,7 +74,8 @@ export function summarizeProfile(path: string, forwardNodes: number, topN = 12):
 
 /** Lines for the console: the op-type table and the slowest nodes. */
 export function formatProfile(p: ProfileSummary, topOps = 8): string[] {
-  const lines = [`ORT profile of one training step: run ${p.runMs.toFixed(0)} ms, kernels ${p.kernelMs.toFixed(0)} ms`, 'top op types:'];
+  const pass = Object.entries(p.byPass).map(([k, ms]) => `${k} ${ms.toFixed(0)}`).join(', ');
+  const lines = [`ORT profile of one training step: run ${p.runMs.toFixed(0)} ms, kernels ${p.kernelMs.toFixed(0)} ms (${pass})`, 'top op types:'];
   for (const o of p.byOp.slice(0, topOps)) {
     lines.push(`  ${o.op.padEnd(22)} ${o.ms.toFixed(0).padStart(7)} ms  ${(100 * o.share).toFixed(1).padStart(5)}%  (${o.nodes} nodes)`);
   }
