@@ -1,0 +1,435 @@
+// `dermtl cv`: the paper's k-fold cross-validation study. Grouped stratified folds (saved as STUDY/folds.json); on
+// every fold the lesion-only, location-only and MTL models are trained with identical settings and seeds
+// (trainRun), each evaluated on the fold's held-out part (evaluateRun); the ensemble is the per-label max of the
+// lesion-only and MTL lesion scores. Then per-fold and pooled out-of-fold metrics, fold means and stds, the paired
+// MTL - lesion-only differences, and the report (writeStudyReport). See studyPlan.ts for the folder layout.
+//
+// Interrupt and re-run: every model/fold is its own run folder, reused once its unit.json marker is written (after
+// its scores); an interrupted training resumes from its checkpoint, a failed one is deleted and redone on the next
+// run. Other settings in the same folder are refused (or, with --force, the old study is discarded).
+import { readdir, rm, stat } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { loadManifest, manifestHash } from '../data/manifest.ts';
+import { loadFolds, makeFolds, writeFolds, type Fold } from '../data/splits.ts';
+import { cooccurrence, manifestStats } from '../data/statistics.ts';
+import type { Manifest, Sample } from '../data/types.ts';
+import { stderrProgress } from '../report/progress.ts';
+import {
+  MODEL_NAMES, REPORT_FILES, modelResult, pairedResults, writeStudyReport,
+  type Eval, type LesionEval, type LocationEval, type ModelName, type MtlEval, type StudyResults,
+} from '../report/study/index.ts';
+import { loadConfig, resolveConfig, type TrainConfig, type TrainMode, type Task, type Tta } from '../train/config.ts';
+import { featureCacheFor, trainViewSet } from '../train/frozen.ts';
+import { readRunInfoIfAny } from '../train/run.ts';
+import { checkTrainable, labelsFor, validationSplit } from '../train/targets.ts';
+import { preprocessingOf, trainRun, type ProgressFactory } from '../train/trainTask.ts';
+import { writeFileAtomic } from '../util/atomic.ts';
+import { DermtlError } from '../util/errors.ts';
+import { ensembleMax } from './ensemble.ts';
+import { evaluateRun } from './evaluateRun.ts';
+import { evaluate, evaluationJson } from './metrics.ts';
+import { readScores, writeScores, type ScoreTable } from './scores.ts';
+import {
+  STUDY_FILES, StudyClock, TRAINED_MODELS, cvCommand, formatDuration, readStudyFile, readUnit, refuseDifferentSettings,
+  settingsDifferences, unitDir, writeStudyFile, writeUnit, type StudySettings,
+} from './studyPlan.ts';
+
+export interface StudyOptions {
+  manifest: string;
+  /** The study folder. */
+  out: string;
+  /** k (default 5). */
+  folds?: number;
+  mode?: TrainMode;
+  seed?: number;
+  /** --config C.json */
+  configFile?: string;
+  /** A config object (tests, npm start); used when no configFile is given. */
+  config?: unknown;
+  /** Default: the config's eval.tta (10crop). */
+  tta?: Tta;
+  /** Discard a study of other settings in `out` instead of refusing. */
+  force?: boolean;
+  /** The command line recorded in results.json (default: the equivalent dermtl cv command). */
+  command?: string;
+  /** Progress bars on stderr (default true). */
+  progress?: boolean;
+  /** Also print the trainings' and evaluations' own lines. */
+  verbose?: boolean;
+  log?: (line: string) => void;
+  /** Stops after the current training update (checkpointed); the study then ends with an exit-130 DermtlError. */
+  signal?: AbortSignal;
+}
+
+export interface StudyOutcome {
+  dir: string;
+  results: StudyResults;
+  files: string[];
+  /** Model/fold units trained (or resumed) and evaluated in this invocation, reused from an earlier one, skipped. */
+  counts: { trained: number; reused: number; skipped: number };
+}
+
+const MODEL_LABELS: Record<ModelName, string> = { lesion: 'lesion-only', location: 'location-only', mtl: 'MTL', ensemble: 'ensemble' };
+
+interface Ctx {
+  opts: StudyOptions;
+  dir: string;
+  manifest: Manifest;
+  foldsFile: string;
+  folds: Fold[];
+  config: TrainConfig;
+  tta: Tta;
+  progress: ProgressFactory;
+  log: (line: string) => void;
+  detail: (line: string) => void;
+}
+
+type Outcome = { status: 'trained' | 'reused'; table: ScoreTable; seconds: number } | { status: 'skipped'; reason: string };
+
+export async function runStudy(opts: StudyOptions): Promise<StudyOutcome> {
+  const t0 = performance.now();
+  const log = opts.log ?? ((line: string) => console.log(line));
+  const k = opts.folds ?? 5;
+  const mode = opts.mode;
+  const overrides = { mode, seed: opts.seed, task: 'mtl' as Task };
+  const resolved = opts.configFile ? await loadConfig(opts.configFile, overrides) : resolveConfig(opts.config ?? {}, overrides, 'the config');
+  const tta = opts.tta ?? resolved.eval.tta;
+  // The tta is part of every run's config, so a run folder says how the study scored it.
+  const config: TrainConfig = { ...resolved, eval: { ...resolved.eval, tta } };
+  const manifest = await loadManifest(opts.manifest);
+  const dir = resolve(opts.out);
+  const { task: _task, ...shared } = config;
+  const settings: StudySettings = {
+    manifest: opts.manifest, manifestHash: manifestHash(manifest), folds: k, seed: config.seed, mode: config.mode, tta, config: shared,
+  };
+  const spentBefore = await prepareStudyFolder(dir, settings, opts.force ?? false, log);
+  const foldsFile = join(dir, STUDY_FILES.folds);
+  if (!(await exists(foldsFile))) await writeFolds(foldsFile, makeFolds(manifest, k, config.seed));
+  const folds = (await loadFolds(foldsFile, manifest)).splits;
+  const bars = opts.progress ?? true;
+  const ctx: Ctx = {
+    opts, dir, manifest, foldsFile, folds, config, tta, log,
+    progress: bars ? (label) => stderrProgress(label) : () => Object.assign(() => {}, { stop: () => {} }),
+    detail: opts.verbose ? log : () => {},
+  };
+  log(`study ${dir}: ${manifest.samples.length} images, ${k} folds (test parts of ${folds.map((f) => f.test.length).join(', ')} images), ${config.mode} trunk (${config.trunk}), seed ${config.seed}, tta ${tta}`);
+
+  if (config.mode === 'frozen') await cacheFeatures(ctx);
+  const { tables, seconds, skipped, counts } = await runUnits(ctx);
+
+  const results = buildResults(ctx, tables, seconds, skipped, opts.command ?? cvCommand({
+    manifest: opts.manifest, out: opts.out, folds: k, mode: config.mode, seed: config.seed, configFile: opts.configFile, tta,
+  }), spentBefore + (performance.now() - t0) / 1000);
+  const files = await writeStudyReport(dir, results);
+  await writeStudyFile(dir, settings, results.timing.totalSeconds);
+  log(`wrote ${join(dir, REPORT_FILES.results)} and the report ${join(dir, REPORT_FILES.html)} (${counts.trained} trained, ${counts.reused} reused, ${counts.skipped} skipped; ${formatDuration((performance.now() - t0) / 1000)})`);
+  return { dir, results, files, counts };
+}
+
+/** Runs runStudy with the first SIGINT/SIGTERM turned into a clean stop, a second one into an immediate exit. */
+export async function runStudyWithStopSignals(opts: StudyOptions): Promise<StudyOutcome> {
+  const ac = new AbortController();
+  const onSignal = (sig: string) => {
+    if (ac.signal.aborted) process.exit(130);
+    process.stderr.write(`\ndermtl: ${sig}: stopping after the current training update (finished models and cached features are kept; re-run the same command to continue). Press Ctrl-C again to quit at once.\n`);
+    ac.abort();
+  };
+  const onInt = () => onSignal('SIGINT');
+  const onTerm = () => onSignal('SIGTERM');
+  process.on('SIGINT', onInt);
+  process.on('SIGTERM', onTerm);
+  try {
+    return await runStudy({ ...opts, signal: ac.signal });
+  } finally {
+    process.off('SIGINT', onInt);
+    process.off('SIGTERM', onTerm);
+  }
+}
+
+// ---------------------------------------------------------------- the study folder
+
+/** Creates or checks STUDY/study.json; returns the seconds earlier invocations spent on this study. */
+async function prepareStudyFolder(dir: string, settings: StudySettings, force: boolean, log: (l: string) => void): Promise<number> {
+  const kind = await stat(dir).then((s) => (s.isDirectory() ? 'dir' : 'file'), () => null);
+  if (kind === 'file') throw new DermtlError(`--out ${dir} is a file; expected a study folder`);
+  const existing = kind ? await readStudyFile(dir) : undefined;
+  if (!existing) {
+    const entries = kind ? await readdir(dir) : [];
+    if (entries.length) throw new DermtlError(`--out ${dir} is not empty and holds no dermtl study (${STUDY_FILES.settings} missing); refusing to write into it`);
+    await writeStudyFile(dir, settings, 0);
+    return 0;
+  }
+  const problems = settingsDifferences(existing.settings, settings);
+  if (problems.length === 0) {
+    log(`${dir}: continuing the study (finished models are reused)`);
+    return existing.spentSeconds;
+  }
+  if (!force) throw refuseDifferentSettings(dir, problems);
+  log(`${dir}: --force: discarding the study started with other settings (${problems.join('; ')})`);
+  // only what a study writes; anything else in the folder is left alone
+  for (const name of [STUDY_FILES.models, STUDY_FILES.folds, ...Object.values(REPORT_FILES)]) await rm(join(dir, name), { recursive: true, force: true });
+  await writeStudyFile(dir, settings, 0);
+  return 0;
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(() => true, () => false);
+}
+
+// ---------------------------------------------------------------- features
+
+/** Frozen mode: every image's training views and ten test crops, computed once up front for all the trainings. */
+async function cacheFeatures(ctx: Ctx): Promise<void> {
+  const t0 = performance.now();
+  const c = ctx.config;
+  const cache = featureCacheFor({ config: c, prep: preprocessingOf(c), progress: ctx.progress });
+  const samples = ctx.manifest.samples;
+  try {
+    await cache.features(samples, trainViewSet({ config: c }), 'caching training views');
+    checkStop(ctx);
+    await cache.features(samples, { kind: 'tenCrop' }, 'caching test views');
+  } finally {
+    await cache.close();
+  }
+  checkStop(ctx);
+  const s = cache.stats;
+  ctx.log(`features (${c.frozen.views} training views + 10 test crops per image): ${s.misses} image set(s) computed, ${s.hits} from the cache, ${formatDuration((performance.now() - t0) / 1000)}`);
+}
+
+function checkStop(ctx: Ctx): void {
+  if (ctx.opts.signal?.aborted) throw new DermtlError(`the study in ${ctx.dir} was stopped; run the same command again to continue where it stopped`, 130);
+}
+
+// ---------------------------------------------------------------- model/fold units
+
+interface UnitsResult {
+  tables: Record<ModelName, (ScoreTable | null)[]>;
+  seconds: Record<ModelName, (number | null)[]>;
+  skipped: StudyResults['skipped'];
+  counts: StudyOutcome['counts'];
+}
+
+async function runUnits(ctx: Ctx): Promise<UnitsResult> {
+  const k = ctx.folds.length;
+  const empty = <T>() => Object.fromEntries(MODEL_NAMES.map((m) => [m, Array<T | null>(k).fill(null)])) as Record<ModelName, (T | null)[]>;
+  const tables = empty<ScoreTable>();
+  const seconds = empty<number>();
+  const skipped: StudyResults['skipped'] = [];
+  const counts = { trained: 0, reused: 0, skipped: 0 };
+  const clock = new StudyClock(k * TRAINED_MODELS.length);
+  const units = k * MODEL_NAMES.length;
+  let done = 0;
+  let trainedLeft = clock.units;
+  const line = (model: ModelName, f: number, what: string, eta: string) => {
+    done++;
+    ctx.log(`[${String(done).padStart(String(units).length)}/${units}] ${MODEL_LABELS[model].padEnd(13)} fold ${f + 1}/${k}: ${what} | ${eta}`);
+  };
+  for (let f = 0; f < k; f++) {
+    for (const { model, task } of TRAINED_MODELS) {
+      checkStop(ctx);
+      const o = await trainedUnit(ctx, model, task, f);
+      trainedLeft--;
+      if (o.status === 'skipped') {
+        skipped.push({ model, fold: f, reason: o.reason });
+        counts.skipped++;
+        line(model, f, `SKIPPED: ${o.reason}`, clock.finish(null, trainedLeft));
+        continue;
+      }
+      tables[model][f] = o.table;
+      seconds[model][f] = o.seconds;
+      counts[o.status]++;
+      const what = o.status === 'reused' ? `reused (finished earlier, ${o.seconds.toFixed(1)} s)` : `trained and evaluated in ${o.seconds.toFixed(1)} s`;
+      line(model, f, `${what}; ${headline(ctx, o.table, f)}`, clock.finish(o.status === 'trained' ? o.seconds : null, trainedLeft));
+    }
+    const e = await ensembleUnit(ctx, f, tables.lesion[f], tables.mtl[f]);
+    if (e.status === 'skipped') {
+      skipped.push({ model: 'ensemble', fold: f, reason: e.reason });
+      line('ensemble', f, `SKIPPED: ${e.reason}`, clock.finish(null, trainedLeft));
+    } else {
+      tables.ensemble[f] = e.table;
+      seconds.ensemble[f] = e.seconds;
+      line('ensemble', f, `max of the lesion-only and MTL scores; ${headline(ctx, e.table, f)}`, clock.finish(null, trainedLeft));
+    }
+  }
+  return { tables, seconds, skipped, counts };
+}
+
+/** The fold's key numbers, for the progress line. */
+function headline(ctx: Ctx, table: ScoreTable, f: number): string {
+  const ev = evaluate(samplesOf(ctx.manifest, table), table);
+  const parts: string[] = [];
+  const n = (x: number | null | undefined) => (x === null || x === undefined ? 'n/a' : x.toFixed(3));
+  if (ev.lesion) parts.push(`mAP-class ${n(ev.lesion.mapClass)}`, `mAP-image ${n(ev.lesion.mapImage)}`);
+  if (ev.location) parts.push(`top-1 ${n(ev.location.top1)}`, `top-3 ${n(ev.location.top3)}`);
+  return `${parts.join(', ')} on ${ctx.folds[f].test.length} test images`;
+}
+
+/** Why `task` cannot be trained on this training part (the same checks trainRun makes), or null. */
+function untrainable(ctx: Ctx, task: Task, f: number): string | null {
+  const train = ctx.folds[f].train;
+  const labels = labelsFor(task, ctx.manifest.samples);
+  const where = `fold ${f}'s training part`;
+  try {
+    checkTrainable(task, labels, train, where);
+    const split = validationSplit(train, ctx.config.validation.fraction, ctx.config.seed);
+    checkTrainable(task, labels, split.train, `${where} without its validation part`);
+    return null;
+  } catch (e) {
+    if (e instanceof DermtlError) return e.message;
+    throw e;
+  }
+}
+
+async function trainedUnit(ctx: Ctx, model: ModelName, task: Task, f: number): Promise<Outcome> {
+  const dir = unitDir(ctx.dir, model, f);
+  const marker = await readUnit(dir, model, f);
+  if (marker) {
+    const table = await readTable(dir, ctx.folds[f].test);
+    if (table) return { status: 'reused', table, seconds: marker.seconds.train + marker.seconds.evaluate };
+  }
+  const reason = untrainable(ctx, task, f);
+  if (reason) {
+    await rm(dir, { recursive: true, force: true }); // nothing of an earlier attempt may be taken for this unit's result
+    return { status: 'skipped', reason };
+  }
+  const t0 = performance.now();
+  const trained = await train(ctx, dir, task, f);
+  if (trained !== true) return { status: 'skipped', reason: trained };
+  const t1 = performance.now();
+  const e = await evaluateRun(dir, {
+    manifest: ctx.opts.manifest, folds: ctx.foldsFile, fold: f, tta: ctx.tta, threads: ctx.config.runtime.threads ?? undefined,
+    progress: ctx.opts.progress ?? true, log: ctx.detail,
+  });
+  const t2 = performance.now();
+  const seconds = { train: (t1 - t0) / 1000, evaluate: (t2 - t1) / 1000 };
+  await writeUnit(dir, { model, fold: f, status: 'done', finishedAt: new Date().toISOString(), tta: ctx.tta, images: e.samples.length, seconds });
+  return { status: 'trained', table: e.table, seconds: seconds.train + seconds.evaluate };
+}
+
+/**
+ * Trains (or resumes, or finds finished) the run folder of one model/fold. true when it is finished; a reason when the
+ * training failed (the folder is deleted, so the next run starts it afresh). A stop request ends the study.
+ */
+async function train(ctx: Ctx, dir: string, task: Task, f: number): Promise<true | string> {
+  const info = await readRunInfoIfAny(dir).catch(() => undefined);
+  if (info?.status === 'done') return true;
+  if (!info) await rm(dir, { recursive: true, force: true }); // leftovers of a run that never got its run.json
+  const attempt = (resume: boolean) => trainRun({
+    manifest: ctx.opts.manifest, out: dir, task, folds: ctx.foldsFile, fold: f, config: ctx.config, resume,
+    signal: ctx.opts.signal, progress: ctx.opts.progress ?? true, log: ctx.detail,
+  });
+  try {
+    let r;
+    try {
+      r = await attempt(info !== undefined);
+    } catch (e) {
+      if (!(e instanceof DermtlError) || info === undefined) throw e;
+      ctx.log(`${dir}: cannot resume the interrupted training (${e.message.split('\n')[0]}); starting it again`);
+      await rm(dir, { recursive: true, force: true });
+      r = await attempt(false);
+    }
+    if (r.status === 'stopped') checkStop(ctx);
+    return true;
+  } catch (e) {
+    if (!(e instanceof DermtlError) || e.exitCode === 130) throw e;
+    await rm(dir, { recursive: true, force: true });
+    return `training failed: ${e.message}`;
+  }
+}
+
+/** A finished unit's scores, or null when they are missing, damaged or not exactly the fold's test images. */
+async function readTable(dir: string, test: readonly Sample[]): Promise<ScoreTable | null> {
+  try {
+    const t = await readScores(join(dir, 'scores.csv'));
+    const want = new Set(test.map((s) => s.image));
+    return t.images.length === want.size && t.images.every((i) => want.has(i)) ? t : null;
+  } catch (e) {
+    if (e instanceof DermtlError) return null;
+    throw e;
+  }
+}
+
+/**
+ * The paper's ensemble of one fold: per image and lesion label the max of the lesion-only and MTL scores. It trains
+ * nothing, so it is recomputed from its members every time (and can never disagree with them).
+ */
+async function ensembleUnit(ctx: Ctx, f: number, lesion: ScoreTable | null, mtl: ScoreTable | null): Promise<Outcome> {
+  const missing = [lesion ? null : 'lesion-only', mtl ? null : 'MTL'].filter(Boolean);
+  const dir = unitDir(ctx.dir, 'ensemble', f);
+  if (!lesion || !mtl) {
+    await rm(dir, { recursive: true, force: true });
+    return { status: 'skipped', reason: `needs the lesion-only and MTL models of fold ${f}; ${missing.join(' and ')} skipped` };
+  }
+  const t0 = performance.now();
+  const table = ensembleMax(lesion, lesionColumns(mtl), ['lesion-only', 'MTL']);
+  const ev = evaluate(samplesOf(ctx.manifest, table), table);
+  await writeScores(join(dir, 'scores.csv'), table);
+  const members = [unitDir(ctx.dir, 'lesion', f), unitDir(ctx.dir, 'mtl', f)];
+  await writeFileAtomic(join(dir, 'metrics.json'), `${JSON.stringify({ kind: 'ensemble', members, rule: 'max', fold: f, tta: ctx.tta, ...evaluationJson(ev) }, null, 2)}\n`);
+  const seconds = (performance.now() - t0) / 1000;
+  await writeUnit(dir, { model: 'ensemble', fold: f, status: 'done', finishedAt: new Date().toISOString(), tta: ctx.tta, images: table.images.length, seconds: { train: 0, evaluate: seconds } });
+  return { status: 'trained', table, seconds };
+}
+
+/** A score table without its location columns. */
+function lesionColumns(t: ScoreTable): ScoreTable {
+  return { ...t, locationLabels: [], location: t.images.map(() => new Float64Array(0)) };
+}
+
+// ---------------------------------------------------------------- results
+
+/** The manifest samples of a table's rows, in row order. */
+function samplesOf(manifest: Manifest, table: ScoreTable): Sample[] {
+  const byImage = new Map(manifest.samples.map((s) => [s.image, s]));
+  return table.images.map((i) => {
+    const s = byImage.get(i);
+    if (!s) throw new Error(`study: scored image ${i} is not in ${manifest.file}`);
+    return s;
+  });
+}
+
+/** Rows of several tables with the same columns, one after another (the pooled out-of-fold table). */
+export function concatTables(tables: readonly ScoreTable[]): ScoreTable {
+  const [first] = tables;
+  for (const t of tables) {
+    if (t.lesionLabels.join('\n') !== first.lesionLabels.join('\n') || t.locationLabels.join('\n') !== first.locationLabels.join('\n')) {
+      throw new Error('concatTables: the tables score different labels');
+    }
+  }
+  return {
+    images: tables.flatMap((t) => t.images), lesionLabels: [...first.lesionLabels], locationLabels: [...first.locationLabels],
+    lesion: tables.flatMap((t) => t.lesion), location: tables.flatMap((t) => t.location),
+  };
+}
+
+function evalOf(manifest: Manifest, table: ScoreTable | null): Eval | null {
+  return table ? (evaluationJson(evaluate(samplesOf(manifest, table), table)) as unknown as Eval) : null;
+}
+
+function buildResults(ctx: Ctx, tables: UnitsResult['tables'], seconds: UnitsResult['seconds'], skipped: StudyResults['skipped'],
+  command: string, totalSeconds: number): StudyResults {
+  const m = ctx.manifest;
+  const result = <E extends Eval>(name: ModelName) => {
+    const present = tables[name].filter((t): t is ScoreTable => t !== null);
+    const pooled = present.length ? evalOf(m, concatTables(present)) : null;
+    return modelResult(pooled as E | null, tables[name].map((t) => evalOf(m, t) as E | null));
+  };
+  const lesion = result<LesionEval>('lesion');
+  const mtl = result<MtlEval>('mtl');
+  const labels = labelsFor('mtl', m.samples);
+  const { task: _task, ...config } = ctx.config;
+  return {
+    version: 1,
+    createdAt: new Date().toISOString(),
+    command,
+    config: config as unknown as Record<string, unknown>,
+    dataset: { manifest: ctx.opts.manifest, manifestHash: manifestHash(m), stats: manifestStats(m), cooccurrence: cooccurrence(m.samples) },
+    lesionLabels: labels.lesion,
+    locationLabels: labels.location,
+    folds: ctx.folds.length,
+    models: { lesion, location: result<LocationEval>('location'), mtl, ensemble: result<LesionEval>('ensemble') },
+    paired: pairedResults(mtl, lesion),
+    timing: { totalSeconds, models: seconds },
+    skipped,
+  };
+}

@@ -1,0 +1,173 @@
+// The folder of a cross-validation study (`dermtl cv`) and the small records in it:
+//
+//   STUDY/study.json                the settings the study was started with (manifest hash, folds, seed, mode, tta,
+//                                   resolved config): a re-run with other settings is refused, never mixed in
+//   STUDY/folds.json                the grouped stratified folds (dermtl split format)
+//   STUDY/models/<m>/fold-<f>/      one run folder per trained model m (lesion, location, mtl) and fold f, with
+//                                   scores.csv + metrics.json of its held-out part and unit.json, written LAST: the
+//                                   completion marker. models/ensemble/fold-<f>/ holds the max-ensemble's scores.
+//   STUDY/results.json, table1.md, figure1/figure3 (.svg, .png), report.html   (src/report/study)
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { writeFileAtomic } from '../util/atomic.ts';
+import { DermtlError, errorList } from '../util/errors.ts';
+import type { ModelName } from '../report/study/index.ts';
+import type { TrainConfig, TrainMode, Task, Tta } from '../train/config.ts';
+
+export const STUDY_FORMAT = 'dermtl-study';
+export const STUDY_VERSION = 1;
+export const STUDY_FILES = { settings: 'study.json', folds: 'folds.json', models: 'models', unit: 'unit.json' } as const;
+
+/** The three trained models and the task each trains. */
+export const TRAINED_MODELS: { model: Exclude<ModelName, 'ensemble'>; task: Task }[] = [
+  { model: 'lesion', task: 'lesion' },
+  { model: 'location', task: 'location' },
+  { model: 'mtl', task: 'mtl' },
+];
+
+/** What makes two invocations the same study: every one must match for finished parts to be reused. */
+export interface StudySettings {
+  manifest: string;
+  manifestHash: string;
+  folds: number;
+  seed: number;
+  mode: TrainMode;
+  tta: Tta;
+  /** The resolved training config shared by every model (without `task`). */
+  config: Omit<TrainConfig, 'task'>;
+}
+
+const SettingsFileSchema = z.object({
+  format: z.literal(STUDY_FORMAT),
+  version: z.literal(STUDY_VERSION),
+  settings: z.object({
+    manifest: z.string(), manifestHash: z.string(), folds: z.number().int(), seed: z.number().int(),
+    mode: z.enum(['frozen', 'finetune']), tta: z.enum(['10crop', 'center']), config: z.record(z.string(), z.unknown()),
+  }),
+  /** Wall-clock seconds spent on this study by every invocation so far. */
+  spentSeconds: z.number().nonnegative(),
+});
+export type StudyFile = z.infer<typeof SettingsFileSchema>;
+
+export function unitDir(study: string, model: ModelName, fold: number): string {
+  return join(study, STUDY_FILES.models, model, `fold-${fold}`);
+}
+
+export async function readStudyFile(study: string): Promise<StudyFile | undefined> {
+  const file = join(study, STUDY_FILES.settings);
+  const text = await readFile(file, 'utf8').catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'ENOENT') return undefined;
+    throw new DermtlError(`${file}: cannot read it (${e.code})`);
+  });
+  if (text === undefined) return undefined;
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    throw new DermtlError(`${file} is damaged (not JSON); delete the study folder ${study} or choose another --out`);
+  }
+  const r = SettingsFileSchema.safeParse(raw);
+  if (!r.success) throw new DermtlError(`${file} is not a dermtl study file of version ${STUDY_VERSION}; delete ${study} or choose another --out`);
+  return r.data;
+}
+
+export async function writeStudyFile(study: string, settings: StudySettings, spentSeconds: number): Promise<void> {
+  const doc: StudyFile = { format: STUDY_FORMAT, version: STUDY_VERSION, settings: settings as StudyFile['settings'], spentSeconds };
+  await writeFileAtomic(join(study, STUDY_FILES.settings), `${JSON.stringify(doc, null, 2)}\n`);
+}
+
+/** Every difference between the stored settings and these (empty: the same study). */
+export function settingsDifferences(before: StudyFile['settings'], now: StudySettings): string[] {
+  const problems: string[] = [];
+  if (before.manifestHash !== now.manifestHash) problems.push(`the manifest differs (started with ${before.manifest}, hash ${before.manifestHash.slice(0, 12)}…; now ${now.manifest}, hash ${now.manifestHash.slice(0, 12)}…)`);
+  if (before.folds !== now.folds) problems.push(`--folds: started with ${before.folds}, now ${now.folds}`);
+  if (before.seed !== now.seed) problems.push(`--seed: started with ${before.seed}, now ${now.seed}`);
+  if (before.mode !== now.mode) problems.push(`--mode: started with ${before.mode}, now ${now.mode}`);
+  if (before.tta !== now.tta) problems.push(`--tta: started with ${before.tta}, now ${now.tta}`);
+  const keys = diffKeys(before.config, now.config);
+  if (keys.length) problems.push(`the resolved config differs in ${keys.join(', ')}`);
+  return problems;
+}
+
+export function refuseDifferentSettings(study: string, problems: string[]): DermtlError {
+  return errorList(`${study} holds a study started with other settings; refusing to mix results. Re-run with the same settings, choose another --out, or pass --force to discard the old study`, problems);
+}
+
+function diffKeys(a: unknown, b: unknown, at = ''): string[] {
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null || Array.isArray(a) || Array.isArray(b)) {
+    return JSON.stringify(a) === JSON.stringify(b) ? [] : [at || '(all)'];
+  }
+  const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])];
+  return keys.flatMap((k) => diffKeys((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], at ? `${at}.${k}` : k));
+}
+
+// ---------------------------------------------------------------- unit.json: a finished model/fold
+
+const UnitSchema = z.object({
+  model: z.enum(['lesion', 'location', 'mtl', 'ensemble']),
+  fold: z.number().int().nonnegative(),
+  status: z.literal('done'),
+  finishedAt: z.string(),
+  tta: z.enum(['10crop', 'center']),
+  images: z.number().int().nonnegative(),
+  seconds: z.object({ train: z.number().nonnegative(), evaluate: z.number().nonnegative() }),
+});
+export type UnitRecord = z.infer<typeof UnitSchema>;
+
+/** The completion marker of a model/fold, or undefined when it is absent or not ours (then the unit is redone). */
+export async function readUnit(dir: string, model: ModelName, fold: number): Promise<UnitRecord | undefined> {
+  const text = await readFile(join(dir, STUDY_FILES.unit), 'utf8').catch(() => undefined);
+  if (text === undefined) return undefined;
+  try {
+    const r = UnitSchema.safeParse(JSON.parse(text));
+    return r.success && r.data.model === model && r.data.fold === fold ? r.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function writeUnit(dir: string, unit: UnitRecord): Promise<void> {
+  await writeFileAtomic(join(dir, STUDY_FILES.unit), `${JSON.stringify(unit, null, 2)}\n`);
+}
+
+// ---------------------------------------------------------------- progress
+
+/** Remaining-time estimate of the trained units from the ones trained in this invocation (reused ones cost nothing). */
+export class StudyClock {
+  private spent = 0;
+  private trained = 0;
+
+  constructor(private readonly total: number) {}
+
+  /** Records a unit that was trained here (seconds), or reused / skipped (null). */
+  finish(seconds: number | null, left: number): string {
+    if (seconds !== null) {
+      this.spent += seconds;
+      this.trained++;
+    }
+    if (left === 0) return 'study done';
+    if (this.trained === 0) return 'study ETA after the first training';
+    return `study ETA ${formatDuration((this.spent / this.trained) * left)}`;
+  }
+
+  get units(): number {
+    return this.total;
+  }
+}
+
+export function formatDuration(s: number): string {
+  if (s < 60) return `${Math.round(s)} s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m${String(Math.round(s - 60 * m)).padStart(2, '0')}s`;
+  return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m`;
+}
+
+/** The `dermtl cv` command line equivalent to a set of options (shell-quoted where needed). */
+export function cvCommand(o: { manifest: string; out: string; folds: number; mode: TrainMode; seed: number; configFile?: string; tta: Tta }): string {
+  const q = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replaceAll("'", `'\\''`)}'`);
+  const parts = ['dermtl', 'cv', '--manifest', q(o.manifest), '--out', q(o.out), '--folds', String(o.folds), '--mode', o.mode, '--seed', String(o.seed)];
+  if (o.configFile) parts.push('--config', q(o.configFile));
+  parts.push('--tta', o.tta);
+  return parts.join(' ');
+}
