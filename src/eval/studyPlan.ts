@@ -165,9 +165,14 @@ export function formatDuration(s: number): string {
 
 /** The `dermtl cv` command line equivalent to a set of options (shell-quoted where needed). */
 export function cvCommand(o: { manifest: string; out: string; folds: number; mode: TrainMode; seed: number; configFile?: string; tta: Tta }): string {
-  const q = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replaceAll("'", `'\\''`)}'`);
+  const q = shellQuote;
   const parts = ['dermtl', 'cv', '--manifest', q(o.manifest), '--out', q(o.out), '--folds', String(o.folds), '--mode', o.mode, '--seed', String(o.seed)];
   if (o.configFile) parts.push('--config', q(o.configFile));
   parts.push('--tta', o.tta);
   return parts.join(' ');
+}
+
+/** One shell word: as is when plain, else single-quoted. */
+export function shellQuote(s: string): string {
+  return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replaceAll("'", `'\\''`)}'`;
 }

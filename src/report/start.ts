@@ -1,9 +1,27 @@
 import { access } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { generateDemo } from '../data/demo/generate.ts';
 import { loadManifest } from '../data/manifest.ts';
 import { formatStats, manifestStats, type ManifestStats } from '../data/statistics.ts';
+import { runStudyWithStopSignals, type StudyOutcome } from '../eval/study.ts';
+import { cvCommand } from '../eval/studyPlan.ts';
+import { writeFileAtomic } from '../util/atomic.ts';
 import { writeFigure1 } from './figure1.ts';
+import { formatTable1, REPORT_FILES } from './study/index.ts';
+
+/**
+ * The demo study of `npm start`, sized to finish in minutes on a 2-core CPU. Nearly all of its time is the
+ * ResNet-50 forward pass of the feature cache, (views + 10 test crops) per image at ~30-80 ms a view on 2 shared
+ * cores, so the demo keeps the dataset and the cached training views small; everything else is the config's
+ * default (the paper's settings for the frozen trunk). A user's own `dermtl cv` keeps the full defaults.
+ */
+export const DEMO_STUDY = {
+  /** Demo images (generated when the data folder has none). */
+  images: 300,
+  folds: 5,
+  /** Written to <out>/cv-config.json, so the study's command line in the report can be re-run as is. */
+  config: { frozen: { views: 2 } },
+} as const;
 
 export interface StartOptions {
   /** Dataset folder with a manifest.csv; synthetic demo data is generated there when it has none. */
@@ -16,6 +34,16 @@ export interface StartOptions {
   size: number;
   /** Image-generation progress (done, total). */
   onProgress?: (done: number, total: number) => void;
+  /** Run the cross-validation study into <out>/study (default true). */
+  study?: boolean;
+  /** Folds of the study (default DEMO_STUDY.folds). */
+  folds?: number;
+  /** A training config file for the study instead of the demo's <out>/cv-config.json. */
+  configFile?: string;
+  /** Discard an earlier study of other settings in <out>/study. */
+  force?: boolean;
+  /** Progress bars of the study on stderr (default true). */
+  progress?: boolean;
   /** Where the readable report lines go (default: stdout). */
   log?: (line: string) => void;
 }
@@ -25,12 +53,15 @@ export interface StartResult {
   generated: boolean;
   stats: ManifestStats;
   figures: { svg: string; png: string; json: string };
+  /** The study, when it was run. */
+  study?: StudyOutcome;
 }
 
 /**
- * What `npm start` does: make sure there is a dataset (the synthetic demo one by default), summarise it,
- * and draw Figure 1. Kept as a plain sequence of steps so later studies (cross-validation, training)
- * can be appended here.
+ * What `npm start` does: make sure there is a dataset (the synthetic demo one by default), summarise it, draw
+ * Figure 1, then run the cross-validation study (`dermtl cv`, frozen trunk) into <out>/study and print Table 1
+ * and the path of report.html. Each step reuses what an earlier run left: the data, the cached features, every
+ * finished model/fold.
  */
 export async function runStart(opts: StartOptions): Promise<StartResult> {
   const log = opts.log ?? ((line: string) => console.log(line));
@@ -55,7 +86,33 @@ export async function runStart(opts: StartOptions): Promise<StartResult> {
   log('');
   log('Figure 1 (lesion x location co-occurrence):');
   for (const p of Object.values(figures)) log(`  ${p}`);
-  return { manifest: manifestFile, generated, stats, figures };
+  if (opts.study === false) return { manifest: manifestFile, generated, stats, figures };
+
+  const study = await runDemoStudy(opts, out, manifestFile, log);
+  log('');
+  for (const line of formatTable1(study.results)) log(line);
+  log('');
+  log(`report: ${join(study.dir, REPORT_FILES.html)}`);
+  return { manifest: manifestFile, generated, stats, figures, study };
+}
+
+/** `dermtl cv --mode frozen` on the dataset, with the demo's config unless one is given. */
+async function runDemoStudy(opts: StartOptions, out: string, manifest: string, log: (line: string) => void): Promise<StudyOutcome> {
+  let configFile = opts.configFile;
+  if (!configFile) {
+    configFile = join(out, 'cv-config.json');
+    await writeFileAtomic(configFile, `${JSON.stringify(DEMO_STUDY.config, null, 2)}\n`);
+  }
+  const dir = join(out, 'study');
+  const folds = opts.folds ?? DEMO_STUDY.folds;
+  const rel = (p: string) => relative(process.cwd(), p) || '.';
+  const command = cvCommand({ manifest: rel(manifest), out: rel(dir), folds, mode: 'frozen', seed: opts.seed, configFile: rel(configFile), tta: '10crop' });
+  log('');
+  log(`cross-validation study (${command}):`);
+  return runStudyWithStopSignals({
+    manifest, out: dir, folds, mode: 'frozen', seed: opts.seed, configFile, tta: '10crop', force: opts.force,
+    progress: opts.progress, command, log,
+  });
 }
 
 async function exists(path: string): Promise<boolean> {

@@ -10,7 +10,7 @@ test('dermtl start generates demo data once, prints its statistics and writes Fi
   const dir = await tempDir('dermtl-start-');
   try {
     const out = join(dir, 'demo');
-    let r = await runCommand(register, ['start', '--out', out, '--n', '16', '--size', '64']);
+    let r = await runCommand(register, ['start', '--out', out, '--n', '16', '--size', '64', '--no-study']);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /generating 16 SYNTHETIC demo images/);
     assert.match(r.stdout, /images: 16\n/);
@@ -21,7 +21,7 @@ test('dermtl start generates demo data once, prints its statistics and writes Fi
     const manifest = join(out, 'data', 'manifest.csv');
     const before = (await stat(manifest)).mtimeMs;
     // second run: the data is reused, not regenerated
-    r = await runCommand(register, ['start', '--out', out]);
+    r = await runCommand(register, ['start', '--out', out, '--no-study']);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /using the dataset at/);
     assert.match(r.stdout, /images: 16\n/);

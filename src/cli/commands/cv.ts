@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander';
 import { MODES, TTAS, type TrainMode, type Tta } from '../../train/config.ts';
 import { runStudyWithStopSignals } from '../../eval/study.ts';
+import { shellQuote } from '../../eval/studyPlan.ts';
 import { formatTable1 } from '../../report/study/index.ts';
 import { intArg } from './demo-data.ts';
 
@@ -42,8 +43,15 @@ export function register(program: Command): void {
     });
 }
 
-/** The command as typed (dermtl + its arguments), for results.json. */
+/** The command as given (the options set on the command line, in declaration order), for results.json. */
 function commandLine(cmd: Command): string {
-  const q = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replaceAll("'", `'\\''`)}'`);
-  return ['dermtl', ...(cmd.parent?.rawArgs ?? process.argv).slice(2).map(q)].join(' ');
+  const parts = ['dermtl', cmd.name()];
+  for (const option of cmd.options) {
+    const key = option.attributeName();
+    if (cmd.getOptionValueSource(key) !== 'cli') continue;
+    const value: unknown = cmd.getOptionValue(key);
+    if (typeof value === 'boolean') parts.push(option.long!);
+    else parts.push(option.long!, shellQuote(String(value)));
+  }
+  return parts.join(' ');
 }
