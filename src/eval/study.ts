@@ -293,13 +293,25 @@ async function trainedUnit(ctx: Ctx, model: ModelName, task: Task, f: number): P
     return { status: 'skipped', reason };
   }
   const t0 = performance.now();
-  const trained = await train(ctx, dir, task, f);
-  if (trained !== true) return { status: 'skipped', reason: trained };
-  const t1 = performance.now();
-  const e = await evaluateRun(dir, {
-    manifest: ctx.opts.manifest, folds: ctx.foldsFile, fold: f, tta: ctx.tta, threads: ctx.config.runtime.threads ?? undefined,
-    progress: ctx.opts.progress ?? true, log: ctx.detail,
-  });
+  let t1 = t0;
+  let e: Awaited<ReturnType<typeof evaluateRun>> | undefined;
+  for (let attempt = 0; !e; attempt++) {
+    const trained = await train(ctx, dir, task, f);
+    if (trained !== true) return { status: 'skipped', reason: trained };
+    t1 = performance.now();
+    try {
+      e = await evaluateRun(dir, {
+        manifest: ctx.opts.manifest, folds: ctx.foldsFile, fold: f, tta: ctx.tta, threads: ctx.config.runtime.threads ?? undefined,
+        progress: ctx.opts.progress ?? true, log: ctx.detail,
+      });
+    } catch (err) {
+      // e.g. a finished run whose model folder was removed: train it again, once
+      if (!(err instanceof DermtlError) || err.exitCode === 130) throw err;
+      await rm(dir, { recursive: true, force: true });
+      if (attempt > 0) return { status: 'skipped', reason: `evaluation failed: ${err.message}` };
+      ctx.log(`${dir}: cannot evaluate it (${err.message.split('\n')[0]}); training it again`);
+    }
+  }
   const t2 = performance.now();
   const seconds = { train: (t1 - t0) / 1000, evaluate: (t2 - t1) / 1000 };
   await writeUnit(dir, { model, fold: f, status: 'done', finishedAt: new Date().toISOString(), tta: ctx.tta, images: e.samples.length, seconds });
@@ -403,7 +415,20 @@ export function concatTables(tables: readonly ScoreTable[]): ScoreTable {
 }
 
 function evalOf(manifest: Manifest, table: ScoreTable | null): Eval | null {
-  return table ? (evaluationJson(evaluate(samplesOf(manifest, table), table)) as unknown as Eval) : null;
+  return table ? (clampRounding(evaluationJson(evaluate(samplesOf(manifest, table), table))) as unknown as Eval) : null;
+}
+
+/**
+ * A perfect ranking's AP is a sum of fractions that can round to 1 + 1 ulp (seen: 1.0000000000000002), which the
+ * results schema (AP in [0, 1]) refuses. Values within 1e-9 above 1 are set to 1; anything further stays, for the
+ * schema to report.
+ */
+export function clampRounding(doc: Record<string, unknown>): Record<string, unknown> {
+  const fix = (x: unknown) => (typeof x === 'number' && x > 1 && x <= 1 + 1e-9 ? 1 : x);
+  const out: Record<string, unknown> = { ...doc };
+  for (const key of ['mapClass', 'mapImage', 'top1', 'top3']) if (key in out) out[key] = fix(out[key]);
+  if (out.ap && typeof out.ap === 'object') out.ap = Object.fromEntries(Object.entries(out.ap).map(([k, v]) => [k, fix(v)]));
+  return out;
 }
 
 function buildResults(ctx: Ctx, tables: UnitsResult['tables'], seconds: UnitsResult['seconds'], skipped: StudyResults['skipped'],

@@ -1,0 +1,255 @@
+// `dermtl cv` end to end on the tiny trunk: a valid results.json and report, the per-fold run folders, pooled
+// metrics equal to metrics of the concatenated fold scores, reuse on a re-run, resume after a stop, refusal of
+// other settings, and a reported skip.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { loadManifest, writeManifest } from '../../src/data/manifest.ts';
+import { runStudy, concatTables, type StudyOptions } from '../../src/eval/study.ts';
+import { evaluate, evaluationJson } from '../../src/eval/metrics.ts';
+import { readScores, type ScoreTable } from '../../src/eval/scores.ts';
+import { readResults, type StudyResults } from '../../src/report/study/index.ts';
+import { DEFAULT_MODEL_PATH } from '../../src/serve/defaultModel.ts';
+import { unitDir } from '../../src/eval/studyPlan.ts';
+import { DermtlError } from '../../src/util/errors.ts';
+import { studyDemo, tempDir, tinyStudyConfig } from './studyFixture.ts';
+
+const TRAINED = ['lesion', 'location', 'mtl'] as const;
+
+async function options(extra: Partial<StudyOptions> & { cfg?: Record<string, unknown> } = {}): Promise<StudyOptions & { lines: string[] }> {
+  const demo = await studyDemo();
+  const { cfg, ...rest } = extra;
+  const lines: string[] = [];
+  return { manifest: demo.manifest, out: join(await tempDir(), 'study'), folds: 3, config: tinyStudyConfig(demo.cache, cfg), progress: false, log: (l) => lines.push(l), lines, ...rest };
+}
+
+async function mtime(path: string): Promise<number> {
+  return (await stat(path)).mtimeMs;
+}
+
+/** The fold tables of a model as written in its unit folders. */
+async function foldTables(study: string, model: string, k: number): Promise<ScoreTable[]> {
+  return Promise.all(Array.from({ length: k }, (_, f) => readScores(join(study, 'models', model, `fold-${f}`, 'scores.csv'))));
+}
+
+/** Per-fold, pooled and paired numbers of a results file, without timing and dates. */
+function numbers(r: StudyResults): unknown {
+  return { models: r.models, paired: r.paired, skipped: r.skipped };
+}
+
+/** Deep equality, numbers within 1e-12 (results.json rounds an AP of 1 + 1 ulp to 1). */
+function assertClose(actual: unknown, expected: unknown, at: string): void {
+  if (typeof expected === 'number') {
+    assert.equal(typeof actual, 'number', at);
+    assert.ok(Math.abs((actual as number) - expected) <= 1e-12, `${at}: ${actual} vs ${expected}`);
+  } else if (expected !== null && typeof expected === 'object') {
+    assert.ok(actual !== null && typeof actual === 'object', at);
+    assert.deepEqual(Object.keys(actual as object).sort(), Object.keys(expected).sort(), at);
+    for (const [k, v] of Object.entries(expected)) assertClose((actual as Record<string, unknown>)[k], v, `${at}.${k}`);
+  } else {
+    assert.deepEqual(actual, expected, at);
+  }
+}
+
+let first: { opts: StudyOptions & { lines: string[] }; results: StudyResults } | null = null;
+
+async function firstStudy(): Promise<{ opts: StudyOptions & { lines: string[] }; results: StudyResults }> {
+  if (first) return first;
+  const opts = await options();
+  const r = await runStudy(opts);
+  assert.deepEqual(r.counts, { trained: 9, reused: 0, skipped: 0 });
+  first = { opts, results: r.results };
+  return first;
+}
+
+test('a 3-fold study writes a valid results.json, the report and a run folder per model and fold', async () => {
+  const { opts } = await firstStudy();
+  const dir = opts.out;
+  const results = await readResults(join(dir, 'results.json')); // validates with the schema
+  assert.equal(results.folds, 3);
+  assert.equal(results.dataset.stats.images, 36);
+  assert.equal(results.lesionLabels.length, 10);
+  assert.deepEqual(results.locationLabels, ['arm', 'back', 'chest', 'face', 'foot', 'hand', 'leg', 'scalp'].filter((l) => results.locationLabels.includes(l)));
+  assert.ok(results.locationLabels.length >= 5);
+  assert.deepEqual(results.skipped, []);
+  assert.equal(results.config.trunk, 'tiny');
+  assert.equal((results.config.eval as { tta: string }).tta, '10crop');
+  assert.equal('task' in results.config, false);
+  assert.match(results.command, /^dermtl cv --manifest \S+manifest\.csv --out \S+study --folds 3 --mode frozen --seed 0 --tta 10crop$/);
+
+  const folds = JSON.parse(await readFile(join(dir, 'folds.json'), 'utf8'));
+  assert.equal(folds.folds, 3);
+  const testSizes = folds.splits.map((s: { test: string[] }) => s.test.length);
+  assert.equal(testSizes.reduce((a: number, b: number) => a + b, 0), 36);
+  for (const model of ['lesion', 'location', 'mtl', 'ensemble'] as const) {
+    assert.deepEqual(results.models[model].folds.map((f) => f!.n), testSizes, model);
+    assert.equal(results.models[model].pooled!.n, 36, model);
+    assert.equal(results.timing.models[model]!.length, 3);
+  }
+  for (const model of TRAINED) {
+    for (let f = 0; f < 3; f++) {
+      const u = unitDir(dir, model, f);
+      const run = JSON.parse(await readFile(join(u, 'run.json'), 'utf8'));
+      assert.equal(run.status, 'done');
+      assert.equal(run.task, model);
+      assert.equal(run.folds.fold, f);
+      assert.equal(run.seed, 0);
+      assert.ok((await stat(join(u, 'model', 'model.onnx'))).size > 0);
+      const unit = JSON.parse(await readFile(join(u, 'unit.json'), 'utf8'));
+      assert.equal(unit.images, testSizes[f]);
+      // the fold's entry is evalRun's metrics.json of the same scores
+      const metrics = JSON.parse(await readFile(join(u, 'metrics.json'), 'utf8'));
+      assert.equal(metrics.mapClass ?? null, (results.models[model].folds[f] as { mapClass?: number }).mapClass ?? null);
+      assert.equal(metrics.top1 ?? null, (results.models[model].folds[f] as { top1?: number }).top1 ?? null);
+    }
+  }
+  // the serving default is the MTL fold-0 model of the demo study
+  assert.equal(DEFAULT_MODEL_PATH, join('demo', 'study', 'models', 'mtl', 'fold-0', 'model'));
+  // heads: lesion-only has no location metrics, location-only no lesion metrics
+  assert.equal('top1' in results.models.lesion.pooled!, false);
+  assert.equal('mapClass' in results.models.location.pooled!, false);
+  assert.ok(results.models.mtl.pooled!.top1! >= 0 && results.models.mtl.pooled!.top3! >= results.models.mtl.pooled!.top1!);
+
+  const html = await readFile(join(dir, 'report.html'), 'utf8');
+  assert.match(html, /^<!DOCTYPE html>/);
+  assert.match(html, /3-fold cross-validation/);
+  assert.ok((html.match(/<svg/g) ?? []).length >= 2, 'Figures 1 and 3 are inlined');
+  for (const f of ['table1.md', 'figure1.svg', 'figure1.png', 'figure3.svg', 'figure3.png', 'study.json']) assert.ok((await stat(join(dir, f))).size > 0, f);
+  // one progress line per model and fold, with the study's ETA
+  const unitLines = opts.lines.filter((l) => /^\[\s*\d+\/12\]/.test(l));
+  assert.equal(unitLines.length, 12);
+  assert.match(unitLines[0], /^\[ 1\/12\] lesion-only\s+fold 1\/3: trained and evaluated in [\d.]+ s; mAP-class [\d.]+, mAP-image [\d.]+ on \d+ test images \| study ETA \d+ s$/);
+  assert.match(unitLines[11], /ensemble\s+fold 3\/3: max of the lesion-only and MTL scores.*\| study done$/);
+});
+
+test('pooled metrics are the metrics of all folds\' held-out scores concatenated; the ensemble is the max of its members', async () => {
+  const { opts, results } = await firstStudy();
+  const manifest = await loadManifest(opts.manifest);
+  const byImage = new Map(manifest.samples.map((s) => [s.image, s]));
+  for (const model of ['lesion', 'location', 'mtl', 'ensemble'] as const) {
+    const all = concatTables(await foldTables(opts.out, model, 3));
+    assert.equal(all.images.length, 36);
+    assert.equal(new Set(all.images).size, 36, 'every image is scored exactly once, by the fold that held it out');
+    const expected = evaluationJson(evaluate(all.images.map((i) => byImage.get(i)!), all));
+    assertClose(results.models[model].pooled, JSON.parse(JSON.stringify(expected)), model);
+  }
+  // pooled is not the mean of the folds (AP is not additive), and the per-fold mean is reported separately
+  const m = results.models.mtl;
+  const foldMean = m.folds.reduce((a, f) => a + f!.mapClass!, 0) / 3;
+  assert.ok(Math.abs(m.mean.mapClass! - foldMean) < 1e-12);
+  assert.notEqual(m.pooled!.mapClass, m.mean.mapClass);
+  // ensemble = per image and label the max of the lesion-only and MTL scores
+  const [lesion, mtl, ens] = await Promise.all(['lesion', 'mtl', 'ensemble'].map(async (n) => concatTables(await foldTables(opts.out, n, 3))));
+  const row = (t: ScoreTable, image: string) => t.lesion[t.images.indexOf(image)];
+  for (const image of ens.images) {
+    const want = Array.from(row(lesion, image), (x, c) => Math.max(x, row(mtl, image)[c]));
+    assert.deepEqual(Array.from(row(ens, image)), want);
+  }
+  assert.deepEqual(ens.locationLabels, []);
+  // paired MTL - lesion-only differences, fold by fold
+  const p = results.paired.mapClass!;
+  assert.deepEqual(p.folds, [0, 1, 2]);
+  p.differences.forEach((d, f) => assert.ok(Math.abs(d - (results.models.mtl.folds[f]!.mapClass! - results.models.lesion.folds[f]!.mapClass!)) < 1e-12));
+  assert.ok(p.ci[0] <= p.mean && p.mean <= p.ci[1]);
+});
+
+test('a re-run reuses every finished model/fold (no retraining) and gives the same numbers', async () => {
+  const { opts, results } = await firstStudy();
+  const model = join(unitDir(opts.out, 'mtl', 1), 'model', 'model.onnx');
+  const before = await mtime(model);
+  const lines: string[] = [];
+  const r = await runStudy({ ...opts, log: (l) => lines.push(l) });
+  assert.deepEqual(r.counts, { trained: 0, reused: 9, skipped: 0 });
+  assert.equal(await mtime(model), before);
+  assert.equal(lines.filter((l) => / reused \(finished earlier/.test(l)).length, 9);
+  assert.match(lines.join('\n'), /features \(2 training views \+ 10 test crops per image\): 0 image set\(s\) computed, 72 from the cache/);
+  assert.deepEqual(numbers(r.results), numbers(results));
+  assert.ok(r.results.timing.totalSeconds >= results.timing.totalSeconds, 'the study\'s time adds up over its invocations');
+});
+
+test('a stopped study continues where it stopped: a half-trained run resumes, a damaged one is redone', async () => {
+  const { results } = await firstStudy();
+  const opts = await options({ verbose: true });
+  const ac = new AbortController();
+  let units = 0;
+  // stop during the location-only training of fold 2 (the 5th unit), after its first epoch
+  const log = (l: string) => {
+    if (/^\[\s*\d+\/12\]/.test(l)) units++;
+    if (units === 5 && l.startsWith('epoch 1/')) ac.abort();
+  };
+  await assert.rejects(runStudy({ ...opts, log, signal: ac.signal }), (e: unknown) => e instanceof DermtlError && e.exitCode === 130 && /was stopped; run the same command again/.test(e.message));
+  const half = unitDir(opts.out, 'location', 1);
+  assert.equal(JSON.parse(await readFile(join(half, 'run.json'), 'utf8')).status, 'training');
+  await assert.rejects(stat(join(half, 'unit.json')));
+  await assert.rejects(stat(join(opts.out, 'results.json')), 'no results from a stopped study');
+  const kept = await mtime(join(unitDir(opts.out, 'mtl', 0), 'model', 'model.onnx'));
+  // a damaged run folder of a later unit (no run.json, something else in it) is deleted and trained afresh
+  const damaged = unitDir(opts.out, 'mtl', 2);
+  await mkdir(damaged, { recursive: true });
+  await writeFile(join(damaged, 'scores.csv'), 'image,lesion:macule\nnot-a-real-image.jpg,0.5\n');
+
+  const lines: string[] = [];
+  const r = await runStudy({ ...opts, verbose: false, log: (l) => lines.push(l) });
+  assert.deepEqual(r.counts, { trained: 5, reused: 4, skipped: 0 });
+  assert.equal(await mtime(join(unitDir(opts.out, 'mtl', 0), 'model', 'model.onnx')), kept);
+  assert.equal(JSON.parse(await readFile(join(damaged, 'run.json'), 'utf8')).status, 'done');
+  // the resumed training ends where an uninterrupted one does
+  assert.deepEqual(numbers(r.results), numbers(results));
+});
+
+test('a re-run with other settings is refused; --force discards the old study', async () => {
+  const { opts } = await firstStudy();
+  const demo = await studyDemo();
+  await assert.rejects(runStudy({ ...opts, seed: 1 }), (e: unknown) => e instanceof DermtlError && /other settings; refusing to mix results/.test(e.message) && /--seed: started with 0, now 1/.test(e.message));
+  await assert.rejects(runStudy({ ...opts, folds: 2 }), /--folds: started with 3, now 2/);
+  await assert.rejects(runStudy({ ...opts, tta: 'center' }), /--tta: started with 10crop, now center/);
+  await assert.rejects(runStudy({ ...opts, config: tinyStudyConfig(demo.cache, { frozen: { epochs: 3, views: 2, shared: { hidden: 16, dropout: 0.5 } } }) }), /the resolved config differs in frozen\.epochs/);
+  // another manifest (one label changed)
+  const m = await loadManifest(opts.manifest);
+  const other = join(demo.root, 'demo', 'other.csv');
+  await writeManifest(other, m.samples.map((s, i) => ({ image: s.image, lesions: s.lesions, location: i === 0 ? 'scalp' : s.location, group: s.group })));
+  await assert.rejects(runStudy({ ...opts, manifest: other }), /the manifest differs/);
+  // a folder that is not a study
+  const foreign = await tempDir();
+  await writeFile(join(foreign, 'thesis.txt'), 'mine');
+  await assert.rejects(runStudy({ ...opts, out: foreign }), /not empty and holds no dermtl study/);
+
+  // --force: a fresh study of the new settings in the same folder
+  const copy = await options({ out: join(await tempDir(), 'study') });
+  await runStudy(copy);
+  const r = await runStudy({ ...copy, folds: 2, force: true });
+  assert.deepEqual(r.counts, { trained: 6, reused: 0, skipped: 0 });
+  assert.equal(r.results.folds, 2);
+  await assert.rejects(stat(unitDir(copy.out, 'mtl', 2)), 'fold 2 of the old 3-fold study is gone');
+});
+
+test('a model that cannot be trained in a fold is reported as skipped and the study goes on', async () => {
+  const demo = await studyDemo();
+  const m = await loadManifest(demo.manifest);
+  // every image at "arm" except one group at "back": the fold that holds that group out has a single location to train on
+  const backGroup = m.samples[0].group;
+  const file = join(demo.root, 'demo', 'one-back.csv');
+  await writeManifest(file, m.samples.map((s) => ({ image: s.image, lesions: s.lesions, location: s.group === backGroup ? 'back' : 'arm', group: s.group })));
+  const opts = await options({ manifest: file, cfg: { validation: { fraction: 0 } } });
+  const r = await runStudy(opts);
+  const folds = JSON.parse(await readFile(join(opts.out, 'folds.json'), 'utf8'));
+  const held = folds.splits.findIndex((s: { test: string[] }) => s.test.includes(m.samples[0].image));
+  assert.deepEqual(r.counts, { trained: 7, reused: 0, skipped: 2 });
+  assert.deepEqual(r.results.skipped.map((s) => [s.model, s.fold]), [['location', held], ['mtl', held], ['ensemble', held]]);
+  assert.match(r.results.skipped[0].reason, /fold \d's training part: task location needs at least 2 body locations among the training images, they all show "arm"/);
+  assert.match(r.results.skipped[2].reason, /needs the lesion-only and MTL models/);
+  assert.match(opts.lines.join('\n'), /location-only fold \d\/3: SKIPPED: /);
+  const results = await readResults(join(opts.out, 'results.json'));
+  assert.equal(results.models.location.folds[held], null);
+  assert.equal(results.models.mtl.folds[held], null);
+  assert.notEqual(results.models.lesion.folds[held], null);
+  assert.equal(results.models.location.pooled!.n, 36 - folds.splits[held].test.length);
+  assert.equal(results.models.lesion.pooled!.n, 36);
+  assert.equal(results.timing.models.mtl![held], null);
+  assert.deepEqual(results.paired.mapClass!.folds, [0, 1, 2].filter((f) => f !== held));
+  // the skip is not cached: a re-run reports it again and reuses the rest
+  const again = await runStudy(opts);
+  assert.deepEqual(again.counts, { trained: 0, reused: 7, skipped: 2 });
+  assert.match(await readFile(join(opts.out, 'report.html'), 'utf8'), /location-only/);
+});
