@@ -114,12 +114,18 @@ export async function runStudy(opts: StudyOptions): Promise<StudyOutcome> {
   };
   log(`study ${dir}: ${manifest.samples.length} images, ${k} folds (test parts of ${folds.map((f) => f.test.length).join(', ')} images), ${config.mode} trunk (${config.trunk}), seed ${config.seed}, tta ${tta}`);
 
-  if (config.mode === 'frozen') await cacheFeatures(ctx);
-  const { tables, seconds, skipped, counts } = await runUnits(ctx);
+  // the study's wall time is kept up to date in study.json, so an interrupted invocation's work is counted too
+  const spent = () => spentBefore + (performance.now() - t0) / 1000;
+  const saveTime = () => writeStudyFile(dir, settings, spent());
+  if (config.mode === 'frozen') {
+    await cacheFeatures(ctx);
+    await saveTime();
+  }
+  const { tables, seconds, skipped, counts } = await runUnits(ctx, saveTime);
 
   const results = buildResults(ctx, tables, seconds, skipped, opts.command ?? cvCommand({
     manifest: opts.manifest, out: opts.out, folds: k, mode: config.mode, seed: config.seed, configFile: opts.configFile, tta,
-  }), spentBefore + (performance.now() - t0) / 1000);
+  }), spent());
   const files = await writeStudyReport(dir, results);
   await writeStudyFile(dir, settings, results.timing.totalSeconds);
   log(`wrote ${join(dir, REPORT_FILES.results)} and the report ${join(dir, REPORT_FILES.html)} (${counts.trained} trained, ${counts.reused} reused, ${counts.skipped} skipped; ${formatDuration((performance.now() - t0) / 1000)})`);
@@ -209,7 +215,7 @@ interface UnitsResult {
   counts: StudyOutcome['counts'];
 }
 
-async function runUnits(ctx: Ctx): Promise<UnitsResult> {
+async function runUnits(ctx: Ctx, saveTime: () => Promise<void>): Promise<UnitsResult> {
   const k = ctx.folds.length;
   const empty = <T>() => Object.fromEntries(MODEL_NAMES.map((m) => [m, Array<T | null>(k).fill(null)])) as Record<ModelName, (T | null)[]>;
   const tables = empty<ScoreTable>();
@@ -222,7 +228,7 @@ async function runUnits(ctx: Ctx): Promise<UnitsResult> {
   let trainedLeft = clock.units;
   const line = (model: ModelName, f: number, what: string, eta: string) => {
     done++;
-    ctx.log(`[${String(done).padStart(String(units).length)}/${units}] ${MODEL_LABELS[model].padEnd(13)} fold ${f + 1}/${k}: ${what} | ${eta}`);
+    ctx.log(`[${String(done).padStart(String(units).length)}/${units}] ${MODEL_LABELS[model].padEnd(13)} fold ${f + 1}/${k}: ${what}${eta ? ` | ${eta}` : ''}`);
   };
   for (let f = 0; f < k; f++) {
     for (const { model, task } of TRAINED_MODELS) {
@@ -238,6 +244,7 @@ async function runUnits(ctx: Ctx): Promise<UnitsResult> {
       tables[model][f] = o.table;
       seconds[model][f] = o.seconds;
       counts[o.status]++;
+      if (o.status === 'trained') await saveTime();
       const what = o.status === 'reused' ? `reused (finished earlier, ${o.seconds.toFixed(1)} s)` : `trained and evaluated in ${o.seconds.toFixed(1)} s`;
       line(model, f, `${what}; ${headline(ctx, o.table, f)}`, clock.finish(o.status === 'trained' ? o.seconds : null, trainedLeft));
     }

@@ -140,14 +140,14 @@ export class StudyClock {
 
   constructor(private readonly total: number) {}
 
-  /** Records a unit that was trained here (seconds), or reused / skipped (null). */
+  /** Records a unit that was trained here (seconds), or reused / skipped (null); returns the ETA text ('' when unknown). */
   finish(seconds: number | null, left: number): string {
     if (seconds !== null) {
       this.spent += seconds;
       this.trained++;
     }
     if (left === 0) return 'study done';
-    if (this.trained === 0) return 'study ETA after the first training';
+    if (this.trained === 0) return ''; // nothing trained here yet: no basis for an estimate
     return `study ETA ${formatDuration((this.spent / this.trained) * left)}`;
   }
 

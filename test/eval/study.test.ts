@@ -183,6 +183,8 @@ test('a stopped study continues where it stopped: a half-trained run resumes, a 
   assert.equal(JSON.parse(await readFile(join(half, 'run.json'), 'utf8')).status, 'training');
   await assert.rejects(stat(join(half, 'unit.json')));
   await assert.rejects(stat(join(opts.out, 'results.json')), 'no results from a stopped study');
+  const spentBeforeStop = JSON.parse(await readFile(join(opts.out, 'study.json'), 'utf8')).spentSeconds;
+  assert.ok(spentBeforeStop > 0, 'the stopped invocation\'s time is kept');
   const kept = await mtime(join(unitDir(opts.out, 'mtl', 0), 'model', 'model.onnx'));
   // a damaged run folder of a later unit (no run.json, something else in it) is deleted and trained afresh
   const damaged = unitDir(opts.out, 'mtl', 2);
@@ -194,6 +196,7 @@ test('a stopped study continues where it stopped: a half-trained run resumes, a 
   assert.deepEqual(r.counts, { trained: 5, reused: 4, skipped: 0 });
   assert.equal(await mtime(join(unitDir(opts.out, 'mtl', 0), 'model', 'model.onnx')), kept);
   assert.equal(JSON.parse(await readFile(join(damaged, 'run.json'), 'utf8')).status, 'done');
+  assert.ok(r.results.timing.totalSeconds > spentBeforeStop);
   // the resumed training ends where an uninterrupted one does
   assert.deepEqual(numbers(r.results), numbers(results));
 });
