@@ -11,11 +11,12 @@ import * as metrics from './commands/metrics.ts';
 import * as train from './commands/train.ts';
 import * as evalCmd from './commands/eval.ts';
 import * as ensemble from './commands/ensemble.ts';
+import * as cv from './commands/cv.ts';
 import * as predict from './commands/predict.ts';
 import * as serve from './commands/serve.ts';
 
 /** Sub-commands in pipeline order (data -> report); each file adds one command. */
-const COMMANDS = [start, importCmd, refine, stats, correlation, split, train, evalCmd, ensemble, metrics, predict, serve, demoData];
+const COMMANDS = [start, importCmd, refine, stats, correlation, split, train, evalCmd, ensemble, cv, metrics, predict, serve, demoData];
 
 /** Builds the `dermtl` program; each sub-command lives in its own file under src/cli/commands. */
 export function buildProgram(): Command {
