@@ -6,6 +6,12 @@ export interface FoldedConv {
   weight: Float32Array;
   bias: Float32Array;
   shape: [number, number, number, number];
+  /**
+   * Folded BatchNorm only: s = gamma / sqrt(var + eps) per output channel, the factor the weights were multiplied
+   * by. Fine-tuning needs it: SGD on the folded weights W*s equals SGD on the original W (BN frozen, as in Caffe)
+   * only with a per-channel learning-rate scale s^2 (see SgdMomentum's channelScale).
+   */
+  scale?: Float32Array;
 }
 
 /** Keras BatchNormalization default epsilon, and the one used by Keras ResNet50. */
@@ -59,6 +65,7 @@ export function foldConvBn(
   const s = Float64Array.from(gamma, (g, o) => g / Math.sqrt(variance[o] + eps));
   const out = transposeHwio(kernelHWIO, (o) => s[o]);
   for (let o = 0; o < co; o++) out.bias[o] = ((bias ? bias[o] : 0) - mean[o]) * s[o] + beta[o];
+  out.scale = Float32Array.from(s);
   return out;
 }
 

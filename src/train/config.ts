@@ -80,6 +80,12 @@ export const TrainConfigSchema = z.strictObject({
     featureDropout: fraction.default(0),
     /** Train on a seeded subset of this many training images (timing runs); null: all. */
     subset: int(1).nullable().default(null),
+    /**
+     * 'original': SGD behaves as on the un-folded conv weights with frozen BatchNorm (Caffe fine-tuning; per-channel
+     * lr scale (gamma/sigma)^2 on each folded ResNet-50 weight). 'folded': plain SGD on the folded weights, which
+     * diverges at the paper's lr (conv1 would train ~2600x faster than in Caffe).
+     */
+    bnParameterization: z.enum(['original', 'folded']).default('original'),
   }).prefault({}),
   /** Feature cache folder; null: <dermtl cache root>/features (see cacheRoot()). */
   cacheDir: z.string().min(1).nullable().default(null),

@@ -32,7 +32,7 @@ export async function trainFinetune(ctx: TrainContext): Promise<ModeResult> {
   const trainer = await Trainer.create({
     forward: net.graph, losses: net.losses.map((l) => ({ name: l.tensor.name, weight: l.weight })),
     sgd: { lr: c.optimizer.lr, momentum: c.optimizer.momentum, weightDecay: c.optimizer.weightDecay },
-    multipliers: multipliersOf(net.graph, c), plateau: ctx.validation.length ? c.plateau : undefined, threads,
+    multipliers: multipliersOf(net.graph, c, weights !== 'random' && c.finetune.bnParameterization === 'original' ? weights : undefined), plateau: ctx.validation.length ? c.plateau : undefined, threads,
   });
   const evalSession = ctx.validation.length ? await openEvalSession(build().graph, lossNames, threads) : null;
   const loader = new ImageLoader({ workers: c.runtime.loaderWorkers ?? undefined, prep: ctx.prep, jitter: c.image.jitter });

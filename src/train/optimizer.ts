@@ -20,6 +20,15 @@ import { encodeTensors, readTensorFile } from './tensorFile.ts';
 export interface Multipliers {
   lrMult?: number;
   decayMult?: number;
+  /**
+   * Optional per-slice scale along dimension 0 (one value per output channel, >= 0): the gradient term of slice c
+   * gets rate x channelScale[c], its decay term stays as it is (decay / channelScale[c] inside the kernel). With
+   * channelScale = s^2 for a conv whose BatchNorm scale s was folded into its weights (W' = s W), the updates of W'
+   * are exactly those of SGD on the original W with frozen BN statistics (Caffe fine-tuning): g_W = s g_W', and
+   * v' = s v. Without it a folded conv1 (s^2 ~ 4e-4) effectively trains ~2600x faster than in the paper's setup.
+   * Derived from fixed weights, it is not part of the saved state.
+   */
+  channelScale?: Float32Array;
 }
 
 export interface ParamSpec extends Multipliers {
@@ -44,6 +53,9 @@ export interface ResolvedParam {
   decayMult: number;
 }
 
+/** Per-param channel scales (see Multipliers.channelScale), by param index. */
+type ChannelScales = (Float32Array | undefined)[];
+
 /** Everything needed to continue the same sequence of updates. `buffers` are copies. */
 export interface SgdState {
   lr: number;
@@ -63,6 +75,7 @@ export class SgdMomentum {
   private lr: number;
   private steps = 0;
   private readonly velocity: Float32Array[];
+  private readonly channelScales: ChannelScales;
 
   constructor(params: readonly ParamSpec[], opts: SgdOptions) {
     this.momentum = opts.momentum ?? 0.9;
@@ -82,6 +95,13 @@ export class SgdMomentum {
       };
     });
     this.velocity = this.params.map((p) => new Float32Array(numel(p.shape)));
+    this.channelScales = params.map((p) => {
+      const cs = p.channelScale;
+      if (!cs) return undefined;
+      if (p.shape.length < 1 || cs.length !== p.shape[0]) throw new DermtlError(`channelScale of ${p.name}: ${cs.length} values, dimension 0 is ${p.shape[0]}`);
+      if (firstNonFinite(cs) >= 0 || cs.some((x) => x < 0)) throw new DermtlError(`channelScale of ${p.name} must be finite and >= 0`);
+      return cs;
+    });
   }
 
   get learningRate(): number {
@@ -109,7 +129,17 @@ export class SgdMomentum {
       return [w, g] as const;
     });
     this.params.forEach((p, i) => {
-      sgdKernel(pairs[i][0], this.velocity[i], pairs[i][1], this.momentum, this.lr * p.lrMult, this.weightDecay * p.decayMult);
+      const rate = this.lr * p.lrMult;
+      const decay = this.weightDecay * p.decayMult;
+      const cs = this.channelScales[i];
+      if (!cs) return sgdKernel(pairs[i][0], this.velocity[i], pairs[i][1], this.momentum, rate, decay);
+      const [w, g] = pairs[i];
+      const k = w.length / cs.length;
+      for (let c = 0; c < cs.length; c++) {
+        const at = c * k;
+        const s = cs[c];
+        sgdKernel(w.subarray(at, at + k), this.velocity[i].subarray(at, at + k), g.subarray(at, at + k), this.momentum, rate * s, s > 0 ? decay / s : 0);
+      }
     });
     this.steps++;
   }

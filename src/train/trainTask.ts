@@ -7,6 +7,7 @@ import { loadManifest, manifestHash } from '../data/manifest.ts';
 import { loadFolds, selectFold } from '../data/splits.ts';
 import type { Manifest, Sample } from '../data/types.ts';
 import { CAFFE_PREPROCESSING, type Preprocessing } from '../image/index.ts';
+import type { FoldedResNet50 } from '../models/foldBatchNorm.ts';
 import { HEAD_PREFIX } from '../models/heads.ts';
 import { saveModel } from '../models/modelFile.ts';
 import type { NetworkSpec } from '../models/network.ts';
@@ -17,6 +18,7 @@ import { epochsOf, headsOptions, loadConfig, resolveConfig, type TrainConfig, ty
 import { finetuneImages, trainFinetune } from './finetune.ts';
 import { trainFrozen } from './frozen.ts';
 import { RUN_FORMAT, RUN_FILES, RUN_VERSION, readRunInfoIfAny, runFile, writeJson, writeRunInfo, type EpochRecord, type RunInfo, type RunLabels } from './run.ts';
+import type { Multipliers } from './optimizer.ts';
 import type { StepResult } from './step.ts';
 import { checkTrainable, labelsFor, stepsPerEpoch, validationSplit } from './targets.ts';
 
@@ -188,12 +190,18 @@ export function specOf(c: TrainConfig, labels: RunLabels): NetworkSpec {
   };
 }
 
-/** lr multipliers of a graph's trainable params from the config: trunk, head (and shared-layer) weights, biases. */
-export function multipliersOf(g: Graph, c: TrainConfig): Record<string, { lrMult: number }> {
+/**
+ * lr multipliers of a graph's trainable params from the config: trunk, head (and shared-layer) weights, biases.
+ * With `folded` (the pretrained trunk, finetune bnParameterization 'original') each trunk conv weight also gets the
+ * per-channel scale (gamma/sigma)^2 of its folded BatchNorm (see SgdMomentum's channelScale); biases keep the plain
+ * rate, which is SGD on BN's shift beta.
+ */
+export function multipliersOf(g: Graph, c: TrainConfig, folded?: FoldedResNet50): Record<string, Multipliers> {
   const m = c.optimizer.lrMult;
   return Object.fromEntries(g.params({ trainable: true }).map((p) => {
     const lrMult = !p.name.startsWith(HEAD_PREFIX) ? m.trunk : p.name.endsWith('/bias') ? m.headBias : m.headWeight;
-    return [p.name, { lrMult }];
+    const scale = folded && p.name.endsWith('/weight') ? folded.convs.get(p.name.slice(0, -'/weight'.length))?.scale : undefined;
+    return [p.name, scale ? { lrMult, channelScale: Float32Array.from(scale, (s) => s * s) } : { lrMult }];
   }));
 }
 
