@@ -90,8 +90,7 @@ export async function runStudy(opts: StudyOptions): Promise<StudyOutcome> {
   const t0 = performance.now();
   const log = opts.log ?? ((line: string) => console.log(line));
   const k = opts.folds ?? 5;
-  const mode = opts.mode;
-  const overrides = { mode, seed: opts.seed, task: 'mtl' as Task };
+  const overrides = { mode: opts.mode, seed: opts.seed, task: 'mtl' as Task };
   const resolved = opts.configFile ? await loadConfig(opts.configFile, overrides) : resolveConfig(opts.config ?? {}, overrides, 'the config');
   const tta = opts.tta ?? resolved.eval.tta;
   // The tta is part of every run's config, so a run folder says how the study scored it.
@@ -102,9 +101,10 @@ export async function runStudy(opts: StudyOptions): Promise<StudyOutcome> {
   const settings: StudySettings = {
     manifest: opts.manifest, manifestHash: manifestHash(manifest), folds: k, seed: config.seed, mode: config.mode, tta, config: shared,
   };
+  const foldFile = makeFolds(manifest, k, config.seed); // before anything is written: a bad --folds leaves no study behind
   const spentBefore = await prepareStudyFolder(dir, settings, opts.force ?? false, log);
   const foldsFile = join(dir, STUDY_FILES.folds);
-  if (!(await exists(foldsFile))) await writeFolds(foldsFile, makeFolds(manifest, k, config.seed));
+  if (!(await exists(foldsFile))) await writeFolds(foldsFile, foldFile);
   const folds = (await loadFolds(foldsFile, manifest)).splits;
   const bars = opts.progress ?? true;
   const ctx: Ctx = {

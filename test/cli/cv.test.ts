@@ -40,6 +40,7 @@ test('dermtl cv: bad input is a one-line error, not a stack', async () => {
   let r = await runCommand(registerCv, ['cv', '--manifest', demo.manifest, '--out', join(dir, 's1'), '--folds', '1', '--config', cfg, '--no-progress']);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /--folds must be a whole number >= 2, got 1/);
+  await assert.rejects(stat(join(dir, 's1')), 'a refused --folds leaves no study folder behind');
   r = await runCommand(registerCv, ['cv', '--manifest', join(dir, 'missing.csv'), '--out', join(dir, 's2'), '--no-progress']);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /missing\.csv/);
