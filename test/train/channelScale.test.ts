@@ -41,7 +41,8 @@ test('folded-space SGD with channelScale s^2 equals original-space SGD (W\' = s 
 
 test('multipliersOf: heads x10 / x20, trunk x1, and (gamma/sigma)^2 channel scales on folded trunk weights only', () => {
   const g = new Graph();
-  for (const [name, shape] of [['conv1/weight', [2, 3, 1, 1]], ['conv1/bias', [2]], ['heads/lesion/weight', [4, 2]], ['heads/lesion/bias', [4]]] as const) {
+  const params: [string, number[]][] = [['conv1/weight', [2, 3, 1, 1]], ['conv1/bias', [2]], ['heads/lesion/weight', [4, 2]], ['heads/lesion/bias', [4]]];
+  for (const [name, shape] of params) {
     g.param(name, shape, new Float32Array(shape.reduce((a, b) => a * b, 1)), { trainable: true });
   }
   const folded = { convs: new Map([['conv1', { weight: new Float32Array(6), bias: new Float32Array(2), shape: [2, 3, 1, 1], scale: Float32Array.from([0.5, 3]) }]]) } as unknown as FoldedResNet50;
