@@ -63,6 +63,8 @@ export interface FeatureCacheOptions {
   progress?: (label: string) => ((done: number, total: number) => void) & { stop?: () => void };
   /** Opens the backbone when something must be computed (tests may count the calls). */
   openBackbone?: (spec: BackboneSpec) => Promise<Backbone>;
+  /** Stops computing after the current image (what is done stays cached) with a DermtlError, exit code 130. */
+  signal?: AbortSignal;
 }
 
 const MAGIC = 0x46544d44; // 'DMTF'
@@ -142,6 +144,10 @@ export class FeatureCache {
       // Decode/crop the next image (sharp runs on the libuv pool) while the trunk runs on this one.
       let next = this.render(todo[0], set);
       for (let i = 0; i < todo.length; i++) {
+        if (this.opts.signal?.aborted) {
+          await next.catch(() => {});
+          throw new DermtlError(`stopped while caching features: ${i} of ${todo.length} image(s) done (they stay cached); run the same command again (with --resume for dermtl train) to continue`, 130);
+        }
         const pixels = await next;
         if (i + 1 < todo.length) next = this.render(todo[i + 1], set);
         const f = await this.runTrunk(backbone, pixels, viewsOf(set));

@@ -49,11 +49,11 @@ export function trainViewSet(ctx: Pick<TrainContext, 'config'>): ViewSet {
   return { kind: 'train', views: c.frozen.views, seed: c.frozen.viewSeed, jitter: { ...c.image.jitter } };
 }
 
-export function featureCacheFor(ctx: Pick<TrainContext, 'config' | 'prep' | 'progress'>): FeatureCache {
+export function featureCacheFor(ctx: Pick<TrainContext, 'config' | 'prep' | 'progress'> & { signal?: AbortSignal }): FeatureCache {
   const c = ctx.config;
   return new FeatureCache({
     dir: c.cacheDir ?? defaultFeatureDir(), backbone: { trunk: c.trunk, imageSize: c.image.size, seed: c.seed },
-    prep: ctx.prep, threads: c.runtime.threads ?? undefined, batchViews: c.frozen.featureBatch, progress: ctx.progress,
+    prep: ctx.prep, threads: c.runtime.threads ?? undefined, batchViews: c.frozen.featureBatch, progress: ctx.progress, signal: ctx.signal,
   });
 }
 

@@ -126,3 +126,24 @@ test('a damaged cache entry is a miss: recomputed and replaced, never read as fe
   await third.cache.features([s], TRAIN);
   assert.deepEqual(third.cache.stats, { hits: 1, misses: 0 }, 'the replaced entry is good');
 });
+
+test('an abort signal stops caching after the current image; what was computed stays cached', async () => {
+  const demo = await demoSet();
+  const images = demo.loaded.samples.slice(5, 8);
+  const dir = await tempDir('dermtl-cache-');
+  const ac = new AbortController();
+  const cache = new FeatureCache({
+    dir, backbone: TINY, prep: PREP, threads: 1, signal: ac.signal,
+    progress: () => Object.assign((done: number) => (done === 1 ? ac.abort() : undefined), { stop: () => {} }),
+  });
+  await assert.rejects(cache.features(images, TRAIN), (e: Error & { exitCode?: number }) => {
+    assert.match(e.message, /stopped while caching features: 1 of 3 image\(s\) done \(they stay cached\)/);
+    assert.equal(e.exitCode, 130);
+    return true;
+  });
+  await cache.close();
+  const again = counting(dir);
+  await again.cache.features(images, TRAIN);
+  assert.deepEqual(again.cache.stats, { hits: 1, misses: 2 });
+  await again.cache.close();
+});
