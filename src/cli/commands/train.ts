@@ -33,7 +33,7 @@ export function register(program: Command): void {
         resume: o.resume ?? false, progress: o.progress,
       });
       if (r.stepMs !== null) console.log(`mean update time ${r.stepMs.toFixed(1)} ms (batch ${(r.info.config as { batchSize: number }).batchSize}, data included)`);
-      if (r.status === 'stopped') throw new DermtlError(`training of ${r.dir} was stopped at update ${r.step}; run the same command with --resume to continue`, 130);
+      if (r.status === 'stopped') throw new DermtlError(`training stopped early (checkpoint at update ${r.step} saved)`, 130);
     });
 }
 
