@@ -15,9 +15,9 @@ const root = await tempDir('dermtl-predict-');
 const modelDir = await tinyModelDir(root);
 const model = await loadModel(modelDir, { threads: 1 });
 test.after(() => model.dispose());
-const ENTRY = join(import.meta.dirname, '../serve/cliEntry.ts');
+// The real command, as a user runs it (bin/dermtl.js registers tsx itself).
+const ENTRY = join(import.meta.dirname, '../../bin/dermtl.js');
 /** tsx by URL: the child runs in a folder without node_modules. */
-const TSX = import.meta.resolve('tsx');
 
 async function image(path: string, format: 'jpeg' | 'png' | 'webp', seed: number): Promise<Buffer> {
   const bytes = await rampImage(format, 60, 45, seed);
@@ -96,7 +96,7 @@ test('without --model: the default model folder when present, else one line sayi
   const cwd = await tempDir('dermtl-predict-cwd-');
   const img = join(cwd, 'x.png');
   await image(img, 'png', 8);
-  const run = () => spawnSync(process.execPath, ['--import', TSX, ENTRY, 'predict', 'x.png'], { cwd, encoding: 'utf8' });
+  const run = () => spawnSync(process.execPath, [ENTRY, 'predict', 'x.png'], { cwd, encoding: 'utf8' });
   const missing = run();
   assert.equal(missing.status, 1);
   assert.equal(missing.stdout, '');

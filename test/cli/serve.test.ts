@@ -10,14 +10,14 @@ import { DEFAULT_MODEL_PATH } from '../../src/serve/defaultModel.ts';
 import { runCommand, tempDir } from '../data/helpers.ts';
 import { rampImage, tinyModelDir } from '../serve/helpers.ts';
 
-const ENTRY = join(import.meta.dirname, '../serve/cliEntry.ts');
-const TSX = import.meta.resolve('tsx');
+// The real command, as a user runs it (bin/dermtl.js registers tsx itself).
+const ENTRY = join(import.meta.dirname, '../../bin/dermtl.js');
 const root = await tempDir('dermtl-serve-cli-');
 const modelDir = await tinyModelDir(root);
 
 /** Starts `dermtl serve` on port 0 and resolves with the port it reports on stderr. */
 function startServe(args: string[]): Promise<{ child: ChildProcess; port: number; stderr: () => string; exited: Promise<number | null> }> {
-  const child = spawn(process.execPath, ['--import', TSX, ENTRY, 'serve', '--port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [ENTRY, 'serve', '--port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
   return new Promise((resolve, reject) => {
@@ -75,7 +75,7 @@ test('SIGTERM: the request in flight is answered, new connections are refused, t
 
 test('without --model and no default model: one line, exit 1', async () => {
   const cwd = await tempDir('dermtl-serve-cwd-');
-  const r = spawnSync(process.execPath, ['--import', TSX, ENTRY, 'serve', '--port', '0'], { cwd, encoding: 'utf8', timeout: 30_000 });
+  const r = spawnSync(process.execPath, [ENTRY, 'serve', '--port', '0'], { cwd, encoding: 'utf8', timeout: 30_000 });
   assert.equal(r.status, 1);
   assert.equal(r.stderr, `dermtl: no model at ./${DEFAULT_MODEL_PATH}: run npm start first, or pass --model DIR\n`);
 });
