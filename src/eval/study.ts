@@ -117,7 +117,7 @@ export async function runStudy(opts: StudyOptions): Promise<StudyOutcome> {
   // the study's wall time is kept up to date in study.json, so an interrupted invocation's work is counted too
   const spent = () => spentBefore + (performance.now() - t0) / 1000;
   const saveTime = () => writeStudyFile(dir, settings, spent());
-  if (config.mode === 'frozen') {
+  if (config.mode === 'frozen' && !(await allFinished(ctx))) {
     await cacheFeatures(ctx);
     await saveTime();
   }
@@ -200,6 +200,14 @@ async function cacheFeatures(ctx: Ctx): Promise<void> {
   checkStop(ctx);
   const s = cache.stats;
   ctx.log(`features (${c.frozen.views} training views + 10 test crops per image): ${s.misses} image set(s) computed, ${s.hits} from the cache, ${formatDuration((performance.now() - t0) / 1000)}`);
+}
+
+/** Every trained model/fold has its completion marker: nothing needs a feature. */
+async function allFinished(ctx: Ctx): Promise<boolean> {
+  for (let f = 0; f < ctx.folds.length; f++) {
+    for (const { model } of TRAINED_MODELS) if (!(await readUnit(unitDir(ctx.dir, model, f), model, f))) return false;
+  }
+  return true;
 }
 
 function checkStop(ctx: Ctx): void {

@@ -112,7 +112,7 @@ async function runDemoStudy(opts: StartOptions, out: string, manifest: string, l
   log('');
   log(`cross-validation study (${command}):`);
   return runStudyWithStopSignals({
-    manifest, out: dir, folds, mode: 'frozen', seed: opts.seed, configFile, tta: '10crop', force: opts.force,
+    manifest: rel(manifest), out: dir, folds, mode: 'frozen', seed: opts.seed, configFile, tta: '10crop', force: opts.force,
     progress: opts.progress, command, log,
   });
 }
