@@ -57,7 +57,7 @@ export interface StudyOptions {
   /** Also print the trainings' and evaluations' own lines. */
   verbose?: boolean;
   log?: (line: string) => void;
-  /** Stops after the current training update (checkpointed); the study then ends with an exit-130 DermtlError. */
+  /** Stops after the current image being cached or training update (checkpointed); the study then ends with an exit-130 DermtlError. */
   signal?: AbortSignal;
 }
 
@@ -137,7 +137,7 @@ export async function runStudyWithStopSignals(opts: StudyOptions): Promise<Study
   const ac = new AbortController();
   const onSignal = (sig: string) => {
     if (ac.signal.aborted) process.exit(130);
-    process.stderr.write(`\ndermtl: ${sig}: stopping after the current training update (finished models and cached features are kept; re-run the same command to continue). Press Ctrl-C again to quit at once.\n`);
+    process.stderr.write(`\ndermtl: ${sig}: stopping after the current image (feature caching) or training update; finished models and cached features are kept, re-run the same command to continue. Press Ctrl-C again to quit at once.\n`);
     ac.abort();
   };
   const onInt = () => onSignal('SIGINT');
@@ -188,7 +188,7 @@ async function exists(path: string): Promise<boolean> {
 async function cacheFeatures(ctx: Ctx): Promise<void> {
   const t0 = performance.now();
   const c = ctx.config;
-  const cache = featureCacheFor({ config: c, prep: preprocessingOf(c), progress: ctx.progress });
+  const cache = featureCacheFor({ config: c, prep: preprocessingOf(c), progress: ctx.progress, signal: ctx.opts.signal });
   const samples = ctx.manifest.samples;
   try {
     await cache.features(samples, trainViewSet({ config: c }), 'caching training views');

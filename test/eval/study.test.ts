@@ -201,6 +201,16 @@ test('a stopped study continues where it stopped: a half-trained run resumes, a 
   assert.deepEqual(numbers(r.results), numbers(results));
 });
 
+test('a stop while features are being cached ends the study with exit code 130; the re-run finishes it', async () => {
+  const opts = await options({ config: tinyStudyConfig(join(await tempDir(), 'fresh-cache')) });
+  const ac = new AbortController();
+  ac.abort();
+  await assert.rejects(runStudy({ ...opts, signal: ac.signal }), (e: unknown) => e instanceof DermtlError && e.exitCode === 130 && /stopped while caching features/.test(e.message));
+  await assert.rejects(stat(unitDir(opts.out, 'lesion', 0)), 'nothing was trained');
+  const r = await runStudy(opts);
+  assert.deepEqual(r.counts, { trained: 9, reused: 0, skipped: 0 });
+});
+
 test('a re-run with other settings is refused; --force discards the old study', async () => {
   const { opts } = await firstStudy();
   const demo = await studyDemo();
