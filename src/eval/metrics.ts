@@ -36,10 +36,12 @@ export function averagePrecision(relevant: ArrayLike<boolean>, scores: ArrayLike
     let j = i;
     for (; j < n && scores[order[j]] === s; j++) if (relevant[order[j]]) groupHits++;
     hits += groupHits;
-    if (groupHits > 0) ap += (groupHits / positives) * (hits / j);
+    if (groupHits > 0) ap += groupHits * (hits / j);
     i = j;
   }
-  return ap;
+  // Divide once at the end: every term is <= its groupHits and rounding is monotonic, so the sum is <= positives
+  // and AP <= 1 exactly (dividing each term first can give 1 + 1 ulp for a perfect ranking).
+  return ap / positives;
 }
 
 /**

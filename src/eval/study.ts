@@ -430,20 +430,7 @@ export function concatTables(tables: readonly ScoreTable[]): ScoreTable {
 }
 
 function evalOf(manifest: Manifest, table: ScoreTable | null): Eval | null {
-  return table ? (clampRounding(evaluationJson(evaluate(samplesOf(manifest, table), table))) as unknown as Eval) : null;
-}
-
-/**
- * A perfect ranking's AP is a sum of fractions that can round to 1 + 1 ulp (seen: 1.0000000000000002), which the
- * results schema (AP in [0, 1]) refuses. Values within 1e-9 above 1 are set to 1; anything further stays, for the
- * schema to report.
- */
-export function clampRounding(doc: Record<string, unknown>): Record<string, unknown> {
-  const fix = (x: unknown) => (typeof x === 'number' && x > 1 && x <= 1 + 1e-9 ? 1 : x);
-  const out: Record<string, unknown> = { ...doc };
-  for (const key of ['mapClass', 'mapImage', 'top1', 'top3']) if (key in out) out[key] = fix(out[key]);
-  if (out.ap && typeof out.ap === 'object') out.ap = Object.fromEntries(Object.entries(out.ap).map(([k, v]) => [k, fix(v)]));
-  return out;
+  return table ? (evaluationJson(evaluate(samplesOf(manifest, table), table)) as unknown as Eval) : null;
 }
 
 function buildResults(ctx: Ctx, tables: UnitsResult['tables'], seconds: UnitsResult['seconds'], skipped: StudyResults['skipped'],

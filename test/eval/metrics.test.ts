@@ -153,3 +153,14 @@ test('evaluate joins samples and scores; evaluationJson keeps only what the colu
   assert.deepEqual(locationOnly, { n: 2, top1: 1, top3: 1, skipped: [], positives: { location: { y: 1, x: 1 } } });
   assert.throws(() => evaluate(samples, { images: ['i2.jpg', 'i1.jpg'], lesionLabels: ['a'], locationLabels: [], lesion: [], location: [] }), /row 0 scores i2\.jpg/);
 });
+
+test('a perfect ranking gives AP exactly 1, never 1 + 1 ulp', () => {
+  // Summing per-threshold fractions first used to give 1.0000000000000002 for some sizes.
+  for (let positives = 1; positives <= 60; positives++) {
+    for (const negatives of [0, 1, 7, 50]) {
+      const relevant = [...Array(positives).fill(true), ...Array(negatives).fill(false)];
+      const scores = relevant.map((_, i) => 1 - i / (relevant.length + 1));
+      assert.equal(averagePrecision(relevant, scores), 1);
+    }
+  }
+});
