@@ -2,7 +2,6 @@
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { deflateSync, crc32 } from 'node:zlib';
 import sharp from 'sharp';
 import { CAFFE_PREPROCESSING } from '../../src/image/index.ts';
 import { saveModel } from '../../src/models/modelFile.ts';
@@ -45,25 +44,5 @@ export async function rampImage(format: 'jpeg' | 'png' | 'webp', w = 64, h = 48,
   return (format === 'jpeg' ? img.jpeg({ quality: 90 }) : format === 'png' ? img.png() : img.webp({ lossless: true })).toBuffer();
 }
 
-/** A valid PNG header claiming w x h pixels, followed by a tiny IDAT and IEND: ~100 bytes that would decode to w*h*3. */
-export function hugePngHeader(w: number, h: number): Buffer {
-  const chunk = (type: string, data: Buffer) => {
-    const len = Buffer.alloc(4);
-    len.writeUInt32BE(data.length);
-    const td = Buffer.concat([Buffer.from(type, 'ascii'), data]);
-    const crc = Buffer.alloc(4);
-    crc.writeUInt32BE(crc32(td));
-    return Buffer.concat([len, td, crc]);
-  };
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(w, 0);
-  ihdr.writeUInt32BE(h, 4);
-  ihdr[8] = 8; // bit depth
-  ihdr[9] = 2; // RGB
-  return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk('IHDR', ihdr),
-    chunk('IDAT', deflateSync(Buffer.alloc(1000))),
-    chunk('IEND', Buffer.alloc(0)),
-  ]);
-}
+// A valid PNG header claiming w x h pixels with a tiny body: the image tests' decompression bomb.
+export { pngBomb as hugePngHeader } from '../image/helpers.ts';
