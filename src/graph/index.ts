@@ -12,6 +12,7 @@
 //   out['grad/conv1/w'].data   // Float32Array, same layout as the param
 export { Graph, type ConvOptions, type PoolOptions, type GemmOptions, type Param } from './builder.ts';
 export { buildTrainingGraph, type Loss, type TrainingGraphOptions } from './autodiff.ts';
-export { GraphSession, type Feed, type Fetched, type RunOptions } from './runtime.ts';
+export { GraphSession, type Feed, type Fetched, type Preallocated, type RunOptions } from './runtime.ts';
+export { Float32Arena } from './simd.ts';
 export { serialize, readMetadata, readModelInputs, OPSET, type SerializeOptions } from './onnx.ts';
 export type { Tensor, DType } from './types.ts';

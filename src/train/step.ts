@@ -2,7 +2,8 @@
 // without touching the parameters, then apply the optimizer. Trainable params are graph inputs fed from
 // `params` (name -> Float32Array, updated in place); gradients come back as `grad/<name>` outputs.
 import { DermtlError } from '../util/errors.ts';
-import { Graph, GraphSession, buildTrainingGraph, type Feed } from '../graph/index.ts';
+import { Float32Arena, Graph, GraphSession, buildTrainingGraph, type Feed, type Preallocated } from '../graph/index.ts';
+import { numel } from '../graph/types.ts';
 import { SgdMomentum, firstNonFinite, type Multipliers, type SgdOptions } from './optimizer.ts';
 import { ReduceOnPlateau, type PlateauOptions } from './scheduler.ts';
 
@@ -40,8 +41,17 @@ export interface TrainerOptions {
   threads?: number;
 }
 
+/** Where the trainer's float32 state lives: one arena for params, momentum and gradients (when WebAssembly SIMD is there). */
+export interface TrainerBuffers {
+  arena?: Float32Arena;
+  /** Gradient buffers by param name, which ORT writes into on every step. */
+  grads: Map<string, Float32Array>;
+}
+
 export class Trainer {
-  private readonly gradNames: string[];
+  /** The gradient outputs, written by ORT into the same buffers on every step. */
+  private readonly gradOutputs: Record<string, Preallocated>;
+  private readonly arena?: Float32Arena;
 
   constructor(
     readonly session: GraphSession,
@@ -50,16 +60,25 @@ export class Trainer {
     readonly lossNames: readonly string[],
     readonly scheduler?: ReduceOnPlateau,
     private readonly evalSession?: GraphSession,
+    buffers?: TrainerBuffers,
   ) {
-    this.gradNames = optimizer.params.map((p) => `grad/${p.name}`);
-    const missing = [...lossNames, ...this.gradNames].filter((n) => !session.outputNames.includes(n));
+    const gradNames = optimizer.params.map((p) => `grad/${p.name}`);
+    const missing = [...lossNames, ...gradNames].filter((n) => !session.outputNames.includes(n));
     if (missing.length) throw new Error(`training graph lacks output(s) ${missing.join(', ')}`);
     for (const p of optimizer.params) if (!params.has(p.name)) throw new Error(`no value for param ${p.name}`);
+    this.arena = buffers?.arena;
+    this.gradOutputs = Object.fromEntries(optimizer.params.map((p) => {
+      const data = buffers?.grads.get(p.name) ?? new Float32Array(numel(p.shape));
+      if (data.length !== numel(p.shape)) throw new Error(`gradient buffer of ${p.name} has ${data.length} values, expected ${numel(p.shape)}`);
+      return [`grad/${p.name}`, { data, dims: p.shape }];
+    }));
   }
 
   /**
    * Builds the training graph and sessions. Params start as copies of the values the graph declared
-   * them with (the graph's arrays are left alone).
+   * them with (the graph's arrays are left alone: callers may share them, e.g. the cached ImageNet weights).
+   * Params, momentum and gradient buffers are allocated once, together in a Float32Arena where WebAssembly
+   * SIMD is available (the update and the finite scan then run as SIMD kernels).
    */
   static async create(opts: TrainerOptions): Promise<Trainer> {
     const g = opts.forward;
@@ -68,8 +87,17 @@ export class Trainer {
     const known = new Set(trainable.map((p) => p.name));
     const unknown = Object.keys(opts.multipliers ?? {}).filter((n) => !known.has(n));
     if (unknown.length) throw new DermtlError(`multipliers name param(s) the model has no trainable param for: ${unknown.join(', ')}`);
-    const optimizer = new SgdMomentum(trainable.map((p) => ({ name: p.name, shape: p.shape, ...opts.multipliers?.[p.name] })), opts.sgd);
-    const params = new Map(trainable.map((p) => [p.name, p.data.slice()]));
+    const total = trainable.reduce((a, p) => a + p.data.length, 0);
+    const arena = Float32Arena.create(3 * total, 3 * trainable.length);
+    const optimizer = new SgdMomentum(trainable.map((p) => ({ name: p.name, shape: p.shape, ...opts.multipliers?.[p.name] })), opts.sgd, arena);
+    const copy = (a: Float32Array) => {
+      if (!arena) return a.slice();
+      const c = arena.alloc(a.length);
+      c.set(a);
+      return c;
+    };
+    const params = new Map(trainable.map((p) => [p.name, copy(p.data)]));
+    const grads = new Map(trainable.map((p) => [p.name, arena ? arena.alloc(p.data.length) : new Float32Array(p.data.length)]));
     const tg = buildTrainingGraph(g, losses.map((l) => ({ tensor: g.tensor(l.name), weight: l.weight })));
     // The params are checked by the trainer itself (it never writes a non-finite value): only scan data feeds.
     const dataInputs = (graph: Graph) => graph.inputs.map((i) => i.name).filter((n) => !known.has(n));
@@ -85,7 +113,7 @@ export class Trainer {
       evalSession = await GraphSession.fromGraph(ev, { threads: opts.threads, checkFinite: dataInputs(ev) });
     }
     const scheduler = opts.plateau ? new ReduceOnPlateau(optimizer, opts.plateau) : undefined;
-    return new Trainer(session, params, optimizer, losses.map((l) => l.name), scheduler, evalSession);
+    return new Trainer(session, params, optimizer, losses.map((l) => l.name), scheduler, evalSession, { arena, grads });
   }
 
   get stepCount(): number {
@@ -95,12 +123,13 @@ export class Trainer {
   /** Forward + backward + update. A non-finite loss or gradient throws a DermtlError and changes nothing. */
   async step(feeds: Feeds): Promise<StepResult> {
     const step = this.optimizer.stepCount + 1;
-    const out = await this.session.run(this.withParams(feeds), [...this.lossNames, ...this.gradNames]);
+    const out = await this.session.run(this.withParams(feeds), this.lossNames, this.gradOutputs);
     const losses = this.readLosses(out, `at step ${step}; parameters were not updated`);
     const grads: Record<string, Float32Array> = {};
     for (const p of this.optimizer.params) {
-      const g = out[`grad/${p.name}`].data as Float32Array;
-      const bad = firstNonFinite(g);
+      const g = this.gradOutputs[`grad/${p.name}`].data;
+      const suspect = this.arena?.owns(g) ? this.arena.hasNonFinite(g) : true;
+      const bad = suspect ? firstNonFinite(g) : -1;
       if (bad >= 0) throw new DermtlError(`gradient of ${p.name} is ${g[bad]} at index ${bad} at step ${step}; parameters were not updated`);
       grads[p.name] = g;
     }

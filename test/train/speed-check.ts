@@ -1,7 +1,9 @@
 // Manual speed check (not part of the test suite): one SGD-momentum update over ResNet-50-sized params
 // (every conv with a folded-BN bias, fc 2048x1000: 25.5M values in 108 tensors), the gradient finite
-// scan the trainer does before it, and a three-pass (unfused) update for comparison.
+// scan the trainer does before it, their WebAssembly SIMD versions (the Trainer's), and a three-pass (unfused)
+// update for comparison.
 // Run: node --import tsx test/train/speed-check.ts [repeats]
+import { Float32Arena } from '../../src/graph/simd.ts';
 import { SgdMomentum, firstNonFinite } from '../../src/train/optimizer.ts';
 import { Rng } from '../../src/util/rng.ts';
 
@@ -55,6 +57,23 @@ median('fused update (SgdMomentum.update)', () => opt.update(params, grads));
 median('gradient finite scan (firstNonFinite)', () => {
   for (const g of Object.values(grads)) if (firstNonFinite(g) >= 0) throw new Error('not finite');
 });
+// The Trainer's layout: params, momentum and gradients in one WebAssembly arena (SIMD update and scan).
+const arena = Float32Arena.create(3 * total, 3 * specs.length);
+if (arena) {
+  const copy = (v: Float32Array) => {
+    const a = arena.alloc(v.length);
+    a.set(v);
+    return a;
+  };
+  const inArena = (m: Iterable<[string, Float32Array]>) => new Map([...m].map(([k, v]) => [k, copy(v)]));
+  const aParams = inArena(params);
+  const aGrads = inArena(Object.entries(grads));
+  const simd = new SgdMomentum(specs, { lr: 1e-3 }, arena);
+  median('SIMD update (SgdMomentum.update, arrays in a Float32Arena)', () => simd.update(aParams, aGrads));
+  median('SIMD gradient finite scan (Float32Arena.hasNonFinite)', () => {
+    for (const g of aGrads.values()) if (arena.hasNonFinite(g)) throw new Error('not finite');
+  });
+}
 const velocity = specs.map((p) => new Float32Array(size(p.shape)));
 median('unfused update (3 passes: decay, velocity, weights)', () => {
   specs.forEach((p, k) => {

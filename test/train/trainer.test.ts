@@ -5,7 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runTraining } from '../../src/train/loop.ts';
 import { restoreCheckpoint, saveCheckpoint } from '../../src/train/checkpoint.ts';
-import type { Trainer } from '../../src/train/step.ts';
+import { Trainer } from '../../src/train/step.ts';
+import { SgdMomentum } from '../../src/train/optimizer.ts';
+import { Graph, GraphSession, buildTrainingGraph } from '../../src/graph/index.ts';
 import { DermtlError } from '../../src/util/errors.ts';
 import { BATCH, STEPS_PER_EPOCH, batchAt, buildNet, datasetLoss, makeDataset, makeTrainer, snapshot } from './helpers.ts';
 
@@ -188,5 +190,57 @@ test('abort signal: the loop finishes the current update, checkpoints and return
     assert.deepEqual(JSON.parse(await readFile(join(root, 'latest.json'), 'utf8')), { checkpoint: 'step-000000007', step: 7, previous: [] });
   } finally {
     await trainer.release();
+  }
+});
+
+test('a non-finite gradient (finite loss) throws naming param, value and index; nothing is updated', async () => {
+  // loss = sum(w * x) with loss weight 1e38: the loss stays finite, its gradient 1e38 * x overflows where x >= 4
+  // (index 21 of 40 is in a SIMD block of the scan, 37 in its tail, 1 of 3 in a scan that is all tail).
+  for (const [n, at] of [[3, 1], [40, 21], [40, 37]]) {
+    const g = new Graph();
+    const w = g.param('w', [n], Float32Array.from({ length: n }, (_, i) => i / n), { trainable: true });
+    g.reduceSum(g.mul(w, g.input('x', [n])), undefined, false, { name: 'loss' });
+    const trainer = await Trainer.create({ forward: g, losses: [{ name: 'loss', weight: 1e38 }], sgd: { lr: 1e-39 }, threads: 1 });
+    try {
+      const x = new Float32Array(n).fill(1);
+      await trainer.step({ x });
+      const before = snapshot(trainer.params);
+      x[at] = 5;
+      await assert.rejects(trainer.step({ x }), (e: Error) => {
+        assert.ok(e instanceof DermtlError);
+        assert.equal(e.message, `gradient of w is Infinity at index ${at} at step 2; parameters were not updated`);
+        return true;
+      });
+      assert.deepEqual(snapshot(trainer.params), before);
+      assert.equal(trainer.stepCount, 1);
+    } finally {
+      await trainer.release();
+    }
+  }
+});
+
+test('trainer steps equal a plain run of the same graph + SgdMomentum on ordinary arrays, bit for bit', async () => {
+  // The trainer keeps params, momentum and gradients in a WebAssembly arena and has ORT write the gradients into
+  // reused buffers; the reference fetches fresh gradient arrays and updates with the JS kernel.
+  const trainer = await makeTrainer(4);
+  const net = buildNet(4);
+  const session = await GraphSession.fromGraph(buildTrainingGraph(net, ['lesionLoss', 'locationLoss'].map((n) => net.tensor(n))), { training: true, threads: 1 });
+  try {
+    const specs = trainer.optimizer.params.map((p) => ({ name: p.name, shape: p.shape, lrMult: p.lrMult, decayMult: p.decayMult }));
+    const reference = new SgdMomentum(specs, { lr: 1e-3, momentum: 0.9, weightDecay: 1e-4 });
+    const params = new Map(net.params({ trainable: true }).map((p) => [p.name, p.data.slice()]));
+    for (let i = 0; i < 4; i++) {
+      const feeds = batchAt(DATA, ORDER_SEED, i);
+      const r = await trainer.step(feeds);
+      const out = await session.run({ ...feeds, ...Object.fromEntries(params) });
+      assert.equal(r.losses.lesionLoss, out.lesionLoss.data[0]);
+      reference.update(params, Object.fromEntries(specs.map((p) => [p.name, out[`grad/${p.name}`].data as Float32Array])));
+    }
+    assert.deepEqual(snapshot(trainer.params), snapshot(params));
+    const [a, b] = [trainer.optimizer.state().buffers, reference.state().buffers];
+    for (const [k, v] of a) assert.deepEqual(Buffer.from(v.buffer), Buffer.from(b.get(k)!.buffer), `momentum ${k}`);
+    assert.ok(trainer.params.get('conv/w')!.some((v, i) => v !== net.params()[0].data[i]), 'the params moved');
+  } finally {
+    await Promise.all([trainer.release(), session.release()]);
   }
 });
