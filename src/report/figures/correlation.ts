@@ -25,7 +25,9 @@ export function correlationHeatmapSpec(m: Cooccurrence, opts: HeatmapOptions = {
   const maxR = Math.max(1e-9, ...values.map((v) => v.R));
   const showText = opts.cellText ?? values.length <= 400;
   const x = { field: 'location', type: 'nominal', sort: m.locations, title: 'body location', axis: { labelAngle: -40, orient: 'bottom' } } as const;
-  const y = { field: 'row', type: 'nominal', sort: m.lesions.map((_, i) => rowLabel(m, i)), title: 'lesion type (images)', axis: { labelLimit: 400 } } as const;
+  const y = { field: 'row', type: 'nominal', sort: m.lesions.map((_, i) => rowLabel(m, i)), // No y title: vega places it from ESTIMATED label widths (no canvas here), and long lesion labels rendered in
+  // DejaVu Sans run into it; the subtitle names the rows instead.
+  title: null, axis: { labelLimit: 1000 } } as const;
   const rect = {
     mark: { type: 'rect', stroke: 'white', strokeWidth: 1 },
     encoding: {
@@ -50,7 +52,10 @@ export function correlationHeatmapSpec(m: Cooccurrence, opts: HeatmapOptions = {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title: {
       text: opts.title ?? 'Lesion type vs. body location',
-      subtitle: 'R = share of the images with a lesion type taken at each location (rows sum to 1)',
+      subtitle: [
+        'rows: lesion type (number of images); columns: body location',
+        'R = share of the images with a lesion type taken at each location (rows sum to 1)',
+      ],
       fontSize: 16, subtitleFontSize: 11, anchor: 'start', offset: 12,
     },
     data: { values },
