@@ -94,9 +94,12 @@ export class Graph {
     return filter ? this.paramList.filter((p) => p.trainable === filter.trainable) : this.paramList;
   }
 
-  /** A constant initializer (deduplicated by value for small tensors such as shapes and axes). */
-  constant(values: ArrayLike<number>, shape: readonly number[], dtype: 'float32' | 'int64' = 'float32'): Tensor {
-    const key = values.length <= 64 ? `${dtype}|${shape.join(',')}|${Array.from(values).join(',')}` : '';
+  /**
+   * A constant initializer (deduplicated by value for small tensors such as shapes and axes, unless `unique`:
+   * autodiff's loss-gradient seeds must not be shared with other constants, it tells them apart by name).
+   */
+  constant(values: ArrayLike<number>, shape: readonly number[], dtype: 'float32' | 'int64' = 'float32', unique = false): Tensor {
+    const key = values.length <= 64 && !unique ? `${dtype}|${shape.join(',')}|${Array.from(values).join(',')}` : '';
     const hit = key ? this.constCache.get(key) : undefined;
     if (hit) return hit;
     const data = dtype === 'int64' ? BigInt64Array.from(Array.from(values), (v) => BigInt(v)) : Float32Array.from(values);
@@ -390,6 +393,27 @@ export class Graph {
     const col = this.raw('Reshape', [labels, this.ints([labels.shape[0], 1])], [labels.shape[0], 1], {}, undefined, 'int64');
     const eq = this.raw('Equal', [col, classes], [labels.shape[0], depth], {}, undefined, 'bool');
     return this.raw('Cast', [eq], [labels.shape[0], depth], { to: ONNX_TYPE.float32 });
+  }
+
+  /**
+   * Puts the nodes in the given order (a permutation of their indices that keeps every node after the
+   * producers of its inputs); op records follow their nodes.
+   */
+  reorderNodes(order: readonly number[]): void {
+    if (order.length !== this.nodes.length || new Set(order).size !== order.length || order.some((i) => !(i >= 0 && i < order.length))) {
+      throw new Error('reorderNodes: not a permutation of the node indices');
+    }
+    const produced = new Set([...this.inputs.map((i) => i.name), ...this.initializers.map((i) => i.name), '']);
+    for (const i of order) {
+      const missing = this.nodes[i].inputs.find((x) => !produced.has(x));
+      if (missing !== undefined) throw new Error(`reorderNodes: ${this.nodes[i].opType} would run before the producer of ${missing}`);
+      for (const o of this.nodes[i].outputs) produced.add(o);
+    }
+    const where = new Array<number>(order.length);
+    order.forEach((from, to) => (where[from] = to));
+    const nodes = order.map((i) => this.nodes[i]);
+    this.nodes.splice(0, nodes.length, ...nodes);
+    this.ops.forEach((r, k) => (this.ops[k] = { ...r, node: where[r.node] }));
   }
 
   /** Adds an extra output to an already emitted node (MaxPool Indices, Dropout mask). */
