@@ -160,7 +160,10 @@ function convDx(g: Graph, dY: Tensor, w: Tensor, xShape: readonly number[], a: C
   const [pt, pl, pb, pr] = a.pads;
   const [sh, sw] = a.strides;
   if (sh === 1 && sw === 1 && Math.max(pt, pb) <= kh - 1 && Math.max(pl, pr) <= kw - 1) {
-    return g.conv(dY, flipTransposed(g, w), undefined, { pads: [kh - 1 - pt, kw - 1 - pl, kh - 1 - pb, kw - 1 - pr] });
+    // The zero bias lets ORT fuse the Add that accumulates this dX with the skip path's gradient into the conv
+    // (its Conv+Add fusion wants a bias input): one pass less over every identity block's input gradient.
+    const zeroBias = g.constant(new Float32Array(xShape[1]), [xShape[1]]);
+    return g.conv(dY, flipTransposed(g, w), zeroBias, { pads: [kh - 1 - pt, kw - 1 - pl, kh - 1 - pb, kw - 1 - pr] });
   }
   const [, , ho, wo] = dY.shape;
   const outputPadding = [xShape[2] - (sh * (ho - 1) + kh - pt - pb), xShape[3] - (sw * (wo - 1) + kw - pl - pr)] as const;
