@@ -325,6 +325,17 @@ export class Graph {
     return this.op('Transpose', [x], perm.map((p) => x.shape[p]), x.dtype, opts, { onnx: { perm } });
   }
 
+  /**
+   * Batched matrix product [B,M,K] x [B,K,N] -> [B,M,N] (ONNX MatMul on rank-3 operands; gradient code only:
+   * it has no gradient rule of its own).
+   */
+  batchMatMul(a: Tensor, b: Tensor, opts: Named = {}): Tensor {
+    this.rank(a, 3, 'batchMatMul A');
+    this.rank(b, 3, 'batchMatMul B');
+    if (a.shape[0] !== b.shape[0] || a.shape[2] !== b.shape[1]) throw new Error(`batchMatMul: ${shapeStr(a.shape)} x ${shapeStr(b.shape)}`);
+    return this.op('BatchMatMul', [a, b], [a.shape[0], a.shape[1], b.shape[2]], 'float32', opts, { opType: 'MatMul' });
+  }
+
   slice(x: Tensor, starts: readonly number[], ends: readonly number[], axes: readonly number[], steps: readonly number[], opts: Named = {}): Tensor {
     const shape = sliceShape(x.shape, starts, ends, axes, steps);
     return this.op('Slice', [x, this.ints(starts), this.ints(ends), this.ints(axes), this.ints(steps)], shape, x.dtype, opts);

@@ -113,39 +113,73 @@ export function unbroadcast(g: Graph, dY: Tensor, shape: readonly number[]): Ten
 }
 
 /**
- * Conv dW as one Gemm: X is transposed to [C,N,H,W] and padded once; each of the kh*kw kernel taps is a
- * strided Slice viewed as [C,1,N*Ho*Wo]; their Concat is im2col [C*kh*kw, N*Ho*Wo] in W's (c,i,j) order.
- * For a 1x1 stride-1 unpadded conv this is just the [C, N*H*W] view of X.
+ * Conv dW = dY(as [M, N*Ho*Wo]) x im2col(X)^T. Two layouts of the same product:
+ * - per image, where the early layers' big activations make it cheaper: im2col(X_n) [C*kh*kw, Ho*Wo] and one
+ *   batched MatMul dY_n x im2col(X_n)^T (ORT fuses the Transpose into the MatMul) giving [N, M, C*kh*kw],
+ *   summed over N. No activation is transposed, but N partial dW are written and summed;
+ * - over the whole batch: X and dY transposed to [C,N,H,W] / [M,N,Ho,Wo], one Gemm.
+ * The per-image form is taken when the partial products are smaller than the two transposed activations:
+ * M*C*kh*kw < Ho*Wo*(M + C) (ResNet-50: res2, res3 and the stem; res4/res5 have small maps and big kernels).
  */
 function convDw(g: Graph, x: Tensor, dY: Tensor, a: ConvAttrs): Tensor {
-  const [n, c] = x.shape;
+  const [, c] = x.shape;
   const [, m, ho, wo] = dY.shape;
   const [kh, kw] = a.kernel;
-  const [sh, sw] = a.strides;
-  const [pt, pl, pb, pr] = a.pads;
-  const p = n * ho * wo;
-  let xt = g.transpose(x, [1, 0, 2, 3]);
-  if (pt || pl || pb || pr) xt = g.pad(xt, [0, 0, pt, pl, 0, 0, pb, pr]);
+  if (m * c * kh * kw < ho * wo * (m + c)) return convDwPerImage(g, x, dY, a);
+  return convDwBatch(g, x, dY, a);
+}
+
+/** Columns of im2col: the kh*kw taps of `xp` (X padded, with the conv's image axes at 2 and 3), each [.., Ho, Wo]. */
+function convTaps(g: Graph, xp: Tensor, kernel: readonly [number, number], strides: readonly [number, number], ho: number, wo: number): Tensor[] {
+  const [kh, kw] = kernel;
+  const [sh, sw] = strides;
   // A Slice with a step on the innermost axis copies value by value (~6x slower per value than a unit-stride
   // one, which ORT copies row by row). For a strided kxk conv (the 7x7/2 stem), column j = sw*b + q of every
   // tap is column b of phase q (every sw-th column from q): slicing the sw phases once leaves kh*kw tap slices
   // that are unit-stride along rows. The stem's dW im2col went from ~85 to ~25 ms at batch 20.
-  const phases = sw > 1 && kw > 1 ? Array.from({ length: sw }, (_, q) => g.slice(xt, [q], [xt.shape[3]], [3], [sw])) : undefined;
+  const phases = sw > 1 && kw > 1 ? Array.from({ length: sw }, (_, q) => g.slice(xp, [q], [xp.shape[3]], [3], [sw])) : undefined;
   const taps: Tensor[] = [];
   for (let i = 0; i < kh; i++) {
     for (let j = 0; j < kw; j++) {
       const rows = [i, i + sh * (ho - 1) + 1] as const;
-      let tap: Tensor;
       if (phases) {
         const b = Math.floor(j / sw);
-        tap = g.slice(phases[j % sw], [rows[0], b], [rows[1], b + wo], [2, 3], [sh, 1]);
+        taps.push(g.slice(phases[j % sw], [rows[0], b], [rows[1], b + wo], [2, 3], [sh, 1]));
       } else {
-        const whole = i === 0 && j === 0 && xt.shape[2] === ho && xt.shape[3] === wo;
-        tap = whole ? xt : g.slice(xt, [rows[0], j], [rows[1], j + sw * (wo - 1) + 1], [2, 3], [sh, sw]);
+        const whole = i === 0 && j === 0 && xp.shape[2] === ho && xp.shape[3] === wo;
+        taps.push(whole ? xp : g.slice(xp, [rows[0], j], [rows[1], j + sw * (wo - 1) + 1], [2, 3], [sh, sw]));
       }
-      taps.push(g.reshape(tap, [c, 1, p]));
     }
   }
+  return taps;
+}
+
+/** dW per image: im2col(X_n) [C*kh*kw, Ho*Wo] in W's (c,i,j) row order, dY_n im2col(X_n)^T summed over n. */
+function convDwPerImage(g: Graph, x: Tensor, dY: Tensor, a: ConvAttrs): Tensor {
+  const [n, c] = x.shape;
+  const [, m, ho, wo] = dY.shape;
+  const [kh, kw] = a.kernel;
+  const [pt, pl, pb, pr] = a.pads;
+  const xp = pt || pl || pb || pr ? g.pad(x, [0, 0, pt, pl, 0, 0, pb, pr]) : x;
+  const taps = convTaps(g, xp, a.kernel, a.strides, ho, wo).map((t) => g.reshape(t, [n, c, 1, ho * wo]));
+  const cols = g.reshape(taps.length === 1 ? taps[0] : g.concat(taps, 2), [n, c * kh * kw, ho * wo]);
+  const perImage = g.batchMatMul(g.reshape(dY, [n, m, ho * wo]), g.transpose(cols, [0, 2, 1]));
+  return g.reshape(g.reduceSum(perImage, [0]), [m, c, kh, kw]);
+}
+
+/**
+ * dW over the whole batch as one Gemm: X is transposed to [C,N,H,W] and padded once; each kernel tap viewed as
+ * [C,1,N*Ho*Wo]; their Concat is im2col [C*kh*kw, N*Ho*Wo] in W's (c,i,j) order.
+ */
+function convDwBatch(g: Graph, x: Tensor, dY: Tensor, a: ConvAttrs): Tensor {
+  const [n, c] = x.shape;
+  const [, m, ho, wo] = dY.shape;
+  const [kh, kw] = a.kernel;
+  const [pt, pl, pb, pr] = a.pads;
+  const p = n * ho * wo;
+  let xt = g.transpose(x, [1, 0, 2, 3]);
+  if (pt || pl || pb || pr) xt = g.pad(xt, [0, 0, pt, pl, 0, 0, pb, pr]);
+  const taps = convTaps(g, xt, a.kernel, a.strides, ho, wo).map((t) => g.reshape(t, [c, 1, p]));
   const cols = g.reshape(taps.length === 1 ? taps[0] : g.concat(taps, 1), [c * kh * kw, p]);
   const dyMat = g.reshape(g.transpose(dY, [1, 0, 2, 3]), [m, p]);
   return g.reshape(g.gemm(dyMat, cols, undefined, { transB: true }), [m, c, kh, kw]);

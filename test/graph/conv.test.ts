@@ -64,14 +64,33 @@ test('conv 3x3 stride 2 on 9x8: both output_padding values in one conv', async (
   assert.deepEqual(convT(g).map((nd) => nd.attrs.output_padding), [[0, 1]]);
 });
 
-test('conv 7x7 stride 2 pad 3 (ResNet stem shape) on 11x10', async (t) => {
-  await convCase(t, '7x7/2 p3 11x10', { x: [1, 3, 11, 10], w: [2, 3, 7, 7], strides: [2, 2], pads: [3, 3, 3, 3] });
+test('conv 7x7 stride 2 pad 3 (ResNet stem shape) on 11x10 (dW over the batch) and 23x22 (dW per image)', async (t) => {
+  const small = await convCase(t, '7x7/2 p3 11x10', { x: [1, 3, 11, 10], w: [2, 3, 7, 7], strides: [2, 2], pads: [3, 3, 3, 3] });
+  assert.deepEqual(dwLayouts(small), { perImage: 0, batch: 1 });
+  const big = await convCase(t, '7x7/2 p3 23x22', { x: [2, 3, 23, 22], w: [2, 3, 7, 7], strides: [2, 2], pads: [3, 3, 3, 3] });
+  assert.deepEqual(dwLayouts(big), { perImage: 1, batch: 0 });
 });
 
-test('conv 1x1 stride 1 on 7x7: dW is one Gemm over [C, N*H*W] views, no Slice', async (t) => {
-  const g = await convCase(t, '1x1/1 7x7', { x: [2, 4, 7, 7], w: [5, 4, 1, 1], strides: [1, 1], pads: [0, 0, 0, 0] });
-  assert.equal(g.nodes.filter((nd) => nd.opType === 'Slice').length, 0);
-  assert.equal(g.nodes.filter((nd) => nd.opType === 'Gemm').length, 1);
+/** Which dW layout the rule chose: per image (batched MatMul, summed over N) or over the batch (transposes + Gemm). */
+const dwLayouts = (g: Graph) => ({ perImage: g.ops.filter((r) => r.type === 'BatchMatMul').length, batch: g.ops.filter((r) => r.type === 'Gemm').length });
+const activationTransposes = (g: Graph) => g.nodes.filter((nd) => nd.opType === 'Transpose' && String(nd.attrs.perm) === '1,0,2,3' && !nd.inputs[0].startsWith('w')).length;
+
+test('conv 1x1 stride 1: dW per image for a big map (no transposed activations), one Gemm for a small one; no Slice', async (t) => {
+  const big = await convCase(t, '1x1/1 7x7 per image', { x: [2, 4, 7, 7], w: [5, 4, 1, 1], strides: [1, 1], pads: [0, 0, 0, 0] });
+  assert.deepEqual(dwLayouts(big), { perImage: 1, batch: 0 });
+  assert.equal(activationTransposes(big), 0);
+  const small = await convCase(t, '1x1/1 2x2 batch', { x: [2, 16, 2, 2], w: [16, 16, 1, 1], strides: [1, 1], pads: [0, 0, 0, 0] });
+  assert.deepEqual(dwLayouts(small), { perImage: 0, batch: 1 });
+  for (const g of [big, small]) assert.equal(g.nodes.filter((nd) => nd.opType === 'Slice').length, 0);
+});
+
+test('conv kxk dW over the batch (many channels, small map): 3x3/1, 3x3/2 and the 7x7/2 stem', async (t) => {
+  const cases: [string, Case][] = [
+    ['3x3/1 p1 4x4 batch', { x: [2, 8, 4, 4], w: [8, 8, 3, 3], strides: [1, 1], pads: [1, 1, 1, 1] }],
+    ['3x3/2 p1 5x5 batch', { x: [2, 8, 5, 5], w: [8, 8, 3, 3], strides: [2, 2], pads: [1, 1, 1, 1] }],
+    ['7x7/2 p3 9x9 batch', { x: [1, 3, 9, 9], w: [8, 3, 7, 7], strides: [2, 2], pads: [3, 3, 3, 3] }],
+  ];
+  for (const [label, c] of cases) assert.deepEqual(dwLayouts(await convCase(t, label, c)), { perImage: 0, batch: 1 }, label);
 });
 
 test('conv 1x1 stride 2 on even 8x8 and odd 9x9 (ResNet downsample shortcut)', async (t) => {
