@@ -34,13 +34,15 @@ test('training graph order: forward, then helpers, then the gradient chain, then
   const outs = ['c1/w', 'c1/b', 'c2/w', 'fc/w'].map((w) => at(`grad/${w}`));
   assert.deepEqual([...outs].sort((a, b) => a - b), outs);
   assert.equal(outs[3], g.nodes.length - 1);
-  // the dW Gemms are tails: fc's (emitted first, before c2's dX) now sits after c1's and c2's, past the chain
-  const gemms = indices('Gemm');
-  assert.equal(gemms.length, 4, 'dW of c1, c2, fc and the features gradient dX of the linear layer');
-  const dwFc = gemms.filter((i) => i > outs[2] && i < outs[3]);
+  // the weight-gradient products (Gemm, or the per-image MatMul for c1/c2's big maps) are tails: fc's, emitted
+  // first (before c2's dX), now sits after the c2/w output, past the chain; c1/b's tail is its bias sum alone
+  const products = g.ops.filter((r) => r.node >= fwd && (r.type === 'Gemm' || r.type === 'BatchMatMul')).map((r) => r.node);
+  assert.equal(products.length, 4, 'dW of c1, c2, fc and the features gradient dX of the linear layer');
+  const dwFc = products.filter((i) => i > outs[2] && i < outs[3]);
   assert.equal(dwFc.length, 1, "fc/w's dW Gemm lies between the c2/w and fc/w outputs");
   assert.ok(dwFc[0] > dx2);
-  assert.equal(gemms.filter((i) => i > outs[0] && i < outs[1]).length, 0, "c1/b's tail is its bias sum alone");
+  assert.equal(products.filter((i) => i > outs[0] && i < outs[1]).length, 0, "c1/b's tail is its bias sum alone");
+  assert.equal(products.filter((i) => i < outs[0] && i > dx2).length, 1, "c1/w's dW product lies in its tail");
   // every node still runs after the producers of its inputs
   const known = new Set([...g.inputs.map((i) => i.name), ...g.initializers.map((i) => i.name)]);
   for (const n of g.nodes) {
