@@ -64,6 +64,15 @@ test('conv 3x3 stride 2 on 9x8: both output_padding values in one conv', async (
   assert.deepEqual(convT(g).map((nd) => nd.attrs.output_padding), [[0, 1]]);
 });
 
+test('conv 3x3 with >= 32 input channels: one dW product per kernel tap, per image and over the batch', async (t) => {
+  const cases: [string, Case, { perImage: number; batch: number }][] = [
+    ['3x3/1 p1 32->8 12x12 per image', { x: [1, 32, 12, 12], w: [8, 32, 3, 3], strides: [1, 1], pads: [1, 1, 1, 1] }, { perImage: 9, batch: 0 }],
+    ['3x3/2 p1 32->4 13x13 per image', { x: [2, 32, 13, 13], w: [4, 32, 3, 3], strides: [2, 2], pads: [1, 1, 1, 1] }, { perImage: 9, batch: 0 }],
+    ['3x3/1 p1 32->32 3x3 batch', { x: [2, 32, 3, 3], w: [32, 32, 3, 3], strides: [1, 1], pads: [1, 1, 1, 1] }, { perImage: 0, batch: 9 }],
+  ];
+  for (const [label, c, want] of cases) assert.deepEqual(dwLayouts(await convCase(t, label, c)), want, label);
+});
+
 test('conv 7x7 stride 2 pad 3 (ResNet stem shape) on 11x10 (dW over the batch) and 23x22 (dW per image)', async (t) => {
   const small = await convCase(t, '7x7/2 p3 11x10', { x: [1, 3, 11, 10], w: [2, 3, 7, 7], strides: [2, 2], pads: [3, 3, 3, 3] });
   assert.deepEqual(dwLayouts(small), { perImage: 0, batch: 1 });
