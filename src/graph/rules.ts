@@ -137,10 +137,15 @@ function convDw(g: Graph, x: Tensor, dY: Tensor, a: ConvAttrs): Tensor {
  */
 const PER_TAP_MIN_CHANNELS = 32;
 
-/** Columns of im2col: the kh*kw taps of `xp` (X padded, with the conv's image axes at 2 and 3), each [.., Ho, Wo]. */
-function convTaps(g: Graph, xp: Tensor, kernel: readonly [number, number], strides: readonly [number, number], ho: number, wo: number): Tensor[] {
-  const [kh, kw] = kernel;
-  const [sh, sw] = strides;
+/**
+ * Columns of im2col: the kh*kw taps of X (image axes at 2 and 3; `xp` padded by `pads`), each [.., Ho, Wo]. A
+ * tap that is the unpadded X itself (the centre of a stride-1 'same' conv) is X, not a copy.
+ */
+function convTaps(g: Graph, x: Tensor, xp: Tensor, a: ConvAttrs, ho: number, wo: number): Tensor[] {
+  const [kh, kw] = a.kernel;
+  const [sh, sw] = a.strides;
+  const [pt, pl] = a.pads;
+  const isX = (i: number, j: number) => i === pt && j === pl && sh === 1 && sw === 1 && x.shape[2] === ho && x.shape[3] === wo;
   // A Slice with a step on the innermost axis copies value by value (~6x slower per value than a unit-stride
   // one, which ORT copies row by row). For a strided kxk conv (the 7x7/2 stem), column j = sw*b + q of every
   // tap is column b of phase q (every sw-th column from q): slicing the sw phases once leaves kh*kw tap slices
@@ -150,7 +155,9 @@ function convTaps(g: Graph, xp: Tensor, kernel: readonly [number, number], strid
   for (let i = 0; i < kh; i++) {
     for (let j = 0; j < kw; j++) {
       const rows = [i, i + sh * (ho - 1) + 1] as const;
-      if (phases) {
+      if (isX(i, j)) {
+        taps.push(x);
+      } else if (phases) {
         const b = Math.floor(j / sw);
         taps.push(g.slice(phases[j % sw], [rows[0], b], [rows[1], b + wo], [2, 3], [sh, 1]));
       } else {
@@ -170,7 +177,7 @@ function convDwPerImage(g: Graph, x: Tensor, dY: Tensor, a: ConvAttrs): Tensor {
   const [pt, pl, pb, pr] = a.pads;
   const xp = pt || pl || pb || pr ? g.pad(x, [0, 0, pt, pl, 0, 0, pb, pr]) : x;
   const dy = g.reshape(dY, [n, m, ho * wo]);
-  const taps = convTaps(g, xp, a.kernel, a.strides, ho, wo);
+  const taps = convTaps(g, x, xp, a, ho, wo);
   if (taps.length > 1 && c >= PER_TAP_MIN_CHANNELS) {
     const parts = taps.map((t) => g.reshape(g.batchMatMul(dy, g.transpose(g.reshape(t, [n, c, ho * wo]), [0, 2, 1])), [n, m, c, 1]));
     return g.reshape(g.reduceSum(g.concat(parts, 3), [0]), [m, c, kh, kw]);
@@ -190,9 +197,9 @@ function convDwBatch(g: Graph, x: Tensor, dY: Tensor, a: ConvAttrs): Tensor {
   const [kh, kw] = a.kernel;
   const [pt, pl, pb, pr] = a.pads;
   const p = n * ho * wo;
-  let xt = g.transpose(x, [1, 0, 2, 3]);
-  if (pt || pl || pb || pr) xt = g.pad(xt, [0, 0, pt, pl, 0, 0, pb, pr]);
-  const taps = convTaps(g, xt, a.kernel, a.strides, ho, wo);
+  const xt = g.transpose(x, [1, 0, 2, 3]);
+  const xtp = pt || pl || pb || pr ? g.pad(xt, [0, 0, pt, pl, 0, 0, pb, pr]) : xt;
+  const taps = convTaps(g, xt, xtp, a, ho, wo);
   const dyMat = g.reshape(g.transpose(dY, [1, 0, 2, 3]), [m, p]);
   if (taps.length > 1 && c >= PER_TAP_MIN_CHANNELS) {
     const parts = taps.map((t) => g.reshape(g.gemm(dyMat, g.reshape(t, [c, p]), undefined, { transB: true }), [m, c, 1]));
