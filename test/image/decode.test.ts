@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { decodeImage, type RgbImage } from '../../src/image/decode.ts';
 import { DermtlError } from '../../src/util/errors.ts';
-import { DERM7PT, IMAGENET, jpegClaiming, patternPng, patternRaw, pngBomb, solid, tempDir } from './helpers.ts';
+import { DERM7PT, IMAGENET, NO_REAL_PHOTOS, jpegClaiming, patternPng, patternRaw, pngBomb, solid, tempDir } from './helpers.ts';
 
 const tmp = tempDir();
 after(() => tmp.cleanup());
@@ -126,7 +126,7 @@ test('shorterSide resize rounds the longer side to nearest', async () => {
   assert.deepEqual([tall.width, tall.height], [256, 384]);
 });
 
-test('real photos decode: derm7pt clinical JPEG and an ImageNet sample', async () => {
+test('real photos decode: derm7pt clinical JPEG and an ImageNet sample', { skip: NO_REAL_PHOTOS }, async () => {
   const clinic = await decodeImage(join(DERM7PT, 'NEL/NEL025.JPG'));
   assert.deepEqual([clinic.width, clinic.height], [480, 320]);
   const dog = await decodeImage(join(IMAGENET, 'dog.jpg'), { shorterSide: 256 });

@@ -1,5 +1,5 @@
 // Synthetic images for the image-pipeline tests, written with sharp into a temp dir.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { crc32, deflateSync } from 'node:zlib';
@@ -7,6 +7,10 @@ import sharp from 'sharp';
 
 export const DERM7PT = new URL('../../../shared/datasets/derm7pt/images/', import.meta.url).pathname;
 export const IMAGENET = new URL('../../../shared/images/imagenet-samples/', import.meta.url).pathname;
+/** Tests on the real photos of ../shared skip with this message where that folder is absent (a plain clone). */
+export const NO_REAL_PHOTOS = existsSync(join(DERM7PT, 'NEL/NEL025.JPG')) && existsSync(join(IMAGENET, 'dog.jpg'))
+  ? false
+  : `real photos not found under ${DERM7PT} / ${IMAGENET}: real-photo tests skipped`;
 
 export function tempDir(): { dir: string; cleanup(): void } {
   const dir = mkdtempSync(join(tmpdir(), 'dermtl-image-'));

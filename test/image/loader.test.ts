@@ -8,7 +8,7 @@ import { Rng } from '../../src/util/rng.ts';
 import { DermtlError } from '../../src/util/errors.ts';
 import { ImageLoader, batchOrder, type Batch, type BatchOptions, type LoaderItem } from '../../src/image/loader.ts';
 import { renderViews } from '../../src/image/views.ts';
-import { DERM7PT, patternPng, solid, tempDir } from './helpers.ts';
+import { DERM7PT, NO_REAL_PHOTOS, patternPng, solid, tempDir } from './helpers.ts';
 
 const tmp = tempDir();
 const items: LoaderItem[] = [];
@@ -35,7 +35,7 @@ before(async () => {
     writeFileSync(file, await patternPng(w, h));
     items.push({ path: file });
   }
-  items.push({ path: join(DERM7PT, 'NEL/NEL025.JPG') });
+  if (!NO_REAL_PHOTOS) items.push({ path: join(DERM7PT, 'NEL/NEL025.JPG') });
 });
 
 after(async () => {

@@ -26,7 +26,8 @@ const PATH_TOLERANCE = 0.04;
 /** A duration as the page writes it: "38 ms" or "1.2 s" (no-break space). */
 const T = '\\d+(\\.\\d)?\u00a0m?s';
 
-const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} is absent: run scripts/install-chromium.sh (as root) to test the web page in a browser`;
+const skip = !existsSync(CHROMIUM) ? `${CHROMIUM} is absent: run scripts/install-chromium.sh (as root) to test the web page in a browser`
+  : !existsSync(PHOTO) ? `${PHOTO} not found (../shared is absent)` : false;
 if (skip) console.log(`SKIPPED the web page browser test: ${skip}`);
 
 interface Bar { label: string; p: number; text: string; fillPx: number; trackPx: number }
