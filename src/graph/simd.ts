@@ -159,6 +159,8 @@ function kernelModule(): WebAssembly.Module | null {
 }
 
 const PAGE = 65536;
+/** 4 GiB, the most a 32-bit WebAssembly memory can address. */
+const MAX_PAGES = 65536;
 
 /**
  * float32 arrays carved out of one WebAssembly.Memory of fixed size (growing it would detach every array
@@ -170,12 +172,20 @@ export class Float32Arena {
 
   private constructor(private readonly memory: WebAssembly.Memory, private readonly kernels: Kernels) {}
 
-  /** An arena with room for `floats` values (plus alignment padding of 3 per array), or undefined. */
+  /**
+   * An arena with room for `floats` values (plus alignment padding of 3 per array), or undefined: no
+   * WebAssembly SIMD here, more than a 32-bit memory holds (~1G floats), or the engine refused the memory.
+   */
   static create(floats: number, arrays: number): Float32Arena | undefined {
     const module = kernelModule();
-    if (!module) return undefined;
-    const bytes = 4 * (floats + 3 * arrays);
-    const memory = new WebAssembly.Memory({ initial: Math.max(1, Math.ceil(bytes / PAGE)) });
+    const pages = Math.max(1, Math.ceil((4 * (floats + 3 * arrays)) / PAGE));
+    if (!module || pages > MAX_PAGES) return undefined;
+    let memory: WebAssembly.Memory;
+    try {
+      memory = new WebAssembly.Memory({ initial: pages });
+    } catch {
+      return undefined;
+    }
     const instance = new WebAssembly.Instance(module, { env: { memory } });
     return new Float32Arena(memory, instance.exports as unknown as Kernels);
   }

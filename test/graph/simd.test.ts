@@ -72,3 +72,8 @@ test('arena arrays are zeroed, 16-byte aligned, owned, and the arena refuses to 
   assert.ok(a.owns(p) && !a.owns(new Float32Array(5)));
   assert.throws(() => a.alloc(65536), /no room for 65536 more floats/);
 });
+
+test('no arena for more floats than a 32-bit WebAssembly memory holds (callers fall back to plain arrays)', () => {
+  assert.equal(Float32Arena.create(2 ** 30, 1), undefined);
+  assert.ok(Float32Arena.create(2 ** 20, 1));
+});

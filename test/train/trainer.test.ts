@@ -244,3 +244,21 @@ test('trainer steps equal a plain run of the same graph + SgdMomentum on ordinar
     await Promise.all([trainer.release(), session.release()]);
   }
 });
+
+test('a Trainer built without an arena (plain arrays, JS kernel) takes the same steps as the arena one', async () => {
+  const withArena = await makeTrainer(5);
+  const net = buildNet(5);
+  const session = await GraphSession.fromGraph(buildTrainingGraph(net, ['lesionLoss', 'locationLoss'].map((n) => net.tensor(n))), { training: true, threads: 1 });
+  const specs = withArena.optimizer.params.map((p) => ({ name: p.name, shape: p.shape, lrMult: p.lrMult, decayMult: p.decayMult }));
+  const plain = new Trainer(session, new Map(net.params({ trainable: true }).map((p) => [p.name, p.data.slice()])),
+    new SgdMomentum(specs, { lr: 1e-3, momentum: 0.9, weightDecay: 1e-4 }), ['lesionLoss', 'locationLoss']);
+  try {
+    for (let i = 0; i < 3; i++) {
+      const feeds = batchAt(DATA, ORDER_SEED, i);
+      assert.deepEqual((await plain.step(feeds)).losses, (await withArena.step(feeds)).losses);
+    }
+    assert.deepEqual(snapshot(plain.params), snapshot(withArena.params));
+  } finally {
+    await Promise.all([withArena.release(), plain.release()]);
+  }
+});
