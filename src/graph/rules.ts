@@ -118,7 +118,7 @@ export function unbroadcast(g: Graph, dY: Tensor, shape: readonly number[]): Ten
  *   batched MatMul dY_n x im2col(X_n)^T (ORT fuses the Transpose into the MatMul) giving [N, M, C*kh*kw],
  *   summed over N. No activation is transposed, but N partial dW are written and summed;
  * - over the whole batch: X and dY transposed to [C,N,H,W] / [M,N,Ho,Wo], one Gemm.
- * The per-image form is taken when the partial products are smaller than the two transposed activations:
+ * Either product may be split per kernel tap (see PER_TAP_MIN_CHANNELS). The per-image form is taken when the partial products are smaller than the two transposed activations:
  * M*C*kh*kw < Ho*Wo*(M + C) (ResNet-50: res2, res3 and the stem; res4/res5 have small maps and big kernels).
  */
 function convDw(g: Graph, x: Tensor, dY: Tensor, a: ConvAttrs): Tensor {
@@ -188,7 +188,7 @@ function convDwPerImage(g: Graph, x: Tensor, dY: Tensor, a: ConvAttrs): Tensor {
 }
 
 /**
- * dW over the whole batch as one Gemm: X is transposed to [C,N,H,W] and padded once; each kernel tap viewed as
+ * dW over the whole batch as one Gemm (or one per tap): X is transposed to [C,N,H,W] and padded once; each kernel tap viewed as
  * [C,1,N*Ho*Wo]; their Concat is im2col [C*kh*kw, N*Ho*Wo] in W's (c,i,j) order.
  */
 function convDwBatch(g: Graph, x: Tensor, dY: Tensor, a: ConvAttrs): Tensor {
