@@ -8,6 +8,7 @@ import { Rng } from '../../src/util/rng.ts';
 import { DermtlError } from '../../src/util/errors.ts';
 import { ImageLoader, batchOrder, type Batch, type BatchOptions, type LoaderItem } from '../../src/image/loader.ts';
 import { renderViews } from '../../src/image/views.ts';
+import sharp from 'sharp';
 import { DERM7PT, NO_REAL_PHOTOS, patternPng, solid, tempDir } from './helpers.ts';
 
 const tmp = tempDir();
@@ -35,7 +36,10 @@ before(async () => {
     writeFileSync(file, await patternPng(w, h));
     items.push({ path: file });
   }
-  if (!NO_REAL_PHOTOS) items.push({ path: join(DERM7PT, 'NEL/NEL025.JPG') });
+  // (a plain clone has no ../shared: a 480x320 JPEG of the pattern stands in, keeping 8 items)
+  const photo = join(tmp.dir, 'photo.jpg');
+  if (NO_REAL_PHOTOS) writeFileSync(photo, await sharp(await patternPng(480, 320)).jpeg().toBuffer());
+  items.push({ path: NO_REAL_PHOTOS ? photo : join(DERM7PT, 'NEL/NEL025.JPG') });
 });
 
 after(async () => {
