@@ -1,7 +1,7 @@
 // The compute-engine benchmark: ResNet-50 (224x224, folded BN, MTL heads) on onnxruntime-node, and the same network
 // in PyTorch when it is installed, on the same machine in one run.
 //
-//   npm run bench [-- --quick] [-- --out bench.json] [-- --profile] [-- --no-pytorch] [-- --threads N]
+//   npm run bench [-- --quick] [-- --out bench.json] [-- --profile] [-- --rounds R] [-- --no-pytorch] [-- --threads N]
 //
 // (a) forward of the INFERENCE export (weights as initializers, dynamic batch, as saveModel writes it), ms/image at
 //     batch 1 and 20, beside other ORT session settings on the same bytes (fixed batch, ORT's offline-optimised
@@ -10,6 +10,9 @@
 //     whole network trainable, in a child process so that (c) its peak RSS is the step's own;
 // (d) PyTorch (bench/pytorch_resnet50.py, same layout, same thread count), forward b20 and training step b20.
 // Every figure is the median of --runs timed runs after --warmup runs (ORT's arena grows during the first two).
+// --rounds R repeats the training comparison R times, alternating ours and PyTorch's training steps, and takes the
+// medians over all rounds: host speed on these shared machines drifts by several % within minutes, and alternating
+// lets the drift hit both sides alike.
 // --profile adds one ORT-profiled training step (top op types and slowest nodes). --size changes the image side
 // (smoke checks only: the JSON keys still say b1/b20 but image_size records it).
 import { spawn, spawnSync } from 'node:child_process';
@@ -38,6 +41,7 @@ const { values: args } = parseArgs({
     quick: { type: 'boolean', default: false },
     warmup: { type: 'string' },
     runs: { type: 'string' },
+    rounds: { type: 'string' },
     threads: { type: 'string' },
     size: { type: 'string', default: '224' },
     lesion: { type: 'string', default: '24' },
@@ -59,6 +63,7 @@ const count = (v: string | undefined, dflt: number, what: string, min = 1): numb
 const cfg = {
   warmup: count(args.warmup, 2, 'warmup', 0),
   runs: count(args.runs, args.quick ? 2 : 5, 'runs'),
+  rounds: count(args.rounds, 1, 'rounds'),
   threads: count(args.threads, os.availableParallelism(), 'threads'),
   size: count(args.size, 224, 'size', 32),
   lesion: count(args.lesion, 24, 'lesion'),
@@ -312,21 +317,39 @@ function findPython(): string | undefined {
  * Forward and training step in PyTorch, each in its own process (so a training peak RSS is its own), in both NCHW
  * and channels_last (oneDNN's preferred layout): the comparison is against the faster of the two.
  */
-async function torchBench(python: string) {
+/** Both memory formats of one PyTorch mode, each in its own process. */
+async function torchMode(python: string, mode: 'forward' | 'train'): Promise<TorchResult[]> {
   const script = join(HERE, '..', 'pytorch_resnet50.py');
   const common = ['--batch', String(BATCH), '--size', String(cfg.size), '--threads', String(cfg.threads), '--warmup', String(cfg.warmup),
     '--runs', String(cfg.runs), '--lesion', String(cfg.lesion), '--location', String(cfg.location)];
-  const run = async (mode: 'forward' | 'train') => {
-    const all: TorchResult[] = [];
-    for (const format of TORCH_FORMATS) {
-      log(`PyTorch (${python}): ${mode} batch ${BATCH}, ${format}`);
-      all.push(await runJson<TorchResult>(python, [script, '--mode', mode, '--memory-format', format, ...common]));
-    }
-    return { best: all.reduce((a, b) => (b.median_ms_per_image < a.median_ms_per_image ? b : a)), all };
+  const all: TorchResult[] = [];
+  for (const format of TORCH_FORMATS) {
+    log(`PyTorch (${python}): ${mode} batch ${BATCH}, ${format}`);
+    all.push(await runJson<TorchResult>(python, [script, '--mode', mode, '--memory-format', format, ...common]));
+  }
+  return all;
+}
+
+/** One result per memory format from several rounds: all timed runs pooled, median of the pool, largest peak. */
+function poolTorch(rounds: readonly TorchResult[][]): TorchResult[] {
+  return TORCH_FORMATS.map((format) => {
+    const runs = rounds.map((r) => r.find((x) => x.memory_format === format)!);
+    const ms = runs.flatMap((r) => r.ms);
+    return { ...runs[0], ms, median_ms_per_image: median(ms) / BATCH, peak_rss_mb: Math.max(...runs.map((r) => r.peak_rss_mb)) };
+  });
+}
+
+const fastest = (all: readonly TorchResult[]) => all.reduce((a, b) => (b.median_ms_per_image < a.median_ms_per_image ? b : a));
+
+/** Our training child's results over several rounds: timed runs pooled, the largest peak RSS. */
+function poolTrain(rounds: readonly ChildTrain[]): ChildTrain {
+  const ms = rounds.flatMap((r) => r.ms);
+  const updateMs = rounds.flatMap((r) => r.updateMs);
+  return {
+    ...rounds[0], ms, updateMs, msPerImage: median(ms) / BATCH, updateMsMedian: median(updateMs),
+    peakRssMb: Math.max(...rounds.map((r) => r.peakRssMb)), maxRssMb: Math.max(...rounds.map((r) => r.maxRssMb)),
+    lastLosses: rounds[rounds.length - 1].lastLosses,
   };
-  const forward = await run('forward');
-  const train = await run('train');
-  return { python, forward: forward.best, train: train.best, all: [...forward.all, ...train.all] };
 }
 
 // --------------------------------------------------------------------------------------------------- report
@@ -343,16 +366,30 @@ function table(rows: string[][]): string {
 async function main() {
   const ortVersion = (ort.env.versions as { node?: string }).node ?? 'unknown';
   const loadStart = os.loadavg()[0];
-  log(`ResNet-50 ${cfg.size}x${cfg.size}, heads P=${cfg.lesion} Q=${cfg.location}; ${cfg.threads} threads; warm-up ${cfg.warmup}, timed ${cfg.runs}; ` +
+  log(`ResNet-50 ${cfg.size}x${cfg.size}, heads P=${cfg.lesion} Q=${cfg.location}; ${cfg.threads} threads; warm-up ${cfg.warmup}, timed ${cfg.runs}${cfg.rounds > 1 ? `, ${cfg.rounds} alternating training rounds` : ''}; ` +
     `node ${process.version}, onnxruntime-node ${ortVersion}; load average ${loadStart.toFixed(2)} on ${os.cpus().length} CPUs`);
   const { weights, source } = await trunkWeights();
   const fwd = await forwardBench(weights);
-  log(`training step batch ${BATCH} (child process)`);
-  const train = await nodeChild<ChildTrain>('train');
-  const profile = args.profile ? (log('profiled training step (child process)'), await nodeChild<ProfileSummary>('profile')) : undefined;
   const python = args['no-pytorch'] ? undefined : findPython();
   if (!args['no-pytorch'] && !python) log('PyTorch: no python3 that imports torch (apt-get install python3-torch); skipped');
-  const torch = python ? await torchBench(python).catch((e: Error) => void log(`PyTorch failed (${e.message}); reported without it`)) : undefined;
+  let torchOk = python !== undefined;
+  const torchFailed = (e: Error) => {
+    log(`PyTorch failed (${e.message}); reported without it`);
+    torchOk = false;
+    return [] as TorchResult[];
+  };
+  const trainRounds: ChildTrain[] = [];
+  const torchTrainRounds: TorchResult[][] = [];
+  for (let r = 1; r <= cfg.rounds; r++) {
+    log(`training step batch ${BATCH} (child process)${cfg.rounds > 1 ? `, round ${r}/${cfg.rounds}` : ''}`);
+    trainRounds.push(await nodeChild<ChildTrain>('train'));
+    if (torchOk) torchTrainRounds.push(await torchMode(python!, 'train').catch(torchFailed));
+  }
+  const train = poolTrain(trainRounds);
+  const profile = args.profile ? (log('profiled training step (child process)'), await nodeChild<ProfileSummary>('profile')) : undefined;
+  const torchForward = torchOk ? await torchMode(python!, 'forward').catch(torchFailed) : [];
+  const torchTrain = torchOk ? poolTorch(torchTrainRounds) : [];
+  const torch = torchOk ? { python: python!, forward: fastest(torchForward), train: fastest(torchTrain), all: [...torchForward, ...torchTrain] } : undefined;
   const loadEnd = os.loadavg()[0];
 
   const ours = 'ours (GraphSession)';
@@ -361,7 +398,7 @@ async function main() {
   const [bestNameB1, bestB1] = best(fwd.b1);
   const result = {
     date: new Date().toISOString(),
-    quick: args.quick, warmup: cfg.warmup, runs: cfg.runs, threads: cfg.threads, image_size: cfg.size, batch: BATCH,
+    quick: args.quick, warmup: cfg.warmup, runs: cfg.runs, rounds: cfg.rounds, threads: cfg.threads, image_size: cfg.size, batch: BATCH,
     heads: { lesion: cfg.lesion, location: cfg.location }, weights: source,
     node: process.version, onnxruntime: ortVersion, cpu: os.cpus()[0]?.model, cpus: os.cpus().length,
     load_average_start: loadStart, load_average_end: loadEnd,
@@ -369,6 +406,10 @@ async function main() {
     forward_ms_per_image_b20: fwd.b20[ours].msPerImage,
     train_ms_per_image_b20: train.msPerImage,
     train_update_ms_b20: train.updateMsMedian,
+    ...(cfg.rounds > 1 && {
+      train_round_ms_per_image_b20: trainRounds.map((r) => r.msPerImage),
+      ...(torch && { pytorch_train_round_ms_per_image_b20: Object.fromEntries(TORCH_FORMATS.map((f) => [f, torchTrainRounds.map((r) => r.find((x) => x.memory_format === f)?.median_ms_per_image)])) }),
+    }),
     peak_rss_mb: train.peakRssMb,
     rss_before_training_session_mb: train.rssBeforeSessionMb,
     forward_ratio_vs_ort_best: fwd.b20[ours].msPerImage / bestB20.msPerImage,
@@ -406,6 +447,11 @@ async function main() {
     [`  of which SGD update, ms/step`, f1(train.updateMsMedian), '-', '-'],
     [`training step peak RSS, MB`, train.peakRssMb.toFixed(0), torch ? torch.train.peak_rss_mb.toFixed(0) : '-', '-'],
   ]));
+  if (cfg.rounds > 1) {
+    const per = (xs: readonly (number | undefined)[]) => xs.map((x) => f1(x)).join(' / ');
+    console.log(`(training ms/image per round, ours: ${per(trainRounds.map((r) => r.msPerImage))}` +
+      (torch ? `; PyTorch ${torch.train.memory_format}: ${per(torchTrainRounds.map((r) => r.find((x) => x.memory_format === torch.train.memory_format)?.median_ms_per_image))}` : '') + ')');
+  }
   if (torch) console.log(`(PyTorch ms/image, NCHW / channels_last: ${['forward', 'train'].map((m) => `${m} ${torch.all.filter((r) => r.mode === m).map((r) => f1(r.median_ms_per_image)).join(' / ')}`).join(', ')})`);
   console.log(`(peak RSS in MiB, target 2.5 GB; the training process held ${train.rssBeforeSessionMb.toFixed(0)} MB before its session opened)`);
   console.log(`\nforward, ORT session settings on the same exported model (ms/image; ours / best: b1 ${f2(result.forward_ratio_vs_ort_best_b1)}, ` +
