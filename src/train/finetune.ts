@@ -6,11 +6,11 @@ import type { Sample } from '../data/types.ts';
 import { ImageLoader, viewLength, type Batch } from '../image/index.ts';
 import { buildNetwork, collectParams, IMAGE_INPUT } from '../models/network.ts';
 import { Rng } from '../util/rng.ts';
-import { ValidationAccumulator, openEvalSession, paramFeeds, runEpochs, type TrainBatch } from './epochs.ts';
+import { ValidationAccumulator, openEvalSession, paramFeeds, type TrainBatch } from './epochs.ts';
 import { dropoutMasks, encodeTargets, labelFeeds, noDropout, stepsPerEpoch } from './targets.ts';
 import { Trainer } from './step.ts';
 import type { ModeResult, TrainContext } from './trainTask.ts';
-import { lossWeightsOf, multipliersOf, runFileOf } from './trainTask.ts';
+import { lossWeightsOf, multipliersOf, runTaskEpochs } from './trainTask.ts';
 
 /** The training images of a finetune run: all, or a seeded subset (config finetune.subset, for timing runs). */
 export function finetuneImages(ctx: Pick<TrainContext, 'config' | 'train'>): Sample[] {
@@ -82,11 +82,7 @@ export async function trainFinetune(ctx: TrainContext): Promise<ModeResult> {
 
   const t0 = performance.now();
   try {
-    const r = await runEpochs({
-      trainer, epochs: c.finetune.epochs, stepsPerEpoch: spe, lossWeights: lossWeightsOf(net.losses), batch, validate,
-      checkpointRoot: runFileOf(ctx, 'checkpoints'), checkpointEveryEpochs: c.checkpoint.everyEpochs, keep: c.checkpoint.keep,
-      historyFile: runFileOf(ctx, 'history'), signal: ctx.signal, onStep: ctx.onStep, onEpoch: ctx.onEpoch,
-    });
+    const r = await runTaskEpochs(ctx, { trainer, epochs: c.finetune.epochs, stepsPerEpoch: spe, losses: net.losses, batch, validate });
     return {
       params: collectParams(net.graph, trainer.params), history: r.history, stopped: r.stopped, step: r.step, resumedFrom: r.resumedFrom,
       timings: { train_s: (performance.now() - t0) / 1000 }, backbone: null,

@@ -9,11 +9,11 @@ import type { NetworkSpec } from '../models/network.ts';
 import { Rng } from '../util/rng.ts';
 import { buildBackboneGraph } from './backbone.ts';
 import { CENTER_VIEW, FeatureCache, defaultFeatureDir, type ViewFeatures, type ViewSet } from './features.ts';
-import { ValidationAccumulator, openEvalSession, paramFeeds, runEpochs, type TrainBatch } from './epochs.ts';
+import { ValidationAccumulator, openEvalSession, paramFeeds, type TrainBatch } from './epochs.ts';
 import { dropoutMasks, encodeTargets, labelFeeds, noDropout, stepsPerEpoch } from './targets.ts';
 import { Trainer } from './step.ts';
 import type { ModeResult, TrainContext } from './trainTask.ts';
-import { lossWeightsOf, multipliersOf, runFileOf } from './trainTask.ts';
+import { lossWeightsOf, multipliersOf, runTaskEpochs } from './trainTask.ts';
 
 export const FEATURES_INPUT = 'features';
 
@@ -128,11 +128,7 @@ export async function trainFrozen(ctx: TrainContext): Promise<ModeResult> {
 
   const t1 = performance.now();
   try {
-    const r = await runEpochs({
-      trainer, epochs: c.frozen.epochs, stepsPerEpoch: spe, lossWeights: lossWeightsOf(net.losses), batch, validate,
-      checkpointRoot: runFileOf(ctx, 'checkpoints'), checkpointEveryEpochs: c.checkpoint.everyEpochs, keep: c.checkpoint.keep,
-      historyFile: runFileOf(ctx, 'history'), signal: ctx.signal, onStep: ctx.onStep, onEpoch: ctx.onEpoch,
-    });
+    const r = await runTaskEpochs(ctx, { trainer, epochs: c.frozen.epochs, stepsPerEpoch: spe, losses: net.losses, batch, validate });
     const heads = new Map([...trainer.params].map(([k, v]) => [k, v.slice()]));
     const params = r.stopped ? heads : new Map([...buildBackboneGraph({ trunk: c.trunk, imageSize: c.image.size, seed: c.seed }, await ctx.trunkWeights()).params, ...heads]);
     return {

@@ -3,6 +3,7 @@
 import { readdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Graph, Loss } from '../graph/index.ts';
+import { runEpochs, type EpochLoopOptions, type EpochLoopResult } from './epochs.ts';
 import { loadManifest, manifestHash } from '../data/manifest.ts';
 import { loadFolds, selectFold } from '../data/splits.ts';
 import type { Manifest, Sample } from '../data/types.ts';
@@ -211,6 +212,16 @@ export function lossWeightsOf(losses: readonly Loss[]): Record<string, number> {
 
 export function runFileOf(ctx: Pick<TrainContext, 'runDir'>, name: keyof typeof RUN_FILES): string {
   return runFile(ctx.runDir, name);
+}
+
+/** The epoch loop of either mode: what the run context fixes (checkpoints, history, signal, callbacks) is filled in here. */
+export function runTaskEpochs(ctx: TrainContext, o: Pick<EpochLoopOptions, 'trainer' | 'epochs' | 'stepsPerEpoch' | 'batch' | 'validate'> & { losses: readonly Loss[] }): Promise<EpochLoopResult> {
+  const c = ctx.config;
+  return runEpochs({
+    trainer: o.trainer, epochs: o.epochs, stepsPerEpoch: o.stepsPerEpoch, lossWeights: lossWeightsOf(o.losses), batch: o.batch, validate: o.validate,
+    checkpointRoot: runFileOf(ctx, 'checkpoints'), checkpointEveryEpochs: c.checkpoint.everyEpochs, keep: c.checkpoint.keep,
+    historyFile: runFileOf(ctx, 'history'), signal: ctx.signal, onStep: ctx.onStep, onEpoch: ctx.onEpoch,
+  });
 }
 
 interface Part {
