@@ -7,6 +7,7 @@
 // Interrupt and re-run: every model/fold is its own run folder, reused once its unit.json marker is written (after
 // its scores); an interrupted training resumes from its checkpoint, a failed one is deleted and redone on the next
 // run. Other settings in the same folder are refused (or, with --force, the old study is discarded).
+import { withStopSignals } from '../util/signals.ts';
 import { readdir, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { loadManifest, manifestHash } from '../data/manifest.ts';
@@ -133,23 +134,11 @@ export async function runStudy(opts: StudyOptions): Promise<StudyOutcome> {
 }
 
 /** Runs runStudy with the first SIGINT/SIGTERM turned into a clean stop, a second one into an immediate exit. */
-export async function runStudyWithStopSignals(opts: StudyOptions): Promise<StudyOutcome> {
-  const ac = new AbortController();
-  const onSignal = (sig: string) => {
-    if (ac.signal.aborted) process.exit(130);
-    process.stderr.write(`\ndermtl: ${sig}: stopping after the current image (feature caching) or training update; finished models and cached features are kept, re-run the same command to continue. Press Ctrl-C again to quit at once.\n`);
-    ac.abort();
-  };
-  const onInt = () => onSignal('SIGINT');
-  const onTerm = () => onSignal('SIGTERM');
-  process.on('SIGINT', onInt);
-  process.on('SIGTERM', onTerm);
-  try {
-    return await runStudy({ ...opts, signal: ac.signal });
-  } finally {
-    process.off('SIGINT', onInt);
-    process.off('SIGTERM', onTerm);
-  }
+export function runStudyWithStopSignals(opts: StudyOptions): Promise<StudyOutcome> {
+  return withStopSignals(
+    () => 'stopping after the current image (feature caching) or training update; finished models and cached features are kept, re-run the same command to continue. Press Ctrl-C again to quit at once.',
+    (signal) => runStudy({ ...opts, signal }),
+  );
 }
 
 // ---------------------------------------------------------------- the study folder

@@ -1,5 +1,6 @@
 // `dermtl train`: config -> manifest (+ fold) -> labels and the grouped validation split -> run folder -> frozen or
 // finetune training (resumable) -> the final model folder RUN/model. See run.ts for the run folder.
+import { withStopSignals } from '../util/signals.ts';
 import { readdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Graph, Loss } from '../graph/index.ts';
@@ -155,23 +156,9 @@ export async function trainRun(opts: TrainOptions): Promise<TrainResult> {
   return { dir, status: 'done', info: done, history: r.history, step: r.step, resumedFrom: r.resumedFrom, stepMs: timer.mean() };
 }
 
-/** Runs trainRun with SIGINT/SIGTERM turned into a clean stop (checkpoint, then exit). */
-export async function trainWithStopSignals(opts: TrainOptions): Promise<TrainResult> {
-  const ac = new AbortController();
-  const stop = (sig: string) => () => {
-    process.stderr.write(`\ndermtl: ${sig}: finishing the current update and saving a checkpoint...\n`);
-    ac.abort();
-  };
-  const onInt = stop('SIGINT');
-  const onTerm = stop('SIGTERM');
-  process.once('SIGINT', onInt);
-  process.once('SIGTERM', onTerm);
-  try {
-    return await trainRun({ ...opts, signal: ac.signal });
-  } finally {
-    process.off('SIGINT', onInt);
-    process.off('SIGTERM', onTerm);
-  }
+/** Runs trainRun with SIGINT/SIGTERM turned into a clean stop (checkpoint, then exit); a second one exits at once. */
+export function trainWithStopSignals(opts: TrainOptions): Promise<TrainResult> {
+  return withStopSignals(() => 'finishing the current update and saving a checkpoint...', (signal) => trainRun({ ...opts, signal }));
 }
 
 // ---------------------------------------------------------------- pieces shared by the modes
