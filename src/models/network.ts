@@ -4,7 +4,7 @@ import { Graph, type Loss, type Tensor } from '../graph/index.ts';
 import { DermtlError } from '../util/errors.ts';
 import type { FoldedResNet50 } from './foldBatchNorm.ts';
 import { addHeadLosses, buildHeads, checkHeadsConfig, learningRateMultipliers, type Heads, type HeadsConfig } from './heads.ts';
-import { buildResNet, type ResNetDepth, type ResNetTrunk, type Trainable } from './resnet.ts';
+import { buildResNet, buildResNetFrom, stageInputShape, trunkLayout, type ResNetDepth, type ResNetTrunk, type Trainable, type TrunkStage } from './resnet.ts';
 
 /** Everything that fixes the network's shape and init (stored in a model folder's dermtl.json). */
 export interface NetworkSpec {
@@ -60,21 +60,44 @@ export function checkSpec(spec: NetworkSpec): void {
  * location_probs (and in train mode the losses, added by buildTrainingGraph).
  */
 export function buildNetwork(spec: NetworkSpec, opts: BuildNetworkOptions): Network {
+  const { g, trainable, common } = startGraph(spec, opts);
+  const image = g.input(IMAGE_INPUT, [opts.batch, 3, spec.imageSize, spec.imageSize]);
+  const trunk = buildResNet(g, image, { depth: spec.trunk.depth, weights: opts.weights, seed: spec.seed, trainable, ...common });
+  return { image, ...withHeads(g, spec, opts, trunk, trainable) };
+}
+
+/** The input of a network cut at a stage: the activation entering that stage, [batch, C, H, W]. */
+export const ACTIVATIONS_INPUT = 'activations';
+
+/**
+ * The network from `stage` on (partial fine-tuning): input 'activations' [batch, C, H, W] (what the trunk below
+ * `stage` makes of an image, see buildResNetBelow) -> the stages from `stage` -> heads. Same layers, names and
+ * init as buildNetwork, so its params drop into the full network.
+ */
+export function buildNetworkFrom(spec: NetworkSpec, stage: TrunkStage, opts: BuildNetworkOptions): Omit<Network, 'image'> & { activations: Tensor } {
+  const { g, trainable, common } = startGraph(spec, opts);
+  const activations = g.input(ACTIVATIONS_INPUT, [opts.batch, ...stageInputShape(trunkLayout(spec.trunk.depth), stage, spec.imageSize)]);
+  const trunk = buildResNetFrom(g, activations, { depth: spec.trunk.depth, weights: opts.weights, seed: spec.seed, trainable, ...common }, stage);
+  return { activations, ...withHeads(g, spec, opts, trunk, trainable) };
+}
+
+function startGraph(spec: NetworkSpec, opts: BuildNetworkOptions) {
   checkSpec(spec);
   if (!Number.isInteger(opts.batch) || opts.batch < 1) throw new DermtlError(`batch size must be a whole number >= 1, got ${opts.batch}`);
+  const trainable: Trainable = opts.mode === 'train' ? (opts.trainable ?? 'all') : 'none';
+  return { g: new Graph(), trainable, common: { values: opts.values, requireValues: opts.requireValues } };
+}
+
+function withHeads(g: Graph, spec: NetworkSpec, opts: BuildNetworkOptions, trunk: ResNetTrunk, trainable: Trainable): Omit<Network, 'image'> {
   const train = opts.mode === 'train';
-  const trainable: Trainable = train ? (opts.trainable ?? 'all') : 'none';
-  const g = new Graph();
-  const image = g.input(IMAGE_INPUT, [opts.batch, 3, spec.imageSize, spec.imageSize]);
-  const common = { values: opts.values, requireValues: opts.requireValues };
-  const trunk = buildResNet(g, image, { depth: spec.trunk.depth, weights: opts.weights, seed: spec.seed, trainable, ...common });
   // The heads are new layers: trainable whenever anything is ('heads', 'all' and predicates alike).
   const headsTrainable = trainable !== 'none';
+  const common = { values: opts.values, requireValues: opts.requireValues };
   const heads = buildHeads(g, trunk.features, { ...spec.heads, seed: spec.seed, training: train, trainable: headsTrainable, dropoutMasks: opts.dropoutMasks, ...common });
   if (heads.lesionProbs) g.output(heads.lesionProbs);
   if (heads.locationProbs) g.output(heads.locationProbs);
   const losses = train ? addHeadLosses(g, heads, opts.taskWeights).losses : [];
-  return { graph: g, image, trunk, heads, losses, lrMultipliers: learningRateMultipliers(g.params()) };
+  return { graph: g, trunk, heads, losses, lrMultipliers: learningRateMultipliers(g.params()) };
 }
 
 /** Every param of a built graph by name: its declared data, replaced by `trained` where given (for saving). */

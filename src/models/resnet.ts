@@ -150,10 +150,81 @@ export function trunkTrainable(t: Trainable, name: string): boolean {
  * pooled features. Param names follow the Keras layers: `conv1/weight`, `res4f_branch2c/bias`, ...
  */
 export function buildResNet(g: Graph, input: Tensor, opts: ResNetOptions): ResNetTrunk {
+  const t = trunkBuilder(g, opts);
+  let x = t.stem(input);
+  for (const block of t.layout.blocks) x = t.block(x, block);
+  const features = pooled(g, x);
+  const out: ResNetTrunk = { layout: t.layout, features, params: t.params };
+  if (opts.fc1000) Object.assign(out, imagenetClassifier(g, t, features));
+  return out;
+}
+
+// ---------------------------------------------------------------- cutting the trunk at a stage
+
+/** The residual stages a trunk can be cut before (the stem and pool1 always stay below the cut). */
+export const TRUNK_STAGES = [2, 3, 4, 5] as const;
+export type TrunkStage = (typeof TRUNK_STAGES)[number];
+
+/** The residual stage (2..5) of a block: res4c -> 4. */
+export function blockStage(block: TrunkBlock): number {
+  return Number(block.name.slice(3, 4));
+}
+
+/** Shape [C, H, W] of the activation that enters `stage` for a square input of side `size` (static shapes). */
+export function stageInputShape(layout: TrunkLayout, stage: TrunkStage, size: number): [number, number, number] {
+  const out = (x: number, c: { kernel: number; stride: number; pad: number }) => Math.floor((x + 2 * c.pad - c.kernel) / c.stride) + 1;
+  let side = out(out(size, layout.stem), { kernel: 3, stride: 2, pad: 1 });
+  let channels = layout.stem.outChannels;
+  for (const b of layout.blocks.filter((b) => blockStage(b) < stage)) {
+    for (const c of b.branch) side = out(side, c);
+    channels = b.branch.at(-1)!.outChannels;
+  }
+  return [channels, side, side];
+}
+
+/**
+ * The trunk below `stage`: image -> stem -> pool1 -> the stages before `stage` -> the activation that enters it
+ * (the ReLU output of the last block below; pool1 for stage 2). Same layers, names and init as buildResNet.
+ */
+export function buildResNetBelow(g: Graph, input: Tensor, opts: ResNetOptions, stage: TrunkStage): { layout: TrunkLayout; activation: Tensor; params: string[] } {
+  const t = trunkBuilder(g, opts);
+  let x = t.stem(input);
+  for (const block of t.layout.blocks.filter((b) => blockStage(b) < stage)) x = t.block(x, block);
+  return { layout: t.layout, activation: x, params: t.params };
+}
+
+/**
+ * The trunk from `stage` on: the activation entering `stage` ([N, C, H, W], see stageInputShape) -> its blocks and
+ * the later ones -> pooled features. Same layers, names and init as buildResNet, so its params drop into the full
+ * network, and buildResNet(x) == buildResNetFrom(buildResNetBelow(x)).
+ */
+export function buildResNetFrom(g: Graph, activation: Tensor, opts: ResNetOptions, stage: TrunkStage): ResNetTrunk {
+  const t = trunkBuilder(g, opts, false);
+  const blocks = t.layout.blocks.filter((b) => blockStage(b) >= stage);
+  const want = blocks[0]?.branch[0].inChannels;
+  if (activation.shape.length !== 4 || activation.shape[1] !== want) throw new Error(`stage ${stage} input must be [N,${want},H,W], got [${activation.shape}]`);
+  let x = activation;
+  for (const block of blocks) x = t.block(x, block);
+  return { layout: t.layout, features: pooled(g, x), params: t.params };
+}
+
+// ---------------------------------------------------------------- the pieces
+
+interface TrunkBuilder {
+  layout: TrunkLayout;
+  weights: FoldedResNet50 | 'random';
+  params: string[];
+  param(name: string, shape: number[], init: () => Float32Array): Tensor;
+  /** conv1 + ReLU + pool1 on the image. */
+  stem(input: Tensor): Tensor;
+  /** One residual block. */
+  block(x: Tensor, block: TrunkBlock): Tensor;
+}
+
+function trunkBuilder(g: Graph, opts: ResNetOptions, imageInput = true): TrunkBuilder {
   const layout = trunkLayout(opts.depth);
   const weights = opts.weights ?? 'random';
   if (weights !== 'random' && layout.depth !== 50) throw new DermtlError(`pretrained weights exist for ResNet-50 only, not depth '${layout.depth}'`);
-  if (input.shape.length !== 4 || input.shape[1] !== 3) throw new Error(`ResNet input must be [N,3,H,W], got [${input.shape}]`);
   const trainable = opts.trainable ?? 'all';
   const seed = opts.seed ?? 0;
   const residualScale = 1 / Math.sqrt(layout.blocks.length);
@@ -171,34 +242,39 @@ export function buildResNet(g: Graph, input: Tensor, opts: ResNetOptions): ResNe
     const b = param(`${c.name}/bias`, [c.outChannels], () => folded?.bias ?? new Float32Array(c.outChannels));
     return g.conv(x, w, b, { strides: c.stride, pads: c.pad, name: c.name });
   };
-
-  let x = g.relu(conv(input, layout.stem, 1 / INPUT_PIXEL_STD), { name: 'conv1_relu' });
-  x = g.maxPool(x, { kernel: 3, strides: 2, pads: 1, name: 'pool1' });
-  for (const block of layout.blocks) {
+  const stem = (input: Tensor): Tensor => {
+    if (imageInput && (input.shape.length !== 4 || input.shape[1] !== 3)) throw new Error(`ResNet input must be [N,3,H,W], got [${input.shape}]`);
+    const x = g.relu(conv(input, layout.stem, 1 / INPUT_PIXEL_STD), { name: 'conv1_relu' });
+    return g.maxPool(x, { kernel: 3, strides: 2, pads: 1, name: 'pool1' });
+  };
+  const block = (x: Tensor, b: TrunkBlock): Tensor => {
     let y = x;
-    block.branch.forEach((c, i) => {
-      const last = i === block.branch.length - 1;
+    b.branch.forEach((c, i) => {
+      const last = i === b.branch.length - 1;
       // Without BatchNorm a random residual stream would double its variance per block; scaling the last conv
       // of each branch by 1/sqrt(blocks) keeps the growth below e over the whole trunk (pretrained: unused).
       y = conv(y, c, last ? residualScale : 1);
       if (!last) y = g.relu(y, { name: `${c.name}_relu` });
     });
-    const skip = block.shortcut ? conv(x, block.shortcut) : x;
-    x = g.relu(g.add(y, skip, { name: `${block.name}_add` }), { name: `${block.name}_relu` });
-  }
-  const features = g.flatten(g.globalAveragePool(x, { name: 'avg_pool' }), 1, { name: 'features' });
-  const out: ResNetTrunk = { layout, features, params };
-  if (opts.fc1000) {
-    const fc = weights === 'random' ? undefined : weights.fc1000;
-    const missing = () => {
-      throw new DermtlError('fc1000 needs the pretrained ImageNet weights (or its values)');
-    };
-    const w = param('fc1000/weight', [1000, layout.featureDim], () => fc?.weight ?? missing());
-    const b = param('fc1000/bias', [1000], () => fc?.bias ?? missing());
-    out.imagenetLogits = g.gemm(features, w, b, { transB: true, name: 'fc1000_logits' });
-    out.imagenetProbs = g.softmax(out.imagenetLogits, 1, { name: 'imagenet_probs' });
-  }
-  return out;
+    const skip = b.shortcut ? conv(x, b.shortcut) : x;
+    return g.relu(g.add(y, skip, { name: `${b.name}_add` }), { name: `${b.name}_relu` });
+  };
+  return { layout, weights, params, param, stem, block };
+}
+
+function pooled(g: Graph, x: Tensor): Tensor {
+  return g.flatten(g.globalAveragePool(x, { name: 'avg_pool' }), 1, { name: 'features' });
+}
+
+function imagenetClassifier(g: Graph, t: TrunkBuilder, features: Tensor): Pick<ResNetTrunk, 'imagenetLogits' | 'imagenetProbs'> {
+  const missing = () => {
+    throw new DermtlError('fc1000 needs the pretrained ImageNet weights (or its values)');
+  };
+  const init = t.weights === 'random' ? undefined : t.weights.fc1000;
+  const w = t.param('fc1000/weight', [1000, t.layout.featureDim], () => init?.weight ?? missing());
+  const b = t.param('fc1000/bias', [1000], () => init?.bias ?? missing());
+  const imagenetLogits = g.gemm(features, w, b, { transB: true, name: 'fc1000_logits' });
+  return { imagenetLogits, imagenetProbs: g.softmax(imagenetLogits, 1, { name: 'imagenet_probs' }) };
 }
 
 /** A param's data: from `values` when given there (length-checked), else from `init`. */
