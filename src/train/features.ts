@@ -9,7 +9,8 @@
 //
 // View sets: 'train' = V scaleJitter views, view k drawn from Rng.derive(viewSeed, 'trainView', content, k), so
 // the same image gets the same views whatever list it is in; 'tenCrop' = the ten test views (corners + centre,
-// then mirrored). The single centre view of `--tta center` is tenCrop view 4 (the same box of the same resize).
+// then mirrored); 'center' = the single centre view of `--tta center`, which is tenCrop view 4 (the same box of
+// the same resize). Partial fine-tuning's activation cache (activations.ts) renders its views here too.
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -21,14 +22,15 @@ import { DermtlError } from '../util/errors.ts';
 import { Rng } from '../util/rng.ts';
 import { openBackbone, sha12, type Backbone, type BackboneSpec, backboneId } from './backbone.ts';
 
-export type ViewSet = { kind: 'train'; views: number; seed: number; jitter: ScaleJitterRange } | { kind: 'tenCrop' };
+/** 'center': the one centre crop, the same pixels as tenCrop view CENTER_VIEW (validation needs no more). */
+export type ViewSet = { kind: 'train'; views: number; seed: number; jitter: ScaleJitterRange } | { kind: 'tenCrop' } | { kind: 'center' };
 
 /** Index of the centre crop among the ten test views. */
 export const CENTER_VIEW = 4;
 export const TEN_CROP_VIEWS = 10;
 
 export function viewsOf(set: ViewSet): number {
-  return set.kind === 'train' ? set.views : TEN_CROP_VIEWS;
+  return set.kind === 'train' ? set.views : set.kind === 'center' ? 1 : TEN_CROP_VIEWS;
 }
 
 /** Default cache folder: <dermtl cache root>/features. */
@@ -161,20 +163,8 @@ export class FeatureCache {
     return out;
   }
 
-  private async render(item: { path: string; hash: string }, set: ViewSet): Promise<Float32Array> {
-    const prep = this.opts.prep;
-    const n = viewLength(prep);
-    const bytes = await readImage(item.path);
-    const out = new Float32Array(viewsOf(set) * n);
-    if (set.kind === 'tenCrop') {
-      await renderViewsInto(bytes, 'tenCrop', null, { prep, name: item.path }, out, 0);
-      return out;
-    }
-    const key = Number.parseInt(item.hash.slice(0, 8), 16) | 0;
-    for (let k = 0; k < set.views; k++) {
-      await renderViewsInto(bytes, 'train', Rng.derive(set.seed, 'trainView', key, k), { prep, jitter: set.jitter, name: item.path }, out, k * n);
-    }
-    return out;
+  private render(item: { path: string; hash: string }, set: ViewSet): Promise<Float32Array> {
+    return readImage(item.path).then((bytes) => renderViewSet(bytes, item, set, this.opts.prep));
   }
 
   private async runTrunk(backbone: Backbone, pixels: Float32Array, views: number): Promise<Float32Array> {
@@ -200,7 +190,25 @@ export class FeatureCache {
   }
 }
 
-async function readImage(path: string): Promise<Buffer> {
+/**
+ * The views of `set` for one image ([views, 3, size, size]). Training view k comes from
+ * Rng.derive(seed, 'trainView', content key, k): the same image gets the same views in every cache that uses them.
+ */
+export async function renderViewSet(bytes: Buffer, item: { path: string; hash: string }, set: ViewSet, prep: Preprocessing): Promise<Float32Array> {
+  const n = viewLength(prep);
+  const out = new Float32Array(viewsOf(set) * n);
+  if (set.kind !== 'train') {
+    await renderViewsInto(bytes, set.kind, null, { prep, name: item.path }, out, 0);
+    return out;
+  }
+  const key = Number.parseInt(item.hash.slice(0, 8), 16) | 0;
+  for (let k = 0; k < set.views; k++) {
+    await renderViewsInto(bytes, 'train', Rng.derive(set.seed, 'trainView', key, k), { prep, jitter: set.jitter, name: item.path }, out, k * n);
+  }
+  return out;
+}
+
+export async function readImage(path: string): Promise<Buffer> {
   try {
     return await readFile(path);
   } catch (e) {
