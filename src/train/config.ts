@@ -10,6 +10,9 @@ export type Task = (typeof TASKS)[number];
 export const MODES = ['frozen', 'finetune'] as const;
 export type TrainMode = (typeof MODES)[number];
 export const TTAS = ['10crop', 'center'] as const;
+/** finetune.trainable: the whole network, or the trunk from a residual stage on (conv5_x, conv4_x + conv5_x, ...). */
+export const FINETUNE_TRAINABLE = ['all', 'stage5', 'stage4', 'stage3'] as const;
+export type FinetuneTrainable = (typeof FINETUNE_TRAINABLE)[number];
 export type Tta = (typeof TTAS)[number];
 
 const int = (min: number) => z.number().int().min(min);
@@ -86,6 +89,16 @@ export const TrainConfigSchema = z.strictObject({
      * diverges at the paper's lr (conv1 would train ~2600x faster than in Caffe).
      */
     bnParameterization: z.enum(['original', 'folded']).default('original'),
+    /**
+     * 'all': the whole network (the paper). 'stageK': only stages K..5 and the heads train; the activation entering
+     * stage K is computed once per image and view by the frozen trunk below it and cached on disk (fp16), so an
+     * update runs the upper stages only (stage5: about a fifth of the network's FLOPs).
+     */
+    trainable: z.enum(FINETUNE_TRAINABLE).default('all'),
+    /** Partial fine-tuning: scaleJitter views cached per training image; each epoch uses one of them (seeded choice). */
+    views: int(1).default(10),
+    /** Seed of those cached views (apart from `seed`, so runs of other seeds, folds and tasks share the cache). */
+    viewSeed: z.number().int().default(0),
   }).prefault({}),
   /** Feature cache folder; null: <dermtl cache root>/features (see cacheRoot()). */
   cacheDir: z.string().min(1).nullable().default(null),

@@ -19,6 +19,7 @@ import { loadTrunkWeights, TRUNK_DEPTH, type TrunkWeights } from './backbone.ts'
 import { epochsOf, headsOptions, loadConfig, resolveConfig, type TrainConfig, type TrainMode, type Task } from './config.ts';
 import { finetuneImages, trainFinetune } from './finetune.ts';
 import { trainFrozen } from './frozen.ts';
+import { trainPartial } from './partial.ts';
 import { RUN_FORMAT, RUN_FILES, RUN_VERSION, readRunInfoIfAny, runFile, writeJson, writeRunInfo, type EpochRecord, type RunInfo, type RunLabels } from './run.ts';
 import type { Multipliers } from './optimizer.ts';
 import type { StepResult } from './step.ts';
@@ -132,7 +133,7 @@ export async function trainRun(opts: TrainOptions): Promise<TrainResult> {
   };
   let r: ModeResult;
   try {
-    r = config.mode === 'frozen' ? await trainFrozen(ctx) : await trainFinetune(ctx);
+    r = config.mode === 'frozen' ? await trainFrozen(ctx) : config.finetune.trainable === 'all' ? await trainFinetune(ctx) : await trainPartial(ctx);
   } finally {
     bar.stop?.();
   }
