@@ -59,40 +59,52 @@ export async function principalSubspace(x: RowMatrix, k: number, opts: { passes?
 
 /**
  * Modified Gram-Schmidt: orthogonal to ~1e-16 x the columns' condition number, plenty in float64 for the well
- * separated columns of subspace iteration; a vanished column becomes a unit vector (made orthogonal on the retry).
+ * separated columns of subspace iteration. A column that (nearly) vanishes, as for the null space of a
+ * rank-deficient X^T X, is replaced by a unit vector orthogonal to the columns before it: a basis that is not
+ * orthonormal would make the preconditioner indefinite.
  */
 export function orthonormalise(m: Float64Array, rows: number, cols: number): Float64Array {
+  if (cols > rows) throw new Error(`orthonormalise: ${cols} columns of length ${rows}`);
   // on contiguous columns: the strided row-major walk is several times slower
   const q = Array.from({ length: cols }, (_, a) => Float64Array.from({ length: rows }, (_, j) => m[j * cols + a]));
-  for (let pass = 0; pass < 2; pass++) {
-    let vanished = false;
-    for (let a = 0; a < cols; a++) {
-      const qa = q[a];
-      let before = 0;
-      for (let j = 0; j < rows; j++) before += qa[j] * qa[j];
-      for (let b = 0; b < a; b++) {
-        const qb = q[b];
-        let s = 0;
-        for (let j = 0; j < rows; j++) s += qa[j] * qb[j];
-        for (let j = 0; j < rows; j++) qa[j] -= s * qb[j];
-      }
-      let norm = 0;
-      for (let j = 0; j < rows; j++) norm += qa[j] * qa[j];
-      norm = Math.sqrt(norm);
-      if (!(norm > 1e-10 * Math.sqrt(before))) {
-        // X^T X has rank < k: any direction will do once made orthogonal to the others (the second pass)
+  for (let a = 0; a < cols; a++) {
+    const qa = q[a];
+    const before = Math.sqrt(dotOf(qa, qa));
+    let norm = project(qa, q, a);
+    if (!(norm > 1e-10 * before)) {
+      // the unit vector with the largest part outside the span so far (one exists: a < rows)
+      let best = -1;
+      for (let j = 0; j < rows && best < 0; j++) {
         qa.fill(0);
-        qa[a % rows] = 1;
-        vanished = true;
-        continue;
+        qa[(a + j) % rows] = 1;
+        norm = project(qa, q, a);
+        if (norm > 0.1 / Math.sqrt(rows)) best = j;
       }
-      for (let j = 0; j < rows; j++) qa[j] /= norm;
+      if (best < 0) throw new Error('orthonormalise: no unit vector outside the span (a bug)');
     }
-    if (!vanished) break;
+    for (let j = 0; j < rows; j++) qa[j] /= norm;
   }
   const out = new Float64Array(rows * cols);
   q.forEach((qa, a) => qa.forEach((v, j) => (out[j * cols + a] = v)));
   return out;
+}
+
+/** Removes from v its components along q[0..n-1] (twice: "twice is enough"); returns the remaining norm. */
+function project(v: Float64Array, q: Float64Array[], n: number): number {
+  for (let pass = 0; pass < 2; pass++) {
+    for (let b = 0; b < n; b++) {
+      const s = dotOf(v, q[b]);
+      const qb = q[b];
+      for (let j = 0; j < v.length; j++) v[j] -= s * qb[j];
+    }
+  }
+  return Math.sqrt(dotOf(v, v));
+}
+
+function dotOf(a: Float64Array, b: Float64Array): number {
+  let s = 0;
+  for (let j = 0; j < a.length; j++) s += a[j] * b[j];
+  return s;
 }
 
 /**

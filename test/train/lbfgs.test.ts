@@ -74,8 +74,15 @@ test('symmetricEigen and orthonormalise on small matrices', () => {
   const { values, vectors } = symmetricEigen(Float64Array.from([2, 1, 0, 1, 2, 0, 0, 0, 5]), 3);
   assert.deepEqual(Array.from(values, (v) => Number(v.toFixed(12))), [5, 3, 1]);
   assert.ok(Math.abs(Math.abs(vectors[2 * 3 + 0]) - 1) < 1e-12, 'eigenvector of 5 is e3');
-  // a rank-deficient input still gives orthonormal columns
-  const q = orthonormalise(Float64Array.from([1, 2, 1, 2, 1, 2]), 3, 2);
-  const dot = (a: number, b: number) => [0, 1, 2].reduce((s, j) => s + q[j * 2 + a] * q[j * 2 + b], 0);
-  assert.ok(Math.abs(dot(0, 0) - 1) < 1e-12 && Math.abs(dot(1, 1) - 1) < 1e-12 && Math.abs(dot(0, 1)) < 1e-12);
+  // rank-deficient inputs still give orthonormal columns: parallel columns, a zero column, and a vanished column
+  // whose own unit vector (e_1) lies in the span of the columns before it
+  for (const m of [[1, 2, 0, 1, 2, 0, 1, 2, 0], [0, 0, 0, 1, 2, 0, 0, 0, 0]]) {
+    const q = orthonormalise(Float64Array.from(m), 3, 3);
+    for (let a = 0; a < 3; a++) {
+      for (let b = 0; b < 3; b++) {
+        const d = [0, 1, 2].reduce((s, j) => s + q[j * 3 + a] * q[j * 3 + b], 0);
+        assert.ok(Math.abs(d - (a === b ? 1 : 0)) < 1e-12, `${m}: columns ${a}, ${b}: ${d}`);
+      }
+    }
+  }
 });

@@ -210,3 +210,23 @@ test('the preconditioner changes the path to the optimum, not the optimum; it ne
   assert.ok(maxDiff(plain.heads.location.w, pre.heads.location.w) < 1e-3);
   assert.ok(pre.iterations < plain.iterations, `${pre.iterations} preconditioned vs ${plain.iterations} plain iterations`);
 });
+
+test('rank-deficient features (a constant and a duplicated feature) converge as fast: the preconditioner stays positive definite', async () => {
+  const p = randomProblem(8, 200, 8, 3, 3);
+  const dim = 10;
+  const x = new Float32Array(p.d.rows * dim);
+  for (let i = 0; i < p.d.rows; i++) {
+    for (let j = 0; j < 8; j++) x[i * dim + j] = p.d.x[i * 8 + j];
+    x[i * dim + 8] = 2; // constant: standardised to 0
+    x[i * dim + 9] = p.d.x[i * 8 + 1]; // a copy of feature 1
+  }
+  const std = standardise(x, fitStandardiser(x, p.d.rows, dim));
+  const r = await fit(std, { x: Float64Array.from(std), rows: p.d.rows, dim }, p.t, { lesion: 1e-3, location: 1e-3 }, { tolerance: 1e-7 });
+  assert.equal(r.converged, true);
+  assert.ok(r.iterations < 60, `${r.iterations} iterations`);
+  // the duplicated features share the weight (the L2 optimum), the constant one gets none
+  for (let c = 0; c < 3; c++) {
+    assert.ok(Math.abs(r.heads.lesion.w[1 * 3 + c] - r.heads.lesion.w[9 * 3 + c]) < 1e-4);
+    assert.ok(Math.abs(r.heads.lesion.w[8 * 3 + c]) < 1e-6);
+  }
+});
