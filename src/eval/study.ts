@@ -1,8 +1,11 @@
 // `dermtl cv`: the paper's k-fold cross-validation study. Grouped stratified folds (saved as STUDY/folds.json); on
 // every fold the lesion-only, location-only and MTL models are trained with identical settings and seeds
 // (trainRun), each evaluated on the fold's held-out part (evaluateRun); the ensemble is the per-label max of the
-// lesion-only and MTL lesion scores. Then per-fold and pooled out-of-fold metrics, fold means and stds, the paired
-// MTL - lesion-only differences, and the report (writeStudyReport). See studyPlan.ts for the folder layout.
+// lesion-only and MTL lesion scores. Two baselines are fitted on every fold too (baselines.ts): `prior` (the
+// training part's label frequencies) and `linear` (L2 logistic regression on the ImageNet trunk's ten-crop
+// features, whatever the mode). Then per-fold and pooled out-of-fold metrics, fold means and stds, the paired
+// MTL - lesion-only differences and those against the linear baseline, and the report (writeStudyReport). See
+// studyPlan.ts for the folder layout.
 //
 // Interrupt and re-run: every model/fold is its own run folder, reused once its unit.json marker is written (after
 // its scores); an interrupted training resumes from its checkpoint, a failed one is deleted and redone on the next
@@ -16,7 +19,7 @@ import { cooccurrence, manifestStats } from '../data/statistics.ts';
 import type { Manifest, Sample } from '../data/types.ts';
 import { stderrProgress } from '../report/progress.ts';
 import {
-  MODEL_NAMES, REPORT_FILES, modelResult, pairedResults, writeStudyReport,
+  BASELINE_NAMES, MODEL_NAMES, REPORT_FILES, RESULTS_VERSION, comparisonResults, modelResult, pairedResults, writeStudyReport,
   type Eval, type LesionEval, type LocationEval, type ModelName, type MtlEval, type StudyResults,
 } from '../report/study/index.ts';
 import { loadConfig, resolveConfig, type TrainConfig, type TrainMode, type Task, type Tta } from '../train/config.ts';
@@ -26,12 +29,14 @@ import { checkTrainable, labelsFor, validationSplit } from '../train/targets.ts'
 import { preprocessingOf, trainRun, type ProgressFactory } from '../train/trainTask.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
 import { DermtlError } from '../util/errors.ts';
+import { baselineUnit, type ChoiceSummary } from './baselineUnits.ts';
+import type { CropFeatures } from './baselines.ts';
 import { ensembleMax } from './ensemble.ts';
 import { evaluateRun } from './evaluateRun.ts';
 import { evaluate, evaluationJson } from './metrics.ts';
-import { readScores, writeScores, type ScoreTable } from './scores.ts';
+import { writeScores, type ScoreTable } from './scores.ts';
 import {
-  STUDY_FILES, StudyClock, TRAINED_MODELS, cvCommand, formatDuration, readStudyFile, readUnit, refuseDifferentSettings,
+  STUDY_FILES, StudyClock, TRAINED_MODELS, cvCommand, formatDuration, readStudyFile, readUnit, readUnitScores, refuseDifferentSettings,
   settingsDifferences, unitDir, writeStudyFile, writeUnit, type StudySettings,
 } from './studyPlan.ts';
 
@@ -66,11 +71,14 @@ export interface StudyOutcome {
   dir: string;
   results: StudyResults;
   files: string[];
-  /** Model/fold units trained (or resumed) and evaluated in this invocation, reused from an earlier one, skipped. */
+  /**
+   * Model/fold units trained (or resumed) and evaluated in this invocation, reused from an earlier one, skipped:
+   * the trained models and the baselines (fitted counts as trained); the ensemble, recomputed every time, is not counted.
+   */
   counts: { trained: number; reused: number; skipped: number };
 }
 
-const MODEL_LABELS: Record<ModelName, string> = { lesion: 'lesion-only', location: 'location-only', mtl: 'MTL', ensemble: 'ensemble' };
+const MODEL_LABELS: Record<ModelName, string> = { lesion: 'lesion-only', location: 'location-only', mtl: 'MTL', ensemble: 'ensemble', prior: 'prior', linear: 'linear' };
 
 interface Ctx {
   opts: StudyOptions;
@@ -83,6 +91,8 @@ interface Ctx {
   progress: ProgressFactory;
   log: (line: string) => void;
   detail: (line: string) => void;
+  /** The baselines' ten-crop features, loaded on first use (never when every baseline unit is reused). */
+  cropFeatures: Promise<CropFeatures> | null;
 }
 
 type Outcome = { status: 'trained' | 'reused'; table: ScoreTable; seconds: number } | { status: 'skipped'; reason: string };
@@ -112,6 +122,7 @@ export async function runStudy(opts: StudyOptions): Promise<StudyOutcome> {
     opts, dir, manifest, foldsFile, folds, config, tta, log,
     progress: bars ? (label) => stderrProgress(label) : () => Object.assign(() => {}, { stop: () => {} }),
     detail: opts.verbose ? log : () => {},
+    cropFeatures: null,
   };
   log(`study ${dir}: ${manifest.samples.length} images, ${k} folds (test parts of ${folds.map((f) => f.test.length).join(', ')} images), ${config.mode} trunk (${config.trunk}), seed ${config.seed}, tta ${tta}`);
 
@@ -122,9 +133,10 @@ export async function runStudy(opts: StudyOptions): Promise<StudyOutcome> {
     await cacheFeatures(ctx);
     await saveTime();
   }
-  const { tables, seconds, skipped, counts } = await runUnits(ctx, saveTime);
+  const units = await runUnits(ctx, saveTime);
+  const counts = units.counts;
 
-  const results = buildResults(ctx, tables, seconds, skipped, opts.command ?? cvCommand({
+  const results = buildResults(ctx, units, opts.command ?? cvCommand({
     manifest: opts.manifest, out: opts.out, folds: k, mode: config.mode, seed: config.seed, configFile: opts.configFile, tta,
   }), spent());
   const files = await writeStudyReport(dir, results);
@@ -199,6 +211,27 @@ async function allFinished(ctx: Ctx): Promise<boolean> {
   return true;
 }
 
+/**
+ * The ten-crop features of every image for the baselines: from the cache (frozen mode cached them up front),
+ * computed with the ImageNet trunk where missing (finetune mode), once per invocation.
+ */
+function cropFeatures(ctx: Ctx): Promise<CropFeatures> {
+  ctx.cropFeatures ??= (async () => {
+    const t0 = performance.now();
+    const c = ctx.config;
+    const cache = featureCacheFor({ config: c, prep: preprocessingOf(c), progress: ctx.progress, signal: ctx.opts.signal });
+    const samples = ctx.manifest.samples;
+    try {
+      const views = await cache.features(samples, { kind: 'tenCrop' }, 'caching test views (baselines)');
+      ctx.log(`baseline features (10 test crops per image): ${cache.stats.misses} image(s) computed, ${cache.stats.hits} from the cache, ${formatDuration((performance.now() - t0) / 1000)}`);
+      return { index: new Map(samples.map((s, i) => [s.image, i])), views };
+    } finally {
+      await cache.close();
+    }
+  })();
+  return ctx.cropFeatures;
+}
+
 function checkStop(ctx: Ctx): void {
   if (ctx.opts.signal?.aborted) throw new DermtlError(`the study in ${ctx.dir} was stopped; run the same command again to continue where it stopped`, 130);
 }
@@ -208,6 +241,8 @@ function checkStop(ctx: Ctx): void {
 interface UnitsResult {
   tables: Record<ModelName, (ScoreTable | null)[]>;
   seconds: Record<ModelName, (number | null)[]>;
+  /** The linear baseline's lambdas per fold (null where skipped). */
+  choices: (ChoiceSummary | null)[];
   skipped: StudyResults['skipped'];
   counts: StudyOutcome['counts'];
 }
@@ -218,6 +253,7 @@ async function runUnits(ctx: Ctx, saveTime: () => Promise<void>): Promise<UnitsR
   const tables = empty<ScoreTable>();
   const seconds = empty<number>();
   const skipped: StudyResults['skipped'] = [];
+  const choices = Array<ChoiceSummary | null>(k).fill(null);
   const counts = { trained: 0, reused: 0, skipped: 0 };
   const clock = new StudyClock(k * TRAINED_MODELS.length);
   const units = k * MODEL_NAMES.length;
@@ -254,8 +290,25 @@ async function runUnits(ctx: Ctx, saveTime: () => Promise<void>): Promise<UnitsR
       seconds.ensemble[f] = e.seconds;
       line('ensemble', f, `max of the lesion-only and MTL scores; ${headline(ctx, e.table, f)}`, clock.finish(null, trainedLeft));
     }
+    for (const model of BASELINE_NAMES) {
+      checkStop(ctx);
+      const b = await baselineUnit({ ...ctx, features: () => cropFeatures(ctx) }, model, f);
+      counts[b.status]++;
+      if (b.status === 'skipped') {
+        skipped.push({ model, fold: f, reason: b.reason });
+        line(model, f, `SKIPPED: ${b.reason}`, clock.finish(null, trainedLeft));
+        continue;
+      }
+      tables[model][f] = b.table;
+      seconds[model][f] = b.seconds;
+      if (b.choice) choices[f] = b.choice;
+      if (b.status === 'trained') await saveTime();
+      const lambdas = b.choice ? `lambda ${b.choice.lesionLambda} (lesion), ${b.choice.locationLambda} (location); ` : '';
+      const what = b.status === 'reused' ? `reused (finished earlier, ${b.seconds.toFixed(1)} s)` : `baseline fitted in ${b.seconds.toFixed(1)} s`;
+      line(model, f, `${what}; ${lambdas}${headline(ctx, b.table, f)}`, clock.finish(null, trainedLeft));
+    }
   }
-  return { tables, seconds, skipped, counts };
+  return { tables, seconds, choices, skipped, counts };
 }
 
 /** The fold's key numbers, for the progress line. */
@@ -288,7 +341,7 @@ async function trainedUnit(ctx: Ctx, model: ModelName, task: Task, f: number): P
   const dir = unitDir(ctx.dir, model, f);
   const marker = await readUnit(dir, model, f);
   if (marker) {
-    const table = await readTable(dir, ctx.folds[f].test);
+    const table = await readUnitScores(dir, ctx.folds[f].test);
     if (table) return { status: 'reused', table, seconds: marker.seconds.train + marker.seconds.evaluate };
   }
   const reason = untrainable(ctx, task, f);
@@ -353,18 +406,6 @@ async function train(ctx: Ctx, dir: string, task: Task, f: number): Promise<true
   }
 }
 
-/** A finished unit's scores, or null when they are missing, damaged or not exactly the fold's test images. */
-async function readTable(dir: string, test: readonly Sample[]): Promise<ScoreTable | null> {
-  try {
-    const t = await readScores(join(dir, 'scores.csv'));
-    const want = new Set(test.map((s) => s.image));
-    return t.images.length === want.size && t.images.every((i) => want.has(i)) ? t : null;
-  } catch (e) {
-    if (e instanceof DermtlError) return null;
-    throw e;
-  }
-}
-
 /**
  * The paper's ensemble of one fold: per image and lesion label the max of the lesion-only and MTL scores. It trains
  * nothing, so it is recomputed from its members every time (and can never disagree with them).
@@ -422,8 +463,7 @@ function evalOf(manifest: Manifest, table: ScoreTable | null): Eval | null {
   return table ? (evaluationJson(evaluate(samplesOf(manifest, table), table)) as unknown as Eval) : null;
 }
 
-function buildResults(ctx: Ctx, tables: UnitsResult['tables'], seconds: UnitsResult['seconds'], skipped: StudyResults['skipped'],
-  command: string, totalSeconds: number): StudyResults {
+function buildResults(ctx: Ctx, { tables, seconds, choices, skipped }: UnitsResult, command: string, totalSeconds: number): StudyResults {
   const m = ctx.manifest;
   const result = <E extends Eval>(name: ModelName) => {
     const present = tables[name].filter((t): t is ScoreTable => t !== null);
@@ -434,8 +474,12 @@ function buildResults(ctx: Ctx, tables: UnitsResult['tables'], seconds: UnitsRes
   const mtl = result<MtlEval>('mtl');
   const labels = labelsFor('mtl', m.samples);
   const { task: _task, ...config } = ctx.config;
+  const models = {
+    lesion, location: result<LocationEval>('location'), mtl, ensemble: result<LesionEval>('ensemble'),
+    prior: result<MtlEval>('prior'), linear: { ...result<MtlEval>('linear'), choices },
+  };
   return {
-    version: 1,
+    version: RESULTS_VERSION,
     createdAt: new Date().toISOString(),
     command,
     config: config as unknown as Record<string, unknown>,
@@ -443,8 +487,9 @@ function buildResults(ctx: Ctx, tables: UnitsResult['tables'], seconds: UnitsRes
     lesionLabels: labels.lesion,
     locationLabels: labels.location,
     folds: ctx.folds.length,
-    models: { lesion, location: result<LocationEval>('location'), mtl, ensemble: result<LesionEval>('ensemble') },
+    models,
     paired: pairedResults(mtl, lesion),
+    comparisons: comparisonResults(models),
     timing: { totalSeconds, models: seconds },
     skipped,
   };

@@ -5,14 +5,18 @@
 //   STUDY/folds.json                the grouped stratified folds (dermtl split format)
 //   STUDY/models/<m>/fold-<f>/      one run folder per trained model m (lesion, location, mtl) and fold f, with
 //                                   scores.csv + metrics.json of its held-out part and unit.json, written LAST: the
-//                                   completion marker. models/ensemble/fold-<f>/ holds the max-ensemble's scores.
+//                                   completion marker. models/ensemble/fold-<f>/ holds the max-ensemble's scores;
+//                                   models/prior/fold-<f>/ and models/linear/fold-<f>/ the baselines' (the linear
+//                                   one with linear.json: the lambda path and choice; baselineUnits.ts).
 //   STUDY/results.json, table1.md, figure1/figure3 (.svg, .png), report.html   (src/report/study)
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { writeFileAtomic } from '../util/atomic.ts';
 import { DermtlError, errorList } from '../util/errors.ts';
-import type { ModelName } from '../report/study/index.ts';
+import { MODEL_NAMES, type ModelName } from '../report/study/results.ts';
+import type { Sample } from '../data/types.ts';
+import { readScores, type ScoreTable } from './scores.ts';
 import type { TrainConfig, TrainMode, Task, Tta } from '../train/config.ts';
 
 export const STUDY_FORMAT = 'dermtl-study';
@@ -105,7 +109,7 @@ function diffKeys(a: unknown, b: unknown, at = ''): string[] {
 // ---------------------------------------------------------------- unit.json: a finished model/fold
 
 const UnitSchema = z.object({
-  model: z.enum(['lesion', 'location', 'mtl', 'ensemble']),
+  model: z.enum(MODEL_NAMES),
   fold: z.number().int().nonnegative(),
   status: z.literal('done'),
   finishedAt: z.string(),
@@ -129,6 +133,18 @@ export async function readUnit(dir: string, model: ModelName, fold: number): Pro
 
 export async function writeUnit(dir: string, unit: UnitRecord): Promise<void> {
   await writeFileAtomic(join(dir, STUDY_FILES.unit), `${JSON.stringify(unit, null, 2)}\n`);
+}
+
+/** A finished unit's scores, or null when they are missing, damaged or not exactly the fold's test images. */
+export async function readUnitScores(dir: string, test: readonly Sample[]): Promise<ScoreTable | null> {
+  try {
+    const t = await readScores(join(dir, 'scores.csv'));
+    const want = new Set(test.map((s) => s.image));
+    return t.images.length === want.size && t.images.every((i) => want.has(i)) ? t : null;
+  } catch (e) {
+    if (e instanceof DermtlError) return null;
+    throw e;
+  }
 }
 
 // ---------------------------------------------------------------- progress

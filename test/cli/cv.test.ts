@@ -24,13 +24,16 @@ test('dermtl cv runs the study, prints Table 1 and records the command as given'
   const out = join(dir, 'study');
   const r = await runCommand(registerCv, ['cv', '--manifest', demo.manifest, '--out', out, '--folds', '2', '--config', cfg, '--tta', 'center', '--no-progress']);
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, /\[8\/8\] ensemble\s+fold 2\/2: /);
+  assert.match(r.stdout, /\[10\/12\] ensemble\s+fold 2\/2: /);
+  assert.match(r.stdout, /\[12\/12\] linear\s+fold 2\/2: baseline fitted in /);
   assert.match(r.stdout, /Table 1: lesion AP, pooled out-of-fold \(2 folds\)/);
-  assert.match(r.stdout, /Body location accuracy\nLocation\s+Location-only pooled\s+Location-only per fold\s+MTL pooled/);
+  assert.match(r.stdout, /Body location accuracy\nLocation\s+Location-only pooled\s+Location-only per fold\s+MTL pooled\s+MTL per fold\s+Linear pooled\s+Linear per fold\s+Prior pooled/);
   const results = await readResults(join(out, 'results.json'));
   assert.equal(results.command, `dermtl cv --manifest ${demo.manifest} --out ${out} --folds 2 --config ${cfg} --tta center --no-progress`);
   assert.equal((results.config.eval as { tta: string }).tta, 'center');
   assert.equal(results.folds, 2);
+  // the baselines score with the same test-time augmentation
+  assert.equal(JSON.parse(await readFile(join(out, 'models', 'linear', 'fold-0', 'linear.json'), 'utf8')).tta, 'center');
 });
 
 test('dermtl cv: bad input is a one-line error, not a stack', async () => {
@@ -71,5 +74,6 @@ test('dermtl start runs the study after the statistics and leaves the serving de
   const again = await runCommand(registerStart, ['start', '--out', out, '--folds', '2', '--config', cfg, '--no-progress']);
   assert.equal(again.code, 0, again.stderr);
   assert.match(again.stdout, /using the dataset at/);
-  assert.equal((again.stdout.match(/reused \(finished earlier/g) ?? []).length, 6);
+  // 3 trained models and 2 baselines per fold
+  assert.equal((again.stdout.match(/reused \(finished earlier/g) ?? []).length, 10);
 });

@@ -1,6 +1,6 @@
 // `dermtl cv` end to end on the tiny trunk: a valid results.json and report, the per-fold run folders, pooled
-// metrics equal to metrics of the concatenated fold scores, reuse on a re-run, resume after a stop, refusal of
-// other settings, and a reported skip.
+// metrics equal to metrics of the concatenated fold scores, the prior and linear baselines, reuse on a re-run,
+// resume after a stop, refusal of other settings, and a reported skip.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
@@ -16,6 +16,9 @@ import { DermtlError } from '../../src/util/errors.ts';
 import { studyDemo, tempDir, tinyStudyConfig } from './studyFixture.ts';
 
 const TRAINED = ['lesion', 'location', 'mtl'] as const;
+const ALL = ['lesion', 'location', 'mtl', 'ensemble', 'prior', 'linear'] as const;
+/** 3 trained models and 2 baselines per fold. */
+const UNITS = (k: number) => 5 * k;
 
 async function options(extra: Partial<StudyOptions> & { cfg?: Record<string, unknown> } = {}): Promise<StudyOptions & { lines: string[] }> {
   const demo = await studyDemo();
@@ -58,7 +61,7 @@ async function firstStudy(): Promise<{ opts: StudyOptions & { lines: string[] };
   if (first) return first;
   const opts = await options();
   const r = await runStudy(opts);
-  assert.deepEqual(r.counts, { trained: 9, reused: 0, skipped: 0 });
+  assert.deepEqual(r.counts, { trained: UNITS(3), reused: 0, skipped: 0 });
   first = { opts, results: r.results };
   return first;
 }
@@ -82,7 +85,7 @@ test('a 3-fold study writes a valid results.json, the report and a run folder pe
   assert.equal(folds.folds, 3);
   const testSizes = folds.splits.map((s: { test: string[] }) => s.test.length);
   assert.equal(testSizes.reduce((a: number, b: number) => a + b, 0), 36);
-  for (const model of ['lesion', 'location', 'mtl', 'ensemble'] as const) {
+  for (const model of ALL) {
     assert.deepEqual(results.models[model].folds.map((f) => f!.n), testSizes, model);
     assert.equal(results.models[model].pooled!.n, 36, model);
     assert.equal(results.timing.models[model]!.length, 3);
@@ -117,17 +120,20 @@ test('a 3-fold study writes a valid results.json, the report and a run folder pe
   assert.ok((html.match(/<svg/g) ?? []).length >= 2, 'Figures 1 and 3 are inlined');
   for (const f of ['table1.md', 'figure1.svg', 'figure1.png', 'figure3.svg', 'figure3.png', 'study.json']) assert.ok((await stat(join(dir, f))).size > 0, f);
   // one progress line per model and fold, with the study's ETA
-  const unitLines = opts.lines.filter((l) => /^\[\s*\d+\/12\]/.test(l));
-  assert.equal(unitLines.length, 12);
-  assert.match(unitLines[0], /^\[ 1\/12\] lesion-only\s+fold 1\/3: trained and evaluated in [\d.]+ s; mAP-class [\d.]+, mAP-image [\d.]+ on \d+ test images \| study ETA \d+ s$/);
-  assert.match(unitLines[11], /ensemble\s+fold 3\/3: max of the lesion-only and MTL scores.*\| study done$/);
+  const unitLines = opts.lines.filter((l) => /^\[\s*\d+\/18\]/.test(l));
+  assert.equal(unitLines.length, 18);
+  assert.match(unitLines[0], /^\[ 1\/18\] lesion-only\s+fold 1\/3: trained and evaluated in [\d.]+ s; mAP-class [\d.]+, mAP-image [\d.]+ on \d+ test images \| study ETA \d+ s$/);
+  assert.match(unitLines[4], /^\[ 5\/18\] prior\s+fold 1\/3: baseline fitted in [\d.]+ s; mAP-class [\d.]+, mAP-image [\d.]+, top-1 [\d.]+, top-3 [\d.]+ on \d+ test images/);
+  assert.match(unitLines[5], /^\[ 6\/18\] linear\s+fold 1\/3: baseline fitted in [\d.]+ s; lambda [\d.e-]+ \(lesion\), [\d.e-]+ \(location\); mAP-class/);
+  assert.match(unitLines[15], /ensemble\s+fold 3\/3: max of the lesion-only and MTL scores.*\| study done$/);
+  assert.match(unitLines[17], /^\[18\/18\] linear\s+fold 3\/3: .*\| study done$/);
 });
 
 test('pooled metrics are the metrics of all folds\' held-out scores concatenated; the ensemble is the max of its members', async () => {
   const { opts, results } = await firstStudy();
   const manifest = await loadManifest(opts.manifest);
   const byImage = new Map(manifest.samples.map((s) => [s.image, s]));
-  for (const model of ['lesion', 'location', 'mtl', 'ensemble'] as const) {
+  for (const model of ALL) {
     const all = concatTables(await foldTables(opts.out, model, 3));
     assert.equal(all.images.length, 36);
     assert.equal(new Set(all.images).size, 36, 'every image is scored exactly once, by the fold that held it out');
@@ -154,15 +160,65 @@ test('pooled metrics are the metrics of all folds\' held-out scores concatenated
   assert.ok(p.ci[0] <= p.mean && p.mean <= p.ci[1]);
 });
 
+test('the baselines: prior scores are the training part\'s label frequencies; linear has its lambdas; both are in table1.md and report.html', async () => {
+  const { opts, results } = await firstStudy();
+  const manifest = await loadManifest(opts.manifest);
+  const folds = JSON.parse(await readFile(join(opts.out, 'folds.json'), 'utf8')).splits as { test: string[] }[];
+  for (let f = 0; f < 3; f++) {
+    const test = new Set(folds[f].test);
+    const train = manifest.samples.filter((s) => !test.has(s.image));
+    const prior = await readScores(join(unitDir(opts.out, 'prior', f), 'scores.csv'));
+    const withLesions = train.filter((s) => s.lesions.length > 0);
+    prior.lesionLabels.forEach((label, c) => {
+      const want = withLesions.filter((s) => s.lesions.includes(label)).length / withLesions.length;
+      for (const row of prior.lesion) assert.ok(Math.abs(row[c] - want) < 1e-15, `${label} in fold ${f}`);
+    });
+    prior.locationLabels.forEach((label, c) => {
+      const want = train.filter((s) => s.location === label).length / train.length;
+      for (const row of prior.location) assert.ok(Math.abs(row[c] - want) < 1e-15);
+    });
+    // a constant score: the AP of a label is its test positive rate
+    const ev = results.models.prior.folds[f]!;
+    for (const [label, ap] of Object.entries(ev.ap)) assert.ok(Math.abs(ap - ev.positives.lesion![label] / ev.n) < 1e-12, label);
+    const linear = unitDir(opts.out, 'linear', f);
+    const file = JSON.parse(await readFile(join(linear, 'linear.json'), 'utf8'));
+    assert.equal(file.format, 'dermtl-linear-baseline');
+    assert.equal(file.choice.rule, 'validation');
+    assert.ok(file.choice.path.length >= 3, 'the path runs at least PATIENCE + 1 lambdas');
+    assert.deepEqual(results.models.linear.choices[f], {
+      lesionLambda: file.choice.lesionLambda, locationLambda: file.choice.locationLambda, rule: 'validation', validationImages: file.choice.validationImages,
+    });
+    const metrics = JSON.parse(await readFile(join(linear, 'metrics.json'), 'utf8'));
+    assert.equal(metrics.kind, 'linear');
+    assert.equal(metrics.mapClass, results.models.linear.folds[f]!.mapClass);
+    assert.equal(JSON.parse(await readFile(join(linear, 'unit.json'), 'utf8')).model, 'linear');
+  }
+  // both heads; the comparisons against linear
+  for (const m of ['prior', 'linear'] as const) {
+    assert.equal(typeof results.models[m].pooled!.mapClass, 'number');
+    assert.ok(results.models[m].pooled!.top3! >= results.models[m].pooled!.top1!);
+  }
+  assert.deepEqual(results.comparisons.map((c) => `${c.a}-${c.b}`), ['mtl-linear', 'lesion-linear', 'location-linear']);
+  const d = results.comparisons[0].mapClass!;
+  d.differences.forEach((x, f) => assert.ok(Math.abs(x - (results.models.mtl.folds[f]!.mapClass! - results.models.linear.folds[f]!.mapClass!)) < 1e-12));
+  const md = await readFile(join(opts.out, 'table1.md'), 'utf8');
+  assert.match(md, /\| Lesion-only \| +MTL \| +Ensemble \| +Linear \| +Prior \|/);
+  assert.match(md, /Lambdas per fold \(lesion\/location\): /);
+  const html = await readFile(join(opts.out, 'report.html'), 'utf8');
+  assert.match(html, /<section id="baselines">/);
+  assert.match(html, /<td>MTL − linear<\/td>/);
+  assert.match(await readFile(join(opts.out, 'figure3.svg'), 'utf8'), />Prior</);
+});
+
 test('a re-run reuses every finished model/fold (no retraining) and gives the same numbers', async () => {
   const { opts, results } = await firstStudy();
   const model = join(unitDir(opts.out, 'mtl', 1), 'model', 'model.onnx');
   const before = await mtime(model);
   const lines: string[] = [];
   const r = await runStudy({ ...opts, log: (l) => lines.push(l) });
-  assert.deepEqual(r.counts, { trained: 0, reused: 9, skipped: 0 });
+  assert.deepEqual(r.counts, { trained: 0, reused: UNITS(3), skipped: 0 });
   assert.equal(await mtime(model), before);
-  assert.equal(lines.filter((l) => / reused \(finished earlier/.test(l)).length, 9);
+  assert.equal(lines.filter((l) => / reused \(finished earlier/.test(l)).length, UNITS(3));
   assert.doesNotMatch(lines.join('\n'), /features \(/, 'nothing to train: no feature is even looked up');
   assert.deepEqual(numbers(r.results), numbers(results));
   assert.ok(r.results.timing.totalSeconds >= results.timing.totalSeconds, 'the study\'s time adds up over its invocations');
@@ -173,10 +229,10 @@ test('a stopped study continues where it stopped: a half-trained run resumes, a 
   const opts = await options({ verbose: true });
   const ac = new AbortController();
   let units = 0;
-  // stop during the location-only training of fold 2 (the 5th unit), after its first epoch
+  // stop during the location-only training of fold 2 (the 8th unit line: 6 per fold), after its first epoch
   const log = (l: string) => {
-    if (/^\[\s*\d+\/12\]/.test(l)) units++;
-    if (units === 5 && l.startsWith('epoch 1/')) ac.abort();
+    if (/^\[\s*\d+\/18\]/.test(l)) units++;
+    if (units === 7 && l.startsWith('epoch 1/')) ac.abort();
   };
   await assert.rejects(runStudy({ ...opts, log, signal: ac.signal }), (e: unknown) => e instanceof DermtlError && e.exitCode === 130 && /was stopped; run the same command again/.test(e.message));
   const half = unitDir(opts.out, 'location', 1);
@@ -193,7 +249,8 @@ test('a stopped study continues where it stopped: a half-trained run resumes, a 
 
   const lines: string[] = [];
   const r = await runStudy({ ...opts, verbose: false, log: (l) => lines.push(l) });
-  assert.deepEqual(r.counts, { trained: 5, reused: 4, skipped: 0 });
+  // reused: fold 1's three models and two baselines, fold 2's lesion-only; the rest (the damaged unit too) is done now
+  assert.deepEqual(r.counts, { trained: 9, reused: 6, skipped: 0 });
   assert.equal(await mtime(join(unitDir(opts.out, 'mtl', 0), 'model', 'model.onnx')), kept);
   assert.equal(JSON.parse(await readFile(join(damaged, 'run.json'), 'utf8')).status, 'done');
   assert.ok(r.results.timing.totalSeconds > spentBeforeStop);
@@ -208,7 +265,7 @@ test('a stop while features are being cached ends the study with exit code 130; 
   await assert.rejects(runStudy({ ...opts, signal: ac.signal }), (e: unknown) => e instanceof DermtlError && e.exitCode === 130 && /stopped while caching features/.test(e.message));
   await assert.rejects(stat(unitDir(opts.out, 'lesion', 0)), 'nothing was trained');
   const r = await runStudy(opts);
-  assert.deepEqual(r.counts, { trained: 9, reused: 0, skipped: 0 });
+  assert.deepEqual(r.counts, { trained: UNITS(3), reused: 0, skipped: 0 });
 });
 
 test('a re-run with other settings is refused; --force discards the old study', async () => {
@@ -232,7 +289,7 @@ test('a re-run with other settings is refused; --force discards the old study', 
   const copy = await options({ out: join(await tempDir(), 'study') });
   await runStudy(copy);
   const r = await runStudy({ ...copy, folds: 2, force: true });
-  assert.deepEqual(r.counts, { trained: 6, reused: 0, skipped: 0 });
+  assert.deepEqual(r.counts, { trained: UNITS(2), reused: 0, skipped: 0 });
   assert.equal(r.results.folds, 2);
   await assert.rejects(stat(unitDir(copy.out, 'mtl', 2)), 'fold 2 of the old 3-fold study is gone');
 });
@@ -248,10 +305,16 @@ test('a model that cannot be trained in a fold is reported as skipped and the st
   const r = await runStudy(opts);
   const folds = JSON.parse(await readFile(join(opts.out, 'folds.json'), 'utf8'));
   const held = folds.splits.findIndex((s: { test: string[] }) => s.test.includes(m.samples[0].image));
-  assert.deepEqual(r.counts, { trained: 7, reused: 0, skipped: 2 });
-  assert.deepEqual(r.results.skipped.map((s) => [s.model, s.fold]), [['location', held], ['mtl', held], ['ensemble', held]]);
+  // the baselines need what MTL needs: skipped in the same fold
+  assert.deepEqual(r.counts, { trained: 11, reused: 0, skipped: 4 });
+  assert.deepEqual(r.results.skipped.map((s) => [s.model, s.fold]), [['location', held], ['mtl', held], ['ensemble', held], ['prior', held], ['linear', held]]);
   assert.match(r.results.skipped[0].reason, /fold \d's training part: task location needs at least 2 body locations among the training images, they all show "arm"/);
   assert.match(r.results.skipped[2].reason, /needs the lesion-only and MTL models/);
+  assert.match(r.results.skipped[4].reason, /they all show "arm"/);
+  assert.equal(r.results.models.linear.choices[held], null);
+  // validation.fraction 0: no validation part to choose lambda on
+  const c = r.results.models.linear.choices.find((x) => x !== null)!;
+  assert.deepEqual([c.rule, c.lesionLambda, c.reason], ['default', 0.1, 'validation.fraction is 0']);
   assert.match(opts.lines.join('\n'), /location-only fold \d\/3: SKIPPED: /);
   const results = await readResults(join(opts.out, 'results.json'));
   assert.equal(results.models.location.folds[held], null);
@@ -263,6 +326,15 @@ test('a model that cannot be trained in a fold is reported as skipped and the st
   assert.deepEqual(results.paired.mapClass!.folds, [0, 1, 2].filter((f) => f !== held));
   // the skip is not cached: a re-run reports it again and reuses the rest
   const again = await runStudy(opts);
-  assert.deepEqual(again.counts, { trained: 0, reused: 7, skipped: 2 });
+  assert.deepEqual(again.counts, { trained: 0, reused: 11, skipped: 4 });
   assert.match(await readFile(join(opts.out, 'report.html'), 'utf8'), /location-only/);
+});
+
+test('finetune mode: the baselines still use the ImageNet-trunk ten-crop features, computed once for them', async () => {
+  const opts = await options({ folds: 2, mode: 'finetune', config: tinyStudyConfig(join(await tempDir(), 'ft-cache'), { finetune: { epochs: 1 } }) });
+  const r = await runStudy(opts);
+  assert.deepEqual(r.counts, { trained: UNITS(2), reused: 0, skipped: 0 });
+  assert.equal(opts.lines.filter((l) => /^baseline features \(10 test crops per image\): 36 image\(s\) computed, 0 from the cache/.test(l)).length, 1);
+  assert.equal(typeof r.results.models.linear.pooled!.mapClass, 'number');
+  assert.equal(r.results.models.linear.choices.length, 2);
 });

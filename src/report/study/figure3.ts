@@ -3,16 +3,22 @@ import type { StudyResults } from './results.ts';
 
 /**
  * Figure 3 of Liao & Luo: body-location top-1 and top-3 accuracy of the location-only model and
- * the MTL model, as grouped bars. A bar is the mean over the folds, its whisker +-1 sample std over
- * the folds, a dot each fold's value; the number above is the mean.
+ * the MTL model, as grouped bars, next to the two baselines (linear and prior). A bar is the mean
+ * over the folds, its whisker +-1 sample std over the folds, a dot each fold's value; the number
+ * above is the mean.
  */
 
-/** Colours shared by the figure and the HTML legend (a muted blue and an orange, distinct in greyscale too). */
-export const FIGURE3_COLORS = { 'Location-only': '#8aa6c8', MTL: '#d9733b' } as const;
+/**
+ * Colours shared by the figure and the HTML legend: a muted blue and an orange for the models, a
+ * muted green and a grey for the baselines (distinct in greyscale too).
+ */
+export const FIGURE3_COLORS = { 'Location-only': '#8aa6c8', MTL: '#d9733b', Linear: '#8fb98b', Prior: '#bdbdbd' } as const;
 
 const SERIES = [
   { model: 'location', title: 'Location-only' },
   { model: 'mtl', title: 'MTL' },
+  { model: 'linear', title: 'Linear' },
+  { model: 'prior', title: 'Prior' },
 ] as const;
 const METRICS = [
   { key: 'top1', title: 'top-1' },
@@ -96,12 +102,13 @@ export function figure3Spec(r: StudyResults): TopLevelSpec | null {
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title: {
-      text: 'Body location accuracy: location-only vs. MTL',
-      subtitle: `bar: mean over ${r.folds} folds; whisker: ±1 std; dot: one fold`,
+      text: 'Body location accuracy: location-only vs. MTL, with baselines',
+      subtitle: `bar: mean over ${r.folds} folds; whisker: ±1 std; dot: one fold; linear and prior are baselines`,
       fontSize: 16, subtitleFontSize: 11, anchor: 'start', offset: 12,
     },
     data: { values: bars },
-    width: 420,
+    // 420 px held two bars per metric; four need more room
+    width: 640,
     height: 300,
     layer: [...barLayers, dotLayer],
     config: { axis: { titleFontSize: 13, labelFontSize: 12 }, view: { stroke: null } },

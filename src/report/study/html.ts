@@ -1,10 +1,12 @@
+import { DEFAULT_LAMBDA, LAMBDA_GRID, PATIENCE } from '../../eval/baselineGrid.ts';
 import { FIGURE3_COLORS } from './figure3.ts';
-import { MODEL_NAMES, type PairedResult, type StudyResults } from './results.ts';
-import { formatMeanStd, formatValue, MODEL_TITLES, table1, type Cell, type Table, type Table1 } from './table1.ts';
+import { MODEL_NAMES, type ModelName, type PairedMetric, type PairedResult, type StudyResults } from './results.ts';
+import { BASELINE_NOTES, formatMeanStd, formatValue, MODEL_TITLES, table1, type Cell, type Table, type Table1 } from './table1.ts';
 
 /**
  * report.html: one self-contained page (inline SVG figures, inline CSS, no script, no external
- * URL) with the dataset, Figure 1, Table 1, Figure 3, the paired MTL - lesion-only differences,
+ * URL) with the dataset, Figure 1, Table 1 (with the prior and linear baselines), the baselines'
+ * lambdas, Figure 3, the paired MTL - lesion-only differences and those against the linear baseline,
  * skipped models, timing and the exact command and config. Every text from the results file is
  * HTML-escaped: labels, paths and the command are user input.
  */
@@ -55,19 +57,27 @@ export function formatSeconds(s: number): string {
 /** Figures' vega text is 11-13 px against the page's 16 px body. */
 const FIGURE_SCALE = 1.2;
 
-const METRIC_TITLES = { mapClass: 'mAP-class', mapImage: 'mAP-image' } as const;
+const METRIC_TITLES: Record<PairedMetric, string> = { mapClass: 'mAP-class', mapImage: 'mAP-image', top1: 'top-1', top3: 'top-3' };
 
-/** One sentence on what a paired interval says, without claiming more than k folds allow. */
-export function pairedSentence(metric: keyof typeof METRIC_TITLES, p: PairedResult | null): string {
+/** How a model is named in a sentence ("MTL", "the lesion-only model", "the linear baseline"). */
+const SENTENCE_NAMES: Record<ModelName, string> = {
+  lesion: 'the lesion-only model', location: 'the location-only model', mtl: 'MTL', ensemble: 'the ensemble', prior: 'the prior baseline', linear: 'the linear baseline',
+};
+/** Short names for the paired table ("MTL − lesion-only"). */
+const SHORT_NAMES: Record<ModelName, string> = { lesion: 'lesion-only', location: 'location-only', mtl: 'MTL', ensemble: 'ensemble', prior: 'prior', linear: 'linear' };
+
+/** One sentence on what a paired interval of a - b says, without claiming more than k folds allow. */
+export function pairedSentence(metric: PairedMetric, p: PairedResult | null, a: ModelName = 'mtl', b: ModelName = 'lesion'): string {
   const name = METRIC_TITLES[metric];
-  if (p === null) return `${name}: not computed, fewer than 2 folds have a ${name} for both MTL and the lesion-only model.`;
+  const [an, bn] = [SENTENCE_NAMES[a], SENTENCE_NAMES[b]];
+  if (p === null) return `${name}: not computed, fewer than 2 folds have a ${name} for both ${an} and ${bn}.`;
   const [lo, hi] = p.ci;
-  const interval = `The ${Math.round(p.level * 100)}% interval for the ${name} difference, ${formatSigned(lo)} to ${formatSigned(hi)},`;
+  const interval = `The ${Math.round(p.level * 100)}% interval for the ${name} difference ${SHORT_NAMES[a]} − ${SHORT_NAMES[b]}, ${formatSigned(lo)} to ${formatSigned(hi)},`;
   if (lo <= 0 && hi >= 0) {
-    return `${interval} includes 0: over these ${p.k} folds the data are consistent with no difference between MTL and the lesion-only model.`;
+    return `${interval} includes 0: over these ${p.k} folds the data are consistent with no difference between ${an} and ${bn}.`;
   }
   const side = lo > 0 ? ['lies above 0', 'higher'] : ['lies below 0', 'lower'];
-  return `${interval} ${side[0]}: in these ${p.k} folds MTL's ${name} was ${side[1]} than the lesion-only model's by more than the fold-to-fold spread of the differences.`;
+  return `${interval} ${side[0]}: in these ${p.k} folds ${an}'s ${name} was ${side[1]} than ${bn}'s by more than the fold-to-fold spread of the differences.`;
 }
 
 export function reportHtml(r: StudyResults, figures: ReportFigures, t: Table1 = table1(r)): string {
@@ -87,12 +97,15 @@ export function reportHtml(r: StudyResults, figures: ReportFigures, t: Table1 = 
 <p class="lead">${escapeHtml(r.dataset.manifest)} · ${r.dataset.stats.images} images · ${r.folds} folds${r.createdAt ? ` · ${escapeHtml(r.createdAt)}` : ''}</p>
 <p>After Liao &amp; Luo, <i>A Deep Multi-Task Learning Approach to Skin Lesion Classification</i> (AAAI-17).
 Models: <b>lesion-only</b> (lesion head), <b>location-only</b> (body-location head), <b>MTL</b> (both heads on one trunk),
-and the <b>ensemble</b>, the per-label maximum of the lesion-only and MTL lesion scores.</p>
+and the <b>ensemble</b>, the per-label maximum of the lesion-only and MTL lesion scores. Two baselines are the floors
+they should clear: <b>linear</b>, an L2-regularised logistic regression on the ImageNet trunk's features, and <b>prior</b>,
+the training part's label frequencies (see <a href="#baselines">Baselines</a>).</p>
 </header>
 ${datasetSection(r)}
 ${figureSection('figure-1', 'Figure 1', figures.figure1, 'fig1', 'Lesion type vs. body location: the share of the images with each lesion type taken at each location.', 'No image of the manifest has a lesion label, so there is nothing to plot.')}
 ${table1Section(r, t)}
-${figureSection('figure-3', 'Figure 3', figures.figure3, 'fig3', 'Body-location top-1 and top-3 accuracy of the location-only model and MTL; whiskers are ±1 sample std over folds.', 'No model has body-location results.')}
+${baselinesSection(r)}
+${figureSection('figure-3', 'Figure 3', figures.figure3, 'fig3', 'Body-location top-1 and top-3 accuracy of the location-only model and MTL, next to the linear and prior baselines; whiskers are ±1 sample std over folds.', 'No model has body-location results.')}
 ${pairedSection(r)}
 ${skippedSection(r)}
 ${timingSection(r)}
@@ -143,10 +156,10 @@ function table1Section(r: StudyResults, t: Table1): string {
 <h2>Table 1</h2>
 <p>Lesion average precision (AP) per class, mAP-class (mean of the class APs) and mAP-image (mean over images of the AP of
 ranking that image's labels). <b>Pooled</b>: computed once over all out-of-fold scores. <b>Per fold</b>: mean ± sample std over the folds.
-Bold: best in the row.</p>
-${lesionTableHtml(t)}
+Bold: best in the row. <b>Linear</b> and <b>Prior</b> are baselines.</p>
+<div class="wide">${lesionTableHtml(t)}</div>
 <h3>Body location accuracy</h3>
-${locationTableHtml(t.location, t.k)}
+<div class="wide">${locationTableHtml(t.location, t.k)}</div>
 <ul class="notes">${t.notes.map((n) => `<li>${escapeHtml(n)}</li>`).join('\n')}</ul>
 </section>`;
 }
@@ -182,10 +195,29 @@ function locationTableHtml(table: Table, k: number): string {
   return `<table class="results">${head}<tbody>${rows.join('\n')}</tbody></table>`;
 }
 
+interface PairRow {
+  a: ModelName;
+  b: ModelName;
+  metric: PairedMetric;
+  p: PairedResult | null;
+}
+
+/** MTL − lesion-only (r.paired), then the comparisons against the linear baseline, one row per metric. */
+function pairRows(r: StudyResults): PairRow[] {
+  const rows: PairRow[] = (['mapClass', 'mapImage'] as const).map((metric) => ({ a: 'mtl', b: 'lesion', metric, p: r.paired[metric] }));
+  for (const c of r.comparisons) {
+    for (const metric of ['mapClass', 'mapImage', 'top1', 'top3'] as const) {
+      const p = c[metric];
+      if (p !== undefined) rows.push({ a: c.a, b: c.b, metric, p });
+    }
+  }
+  return rows;
+}
+
 function pairedSection(r: StudyResults): string {
   const folds = Array.from({ length: r.folds }, (_, f) => f);
-  const row = (metric: keyof typeof METRIC_TITLES) => {
-    const p = r.paired[metric];
+  const rows = pairRows(r);
+  const row = ({ a, b, metric, p }: PairRow, first: boolean) => {
     const perFold = folds.map((f) => {
       const i = p?.folds.indexOf(f) ?? -1;
       return `<td class="num">${p && i >= 0 ? formatSigned(p.differences[i]) : '–'}</td>`;
@@ -193,21 +225,40 @@ function pairedSection(r: StudyResults): string {
     const summary = p
       ? `<td class="num split"><b>${formatSigned(p.mean)}</b></td><td class="num">${formatSigned(p.ci[0])} to ${formatSigned(p.ci[1])}</td>`
       : '<td class="num split">–</td><td class="num">–</td>';
-    return `<tr><th scope="row">${METRIC_TITLES[metric]}</th>${perFold.join('')}${summary}</tr>`;
+    const pair = first ? `${SHORT_NAMES[a]} − ${SHORT_NAMES[b]}` : '';
+    return `<tr${first ? ' class="group-start"' : ''}><td>${pair}</td><th scope="row">${METRIC_TITLES[metric]}</th>${perFold.join('')}${summary}</tr>`;
   };
-  const level = Math.round((r.paired.mapClass?.level ?? r.paired.mapImage?.level ?? 0.95) * 100);
+  const body = rows.map((x, i) => row(x, i === 0 || rows[i - 1].a !== x.a || rows[i - 1].b !== x.b));
+  const level = Math.round((rows.find((x) => x.p)?.p?.level ?? 0.95) * 100);
+  const sentences = rows.filter((x) => x.a === 'mtl').map((x) => `<p>${escapeHtml(pairedSentence(x.metric, x.p, x.a, x.b))}</p>`);
   return `<section id="paired">
-<h2>MTL − lesion-only, per fold</h2>
-<p>Paired differences on the same folds (positive: MTL higher), their mean and a ${level}% t interval (df = folds − 1).</p>
-<table class="results">
-<thead><tr><th>metric</th>${folds.map((f) => `<th class="num">fold ${f}</th>`).join('')}<th class="num split">mean</th><th class="num">${level}% CI</th></tr></thead>
-<tbody>${row('mapClass')}
-${row('mapImage')}</tbody>
-</table>
-<p>${escapeHtml(pairedSentence('mapClass', r.paired.mapClass))}</p>
-<p>${escapeHtml(pairedSentence('mapImage', r.paired.mapImage))}</p>
+<h2>Paired differences, per fold</h2>
+<p>MTL − lesion-only, and each trained model − the linear baseline, on the same folds (positive: the first model higher),
+their mean and a ${level}% t interval (df = folds − 1), over the folds where both models have the metric.</p>
+<div class="wide"><table class="results">
+<thead><tr><th>difference</th><th>metric</th>${folds.map((f) => `<th class="num">fold ${f}</th>`).join('')}<th class="num split">mean</th><th class="num">${level}% CI</th></tr></thead>
+<tbody>${body.join('\n')}</tbody>
+</table></div>
+${sentences.join('\n')}
 <p class="caveat">The interval treats the folds as independent samples; they share training images, so it is, if anything, too narrow,
 and with few folds it is a rough guide rather than a test.</p>
+</section>`;
+}
+
+/** What the baselines are, and the lambdas the linear one chose in each fold. */
+function baselinesSection(r: StudyResults): string {
+  const rows = r.models.linear.choices.map((c, f) => c
+    ? `<tr><th scope="row">${f}</th><td class="num">${c.lesionLambda}</td><td class="num">${c.locationLambda}</td><td>${c.rule === 'validation' ? `validation (${c.validationImages} images)` : `default: ${escapeHtml(c.reason ?? '')}`}</td></tr>`
+    : `<tr><th scope="row">${f}</th><td class="num">–</td><td class="num">–</td><td>skipped</td></tr>`);
+  return `<section id="baselines">
+<h2>Baselines</h2>
+<p>${escapeHtml(BASELINE_NOTES.linear)} The objective per head is the mean log-loss over the training crops plus
+λ/2 ‖W‖² (bias not penalised); λ runs down ${LAMBDA_GRID.join(', ')} until neither head has improved on the validation
+groups for ${PATIENCE} steps; lesion λ maximises the validation mAP-class, location λ minimises the validation log-loss
+(a tie goes to the larger λ); the heads are then refitted on the whole training part. Without a validation part, λ = ${DEFAULT_LAMBDA}.</p>
+<p>${escapeHtml(BASELINE_NOTES.prior)}</p>
+<table class="results"><thead><tr><th>fold</th><th class="num">lesion λ</th><th class="num">location λ</th><th>chosen on</th></tr></thead>
+<tbody>${rows.join('\n')}</tbody></table>
 </section>`;
 }
 
@@ -276,6 +327,7 @@ tbody th { font-weight: 500; }
 .split { border-left: 1px solid var(--rule); }
 tr.summary th, tr.summary td { background: var(--soft); }
 tr.summary.first th, tr.summary.first td { border-top: 1.5px solid var(--ink); }
+tr.group-start td, tr.group-start th { border-top: 1.5px solid var(--rule); }
 table.results tbody tr:last-child { border-bottom: 1.5px solid var(--ink); }
 .side-by-side { display: flex; flex-wrap: wrap; gap: 12px 48px; align-items: flex-start; }
 .counts { font-size: 13px; }
@@ -288,6 +340,7 @@ figure { margin: 12px 0; }
 figcaption { color: var(--muted); font-size: 14px; margin-top: 6px; max-width: 78ch; }
 ul.notes { color: var(--muted); font-size: 14px; padding-left: 20px; max-width: 90ch; }
 .caveat { color: var(--muted); font-size: 14px; }
+.wide { overflow-x: auto; }
 .missing { color: var(--muted); font-style: italic; }
 table.kv th { color: var(--muted); font-weight: 500; white-space: nowrap; padding-left: 0; }
 table.kv td { word-break: break-all; }

@@ -14,11 +14,17 @@ import { DermtlError, errorList } from '../../util/errors.ts';
  * summaries with `modelResult` and `pairedResults` rather than by hand.
  */
 
-export const RESULTS_VERSION = 1;
+/** 2: the baselines `prior` and `linear` in `models`, `comparisons` (version 1 had neither). */
+export const RESULTS_VERSION = 2;
 
-/** lesion = lesion-only, location = location-only, mtl = multi-task, ensemble = per-label max of lesion and mtl. */
-export const MODEL_NAMES = ['lesion', 'location', 'mtl', 'ensemble'] as const;
+/**
+ * lesion = lesion-only, location = location-only, mtl = multi-task, ensemble = per-label max of lesion and mtl;
+ * the baselines: prior = the training part's label frequencies, linear = L2 logistic regression on the ImageNet
+ * trunk's ten-crop features (src/eval/baselines.ts).
+ */
+export const MODEL_NAMES = ['lesion', 'location', 'mtl', 'ensemble', 'prior', 'linear'] as const;
 export type ModelName = (typeof MODEL_NAMES)[number];
+export const BASELINE_NAMES = ['prior', 'linear'] as const satisfies readonly ModelName[];
 
 /** Which heads each model is evaluated on. */
 export const MODEL_HEADS: Record<ModelName, { lesion: boolean; location: boolean }> = {
@@ -26,7 +32,17 @@ export const MODEL_HEADS: Record<ModelName, { lesion: boolean; location: boolean
   location: { lesion: false, location: true },
   mtl: { lesion: true, location: true },
   ensemble: { lesion: true, location: false },
+  prior: { lesion: true, location: true },
+  linear: { lesion: true, location: true },
 };
+
+/** The paired comparisons against the linear baseline, and the metrics each is made on (both models have them). */
+export const COMPARISONS = [
+  { a: 'mtl', b: 'linear', metrics: ['mapClass', 'mapImage', 'top1'] },
+  { a: 'lesion', b: 'linear', metrics: ['mapClass', 'mapImage'] },
+  { a: 'location', b: 'linear', metrics: ['top1'] },
+] as const satisfies readonly { a: ModelName; b: ModelName; metrics: readonly PairedMetric[] }[];
+export type PairedMetric = 'mapClass' | 'mapImage' | 'top1' | 'top3';
 
 const count = z.number().int().nonnegative();
 /** AP and accuracies are fractions. */
@@ -91,6 +107,26 @@ const PairedSchema = z.object({
   ci: z.tuple([z.number(), z.number()]),
 });
 
+/** One paired comparison a - b, per metric; a metric's value is null where fewer than 2 folds have both. */
+const ComparisonSchema = z.object({
+  a: z.enum(MODEL_NAMES),
+  b: z.enum(MODEL_NAMES),
+  mapClass: PairedSchema.nullable().optional(),
+  mapImage: PairedSchema.nullable().optional(),
+  top1: PairedSchema.nullable().optional(),
+  top3: PairedSchema.nullable().optional(),
+});
+
+/** The lambdas the linear baseline chose in one fold (the whole path is in its unit folder's linear.json). */
+const LinearChoiceSchema = z.object({
+  lesionLambda: z.number().nonnegative(),
+  locationLambda: z.number().nonnegative(),
+  /** 'validation': chosen on the training part's validation groups; 'default': no validation part (see reason). */
+  rule: z.enum(['validation', 'default']),
+  reason: z.string().optional(),
+  validationImages: count,
+});
+
 const LabelCountSchema = z.object({ label: z.string(), count });
 
 export const ResultsSchema = z.object({
@@ -133,9 +169,15 @@ export const ResultsSchema = z.object({
     location: modelSchema(LocationEvalSchema),
     mtl: modelSchema(MtlEvalSchema),
     ensemble: modelSchema(LesionEvalSchema),
+    /** Baseline: every test image scored with the training part's label frequencies. */
+    prior: modelSchema(MtlEvalSchema),
+    /** Baseline: L2 logistic regression on the ImageNet trunk's ten-crop features; choices[f] = fold f's lambdas. */
+    linear: modelSchema(MtlEvalSchema).extend({ choices: z.array(LinearChoiceSchema.nullable()) }),
   }),
   /** MTL - lesion-only per fold, with a t confidence interval; null with fewer than 2 folds having both. */
   paired: z.object({ mapClass: PairedSchema.nullable(), mapImage: PairedSchema.nullable() }),
+  /** Further paired differences a - b (COMPARISONS: each trained model against the linear baseline). */
+  comparisons: z.array(ComparisonSchema),
   timing: z.object({
     /** Wall-clock seconds of the whole study. */
     totalSeconds: z.number().nonnegative(),
@@ -155,6 +197,8 @@ export type Eval = LesionEval | LocationEval | MtlEval;
 export type MetricValues = z.infer<typeof MetricValuesSchema>;
 export type ModelResult = StudyResults['models'][ModelName];
 export type PairedResult = z.infer<typeof PairedSchema>;
+export type Comparison = z.infer<typeof ComparisonSchema>;
+export type LinearChoiceSummary = z.infer<typeof LinearChoiceSchema>;
 export type SkippedModel = StudyResults['skipped'][number];
 
 /**
@@ -170,7 +214,7 @@ export function validateResults(raw: unknown, source = 'results.json'): StudyRes
   if (version === undefined) throw new DermtlError(`${source}: not a dermtl study results file (it has no "version")`);
   if (version !== RESULTS_VERSION) {
     throw new DermtlError(
-      `${source}: results version ${JSON.stringify(version)} is not supported; this dermtl reads version ${RESULTS_VERSION} (re-run the study, or use the dermtl that wrote it)`,
+      `${source}: results version ${JSON.stringify(version)} is not supported; this dermtl reads version ${RESULTS_VERSION} (re-run the study with the same command: finished models are reused; or use the dermtl that wrote it)`,
     );
   }
   const parsed = ResultsSchema.safeParse(raw);
@@ -221,6 +265,11 @@ function consistencyProblems(r: StudyResults): string[] {
       }
     }
   }
+  const choices = r.models.linear.choices;
+  if (choices.length !== k) problems.push(`models.linear.choices: ${choices.length} entries for ${k} folds`);
+  choices.forEach((c, f) => {
+    if ((c === null) !== (r.models.linear.folds[f] === null)) problems.push(`models.linear.choices.${f}: ${c === null ? 'null for a fold with results' : 'present for a skipped fold'}`);
+  });
   for (const [name, secs] of Object.entries(r.timing.models)) {
     if (secs && secs.length !== k) problems.push(`timing.models.${name}: ${secs.length} entries for ${k} folds`);
   }
@@ -228,7 +277,7 @@ function consistencyProblems(r: StudyResults): string[] {
 }
 
 /** The value of one scalar metric in an evaluation, or undefined where it has none. */
-function scalar(ev: Eval | null, key: 'mapClass' | 'mapImage' | 'top1' | 'top3'): number | undefined {
+function scalar(ev: Eval | null, key: PairedMetric): number | undefined {
   const v = (ev as Record<string, unknown> | null)?.[key];
   return typeof v === 'number' ? v : undefined;
 }
@@ -265,24 +314,31 @@ function describe(values: (number | undefined)[]): { n: number; mean?: number; s
   return summarize(xs);
 }
 
+/** a - b per fold in one metric, over the folds where both have it, with a t interval; null below 2 such folds. */
+export function pairedMetric(a: { folds: (Eval | null)[] }, b: { folds: (Eval | null)[] }, key: PairedMetric, level = 0.95): PairedResult | null {
+  const folds: number[] = [];
+  const x: number[] = [];
+  const y: number[] = [];
+  a.folds.forEach((ev, f) => {
+    const u = scalar(ev, key);
+    const v = scalar(b.folds[f] ?? null, key);
+    if (u === undefined || v === undefined) return;
+    folds.push(f);
+    x.push(u);
+    y.push(v);
+  });
+  return folds.length < 2 ? null : { folds, ...pairedDifference(x, y, level) };
+}
+
 /**
  * MTL - lesion-only per fold in mapClass and mapImage, over the folds where both have the metric,
  * with a 95% t interval; null where fewer than 2 folds qualify.
  */
 export function pairedResults(mtl: { folds: (Eval | null)[] }, lesion: { folds: (Eval | null)[] }, level = 0.95): StudyResults['paired'] {
-  const one = (key: 'mapClass' | 'mapImage'): PairedResult | null => {
-    const folds: number[] = [];
-    const a: number[] = [];
-    const b: number[] = [];
-    mtl.folds.forEach((ev, f) => {
-      const x = scalar(ev, key);
-      const y = scalar(lesion.folds[f] ?? null, key);
-      if (x === undefined || y === undefined) return;
-      folds.push(f);
-      a.push(x);
-      b.push(y);
-    });
-    return folds.length < 2 ? null : { folds, ...pairedDifference(a, b, level) };
-  };
-  return { mapClass: one('mapClass'), mapImage: one('mapImage') };
+  return { mapClass: pairedMetric(mtl, lesion, 'mapClass', level), mapImage: pairedMetric(mtl, lesion, 'mapImage', level) };
+}
+
+/** The COMPARISONS of a study's models (every model's `folds`). */
+export function comparisonResults(models: Record<ModelName, { folds: (Eval | null)[] }>, level = 0.95): Comparison[] {
+  return COMPARISONS.map((c) => ({ a: c.a, b: c.b, ...Object.fromEntries(c.metrics.map((m) => [m, pairedMetric(models[c.a], models[c.b], m, level)])) }));
 }

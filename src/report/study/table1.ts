@@ -3,7 +3,8 @@ import { type LesionEval, type MetricValues, type ModelName, type StudyResults }
 /**
  * Table 1 of Liao & Luo for a study: lesion AP per class, mAP-class and mAP-image of the
  * lesion-only model, the MTL model and their max-ensemble; plus the location table (top-1, top-3 of
- * location-only vs MTL). One data model (`table1`) feeds the Markdown, plain-text and HTML forms.
+ * location-only vs MTL). Both tables end with the two baselines, linear and prior (src/eval/baselines.ts).
+ * One data model (`table1`) feeds the Markdown, plain-text and HTML forms.
  */
 
 /** Decimals shown for AP and accuracy; "best in row" is decided on the shown value, so shown ties are all bold. */
@@ -18,13 +19,25 @@ export const LESION_COLUMNS: Column[] = [
   { model: 'lesion', title: 'Lesion-only' },
   { model: 'mtl', title: 'MTL' },
   { model: 'ensemble', title: 'Ensemble' },
+  { model: 'linear', title: 'Linear' },
+  { model: 'prior', title: 'Prior' },
 ];
 export const LOCATION_COLUMNS: Column[] = [
   { model: 'location', title: 'Location-only' },
   { model: 'mtl', title: 'MTL' },
+  { model: 'linear', title: 'Linear' },
+  { model: 'prior', title: 'Prior' },
 ];
 
-export const MODEL_TITLES: Record<ModelName, string> = { lesion: 'lesion-only', location: 'location-only', mtl: 'MTL', ensemble: 'ensemble' };
+export const MODEL_TITLES: Record<ModelName, string> = {
+  lesion: 'lesion-only', location: 'location-only', mtl: 'MTL', ensemble: 'ensemble', prior: 'prior (baseline)', linear: 'linear (baseline)',
+};
+
+/** What the baselines are, in one sentence each (table notes and the report). */
+export const BASELINE_NOTES = {
+  prior: 'Prior (baseline): every test image gets the training part\'s label frequencies (share of the training images with lesion labels that carry each label; share of each location), so its AP is the test positive rate of the label and its top-1 the test share of the training part\'s commonest location.',
+  linear: 'Linear (baseline): L2-regularised logistic regression (one-vs-rest per lesion label, softmax over locations) on the ImageNet trunk\'s pooled features of the ten test crops, trained on all ten crops of each training image and standardised with the training part\'s statistics, a test image scored by the mean of its crops\' probabilities; lambda chosen per head on the training part\'s validation groups.',
+} as const;
 
 export interface Cell {
   /** Out-of-fold pooled value; null where undefined (no positive image, or model skipped throughout). */
@@ -132,8 +145,14 @@ function notes(r: StudyResults, rows: Row[]): string[] {
   if (undefinedAp.length) out.push(`n/a: no positive test image, so AP is undefined and the label is not averaged: ${undefinedAp.join(', ')}.`);
   const partial = rows.filter((row) => row.cells.some((c) => c.n > 0 && c.n < r.folds)).map((row) => row.label);
   if (partial.length) out.push(`Some folds have no positive test image of ${partial.join(', ')}; their per-fold means are over fewer folds.`);
-  for (const s of r.skipped) out.push(`${MODEL_TITLES[s.model]} was not trained in fold ${s.fold}: ${s.reason}.`);
+  out.push(BASELINE_NOTES.linear + ` Lambdas per fold (lesion/location): ${lambdaText(r)}.`, BASELINE_NOTES.prior);
+  for (const s of r.skipped) out.push(`${MODEL_TITLES[s.model]} was not ${s.model === 'prior' || s.model === 'linear' ? 'fitted' : 'trained'} in fold ${s.fold}: ${s.reason}.`);
   return out;
+}
+
+/** "0.1/0.3, 1/0.3, -, ..." : the linear baseline's chosen lambdas, fold by fold. */
+export function lambdaText(r: StudyResults): string {
+  return r.models.linear.choices.map((c) => (c ? `${c.lesionLambda}/${c.locationLambda}` : '–')).join(', ');
 }
 
 // ---------------------------------------------------------------------------------------------

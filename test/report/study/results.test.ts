@@ -30,8 +30,9 @@ test('the synthetic study validates and keeps its values', () => {
 });
 
 test('a file of another version, or no results file at all, gets its own message', () => {
-  rejects({ ...raw(), version: 2 }, /results version 2 is not supported; this dermtl reads version 1/);
-  rejects({ ...raw(), version: '1' }, /results version "1" is not supported/);
+  // version 1 (before the baselines): the message says a re-run reuses the finished models
+  rejects({ ...raw(), version: 1 }, /results version 1 is not supported; this dermtl reads version 2 \(re-run the study with the same command: finished models are reused/);
+  rejects({ ...raw(), version: '2' }, /results version "2" is not supported/);
   const { version: _, ...noVersion } = raw();
   rejects(noVersion, /not a dermtl study results file \(it has no "version"\)/);
   rejects([1, 2], /not a dermtl study results file \(expected a JSON object\)/);
@@ -74,6 +75,37 @@ test('cross-field checks: fold counts, null folds vs skipped, AP labels', () => 
   const f = raw();
   f.timing.models.mtl = [1, 2];
   rejects(f, /timing\.models\.mtl: 2 entries for 3 folds/);
+  // the linear baseline's lambdas: one entry per fold, null exactly where it was skipped
+  const g = raw();
+  g.models.linear.choices.pop();
+  rejects(g, /models\.linear\.choices: 2 entries for 3 folds/);
+  const h = raw();
+  h.models.linear.choices[1] = null;
+  rejects(h, /models\.linear\.choices\.1: null for a fold with results/);
+});
+
+test('the baselines are models with both heads; the comparisons pair each trained model with the linear baseline', () => {
+  const r = validateResults(raw());
+  assert.deepEqual(Object.keys(r.models), ['lesion', 'location', 'mtl', 'ensemble', 'prior', 'linear']);
+  for (const m of [r.models.prior, r.models.linear]) {
+    assert.equal(typeof m.pooled!.mapClass, 'number');
+    assert.equal(typeof m.pooled!.top1, 'number');
+  }
+  assert.deepEqual(r.models.linear.choices.map((c) => c?.lesionLambda), [0.3, 0.1, 0.1]);
+  assert.deepEqual(r.comparisons.map((c) => [c.a, c.b, Object.keys(c).filter((k) => k !== 'a' && k !== 'b')]), [
+    ['mtl', 'linear', ['mapClass', 'mapImage', 'top1']], ['lesion', 'linear', ['mapClass', 'mapImage']], ['location', 'linear', ['top1']],
+  ]);
+  // MTL - linear mAP-class per fold: (MTL AP shift 0.02 + MTL_AP) - (-0.03): 0.06, 0.025, 0.05
+  const d = r.comparisons[0].mapClass!;
+  assert.deepEqual(d.differences.map((x) => Number(x.toFixed(6))), [0.06, 0.025, 0.05]);
+  // location-only has no fold 2: top-1 pairs over folds 0 and 1 (0.51 - 0.44, 0.485 - 0.465)
+  const loc = r.comparisons[2].top1!;
+  assert.deepEqual(loc.folds, [0, 1]);
+  assert.deepEqual(loc.differences.map((x) => Number(x.toFixed(6))), [0.07, 0.02]);
+  // a baseline's lesion head cannot be missing
+  const a = raw();
+  delete a.models.prior.folds[0].mapClass;
+  rejects(a, /models\.prior\.folds\.0\.mapClass/);
 });
 
 test('modelResult: mean, sample std and fold count per metric, over the folds that define it', () => {
