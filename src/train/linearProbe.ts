@@ -96,7 +96,10 @@ export interface ProbeFit {
 export interface FitOptions {
   /** Warm start (e.g. the solution at the previous lambda of a path). */
   init?: LinearHeads;
-  /** Stop a problem when max |gradient| <= tolerance (default 1e-5; the loss is a mean, the features standardised). */
+  /**
+   * Stop a problem when max |gradient| <= tolerance (the loss is a mean, the features standardised). Default 3e-5:
+   * on derm7pt, 1e-5 costs ~40% more iterations and moves a fold's test mAP-class by ~1e-4.
+   */
   tolerance?: number;
   maxIterations?: number;
   /** L-BFGS memory (default 10). */
@@ -108,7 +111,7 @@ export interface FitOptions {
   preconditioner?: Preconditioner | null;
 }
 
-const DEFAULTS = { tolerance: 1e-5, maxIterations: 1000, memory: 10 };
+const DEFAULTS = { tolerance: 3e-5, maxIterations: 1000, memory: 10 };
 /**
  * Fits both heads on standardised features `x` (rows aligned with `targets`) with the given lambdas. Problems
  * that need no optimisation (see LinearHeads) are set directly; the rest run in lockstep until each meets the
