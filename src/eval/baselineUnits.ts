@@ -121,7 +121,7 @@ async function write(ctx: BaselineContext, model: BaselineName, f: number, table
   await writeScores(join(dir, 'scores.csv'), table);
   const method = model === 'prior'
     ? 'training-part label frequencies'
-    : 'L2 logistic regression on the ImageNet trunk\'s ten-crop features (lesion one-vs-rest, location softmax)';
+    : 'L2 logistic regression on the ten-crop features of the trunk as initialised (lesion one-vs-rest, location softmax)';
   const json = (x: unknown) => `${JSON.stringify(x, null, 2)}\n`;
   await writeFileAtomic(join(dir, 'metrics.json'), json({ kind: model, method, fold: f, tta: ctx.tta, ...(choice ? { lambdas: summary(choice) } : {}), ...evaluationJson(ev) }));
   if (choice) await writeFileAtomic(join(dir, LINEAR_FILE), json({ format: LINEAR_FORMAT, version: LINEAR_VERSION, fold: f, tta: ctx.tta, choice }));

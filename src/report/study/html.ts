@@ -98,7 +98,7 @@ export function reportHtml(r: StudyResults, figures: ReportFigures, t: Table1 = 
 <p>After Liao &amp; Luo, <i>A Deep Multi-Task Learning Approach to Skin Lesion Classification</i> (AAAI-17).
 Models: <b>lesion-only</b> (lesion head), <b>location-only</b> (body-location head), <b>MTL</b> (both heads on one trunk),
 and the <b>ensemble</b>, the per-label maximum of the lesion-only and MTL lesion scores. Two baselines are the floors
-they should clear: <b>linear</b>, an L2-regularised logistic regression on the ImageNet trunk's features, and <b>prior</b>,
+they should clear: <b>linear</b>, an L2-regularised logistic regression on the (not fine-tuned) trunk's features, and <b>prior</b>,
 the training part's label frequencies (see <a href="#baselines">Baselines</a>).</p>
 </header>
 ${datasetSection(r)}
@@ -248,7 +248,7 @@ and with few folds it is a rough guide rather than a test.</p>
 /** What the baselines are, and the lambdas the linear one chose in each fold. */
 function baselinesSection(r: StudyResults): string {
   const rows = r.models.linear.choices.map((c, f) => c
-    ? `<tr><th scope="row">${f}</th><td class="num">${c.lesionLambda}</td><td class="num">${c.locationLambda}</td><td>${c.rule === 'validation' ? `validation (${c.validationImages} images)` : `default: ${escapeHtml(c.reason ?? '')}`}</td></tr>`
+    ? `<tr><th scope="row">${f}</th><td class="num">${c.lesionLambda}</td><td class="num">${c.locationLambda}</td><td>${c.rule === 'validation' ? `validation (${c.validationImages} image${c.validationImages === 1 ? '' : 's'})` : `default: ${escapeHtml(c.reason ?? '')}`}</td></tr>`
     : `<tr><th scope="row">${f}</th><td class="num">–</td><td class="num">–</td><td>skipped</td></tr>`);
   return `<section id="baselines">
 <h2>Baselines</h2>

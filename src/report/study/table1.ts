@@ -36,7 +36,7 @@ export const MODEL_TITLES: Record<ModelName, string> = {
 /** What the baselines are, in one sentence each (table notes and the report). */
 export const BASELINE_NOTES = {
   prior: 'Prior (baseline): every test image gets the training part\'s label frequencies (share of the training images with lesion labels that carry each label; share of each location), so its AP is the test positive rate of the label and its top-1 the test share of the training part\'s commonest location.',
-  linear: 'Linear (baseline): L2-regularised logistic regression (one-vs-rest per lesion label, softmax over locations) on the ImageNet trunk\'s pooled features of the ten test crops, trained on all ten crops of each training image and standardised with the training part\'s statistics, a test image scored by the mean of its crops\' probabilities; lambda chosen per head on the training part\'s validation groups.',
+  linear: 'Linear (baseline): L2-regularised logistic regression (one-vs-rest per lesion label, softmax over locations) on the pooled features of the ten test crops from the study\'s trunk as initialised (the ImageNet ResNet-50 unless the config names another; never a fine-tuned one), trained on all ten crops of each training image and standardised with the training part\'s statistics, a test image scored by the mean of its crops\' probabilities; lambda chosen per head on the training part\'s validation groups.',
 } as const;
 
 export interface Cell {
