@@ -330,7 +330,7 @@ test('a model that cannot be trained in a fold is reported as skipped and the st
   assert.match(await readFile(join(opts.out, 'report.html'), 'utf8'), /location-only/);
 });
 
-test('finetune mode: the baselines still use the ImageNet-trunk ten-crop features, computed once for them', async () => {
+test('finetune mode: the baselines still use the ten-crop features of the trunk as initialised, computed once for them', async () => {
   const opts = await options({ folds: 2, mode: 'finetune', config: tinyStudyConfig(join(await tempDir(), 'ft-cache'), { finetune: { epochs: 1 } }) });
   const r = await runStudy(opts);
   assert.deepEqual(r.counts, { trained: UNITS(2), reused: 0, skipped: 0 });
