@@ -11,6 +11,7 @@ import { buildBackboneGraph } from './backbone.ts';
 import { CENTER_VIEW, FeatureCache, defaultFeatureDir, type ViewFeatures, type ViewSet } from './features.ts';
 import { ValidationAccumulator, openEvalSession, paramFeeds, type TrainBatch } from './epochs.ts';
 import { dropoutMasks, encodeTargets, labelFeeds, noDropout, stepsPerEpoch } from './targets.ts';
+import { featureStats, foldStandardization, standardizeInPlace, type FeatureStats } from './standardize.ts';
 import { Trainer } from './step.ts';
 import type { ModeResult, TrainContext } from './trainTask.ts';
 import { lossWeightsOf, multipliersOf, runTaskEpochs } from './trainTask.ts';
@@ -74,6 +75,8 @@ export async function trainFrozen(ctx: TrainContext): Promise<ModeResult> {
   ctx.log(`features: ${cache.stats.hits} image(s) from the cache, ${cache.stats.misses} computed (${featureSeconds.toFixed(1)} s, ${cache.backboneId})`);
 
   const dim = trainF.dim;
+  const stats = c.frozen.standardize ? trainingStats(trainF) : null;
+  const prepare = (x: Float32Array) => (stats ? standardizeInPlace(x, stats) : x);
   const net = buildFeaturesNetwork(ctx.spec, dim, B, 'train', { taskWeights: c.taskWeights });
   const lossNames = net.losses.map((l) => l.tensor.name);
   const trainer = await Trainer.create({
@@ -106,7 +109,7 @@ export async function trainFrozen(ctx: TrainContext): Promise<ModeResult> {
       const at = (i * trainF.views + view) * dim;
       features.set(trainF.data.subarray(at, at + dim), b * dim);
     });
-    return { feeds: { [FEATURES_INPUT]: features, ...labelFeeds(targets, ctx.labels, rows, B), ...dropoutMasks(masks, c.seed, epoch, pos) }, rows: rows.length };
+    return { feeds: { [FEATURES_INPUT]: prepare(features), ...labelFeeds(targets, ctx.labels, rows, B), ...dropoutMasks(masks, c.seed, epoch, pos) }, rows: rows.length };
   };
 
   const validate = valF && evalSession ? async () => {
@@ -120,7 +123,7 @@ export async function trainFrozen(ctx: TrainContext): Promise<ModeResult> {
         const at = (i * valF.views + CENTER_VIEW) * dim;
         features.set(valF.data.subarray(at, at + dim), b * dim);
       });
-      const out = await evalSession.run({ ...params, [FEATURES_INPUT]: features, ...labelFeeds(vt, ctx.labels, rows, B), ...noDropout(masks) });
+      const out = await evalSession.run({ ...params, [FEATURES_INPUT]: prepare(features), ...labelFeeds(vt, ctx.labels, rows, B), ...noDropout(masks) });
       acc.add(out, rows.length);
     }
     return acc.result(ctx.validation);
@@ -129,15 +132,24 @@ export async function trainFrozen(ctx: TrainContext): Promise<ModeResult> {
   const t1 = performance.now();
   try {
     const r = await runTaskEpochs(ctx, { trainer, epochs: c.frozen.epochs, stepsPerEpoch: spe, losses: net.losses, batch, validate });
-    const heads = new Map([...trainer.params].map(([k, v]) => [k, v.slice()]));
+    const kept = r.selected?.params ?? trainer.params;
+    const heads = stats ? foldStandardization(kept, stats) : new Map([...kept].map(([k, v]) => [k, v.slice()]));
     const params = r.stopped ? heads : new Map([...buildBackboneGraph({ trunk: c.trunk, imageSize: c.image.size, seed: c.seed }, await ctx.trunkWeights()).params, ...heads]);
     return {
       params, history: r.history, stopped: r.stopped, step: r.step, resumedFrom: r.resumedFrom,
       timings: { features_s: featureSeconds, train_s: (performance.now() - t1) / 1000 },
-      backbone: { id: cache.backboneId, views: trainF.views, dim },
+      backbone: { id: cache.backboneId, views: trainF.views, dim }, selected: r.selected ?? null,
     };
   } finally {
     await trainer.release();
     await evalSession?.release();
   }
+}
+
+/** Standardisation statistics over every cached view of every training image. */
+function trainingStats(f: ViewFeatures): FeatureStats {
+  const rows = function* () {
+    for (let at = 0; at < f.data.length; at += f.dim) yield f.data.subarray(at, at + f.dim);
+  };
+  return featureStats(rows(), f.dim);
 }
