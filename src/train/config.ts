@@ -61,6 +61,15 @@ export const TrainConfigSchema = z.strictObject({
   }).prefault({}),
   /** Held-out validation part of the training images: this fraction of their GROUPS (seeded); 0 = none (no plateau drops). */
   validation: z.strictObject({ fraction: fraction.default(0.1) }).prefault({}),
+  /**
+   * Model selection on the validation part (both modes): 'best' keeps the params of the epoch with the best
+   * validation score, 'last' those of the last epoch. metric 'auto': lesion -> validation mAP-class, location ->
+   * validation loss (top-1 on a small part ties too often to choose by), mtl -> the mean of mAP-class and top-1.
+   */
+  selection: z.strictObject({
+    epoch: z.enum(['best', 'last']).default('best'),
+    metric: z.enum(['auto', 'loss', 'mapClass', 'top1', 'mean']).default('auto'),
+  }).prefault({}),
   /** Weights of the two losses in the MTL objective. */
   taskWeights: z.strictObject({ lesion: z.number().min(0).default(1), location: z.number().min(0).default(1) }).prefault({}),
   frozen: z.strictObject({
@@ -74,6 +83,11 @@ export const TrainConfigSchema = z.strictObject({
     viewSeed: z.number().int().default(0),
     shared: SharedSchema.default({ hidden: 512, dropout: 0.5 }),
     featureDropout: fraction.default(0),
+    /**
+     * Standardise the features with the training part's per-dimension mean and std before the heads (folded into
+     * the first head layer of the saved model, which still takes raw features).
+     */
+    standardize: z.boolean().default(true),
     /** Views per trunk run when caching features. */
     featureBatch: int(1).default(10),
   }).prefault({}),
@@ -172,6 +186,13 @@ function describeIssue(i: z.core.$ZodIssue): string[] {
 export function headsOptions(c: TrainConfig): { shared: { hidden: number; dropout: number } | null; featureDropout: number } {
   const m = c.mode === 'frozen' ? c.frozen : c.finetune;
   return { shared: m.shared, featureDropout: m.featureDropout };
+}
+
+/** The validation score that selects the epoch (see `selection`). */
+export function selectionMetric(c: TrainConfig): 'loss' | 'mapClass' | 'top1' | 'mean' {
+  const m = c.selection.metric;
+  if (m !== 'auto') return m;
+  return c.task === 'lesion' ? 'mapClass' : c.task === 'location' ? 'loss' : 'mean';
 }
 
 export function epochsOf(c: TrainConfig): number {

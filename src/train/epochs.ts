@@ -13,6 +13,8 @@ import { DermtlError } from '../util/errors.ts';
 import { findCheckpoint } from './checkpoint.ts';
 import { runTraining } from './loop.ts';
 import { writeJson, type EpochRecord, type RunLabels } from './run.ts';
+import { encodeTensors, readTensorFile } from './tensorFile.ts';
+import { writeFileAtomic } from '../util/atomic.ts';
 import type { Feeds, StepResult, Trainer } from './step.ts';
 
 /** A training batch: its feeds and how many real (not padding) samples it holds. */
@@ -37,6 +39,11 @@ export interface EpochLoopOptions {
   batch: (index: number) => Promise<TrainBatch>;
   /** Validation after every epoch (absent: no validation, no plateau). */
   validate?: () => Promise<ValidationResult>;
+  /**
+   * Model selection on the validation part: after every validation whose score beats the best so far, the params
+   * are written to this file (so a resumed run keeps them), and the result carries the best epoch's params.
+   */
+  select?: { score: (v: ValidationResult) => number; file: string };
   checkpointRoot: string;
   checkpointEveryEpochs: number;
   keep: number;
@@ -49,6 +56,8 @@ export interface EpochLoopOptions {
 
 interface Progress {
   history: EpochRecord[];
+  /** The best validated epoch so far (model selection), with its score. */
+  best?: { epoch: number; score: number } | null;
   /** Sums over the current epoch so far: loss x real samples, and the real samples. */
   acc: { sums: Record<string, number>; images: number };
 }
@@ -58,6 +67,8 @@ export interface EpochLoopResult {
   stopped: boolean;
   step: number;
   resumedFrom?: number;
+  /** With `select`: the chosen epoch, its score and its params (null: no epoch was validated). */
+  selected?: { epoch: number; score: number; params: Map<string, Float32Array> } | null;
 }
 
 export async function runEpochs(o: EpochLoopOptions): Promise<EpochLoopResult> {
@@ -97,6 +108,7 @@ export async function runEpochs(o: EpochLoopOptions): Promise<EpochLoopResult> {
       every: spe,
       loss: async () => {
         validation = await o.validate!();
+        if (o.select) await selectEpoch(o.select, state, validation, o.trainer, state.history.length + 1);
         return validation.losses.total;
       },
     } : undefined,
@@ -114,7 +126,35 @@ export async function runEpochs(o: EpochLoopOptions): Promise<EpochLoopResult> {
   await writes;
   if (writeError) throw writeError;
   await writeJson(o.historyFile, state.history);
-  return { history: state.history, stopped: result.stopped, step: result.step, resumedFrom: result.resumedFrom };
+  const selected = o.select && !result.stopped ? await readSelected(o.select.file, state.best ?? null) : undefined;
+  return { history: state.history, stopped: result.stopped, step: result.step, resumedFrom: result.resumedFrom, selected };
+}
+
+/** Keeps the params of a validated epoch whose score beats the best so far (ties keep the earlier epoch). */
+async function selectEpoch(select: NonNullable<EpochLoopOptions['select']>, state: Progress, v: ValidationResult, trainer: Trainer, epoch: number): Promise<void> {
+  const score = select.score(v);
+  if (!Number.isFinite(score) || (state.best && score <= state.best.score)) return;
+  const tensors = [...trainer.params].map(([name, data]) => ({ name, shape: [data.length], data }));
+  await writeFileAtomic(select.file, encodeTensors(tensors, { epoch, score }));
+  state.best = { epoch, score };
+}
+
+async function readSelected(file: string, best: { epoch: number; score: number } | null): Promise<EpochLoopResult['selected']> {
+  if (!best) return null;
+  const { tensors, meta } = await readTensorFile(file);
+  const m = meta as { epoch?: number } | null;
+  if (m?.epoch !== best.epoch) throw new DermtlError(`${file} holds epoch ${m?.epoch} but the run's progress says the best epoch is ${best.epoch}; delete the run folder and train again`);
+  return { ...best, params: new Map(tensors.map((t) => [t.name, t.data])) };
+}
+
+/** The selection score of a task's validation result (higher is better): what `selection.metric` names. */
+export function selectionScore(metric: 'loss' | 'mapClass' | 'top1' | 'mean', v: ValidationResult): number {
+  const m = v.metrics;
+  const loss = -v.losses.total;
+  if (metric === 'loss') return loss;
+  if (metric === 'mapClass') return m.mapClass ?? Number.NaN;
+  if (metric === 'top1') return m.top1 ?? Number.NaN;
+  return m.mapClass !== null && m.top1 !== null ? (m.mapClass + m.top1) / 2 : (m.mapClass ?? m.top1 ?? Number.NaN);
 }
 
 function withTotal(losses: Record<string, number>, weights: Record<string, number>): Record<string, number> {

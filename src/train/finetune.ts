@@ -84,7 +84,7 @@ export async function trainFinetune(ctx: TrainContext): Promise<ModeResult> {
   try {
     const r = await runTaskEpochs(ctx, { trainer, epochs: c.finetune.epochs, stepsPerEpoch: spe, losses: net.losses, batch, validate });
     return {
-      params: collectParams(net.graph, trainer.params), history: r.history, stopped: r.stopped, step: r.step, resumedFrom: r.resumedFrom,
+      params: collectParams(net.graph, r.selected?.params ?? trainer.params), selected: r.selected ?? null, history: r.history, stopped: r.stopped, step: r.step, resumedFrom: r.resumedFrom,
       timings: { train_s: (performance.now() - t0) / 1000 }, backbone: null,
     };
   } finally {

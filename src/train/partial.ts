@@ -137,12 +137,12 @@ export async function trainPartial(ctx: TrainContext): Promise<ModeResult> {
   const t1 = performance.now();
   try {
     const r = await runTaskEpochs(ctx, { trainer, epochs: c.finetune.epochs, stepsPerEpoch: spe, losses: net.losses, batch, validate });
-    const upper = collectParams(net.graph, trainer.params);
+    const upper = collectParams(net.graph, r.selected?.params ?? trainer.params);
     const params = r.stopped ? upper : new Map([...buildLowerTrunkGraph(cache.opts.backbone, stage, weights).params, ...upper]);
     return {
       params, history: r.history, stopped: r.stopped, step: r.step, resumedFrom: r.resumedFrom,
       timings: { activations_s: cacheSeconds, train_s: (performance.now() - t1) / 1000 },
-      backbone: { id: cache.id, views: trainA.views, dim: len },
+      backbone: { id: cache.id, views: trainA.views, dim: len }, selected: r.selected ?? null,
     };
   } finally {
     await trainer.release();

@@ -66,6 +66,8 @@ const runSchema = z.object({
   split: z.object({ train: z.number(), validation: z.array(z.string()), test: z.number() }).nullable(),
   backbone: z.object({ id: z.string() }).loose().nullable(),
   members: z.array(z.string()).nullable(),
+  /** The epoch kept by model selection on the validation part (absent or null: the last epoch). */
+  selection: z.object({ epoch: z.number().int(), metric: z.string(), score: z.number() }).nullable().optional(),
   timings: z.record(z.string(), z.number()),
 });
 

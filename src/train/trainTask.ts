@@ -4,7 +4,7 @@ import { withStopSignals } from '../util/signals.ts';
 import { readdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Graph, Loss } from '../graph/index.ts';
-import { runEpochs, type EpochLoopOptions, type EpochLoopResult } from './epochs.ts';
+import { runEpochs, selectionScore, type EpochLoopOptions, type EpochLoopResult, type ValidationResult } from './epochs.ts';
 import { loadManifest, manifestHash } from '../data/manifest.ts';
 import { loadFolds, selectFold } from '../data/splits.ts';
 import type { Manifest, Sample } from '../data/types.ts';
@@ -16,7 +16,7 @@ import type { NetworkSpec } from '../models/network.ts';
 import { stderrProgress } from '../report/progress.ts';
 import { DermtlError, errorList } from '../util/errors.ts';
 import { loadTrunkWeights, TRUNK_DEPTH, type TrunkWeights } from './backbone.ts';
-import { epochsOf, headsOptions, loadConfig, resolveConfig, type TrainConfig, type TrainMode, type Task } from './config.ts';
+import { epochsOf, headsOptions, loadConfig, selectionMetric, resolveConfig, type TrainConfig, type TrainMode, type Task } from './config.ts';
 import { finetuneImages, trainFinetune } from './finetune.ts';
 import { trainFrozen } from './frozen.ts';
 import { trainPartial } from './partial.ts';
@@ -78,6 +78,8 @@ export interface ModeResult {
   resumedFrom?: number;
   timings: Record<string, number>;
   backbone: { id: string; views: number; dim: number } | null;
+  /** The epoch whose params were kept (selection.epoch 'best'); null: the last epoch's. */
+  selected?: { epoch: number; score: number } | null;
 }
 
 export interface TrainResult {
@@ -145,15 +147,17 @@ export async function trainRun(opts: TrainOptions): Promise<TrainResult> {
     return { dir, status: 'stopped', info, history: r.history, step: r.step, resumedFrom: r.resumedFrom, stepMs: timer.mean() };
   }
   const t0 = performance.now();
-  const last = r.history.at(-1);
+  const kept = r.selected ? r.history[r.selected.epoch - 1] : r.history.at(-1);
+  const selection = r.selected ? { epoch: r.selected.epoch, metric: selectionMetric(config), score: r.selected.score } : null;
   await saveModel(runFile(dir, 'model'), {
     network: ctx.spec, params: r.params, labels, preprocessing: prep, config,
-    metrics: { validation: last?.validation ?? null, epochs: r.history.length },
+    metrics: { validation: kept?.validation ?? null, epochs: r.history.length, selection },
   });
   timings.save_s = (performance.now() - t0) / 1000;
-  const done: RunInfo = { ...info, status: 'done', finishedAt: new Date().toISOString(), timings, backbone: r.backbone ?? info.backbone };
+  const done: RunInfo = { ...info, status: 'done', finishedAt: new Date().toISOString(), timings, backbone: r.backbone ?? info.backbone, selection };
   await writeRunInfo(dir, done);
-  log(`wrote ${runFile(dir, 'model')} (${r.step} updates, ${r.history.length} epochs)`);
+  const chosen = selection ? `; kept epoch ${selection.epoch}, best validation ${selection.metric} ${Math.abs(selection.score).toFixed(4)}` : '';
+  log(`wrote ${runFile(dir, 'model')} (${r.step} updates, ${r.history.length} epochs${chosen})`);
   return { dir, status: 'done', info: done, history: r.history, step: r.step, resumedFrom: r.resumedFrom, stepMs: timer.mean() };
 }
 
@@ -205,8 +209,10 @@ export function runFileOf(ctx: Pick<TrainContext, 'runDir'>, name: keyof typeof 
 /** The epoch loop of either mode: what the run context fixes (checkpoints, history, signal, callbacks) is filled in here. */
 export function runTaskEpochs(ctx: TrainContext, o: Pick<EpochLoopOptions, 'trainer' | 'epochs' | 'stepsPerEpoch' | 'batch' | 'validate'> & { losses: readonly Loss[] }): Promise<EpochLoopResult> {
   const c = ctx.config;
+  const metric = selectionMetric(c);
+  const select = o.validate && c.selection.epoch === 'best' ? { score: (v: ValidationResult) => selectionScore(metric, v), file: join(ctx.runDir, SELECTED_FILE) } : undefined;
   return runEpochs({
-    trainer: o.trainer, epochs: o.epochs, stepsPerEpoch: o.stepsPerEpoch, lossWeights: lossWeightsOf(o.losses), batch: o.batch, validate: o.validate,
+    trainer: o.trainer, epochs: o.epochs, stepsPerEpoch: o.stepsPerEpoch, lossWeights: lossWeightsOf(o.losses), batch: o.batch, validate: o.validate, select,
     checkpointRoot: runFileOf(ctx, 'checkpoints'), checkpointEveryEpochs: c.checkpoint.everyEpochs, keep: c.checkpoint.keep,
     historyFile: runFileOf(ctx, 'history'), signal: ctx.signal, onStep: ctx.onStep, onEpoch: ctx.onEpoch,
   });
@@ -250,6 +256,9 @@ async function prepareRunFolder(dir: string, config: TrainConfig, manifest: Mani
   await writeRunInfo(dir, info);
   return info;
 }
+
+/** The params of the epoch chosen on the validation part (selection.epoch 'best'), rewritten when a later epoch beats it. */
+export const SELECTED_FILE = 'selected.bin';
 
 /** The image lists of a run (relative to manifestDir). */
 export const SPLIT_FILE = 'split.json';

@@ -26,7 +26,7 @@ test('frozen MTL training on the tiny trunk: losses go down, complete run folder
   const r = await trainRun({ ...o, log: (l) => lines.push(l) });
   assert.equal(r.status, 'done');
   const files = (await readdir(o.out)).sort();
-  assert.deepEqual(files, ['checkpoints', 'config.json', 'history.json', 'model', 'run.json', 'split.json']);
+  assert.deepEqual(files, ['checkpoints', 'config.json', 'history.json', 'model', 'run.json', 'selected.bin', 'split.json']);
   const info = JSON.parse(await readFile(join(o.out, 'run.json'), 'utf8'));
   assert.equal(info.format, 'dermtl-run');
   assert.equal(info.status, 'done');
@@ -52,6 +52,12 @@ test('frozen MTL training on the tiny trunk: losses go down, complete run folder
   assert.ok(history[11].train.location_loss < history[0].train.location_loss);
   assert.ok(history[11].train.lesion_loss < history[0].train.lesion_loss);
   assert.equal(lines.filter((l) => l.startsWith('epoch ')).length, 12);
+  // model selection: the kept epoch has the best validation mean of mAP-class and top-1 (the earliest of equals)
+  const score = (h: EpochRecord) => ((h.validation!.mapClass as number) + (h.validation!.top1 as number)) / 2;
+  const best = Math.max(...history.map(score));
+  assert.equal(info.selection.metric, 'mean');
+  assert.equal(info.selection.epoch, history.findIndex((h) => score(h) === best) + 1);
+  assert.ok(Math.abs(info.selection.score - best) < 1e-12);
   const model = await loadModel(join(o.out, 'model'));
   assert.deepEqual(model.labels, info.labels);
   assert.equal(model.network.trunk.depth, 'tiny');
