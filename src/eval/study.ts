@@ -24,6 +24,7 @@ import {
 } from '../report/study/index.ts';
 import { loadConfig, resolveConfig, type TrainConfig, type TrainMode, type Task, type Tta } from '../train/config.ts';
 import { featureCacheFor, trainViewSet } from '../train/frozen.ts';
+import { cacheActivations } from '../train/partial.ts';
 import { readRunInfoIfAny } from '../train/run.ts';
 import { checkTrainable, labelsFor, validationSplit } from '../train/targets.ts';
 import { preprocessingOf, trainRun, type ProgressFactory } from '../train/trainTask.ts';
@@ -36,7 +37,7 @@ import { evaluateRun } from './evaluateRun.ts';
 import { evaluate, evaluationJson } from './metrics.ts';
 import { writeScores, type ScoreTable } from './scores.ts';
 import {
-  STUDY_FILES, StudyClock, TRAINED_MODELS, cvCommand, formatDuration, readStudyFile, readUnit, readUnitScores, refuseDifferentSettings,
+  STUDY_FILES, StudyClock, TRAINED_MODELS, cvCommand, formatDuration, parseOnlyFolds, readStudyFile, readUnit, readUnitScores, refuseDifferentSettings,
   settingsDifferences, unitDir, writeStudyFile, writeUnit, type StudySettings,
 } from './studyPlan.ts';
 
@@ -54,6 +55,8 @@ export interface StudyOptions {
   config?: unknown;
   /** Default: the config's eval.tta (10crop). */
   tta?: Tta;
+  /** --only-folds: run these folds only (a PARTIAL study, labelled as such in every output); default all. */
+  onlyFolds?: string | number[];
   /** Discard a study of other settings in `out` instead of refusing. */
   force?: boolean;
   /** The command line recorded in results.json (default: the equivalent dermtl cv command). */
@@ -86,6 +89,8 @@ interface Ctx {
   manifest: Manifest;
   foldsFile: string;
   folds: Fold[];
+  /** The folds this invocation runs (--only-folds), in order. */
+  runFolds: number[];
   config: TrainConfig;
   tta: Tta;
   progress: ProgressFactory;
@@ -109,8 +114,9 @@ export async function runStudy(opts: StudyOptions): Promise<StudyOutcome> {
   const manifest = await loadManifest(opts.manifest);
   const dir = resolve(opts.out);
   const { task: _task, ...shared } = config;
+  const onlyFolds = parseOnlyFolds(opts.onlyFolds, k);
   const settings: StudySettings = {
-    manifest: opts.manifest, manifestHash: manifestHash(manifest), folds: k, seed: config.seed, mode: config.mode, tta, config: shared,
+    manifest: opts.manifest, manifestHash: manifestHash(manifest), folds: k, seed: config.seed, mode: config.mode, tta, config: shared, onlyFolds,
   };
   const foldFile = makeFolds(manifest, k, config.seed); // before anything is written: a bad --folds leaves no study behind
   const spentBefore = await prepareStudyFolder(dir, settings, opts.force ?? false, log);
@@ -119,12 +125,12 @@ export async function runStudy(opts: StudyOptions): Promise<StudyOutcome> {
   const folds = (await loadFolds(foldsFile, manifest)).splits;
   const bars = opts.progress ?? true;
   const ctx: Ctx = {
-    opts, dir, manifest, foldsFile, folds, config, tta, log,
+    opts, dir, manifest, foldsFile, folds, config, tta, log, runFolds: onlyFolds ?? folds.map((_, f) => f),
     progress: bars ? (label) => stderrProgress(label) : () => Object.assign(() => {}, { stop: () => {} }),
     detail: opts.verbose ? log : () => {},
     cropFeatures: null,
   };
-  log(`study ${dir}: ${manifest.samples.length} images, ${k} folds (test parts of ${folds.map((f) => f.test.length).join(', ')} images), ${config.mode} trunk (${config.trunk}), seed ${config.seed}, tta ${tta}`);
+  log(`study ${dir}: ${manifest.samples.length} images, ${k} folds (test parts of ${folds.map((f) => f.test.length).join(', ')} images), ${config.mode} trunk (${config.trunk}), seed ${config.seed}, tta ${tta}${onlyFolds ? `; PARTIAL STUDY: fold(s) ${onlyFolds.join(', ')} only` : ''}`);
 
   // the study's wall time is kept up to date in study.json, so an interrupted invocation's work is counted too
   const spent = () => spentBefore + (performance.now() - t0) / 1000;
@@ -133,11 +139,19 @@ export async function runStudy(opts: StudyOptions): Promise<StudyOutcome> {
     await cacheFeatures(ctx);
     await saveTime();
   }
+  if (config.mode === 'finetune' && !(await allFinished(ctx))) {
+    // partial fine-tuning: the activations entering the first trainable stage, once for every fold's trainings
+    const r = await cacheActivations({ config, prep: preprocessingOf(config), images: manifest.samples, progress: ctx.progress, signal: opts.signal });
+    if (r) {
+      log(`activations (${config.finetune.trainable} input, ${r.id}): ${r.misses} image(s) computed, ${r.hits} from the cache, ${formatDuration(r.seconds)}`);
+      await saveTime();
+    }
+  }
   const units = await runUnits(ctx, saveTime);
   const counts = units.counts;
 
   const results = buildResults(ctx, units, opts.command ?? cvCommand({
-    manifest: opts.manifest, out: opts.out, folds: k, mode: config.mode, seed: config.seed, configFile: opts.configFile, tta,
+    manifest: opts.manifest, out: opts.out, folds: k, mode: config.mode, seed: config.seed, configFile: opts.configFile, tta, onlyFolds,
   }), spent());
   const files = await writeStudyReport(dir, results);
   await writeStudyFile(dir, settings, results.timing.totalSeconds);
@@ -205,7 +219,7 @@ async function cacheFeatures(ctx: Ctx): Promise<void> {
 
 /** Every trained model/fold has its completion marker: nothing needs a feature. */
 async function allFinished(ctx: Ctx): Promise<boolean> {
-  for (let f = 0; f < ctx.folds.length; f++) {
+  for (const f of ctx.runFolds) {
     for (const { model } of TRAINED_MODELS) if (!(await readUnit(unitDir(ctx.dir, model, f), model, f))) return false;
   }
   return true;
@@ -255,15 +269,15 @@ async function runUnits(ctx: Ctx, saveTime: () => Promise<void>): Promise<UnitsR
   const skipped: StudyResults['skipped'] = [];
   const choices = Array<ChoiceSummary | null>(k).fill(null);
   const counts = { trained: 0, reused: 0, skipped: 0 };
-  const clock = new StudyClock(k * TRAINED_MODELS.length);
-  const units = k * MODEL_NAMES.length;
+  const clock = new StudyClock(ctx.runFolds.length * TRAINED_MODELS.length);
+  const units = ctx.runFolds.length * MODEL_NAMES.length;
   let done = 0;
   let trainedLeft = clock.units;
   const line = (model: ModelName, f: number, what: string, eta: string) => {
     done++;
     ctx.log(`[${String(done).padStart(String(units).length)}/${units}] ${MODEL_LABELS[model].padEnd(13)} fold ${f + 1}/${k}: ${what}${eta ? ` | ${eta}` : ''}`);
   };
-  for (let f = 0; f < k; f++) {
+  for (const f of ctx.runFolds) {
     for (const { model, task } of TRAINED_MODELS) {
       checkStop(ctx);
       const o = await trainedUnit(ctx, model, task, f);
@@ -487,6 +501,7 @@ function buildResults(ctx: Ctx, { tables, seconds, choices, skipped }: UnitsResu
     lesionLabels: labels.lesion,
     locationLabels: labels.location,
     folds: ctx.folds.length,
+    onlyFolds: ctx.runFolds.length === ctx.folds.length ? null : ctx.runFolds,
     models,
     paired: pairedResults(mtl, lesion),
     comparisons: comparisonResults(models),

@@ -38,6 +38,8 @@ export interface StudySettings {
   seed: number;
   mode: TrainMode;
   tta: Tta;
+  /** --only-folds: the folds this (partial) study runs; null: all. Part of the settings, so partial and full never mix. */
+  onlyFolds: number[] | null;
   /** The resolved training config shared by every model (without `task`). */
   config: Omit<TrainConfig, 'task'>;
 }
@@ -48,6 +50,7 @@ const SettingsFileSchema = z.object({
   settings: z.object({
     manifest: z.string(), manifestHash: z.string(), folds: z.number().int(), seed: z.number().int(),
     mode: z.enum(['frozen', 'finetune']), tta: z.enum(['10crop', 'center']), config: z.record(z.string(), z.unknown()),
+    onlyFolds: z.array(z.number().int()).nullable().default(null),
   }),
   /** Wall-clock seconds spent on this study by every invocation so far. */
   spentSeconds: z.number().nonnegative(),
@@ -89,6 +92,8 @@ export function settingsDifferences(before: StudyFile['settings'], now: StudySet
   if (before.seed !== now.seed) problems.push(`--seed: started with ${before.seed}, now ${now.seed}`);
   if (before.mode !== now.mode) problems.push(`--mode: started with ${before.mode}, now ${now.mode}`);
   if (before.tta !== now.tta) problems.push(`--tta: started with ${before.tta}, now ${now.tta}`);
+  const folds = (x: number[] | null | undefined) => (x ? x.join(',') : 'all');
+  if (folds(before.onlyFolds) !== folds(now.onlyFolds)) problems.push(`--only-folds: started with ${folds(before.onlyFolds)}, now ${folds(now.onlyFolds)}`);
   const keys = diffKeys(before.config, now.config);
   if (keys.length) problems.push(`the resolved config differs in ${keys.join(', ')}`);
   return problems;
@@ -180,15 +185,27 @@ export function formatDuration(s: number): string {
 }
 
 /** The `dermtl cv` command line equivalent to a set of options (shell-quoted where needed). */
-export function cvCommand(o: { manifest: string; out: string; folds: number; mode: TrainMode; seed: number; configFile?: string; tta: Tta }): string {
+export function cvCommand(o: { manifest: string; out: string; folds: number; mode: TrainMode; seed: number; configFile?: string; tta: Tta; onlyFolds?: number[] | null }): string {
   const q = shellQuote;
   const parts = ['dermtl', 'cv', '--manifest', q(o.manifest), '--out', q(o.out), '--folds', String(o.folds), '--mode', o.mode, '--seed', String(o.seed)];
   if (o.configFile) parts.push('--config', q(o.configFile));
   parts.push('--tta', o.tta);
+  if (o.onlyFolds) parts.push('--only-folds', o.onlyFolds.join(','));
   return parts.join(' ');
 }
 
 /** One shell word: as is when plain, else single-quoted. */
 export function shellQuote(s: string): string {
   return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replaceAll("'", `'\\''`)}'`;
+}
+
+/** The folds of a --only-folds list ("0" or "0,2"), each in 0..k-1; a clear error naming the flag otherwise. */
+export function parseOnlyFolds(list: string | number[] | undefined, k: number): number[] | null {
+  if (list === undefined) return null;
+  const parts = typeof list === 'string' ? list.split(',').map((x) => x.trim()) : list.map(String);
+  const folds = parts.map(Number);
+  const bad = parts.filter((x, i) => !/^\d+$/.test(x) || folds[i] >= k);
+  if (!parts.length || bad.length) throw new DermtlError(`--only-folds ${parts.join(',')}: expected fold numbers 0..${k - 1} separated by commas${bad.length ? `; not a fold: ${bad.join(', ')}` : ''}`);
+  const unique = [...new Set(folds)].sort((a, b) => a - b);
+  return unique.length === k ? null : unique;
 }

@@ -338,3 +338,23 @@ test('finetune mode: the baselines still use the ten-crop features of the trunk 
   assert.equal(typeof r.results.models.linear.pooled!.mapClass, 'number');
   assert.equal(r.results.models.linear.choices.length, 2);
 });
+
+test('--only-folds: a partial study runs those folds alone, is labelled PARTIAL everywhere and never mixes with a full one', async () => {
+  const opts = await options();
+  await assert.rejects(runStudy({ ...opts, onlyFolds: '3' }), (e: unknown) => e instanceof DermtlError && /--only-folds 3: expected fold numbers 0\.\.2/.test(e.message));
+  await assert.rejects(runStudy({ ...opts, onlyFolds: 'x,1' }), /not a fold: x/);
+  await assert.rejects(stat(opts.out), 'a refused --only-folds leaves no study folder');
+  const r = await runStudy({ ...opts, onlyFolds: '1' });
+  assert.deepEqual(r.results.onlyFolds, [1]);
+  assert.equal(r.counts.trained, UNITS(1));
+  for (const m of ALL) {
+    assert.equal(r.results.models[m].folds[0], null, `${m}: fold 0 not run`);
+    assert.notEqual(r.results.models[m].folds[1], null, `${m}: fold 1 run`);
+  }
+  await assert.rejects(stat(unitDir(opts.out, 'mtl', 0)));
+  assert.match(r.results.command, /--only-folds 1/);
+  assert.match(await readFile(join(opts.out, 'table1.md'), 'utf8'), /PARTIAL STUDY: fold\(s\) 1 of 3 only/);
+  assert.match(await readFile(join(opts.out, 'report.html'), 'utf8'), /PARTIAL STUDY: fold\(s\) 1 of 3 only/);
+  assert.match(opts.lines.join('\n'), /PARTIAL STUDY/);
+  await assert.rejects(runStudy(opts), /--only-folds: started with 1, now all/);
+});

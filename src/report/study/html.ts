@@ -1,7 +1,7 @@
 import { DEFAULT_LAMBDA, LAMBDA_GRID, PATIENCE } from '../../eval/baselineGrid.ts';
 import { FIGURE3_COLORS } from './figure3.ts';
 import { MODEL_NAMES, type ModelName, type PairedMetric, type PairedResult, type StudyResults } from './results.ts';
-import { BASELINE_NOTES, formatMeanStd, formatValue, MODEL_TITLES, table1, type Cell, type Table, type Table1 } from './table1.ts';
+import { BASELINE_NOTES, formatMeanStd, formatValue, MODEL_TITLES, partialLabel, table1, type Cell, type Table, type Table1 } from './table1.ts';
 
 /**
  * report.html: one self-contained page (inline SVG figures, inline CSS, no script, no external
@@ -81,7 +81,7 @@ export function pairedSentence(metric: PairedMetric, p: PairedResult | null, a: 
 }
 
 export function reportHtml(r: StudyResults, figures: ReportFigures, t: Table1 = table1(r)): string {
-  const title = `Cross-validation study: ${r.dataset.manifest}`;
+  const title = `${r.onlyFolds ? 'PARTIAL ' : ''}Cross-validation study: ${r.dataset.manifest}`;
   return `<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -94,6 +94,7 @@ export function reportHtml(r: StudyResults, figures: ReportFigures, t: Table1 = 
 <main>
 <header>
 <h1>Multi-task skin-lesion classification: ${r.folds}-fold cross-validation</h1>
+${r.onlyFolds ? `<p class="lead"><b>${escapeHtml(partialLabel(r))}</b>: pooled figures cover these folds' test parts alone.</p>` : ''}
 <p class="lead">${escapeHtml(r.dataset.manifest)} · ${r.dataset.stats.images} images · ${r.folds} folds${r.createdAt ? ` · ${escapeHtml(r.createdAt)}` : ''}</p>
 <p>After Liao &amp; Luo, <i>A Deep Multi-Task Learning Approach to Skin Lesion Classification</i> (AAAI-17).
 Models: <b>lesion-only</b> (lesion head), <b>location-only</b> (body-location head), <b>MTL</b> (both heads on one trunk),

@@ -164,6 +164,8 @@ export const ResultsSchema = z.object({
   locationLabels: z.array(z.string()),
   /** k, the number of folds. */
   folds: z.number().int().min(2),
+  /** A PARTIAL study (dermtl cv --only-folds): the folds that were run; absent or null: all k. */
+  onlyFolds: z.array(count).nullable().optional(),
   models: z.object({
     lesion: modelSchema(LesionEvalSchema),
     location: modelSchema(LocationEvalSchema),
@@ -254,7 +256,9 @@ function consistencyProblems(r: StudyResults): string[] {
     const m = r.models[name];
     if (m.folds.length !== k) problems.push(`models.${name}.folds: ${m.folds.length} entries for ${k} folds`);
     m.folds.forEach((ev, f) => {
-      if (ev === null && !skipped.has(`${name}/${f}`)) problems.push(`models.${name}.folds.${f}: null, but "skipped" has no entry for ${name} fold ${f}`);
+      const notRun = r.onlyFolds && !r.onlyFolds.includes(f);
+      if (notRun && ev !== null) problems.push(`models.${name}.folds.${f}: a result for a fold outside onlyFolds`);
+      if (ev === null && !notRun && !skipped.has(`${name}/${f}`)) problems.push(`models.${name}.folds.${f}: null, but "skipped" has no entry for ${name} fold ${f}`);
       if (ev !== null && skipped.has(`${name}/${f}`)) problems.push(`models.${name}.folds.${f}: has results, but "skipped" lists ${name} fold ${f}`);
     });
     if (m.pooled === null && m.folds.some((f) => f !== null)) problems.push(`models.${name}.pooled: null although some folds have results`);

@@ -230,6 +230,7 @@ export function table1Markdown(r: StudyResults, t: Table1 = table1(r)): string {
   return [
     `# Table 1: lesion AP, ${t.k}-fold cross-validation`,
     '',
+    ...(r.onlyFolds ? [`**${partialLabel(r)}**`, ''] : []),
     `Manifest \`${r.dataset.manifest}\`: ${r.dataset.stats.images} images, ${r.lesionLabels.length} lesion labels, ${r.locationLabels.length} locations.`,
     '',
     '## AP per class, pooled out-of-fold',
@@ -250,8 +251,14 @@ export function table1Markdown(r: StudyResults, t: Table1 = table1(r)): string {
 }
 
 /** The same tables for a terminal: no Markdown syntax, the best value in a row marked with '*'. */
+/** The label of a partial study (--only-folds), or ''. */
+export function partialLabel(r: StudyResults): string {
+  return r.onlyFolds ? `PARTIAL STUDY: fold(s) ${r.onlyFolds.join(', ')} of ${r.folds} only` : '';
+}
+
 export function formatTable1(r: StudyResults, t: Table1 = table1(r)): string[] {
   return [
+    ...(r.onlyFolds ? [partialLabel(r), ''] : []),
     `Table 1: lesion AP, pooled out-of-fold (${t.k} folds)`,
     ...textTable(lesionGrid(t, 'pooled', TEXT)),
     '',
