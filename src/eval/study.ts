@@ -20,9 +20,9 @@ import type { Manifest, Sample } from '../data/types.ts';
 import { stderrProgress } from '../report/progress.ts';
 import {
   BASELINE_NAMES, MODEL_NAMES, REPORT_FILES, RESULTS_VERSION, comparisonResults, modelResult, pairedResults, writeStudyReport,
-  type Eval, type LesionEval, type LocationEval, type ModelName, type MtlEval, type StudyResults,
+  type Eval, type LesionEval, type LocationEval, type ModelName, type MtlEval, type Selection, type StudyResults,
 } from '../report/study/index.ts';
-import { loadConfig, resolveConfig, type TrainConfig, type TrainMode, type Task, type Tta } from '../train/config.ts';
+import { epochsOf, loadConfig, resolveConfig, type TrainConfig, type TrainMode, type Task, type Tta } from '../train/config.ts';
 import { featureCacheFor, trainViewSet } from '../train/frozen.ts';
 import { cacheActivations } from '../train/partial.ts';
 import { readRunInfoIfAny } from '../train/run.ts';
@@ -37,7 +37,7 @@ import { evaluateRun } from './evaluateRun.ts';
 import { evaluate, evaluationJson } from './metrics.ts';
 import { writeScores, type ScoreTable } from './scores.ts';
 import {
-  STUDY_FILES, StudyClock, TRAINED_MODELS, cvCommand, formatDuration, parseOnlyFolds, readStudyFile, readUnit, readUnitScores, refuseDifferentSettings,
+  STUDY_FILES, StudyClock, TRAINED_MODELS, type TrainedName, cvCommand, formatDuration, parseOnlyFolds, readStudyFile, readUnit, readUnitScores, refuseDifferentSettings,
   settingsDifferences, unitDir, writeStudyFile, writeUnit, type StudySettings,
 } from './studyPlan.ts';
 
@@ -257,6 +257,8 @@ interface UnitsResult {
   seconds: Record<ModelName, (number | null)[]>;
   /** The linear baseline's lambdas per fold (null where skipped). */
   choices: (ChoiceSummary | null)[];
+  /** The epoch each trained model kept per fold (model selection on validation). */
+  selection: Record<TrainedName, (Selection | null)[]>;
   skipped: StudyResults['skipped'];
   counts: StudyOutcome['counts'];
 }
@@ -268,6 +270,7 @@ async function runUnits(ctx: Ctx, saveTime: () => Promise<void>): Promise<UnitsR
   const seconds = empty<number>();
   const skipped: StudyResults['skipped'] = [];
   const choices = Array<ChoiceSummary | null>(k).fill(null);
+  const selection = Object.fromEntries(TRAINED_MODELS.map(({ model }) => [model, Array<Selection | null>(k).fill(null)])) as UnitsResult['selection'];
   const counts = { trained: 0, reused: 0, skipped: 0 };
   const clock = new StudyClock(ctx.runFolds.length * TRAINED_MODELS.length);
   const units = ctx.runFolds.length * MODEL_NAMES.length;
@@ -290,6 +293,7 @@ async function runUnits(ctx: Ctx, saveTime: () => Promise<void>): Promise<UnitsR
       }
       tables[model][f] = o.table;
       seconds[model][f] = o.seconds;
+      selection[model][f] = await selectionOf(unitDir(ctx.dir, model, f));
       counts[o.status]++;
       if (o.status === 'trained') await saveTime();
       const what = o.status === 'reused' ? `reused (finished earlier, ${o.seconds.toFixed(1)} s)` : `trained and evaluated in ${o.seconds.toFixed(1)} s`;
@@ -322,7 +326,7 @@ async function runUnits(ctx: Ctx, saveTime: () => Promise<void>): Promise<UnitsR
       line(model, f, `${what}; ${lambdas}${headline(ctx, b.table, f)}`, clock.finish(null, trainedLeft));
     }
   }
-  return { tables, seconds, choices, skipped, counts };
+  return { tables, seconds, choices, selection, skipped, counts };
 }
 
 /** The fold's key numbers, for the progress line. */
@@ -477,7 +481,14 @@ function evalOf(manifest: Manifest, table: ScoreTable | null): Eval | null {
   return table ? (evaluationJson(evaluate(samplesOf(manifest, table), table)) as unknown as Eval) : null;
 }
 
-function buildResults(ctx: Ctx, { tables, seconds, choices, skipped }: UnitsResult, command: string, totalSeconds: number): StudyResults {
+/** The epoch a finished run kept on validation (run.json), or null (the last epoch, or an older run). */
+async function selectionOf(dir: string): Promise<Selection | null> {
+  const info = await readRunInfoIfAny(dir).catch(() => undefined);
+  const s = info?.selection;
+  return s && info?.config ? { ...s, epochs: epochsOf(info.config as TrainConfig) } : null;
+}
+
+function buildResults(ctx: Ctx, { tables, seconds, choices, selection, skipped }: UnitsResult, command: string, totalSeconds: number): StudyResults {
   const m = ctx.manifest;
   const result = <E extends Eval>(name: ModelName) => {
     const present = tables[name].filter((t): t is ScoreTable => t !== null);
@@ -503,6 +514,7 @@ function buildResults(ctx: Ctx, { tables, seconds, choices, skipped }: UnitsResu
     folds: ctx.folds.length,
     onlyFolds: ctx.runFolds.length === ctx.folds.length ? null : ctx.runFolds,
     models,
+    selection,
     paired: pairedResults(mtl, lesion),
     comparisons: comparisonResults(models),
     timing: { totalSeconds, models: seconds },

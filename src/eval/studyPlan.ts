@@ -23,8 +23,10 @@ export const STUDY_FORMAT = 'dermtl-study';
 export const STUDY_VERSION = 1;
 export const STUDY_FILES = { settings: 'study.json', folds: 'folds.json', models: 'models', unit: 'unit.json' } as const;
 
+export type TrainedName = Extract<ModelName, 'lesion' | 'location' | 'mtl'>;
+
 /** The three trained models and the task each trains. */
-export const TRAINED_MODELS: { model: Exclude<ModelName, 'ensemble'>; task: Task }[] = [
+export const TRAINED_MODELS: { model: TrainedName; task: Task }[] = [
   { model: 'lesion', task: 'lesion' },
   { model: 'location', task: 'location' },
   { model: 'mtl', task: 'mtl' },

@@ -88,6 +88,13 @@ export const TrainConfigSchema = z.strictObject({
      * the first head layer of the saved model, which still takes raw features).
      */
     standardize: z.boolean().default(true),
+    /**
+     * Base lr and weight decay of frozen mode (the x10 / x20 head multipliers still apply); null: optimizer.lr /
+     * optimizer.weightDecay. The paper's 1e-3 / 1e-4 are for fine-tuning a trunk: heads alone on standardised
+     * features overfit within a few epochs at that rate and need far stronger decay (measured on derm7pt: see README).
+     */
+    lr: z.number().positive().nullable().default(1e-4),
+    weightDecay: z.number().min(0).nullable().default(1e-2),
     /** Views per trunk run when caching features. */
     featureBatch: int(1).default(10),
   }).prefault({}),
@@ -193,6 +200,13 @@ export function selectionMetric(c: TrainConfig): 'loss' | 'mapClass' | 'top1' | 
   const m = c.selection.metric;
   if (m !== 'auto') return m;
   return c.task === 'lesion' ? 'mapClass' : c.task === 'location' ? 'loss' : 'mean';
+}
+
+/** The SGD settings of the config's mode (frozen mode may override the base lr and weight decay). */
+export function sgdOf(c: TrainConfig): { lr: number; momentum: number; weightDecay: number } {
+  const o = c.optimizer;
+  if (c.mode !== 'frozen') return { lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay };
+  return { lr: c.frozen.lr ?? o.lr, momentum: o.momentum, weightDecay: c.frozen.weightDecay ?? o.weightDecay };
 }
 
 export function epochsOf(c: TrainConfig): number {

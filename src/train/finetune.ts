@@ -8,6 +8,7 @@ import { buildNetwork, collectParams, IMAGE_INPUT } from '../models/network.ts';
 import { Rng } from '../util/rng.ts';
 import { ValidationAccumulator, openEvalSession, paramFeeds, type TrainBatch } from './epochs.ts';
 import { dropoutMasks, encodeTargets, labelFeeds, noDropout, stepsPerEpoch } from './targets.ts';
+import { sgdOf } from './config.ts';
 import { Trainer } from './step.ts';
 import type { ModeResult, TrainContext } from './trainTask.ts';
 import { lossWeightsOf, multipliersOf, runTaskEpochs } from './trainTask.ts';
@@ -31,7 +32,7 @@ export async function trainFinetune(ctx: TrainContext): Promise<ModeResult> {
   const threads = c.runtime.threads ?? undefined;
   const trainer = await Trainer.create({
     forward: net.graph, losses: net.losses.map((l) => ({ name: l.tensor.name, weight: l.weight })),
-    sgd: { lr: c.optimizer.lr, momentum: c.optimizer.momentum, weightDecay: c.optimizer.weightDecay },
+    sgd: sgdOf(c),
     multipliers: multipliersOf(net.graph, c, weights !== 'random' && c.finetune.bnParameterization === 'original' ? weights : undefined), plateau: ctx.validation.length ? c.plateau : undefined, threads,
   });
   const evalSession = ctx.validation.length ? await openEvalSession(build().graph, lossNames, threads) : null;

@@ -8,10 +8,11 @@ import { addHeadLosses, buildHeads, type Heads } from '../models/heads.ts';
 import type { NetworkSpec } from '../models/network.ts';
 import { Rng } from '../util/rng.ts';
 import { buildBackboneGraph } from './backbone.ts';
-import { CENTER_VIEW, FeatureCache, defaultFeatureDir, type ViewFeatures, type ViewSet } from './features.ts';
+import { CENTER_VIEW, TEN_CROP_VIEWS, FeatureCache, defaultFeatureDir, type ViewFeatures, type ViewSet } from './features.ts';
 import { ValidationAccumulator, openEvalSession, paramFeeds, type TrainBatch } from './epochs.ts';
 import { dropoutMasks, encodeTargets, labelFeeds, noDropout, stepsPerEpoch } from './targets.ts';
 import { featureStats, foldStandardization, standardizeInPlace, type FeatureStats } from './standardize.ts';
+import { sgdOf } from './config.ts';
 import { Trainer } from './step.ts';
 import type { ModeResult, TrainContext } from './trainTask.ts';
 import { lossWeightsOf, multipliersOf, runTaskEpochs } from './trainTask.ts';
@@ -81,7 +82,7 @@ export async function trainFrozen(ctx: TrainContext): Promise<ModeResult> {
   const lossNames = net.losses.map((l) => l.tensor.name);
   const trainer = await Trainer.create({
     forward: net.graph, losses: net.losses.map((l) => ({ name: l.tensor.name, weight: l.weight })),
-    sgd: { lr: c.optimizer.lr, momentum: c.optimizer.momentum, weightDecay: c.optimizer.weightDecay },
+    sgd: sgdOf(c),
     multipliers: multipliersOf(net.graph, c), plateau: valF ? c.plateau : undefined, threads: c.runtime.threads ?? undefined,
   });
   const evalSession = valF ? await openEvalSession(net.graph, lossNames, c.runtime.threads ?? undefined) : null;
@@ -112,19 +113,25 @@ export async function trainFrozen(ctx: TrainContext): Promise<ModeResult> {
     return { feeds: { [FEATURES_INPUT]: prepare(features), ...labelFeeds(targets, ctx.labels, rows, B), ...dropoutMasks(masks, c.seed, epoch, pos) }, rows: rows.length };
   };
 
+  // Validation scores the images as the study will (config eval.tta): the mean of the ten crops' outputs, or the centre.
+  const valViews = c.eval.tta === 'center' ? [CENTER_VIEW] : [...Array(TEN_CROP_VIEWS).keys()];
   const validate = valF && evalSession ? async () => {
     const acc = new ValidationAccumulator(ctx.labels, lossNames, lossWeightsOf(net.losses));
     const vt = encodeTargets(ctx.validation, ctx.labels);
     const params = paramFeeds(trainer);
     for (let s = 0; s < ctx.validation.length; s += B) {
       const rows = Array.from({ length: Math.min(B, ctx.validation.length - s) }, (_, k) => s + k);
-      const features = new Float32Array(B * dim);
-      rows.forEach((i, b) => {
-        const at = (i * valF.views + CENTER_VIEW) * dim;
-        features.set(valF.data.subarray(at, at + dim), b * dim);
-      });
-      const out = await evalSession.run({ ...params, [FEATURES_INPUT]: prepare(features), ...labelFeeds(vt, ctx.labels, rows, B), ...noDropout(masks) });
-      acc.add(out, rows.length);
+      const mean: Record<string, { data: Float32Array }> = {};
+      for (const view of valViews) {
+        const features = new Float32Array(B * dim);
+        rows.forEach((i, b) => {
+          const at = (i * valF.views + view) * dim;
+          features.set(valF.data.subarray(at, at + dim), b * dim);
+        });
+        const out = await evalSession.run({ ...params, [FEATURES_INPUT]: prepare(features), ...labelFeeds(vt, ctx.labels, rows, B), ...noDropout(masks) });
+        addMean(mean, out, valViews.length);
+      }
+      acc.add(mean, rows.length);
     }
     return acc.result(ctx.validation);
   } : undefined;
@@ -152,4 +159,13 @@ function trainingStats(f: ViewFeatures): FeatureStats {
     for (let at = 0; at < f.data.length; at += f.dim) yield f.data.subarray(at, at + f.dim);
   };
   return featureStats(rows(), f.dim);
+}
+
+/** Adds every output / n into `sum` (the mean over n runs once all are added). */
+function addMean(sum: Record<string, { data: Float32Array }>, out: Record<string, { data: unknown }>, n: number): void {
+  for (const [name, t] of Object.entries(out)) {
+    const d = t.data as Float32Array;
+    const into = (sum[name] ??= { data: new Float32Array(d.length) }).data;
+    for (let i = 0; i < d.length; i++) into[i] += d[i] / n;
+  }
 }

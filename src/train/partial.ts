@@ -12,7 +12,7 @@ import type { TrunkStage } from '../models/resnet.ts';
 import { Rng } from '../util/rng.ts';
 import { ActivationCache, type CachedViews } from './activations.ts';
 import type { TrunkWeights } from './backbone.ts';
-import type { FinetuneTrainable, TrainConfig } from './config.ts';
+import { sgdOf, type FinetuneTrainable, type TrainConfig } from './config.ts';
 import { ValidationAccumulator, openEvalSession, paramFeeds, type TrainBatch } from './epochs.ts';
 import { defaultFeatureDir, type ViewSet } from './features.ts';
 import { finetuneImages } from './finetune.ts';
@@ -99,7 +99,7 @@ export async function trainPartial(ctx: TrainContext): Promise<ModeResult> {
   const threads = c.runtime.threads ?? undefined;
   const trainer = await Trainer.create({
     forward: net.graph, losses: net.losses.map((l) => ({ name: l.tensor.name, weight: l.weight })),
-    sgd: { lr: c.optimizer.lr, momentum: c.optimizer.momentum, weightDecay: c.optimizer.weightDecay },
+    sgd: sgdOf(c),
     multipliers: multipliersOf(net.graph, c, weights !== 'random' && c.finetune.bnParameterization === 'original' ? weights : undefined),
     plateau: valA ? c.plateau : undefined, threads,
   });

@@ -352,6 +352,13 @@ test('--only-folds: a partial study runs those folds alone, is labelled PARTIAL 
     assert.notEqual(r.results.models[m].folds[1], null, `${m}: fold 1 run`);
   }
   await assert.rejects(stat(unitDir(opts.out, 'mtl', 0)));
+  // each trained model's kept epoch (chosen on validation) is in results.json and the report
+  for (const m of TRAINED) {
+    const s = r.results.selection?.[m]?.[1];
+    assert.ok(s && s.epoch >= 1 && s.epoch <= 2 && s.epochs === 2, `${m}: ${JSON.stringify(s)}`);
+    assert.equal(r.results.selection?.[m]?.[0], null);
+  }
+  assert.match(await readFile(join(opts.out, 'report.html'), 'utf8'), /<h2>Model selection<\/h2>/);
   assert.match(r.results.command, /--only-folds 1/);
   assert.match(await readFile(join(opts.out, 'table1.md'), 'utf8'), /PARTIAL STUDY: fold\(s\) 1 of 3 only/);
   assert.match(await readFile(join(opts.out, 'report.html'), 'utf8'), /PARTIAL STUDY: fold\(s\) 1 of 3 only/);

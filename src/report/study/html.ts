@@ -106,6 +106,7 @@ ${datasetSection(r)}
 ${figureSection('figure-1', 'Figure 1', figures.figure1, 'fig1', 'Lesion type vs. body location: the share of the images with each lesion type taken at each location.', 'No image of the manifest has a lesion label, so there is nothing to plot.')}
 ${table1Section(r, t)}
 ${baselinesSection(r)}
+${selectionSection(r)}
 ${figureSection('figure-3', 'Figure 3', figures.figure3, 'fig3', 'Body-location top-1 and top-3 accuracy of the location-only model and MTL, next to the linear and prior baselines; whiskers are ±1 sample std over folds.', 'No model has body-location results.')}
 ${pairedSection(r)}
 ${skippedSection(r)}
@@ -261,6 +262,28 @@ groups for ${PATIENCE} steps; lesion λ maximises the validation mAP-class, loca
 <table class="results"><thead><tr><th>fold</th><th class="num">lesion λ</th><th class="num">location λ</th><th>chosen on</th></tr></thead>
 <tbody>${rows.join('\n')}</tbody></table>
 </section>`;
+}
+
+/** Which epoch each trained model kept, chosen on its validation part (never on the test fold). */
+function selectionSection(r: StudyResults): string {
+  const sel = r.selection;
+  const models = (['lesion', 'location', 'mtl'] as const).filter((m) => sel?.[m]?.some((s) => s !== null));
+  if (!sel || !models.length) return '';
+  const cell = (s: { epoch: number; epochs: number; metric: string; score: number } | null | undefined) =>
+    s ? `<td class="num">${s.epoch} / ${s.epochs} <small>(${escapeHtml(s.metric)} ${formatScore(s.metric, s.score)})</small></td>` : '<td class="num">–</td>';
+  const rows = Array.from({ length: r.folds }, (_, f) => `<tr><th scope="row">${f}</th>${models.map((m) => cell(sel[m]?.[f])).join('')}</tr>`);
+  return `<section id="selection">
+<h2>Model selection</h2>
+<p>Each trained model kept the epoch with the best score on its fold's validation groups (held out of the training
+part; the test fold is never looked at): the epoch kept / epochs trained, and the validation score that chose it.</p>
+<table class="results"><thead><tr><th>fold</th>${models.map((m) => `<th class="num">${MODEL_TITLES[m]}</th>`).join('')}</tr></thead>
+<tbody>${rows.join('\n')}</tbody></table>
+</section>`;
+}
+
+/** A selection score as the metric reads: the loss is stored negated (higher is better). */
+function formatScore(metric: string, score: number): string {
+  return metric === 'loss' ? (-score).toFixed(4) : score.toFixed(3);
 }
 
 function skippedSection(r: StudyResults): string {

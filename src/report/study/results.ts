@@ -127,6 +127,10 @@ const LinearChoiceSchema = z.object({
   validationImages: count,
 });
 
+/** The epoch a trained model kept by model selection on its validation part (selection.epoch 'best'). */
+const SelectionSchema = z.object({ epoch: z.number().int().min(1), epochs: z.number().int().min(1), metric: z.string(), score: z.number() });
+export type Selection = z.infer<typeof SelectionSchema>;
+
 const LabelCountSchema = z.object({ label: z.string(), count });
 
 export const ResultsSchema = z.object({
@@ -176,6 +180,8 @@ export const ResultsSchema = z.object({
     /** Baseline: L2 logistic regression on the ImageNet trunk's ten-crop features; choices[f] = fold f's lambdas. */
     linear: modelSchema(MtlEvalSchema).extend({ choices: z.array(LinearChoiceSchema.nullable()) }),
   }),
+  /** Per trained model and fold, the epoch kept on validation (null: the last epoch, or not run). */
+  selection: z.partialRecord(z.enum(['lesion', 'location', 'mtl']), z.array(SelectionSchema.nullable())).optional(),
   /** MTL - lesion-only per fold, with a t confidence interval; null with fewer than 2 folds having both. */
   paired: z.object({ mapClass: PairedSchema.nullable(), mapImage: PairedSchema.nullable() }),
   /** Further paired differences a - b (COMPARISONS: each trained model against the linear baseline). */
