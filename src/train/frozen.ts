@@ -1,8 +1,9 @@
 // Frozen-trunk training: the ImageNet trunk is fixed, so its pooled features are computed once per image and view
 // (features.ts, cached on disk) and only the small "features graph" is trained: input 'features' [B, d] -> shared
 // FC + ReLU + dropout -> heads, with the paper's losses, optimizer and learning-rate multipliers. An update takes
-// milliseconds. Each epoch every training image uses ONE of its V cached scaleJitter views, chosen with
-// Rng.derive(seed, 'view', epoch, image). The saved model is still the full network image -> probabilities.
+// milliseconds. Each epoch every training image uses ONE of its V cached scaleJitter views (and, with
+// frozen.trainCrops, its ten test crops), chosen with Rng.derive(seed, 'view', epoch, image). The saved model is
+// still the full network image -> probabilities.
 import { Graph, type Loss, type Tensor } from '../graph/index.ts';
 import { addHeadLosses, buildHeads, type Heads } from '../models/heads.ts';
 import type { NetworkSpec } from '../models/network.ts';
@@ -68,6 +69,7 @@ export async function trainFrozen(ctx: TrainContext): Promise<ModeResult> {
   let valF: ViewFeatures | null = null;
   try {
     trainF = await cache.features(ctx.train, trainViewSet(ctx), 'caching training views');
+    if (c.frozen.trainCrops) trainF = joinViews(trainF, await cache.features(ctx.train, { kind: 'tenCrop' }, 'caching test views of the training images'));
     if (ctx.validation.length) valF = await cache.features(ctx.validation, { kind: 'tenCrop' }, 'caching validation views');
   } finally {
     await cache.close();
@@ -168,4 +170,16 @@ function addMean(sum: Record<string, { data: Float32Array }>, out: Record<string
     const into = (sum[name] ??= { data: new Float32Array(d.length) }).data;
     for (let i = 0; i < d.length; i++) into[i] += d[i] / n;
   }
+}
+
+/** Per image, the views of `a` then those of `b` (same images, same order). */
+function joinViews(a: ViewFeatures, b: ViewFeatures): ViewFeatures {
+  const views = a.views + b.views;
+  const n = a.data.length / (a.views * a.dim);
+  const data = new Float32Array(n * views * a.dim);
+  for (let i = 0; i < n; i++) {
+    data.set(a.data.subarray(i * a.views * a.dim, (i + 1) * a.views * a.dim), i * views * a.dim);
+    data.set(b.data.subarray(i * b.views * b.dim, (i + 1) * b.views * b.dim), (i * views + a.views) * a.dim);
+  }
+  return { views, dim: a.dim, data };
 }
