@@ -19,7 +19,7 @@ import { writeFileAtomic } from '../util/atomic.ts';
 import { DermtlError, errorList } from '../util/errors.ts';
 import { decodeHalf, encodeHalf } from '../util/float16.ts';
 import { backboneId, loadTrunkWeights, type BackboneSpec, type TrunkWeights } from './backbone.ts';
-import { readImage, renderViewSet, viewSetId, viewsOf, type ViewSet } from './features.ts';
+import { ContentHashes, readImage, renderViewSet, viewSetId, viewsOf, type ViewSet } from './features.ts';
 import { lowerTrunkShape, openLowerTrunk, type LowerTrunk } from './lowerTrunk.ts';
 
 /** Bump when the activations of the same trunk, stage and views would change. */
@@ -67,7 +67,7 @@ export class ActivationCache {
   readonly shape: [number, number, number];
   /** Floats per view: C x H x W. */
   readonly viewLength: number;
-  private readonly hashes = new Map<string, string>();
+  private readonly hashes = new ContentHashes();
   private trunk: Promise<LowerTrunk> | null = null;
 
   constructor(readonly opts: ActivationCacheOptions) {
@@ -81,12 +81,8 @@ export class ActivationCache {
   }
 
   /** sha256 of a file's bytes (memoised per path). */
-  async contentHash(path: string): Promise<string> {
-    const known = this.hashes.get(path);
-    if (known) return known;
-    const h = createHash('sha256').update(await readImage(path)).digest('hex');
-    this.hashes.set(path, h);
-    return h;
+  contentHash(path: string): Promise<string> {
+    return this.hashes.of(path);
   }
 
   /**

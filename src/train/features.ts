@@ -69,6 +69,19 @@ export interface FeatureCacheOptions {
   signal?: AbortSignal;
 }
 
+/** The cache key of an image: sha256 of its file's bytes, memoised per path (the feature and activation caches). */
+export class ContentHashes {
+  private readonly known = new Map<string, string>();
+
+  async of(path: string): Promise<string> {
+    const known = this.known.get(path);
+    if (known) return known;
+    const h = createHash('sha256').update(await readImage(path)).digest('hex');
+    this.known.set(path, h);
+    return h;
+  }
+}
+
 const MAGIC = 0x46544d44; // 'DMTF'
 const FORMAT = 1;
 const HEADER = 16;
@@ -76,7 +89,7 @@ const HEADER = 16;
 export class FeatureCache {
   readonly stats = { hits: 0, misses: 0 };
   readonly backboneId: string;
-  private readonly hashes = new Map<string, string>();
+  private readonly hashes = new ContentHashes();
   private backbone: Promise<Backbone> | null = null;
 
   constructor(readonly opts: FeatureCacheOptions) {
@@ -89,12 +102,8 @@ export class FeatureCache {
   }
 
   /** sha256 of a file's bytes (memoised per path for the life of this cache object). */
-  async contentHash(path: string): Promise<string> {
-    const known = this.hashes.get(path);
-    if (known) return known;
-    const h = createHash('sha256').update(await readImage(path)).digest('hex');
-    this.hashes.set(path, h);
-    return h;
+  contentHash(path: string): Promise<string> {
+    return this.hashes.of(path);
   }
 
   /** Features of every image for `set`: read from the cache, the missing ones computed (and stored) first. */

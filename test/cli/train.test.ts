@@ -33,8 +33,8 @@ test('train -> eval -> ensemble -> eval from the command line', async () => {
   let r = await runCommand(registerTrain, ['train', '--task', 'mtl', '--out', a, ...common]);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /^features: \d+ image\(s\) from the cache, \d+ computed/m);
-  assert.match(r.stdout, /^epoch 4\/4  train loss \d+\.\d{4}  validation loss \d+\.\d{4}  mAP-class \d\.\d{4}  top-1 \d\.\d{4}  lr 0\.001/m);
-  assert.match(r.stdout, /wrote .*a[/\\]model \(\d+ updates, 4 epochs\)/);
+  assert.match(r.stdout, /^epoch 4\/4  train loss \d+\.\d{4}  validation loss \d+\.\d{4}  mAP-class \d\.\d{4}  top-1 \d\.\d{4}  lr 0\.0001/m);
+  assert.match(r.stdout, /wrote .*a[/\\]model \(\d+ updates, 4 epochs; kept epoch \d, best validation mean \d\.\d{4}\)/);
   r = await runCommand(registerTrain, ['train', '--task', 'mtl', '--out', b, '--seed', '7', ...common]);
   assert.equal(r.code, 0, r.stderr);
   assert.equal(JSON.parse(await readFile(join(b, 'config.json'), 'utf8')).seed, 7);

@@ -21,8 +21,9 @@ export function register(program: Command): void {
     .addHelpText('after', [
       '',
       'Defaults (every one can be set in --config): SGD momentum 0.9, weight decay 1e-4, batch 20, lr 1e-3 with x10 / x20 on',
-      'the new layers\' weights / biases, lr x0.1 when the validation loss (10% of the training groups) stops improving.',
-      'Frozen mode caches 10 scaleJitter views per training image and the 10 test crops per test image under the dermtl cache',
+      'the new layers\' weights / biases, lr x0.1 when the validation loss (10% of the training groups) stops improving;',
+      'frozen mode: lr 1e-4, weight decay 1e-2, standardised features. The epoch with the best validation score is kept.',
+      'Frozen mode caches 10 scaleJitter views per training image and the 10 test crops per image under the dermtl cache',
       '(DERMTL_CACHE, or config cacheDir); later runs, folds and tasks reuse them. Ctrl-C saves a checkpoint; --resume continues',
       'to the same final weights as an uninterrupted run. The run folder gets run.json, config.json, history.json, split.json,',
       'checkpoints/ and model/ (a model folder for dermtl eval and serving).',
