@@ -201,7 +201,9 @@ export function headsOptions(c: TrainConfig): { shared: { hidden: number; dropou
 }
 
 /** The validation score that selects the epoch (see `selection`). */
-export function selectionMetric(c: TrainConfig): 'loss' | 'mapClass' | 'top1' | 'mean' {
+export type SelectionMetric = Exclude<TrainConfig['selection']['metric'], 'auto'>;
+
+export function selectionMetric(c: TrainConfig): SelectionMetric {
   const m = c.selection.metric;
   if (m !== 'auto') return m;
   return c.task === 'lesion' ? 'mapClass' : c.task === 'location' ? 'loss' : 'mean';

@@ -16,6 +16,7 @@ import { writeJson, type EpochRecord, type RunLabels } from './run.ts';
 import { encodeTensors, readTensorFile } from './tensorFile.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
 import type { Feeds, StepResult, Trainer } from './step.ts';
+import type { SelectionMetric } from './config.ts';
 
 /** A training batch: its feeds and how many real (not padding) samples it holds. */
 export interface TrainBatch {
@@ -67,8 +68,10 @@ export interface EpochLoopResult {
   stopped: boolean;
   step: number;
   resumedFrom?: number;
-  /** With `select`: the chosen epoch, its score and its params (null: no epoch was validated). */
-  selected?: { epoch: number; score: number; params: Map<string, Float32Array> } | null;
+  /** With `select`: the chosen epoch and its score (null: no epoch was validated, the last one is kept). */
+  selected: { epoch: number; score: number } | null;
+  /** The params to save: the selected epoch's, else the trainer's own (the last update's). */
+  params: ReadonlyMap<string, Float32Array>;
 }
 
 export async function runEpochs(o: EpochLoopOptions): Promise<EpochLoopResult> {
@@ -126,8 +129,9 @@ export async function runEpochs(o: EpochLoopOptions): Promise<EpochLoopResult> {
   await writes;
   if (writeError) throw writeError;
   await writeJson(o.historyFile, state.history);
-  const selected = o.select && !result.stopped ? await readSelected(o.select.file, state.best ?? null) : undefined;
-  return { history: state.history, stopped: result.stopped, step: result.step, resumedFrom: result.resumedFrom, selected };
+  const best = o.select && !result.stopped ? state.best ?? null : null;
+  const params = best ? await readSelected(o.select!.file, best.epoch) : o.trainer.params;
+  return { history: state.history, stopped: result.stopped, step: result.step, resumedFrom: result.resumedFrom, selected: best, params };
 }
 
 /** Keeps the params of a validated epoch whose score beats the best so far (ties keep the earlier epoch). */
@@ -139,16 +143,15 @@ async function selectEpoch(select: NonNullable<EpochLoopOptions['select']>, stat
   state.best = { epoch, score };
 }
 
-async function readSelected(file: string, best: { epoch: number; score: number } | null): Promise<EpochLoopResult['selected']> {
-  if (!best) return null;
+async function readSelected(file: string, epoch: number): Promise<Map<string, Float32Array>> {
   const { tensors, meta } = await readTensorFile(file);
   const m = meta as { epoch?: number } | null;
-  if (m?.epoch !== best.epoch) throw new DermtlError(`${file} holds epoch ${m?.epoch} but the run's progress says the best epoch is ${best.epoch}; delete the run folder and train again`);
-  return { ...best, params: new Map(tensors.map((t) => [t.name, t.data])) };
+  if (m?.epoch !== epoch) throw new DermtlError(`${file} holds epoch ${m?.epoch} but the run's progress says the best epoch is ${epoch}; delete the run folder and train again`);
+  return new Map(tensors.map((t) => [t.name, t.data]));
 }
 
 /** The selection score of a task's validation result (higher is better): what `selection.metric` names. */
-export function selectionScore(metric: 'loss' | 'mapClass' | 'top1' | 'mean', v: ValidationResult): number {
+export function selectionScore(metric: SelectionMetric, v: ValidationResult): number {
   const m = v.metrics;
   const loss = -v.losses.total;
   if (metric === 'loss') return loss;

@@ -11,7 +11,7 @@ import { dropoutMasks, encodeTargets, labelFeeds, noDropout, stepsPerEpoch } fro
 import { sgdOf } from './config.ts';
 import { Trainer } from './step.ts';
 import type { ModeResult, TrainContext } from './trainTask.ts';
-import { lossWeightsOf, multipliersOf, runTaskEpochs } from './trainTask.ts';
+import { loopOutcome, lossWeightsOf, multipliersOf, runTaskEpochs } from './trainTask.ts';
 
 /** The training images of a finetune run: all, or a seeded subset (config finetune.subset, for timing runs). */
 export function finetuneImages(ctx: Pick<TrainContext, 'config' | 'train'>): Sample[] {
@@ -85,7 +85,7 @@ export async function trainFinetune(ctx: TrainContext): Promise<ModeResult> {
   try {
     const r = await runTaskEpochs(ctx, { trainer, epochs: c.finetune.epochs, stepsPerEpoch: spe, losses: net.losses, batch, validate });
     return {
-      params: collectParams(net.graph, r.selected?.params ?? trainer.params), selected: r.selected ?? null, history: r.history, stopped: r.stopped, step: r.step, resumedFrom: r.resumedFrom,
+      ...loopOutcome(r), params: collectParams(net.graph, r.params),
       timings: { train_s: (performance.now() - t0) / 1000 }, backbone: null,
     };
   } finally {

@@ -16,7 +16,7 @@ import { featureStats, foldStandardization, standardizeInPlace, type FeatureStat
 import { sgdOf } from './config.ts';
 import { Trainer } from './step.ts';
 import type { ModeResult, TrainContext } from './trainTask.ts';
-import { lossWeightsOf, multipliersOf, runTaskEpochs } from './trainTask.ts';
+import { loopOutcome, lossWeightsOf, multipliersOf, runTaskEpochs } from './trainTask.ts';
 
 export const FEATURES_INPUT = 'features';
 
@@ -141,13 +141,12 @@ export async function trainFrozen(ctx: TrainContext): Promise<ModeResult> {
   const t1 = performance.now();
   try {
     const r = await runTaskEpochs(ctx, { trainer, epochs: c.frozen.epochs, stepsPerEpoch: spe, losses: net.losses, batch, validate });
-    const kept = r.selected?.params ?? trainer.params;
-    const heads = stats ? foldStandardization(kept, stats) : new Map([...kept].map(([k, v]) => [k, v.slice()]));
+    const heads = stats ? foldStandardization(r.params, stats) : new Map([...r.params].map(([k, v]) => [k, v.slice()]));
     const params = r.stopped ? heads : new Map([...buildBackboneGraph({ trunk: c.trunk, imageSize: c.image.size, seed: c.seed }, await ctx.trunkWeights()).params, ...heads]);
     return {
-      params, history: r.history, stopped: r.stopped, step: r.step, resumedFrom: r.resumedFrom,
+      ...loopOutcome(r), params,
       timings: { features_s: featureSeconds, train_s: (performance.now() - t1) / 1000 },
-      backbone: { id: cache.backboneId, views: trainF.views, dim }, selected: r.selected ?? null,
+      backbone: { id: cache.backboneId, views: trainF.views, dim },
     };
   } finally {
     await trainer.release();

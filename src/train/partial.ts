@@ -20,7 +20,7 @@ import { buildLowerTrunkGraph } from './lowerTrunk.ts';
 import { Trainer } from './step.ts';
 import { dropoutMasks, encodeTargets, labelFeeds, noDropout, stepsPerEpoch } from './targets.ts';
 import type { ModeResult, ProgressFactory, TrainContext } from './trainTask.ts';
-import { lossWeightsOf, multipliersOf, runTaskEpochs } from './trainTask.ts';
+import { loopOutcome, lossWeightsOf, multipliersOf, runTaskEpochs } from './trainTask.ts';
 
 /** The first trainable stage of finetune.trainable ('stage5' -> 5), or null for the whole network. */
 export function trainableStage(t: FinetuneTrainable): TrunkStage | null {
@@ -137,12 +137,12 @@ export async function trainPartial(ctx: TrainContext): Promise<ModeResult> {
   const t1 = performance.now();
   try {
     const r = await runTaskEpochs(ctx, { trainer, epochs: c.finetune.epochs, stepsPerEpoch: spe, losses: net.losses, batch, validate });
-    const upper = collectParams(net.graph, r.selected?.params ?? trainer.params);
+    const upper = collectParams(net.graph, r.params);
     const params = r.stopped ? upper : new Map([...buildLowerTrunkGraph(cache.opts.backbone, stage, weights).params, ...upper]);
     return {
-      params, history: r.history, stopped: r.stopped, step: r.step, resumedFrom: r.resumedFrom,
+      ...loopOutcome(r), params,
       timings: { activations_s: cacheSeconds, train_s: (performance.now() - t1) / 1000 },
-      backbone: { id: cache.id, views: trainA.views, dim: len }, selected: r.selected ?? null,
+      backbone: { id: cache.id, views: trainA.views, dim: len },
     };
   } finally {
     await trainer.release();

@@ -79,7 +79,12 @@ export interface ModeResult {
   timings: Record<string, number>;
   backbone: { id: string; views: number; dim: number } | null;
   /** The epoch whose params were kept (selection.epoch 'best'); null: the last epoch's. */
-  selected?: { epoch: number; score: number } | null;
+  selected: { epoch: number; score: number } | null;
+}
+
+/** What every mode's result takes over from its epoch loop as is. */
+export function loopOutcome(r: EpochLoopResult): Pick<ModeResult, 'history' | 'stopped' | 'step' | 'resumedFrom' | 'selected'> {
+  return { history: r.history, stopped: r.stopped, step: r.step, resumedFrom: r.resumedFrom, selected: r.selected };
 }
 
 export interface TrainResult {
