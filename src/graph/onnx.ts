@@ -29,6 +29,10 @@ export function graphInputs(g: Graph, opts: SerializeOptions = {}): InputSpec[] 
   return g.inputs.filter((i) => !inlined.has(i.name));
 }
 
+/**
+ * The graph as an onnx-proto message (serialize() encodes it; saveModel adds metadata first).
+ * @internal Left out of the published declarations: onnx-proto's own types do not check without skipLibCheck.
+ */
 export function toModelProto(g: Graph, opts: SerializeOptions = {}): onnxProto.onnx.ModelProto {
   const inlined = inlinedNames(g, opts);
   const values = opts.inlineParams instanceof Map ? opts.inlineParams : new Map<string, Float32Array>();

@@ -1,6 +1,6 @@
 /**
  * Worker thread of ImageLoader: renders whole batches and transfers the Float32Array back (no copy).
- * Started through loader-worker.mjs, which registers tsx first.
+ * From the sources it is started through loader-worker.mjs, which registers tsx first; built, as loader-worker.js.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import sharp from 'sharp';

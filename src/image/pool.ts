@@ -12,7 +12,9 @@ interface Job {
   reject(e: Error): void;
 }
 
-const ENTRY = new URL('./loader-worker.mjs', import.meta.url);
+// From the sources (tsx), the worker starts at loader-worker.mjs, which registers tsx for the thread; built (dist/),
+// at the compiled loader-worker.js itself.
+const ENTRY = new URL(import.meta.url.endsWith('.ts') ? './loader-worker.mjs' : './loader-worker.js', import.meta.url);
 
 export class WorkerPool {
   private idle: Worker[] = [];

@@ -14,7 +14,8 @@ export interface WebAsset {
 export type WebAssets = Map<string, WebAsset>;
 export type WebAssetsLoader = () => Promise<WebAssets>;
 
-const WEB_MODULE = new URL('./web/index.ts', import.meta.url);
+// Run from the sources (tsx) this file is webAssets.ts and the page's module index.ts; built, both are .js.
+const WEB_MODULE = new URL(import.meta.url.endsWith('.ts') ? './web/index.ts' : './web/index.js', import.meta.url);
 
 /** 'not built': the page's module is absent (a checkout without src/serve/web); anything else is a real failure. */
 export type WebState = { kind: 'ready'; assets: WebAssets } | { kind: 'absent' } | { kind: 'failed'; error: Error };

@@ -15,8 +15,9 @@ const root = await tempDir('dermtl-predict-');
 const modelDir = await tinyModelDir(root);
 const model = await loadModel(modelDir, { threads: 1 });
 test.after(() => model.dispose());
-// The real command, as a user runs it (bin/dermtl.js registers tsx itself).
-const ENTRY = join(import.meta.dirname, '../../bin/dermtl.js');
+// The real command as a user runs it, from the sources (scripts/dermtl-dev.js registers tsx itself; bin/dermtl.js runs
+// the same CLI built into dist/, which test/package.test.ts checks).
+const ENTRY = join(import.meta.dirname, '../../scripts/dermtl-dev.js');
 /** tsx by URL: the child runs in a folder without node_modules. */
 
 async function image(path: string, format: 'jpeg' | 'png' | 'webp', seed: number): Promise<Buffer> {

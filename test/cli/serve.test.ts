@@ -10,8 +10,9 @@ import { DEFAULT_MODEL_PATH } from '../../src/serve/defaultModel.ts';
 import { runCommand, tempDir } from '../data/helpers.ts';
 import { rampImage, tinyModelDir } from '../serve/helpers.ts';
 
-// The real command, as a user runs it (bin/dermtl.js registers tsx itself).
-const ENTRY = join(import.meta.dirname, '../../bin/dermtl.js');
+// The real command as a user runs it, from the sources (scripts/dermtl-dev.js registers tsx itself; bin/dermtl.js runs
+// the same CLI built into dist/, which test/package.test.ts checks).
+const ENTRY = join(import.meta.dirname, '../../scripts/dermtl-dev.js');
 const root = await tempDir('dermtl-serve-cli-');
 const modelDir = await tinyModelDir(root);
 

@@ -142,7 +142,7 @@ test('a solid image through the loader gives the Caffe values', async () => {
   assert.equal(b.data[VIEW - 1], Math.fround(200 - 123.68));
 });
 
-test('workers start when tsx was registered by register() (as bin/dermtl.js does), not by --import', () => {
+test('workers start when tsx was registered by register() (as scripts/dermtl-dev.js does), not by --import', () => {
   const root = fileURLToPath(new URL('../../', import.meta.url));
   const script = `
     import { register } from 'tsx/esm/api';
