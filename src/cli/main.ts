@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { DermtlError } from '../util/errors.ts';
 import * as importCmd from './commands/import.ts';
@@ -15,14 +16,24 @@ import * as cv from './commands/cv.ts';
 import * as predict from './commands/predict.ts';
 import * as serve from './commands/serve.ts';
 
-/** Sub-commands in pipeline order (data -> report); each file adds one command. */
+/** The package's version, from its package.json (src/cli and dist/cli are both two folders below it). */
+export function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+/**
+ * Sub-commands in pipeline order (data -> report); each file adds one command. A command file imports only commander
+ * and small modules of constants at its top: the heavy modules (onnxruntime, sharp, vega, fastify, zod, ...) are
+ * imported inside the command's action, so --help and --version start fast (test/cli/main.test.ts checks it).
+ */
 const COMMANDS = [start, importCmd, refine, stats, correlation, split, train, evalCmd, ensemble, cv, metrics, predict, serve, demoData];
 
 /** Builds the `dermtl` program; each sub-command lives in its own file under src/cli/commands. */
 export function buildProgram(): Command {
   const program = new Command('dermtl')
     .description('Multi-task skin-lesion classification: lesion morphology + body location (Liao & Luo, AAAI-17).')
-    .version('0.1.0')
+    .version(packageVersion())
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   for (const c of COMMANDS) c.register(program);

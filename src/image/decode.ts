@@ -2,9 +2,9 @@ import { readFile, stat } from 'node:fs/promises';
 import sharp, { type KernelEnum, type Metadata } from 'sharp';
 import { DermtlError } from '../util/errors.ts';
 import { shorterSideSize } from './crops.ts';
+import { DEFAULT_MAX_PIXELS } from './limits.ts';
 
-/** Images with more pixels than this are refused before their pixels are decoded. */
-export const DEFAULT_MAX_PIXELS = 50_000_000;
+export { DEFAULT_MAX_PIXELS };
 
 /** A decoded image: 8-bit sRGB, 3 interleaved channels (R,G,B), rows top to bottom (HWC). */
 export interface RgbImage {

@@ -8,10 +8,9 @@ import type { Preprocessing } from '../image/index.ts';
 import { loadModel as loadModelFolder, MODEL_FILES, type ModelLabels, type ModelManifest } from '../models/modelFile.ts';
 import type { NetworkSpec } from '../models/network.ts';
 import { createPredictor } from './predictor.ts';
+import type { Tta } from './defaults.ts';
 
-/** Test-time augmentation: the centre 224 crop, or the 10 crops (4 corners + centre, and mirrors) averaged. */
-export type Tta = 'center' | '10crop';
-export const TTA_MODES: readonly Tta[] = ['center', '10crop'];
+export { TTA_MODES, type Tta } from './defaults.ts';
 
 /** One label and its probability (lesion: independent sigmoid; location: softmax share). */
 export interface LabelScore {

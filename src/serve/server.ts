@@ -6,25 +6,15 @@
 import { createHash } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import multipart from '@fastify/multipart';
-import { DEFAULT_MAX_PIXELS } from '../image/index.ts';
 import { MODEL_FORMAT } from '../models/modelFile.ts';
 import { TTA_MODES, type DermtlModel, type Prediction } from './api.ts';
 import { errorHandler, HttpError, predictionError } from './httpErrors.ts';
 import { openApiDocument, predictQuerySchema, type PredictQuery } from './openapi.ts';
 import { BoundedQueue, QueueFullError } from './queue.ts';
 import { defaultWebAssets, memoWebAssets, type WebAssets } from './webAssets.ts';
+import { SERVER_DEFAULTS } from './defaults.ts';
 
-export const SERVER_DEFAULTS = {
-  bodyLimit: 10 * 1024 * 1024,
-  maxPixels: DEFAULT_MAX_PIXELS,
-  timeoutMs: 30_000,
-  /** Images decoded at once; onnxruntime runs one at a time anyway (see predictor.ts). */
-  concurrency: 2,
-  /** Requests that may wait for a slot; beyond that: 503 + Retry-After. */
-  queueSize: 8,
-  /** Time allowed to receive a whole request (slow clients); Node answers 408 past it. */
-  requestTimeoutMs: 60_000,
-};
+export { SERVER_DEFAULTS };
 
 export interface ServerOptions {
   model: DermtlModel;

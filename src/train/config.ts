@@ -4,16 +4,13 @@
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { DermtlError, errorList } from '../util/errors.ts';
+import { TASKS, MODES, TTAS, type Task, type TrainMode } from './choices.ts';
 
-export const TASKS = ['mtl', 'lesion', 'location'] as const;
-export type Task = (typeof TASKS)[number];
-export const MODES = ['frozen', 'finetune'] as const;
-export type TrainMode = (typeof MODES)[number];
-export const TTAS = ['10crop', 'center'] as const;
+export { TASKS, MODES, TTAS, type Task, type TrainMode, type Tta } from './choices.ts';
+
 /** finetune.trainable: the whole network, or the trunk from a residual stage on (conv5_x, conv4_x + conv5_x, ...). */
 export const FINETUNE_TRAINABLE = ['all', 'stage5', 'stage4', 'stage3'] as const;
 export type FinetuneTrainable = (typeof FINETUNE_TRAINABLE)[number];
-export type Tta = (typeof TTAS)[number];
 
 const int = (min: number) => z.number().int().min(min);
 const fraction = z.number().min(0).lt(1);

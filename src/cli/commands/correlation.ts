@@ -1,6 +1,4 @@
 import { Command } from 'commander';
-import { loadManifest } from '../../data/manifest.ts';
-import { writeFigure1 } from '../../report/figure1.ts';
 
 /** `dermtl correlation <manifest> --out fig1.svg [--png fig1.png] [--json r.json]`: Figure 1 of the paper. */
 export function register(program: Command): void {
@@ -14,6 +12,7 @@ export function register(program: Command): void {
     .option('--png <fig.png>', 'also write the heatmap as PNG')
     .option('--json <r.json>', 'also write lesions, locations, counts, lesionTotals and R as JSON')
     .action(async (file: string, opts: { out: string; png?: string; json?: string }) => {
+      const [{ loadManifest }, { writeFigure1 }] = await Promise.all([import('../../data/manifest.ts'), import('../../report/figure1.ts')]);
       const manifest = await loadManifest(file);
       const m = await writeFigure1(manifest, { svg: opts.out, png: opts.png, json: opts.json });
       console.log(`${m.lesions.length} lesion types x ${m.locations.length} locations from ${manifest.samples.length} images`);

@@ -1,8 +1,5 @@
 import { Command, Option } from 'commander';
-import { MODES, TTAS, type TrainMode, type Tta } from '../../train/config.ts';
-import { runStudyWithStopSignals } from '../../eval/study.ts';
-import { shellQuote } from '../../eval/studyPlan.ts';
-import { formatTable1 } from '../../report/study/index.ts';
+import { MODES, TTAS, type TrainMode, type Tta } from '../../train/choices.ts';
 import { intArg } from './demo-data.ts';
 
 /** `dermtl cv --manifest M --out STUDY [--folds 5] [--mode frozen|finetune] [--seed 0] [--config C] [--tta 10crop|center]`. */
@@ -35,9 +32,12 @@ export function register(program: Command): void {
       'fold and pooled out-of-fold, with fold means, stds and the paired MTL - lesion-only difference (95% t interval).',
     ].join('\n'))
     .action(async (o: { manifest: string; out: string; folds: number; mode?: TrainMode; seed?: number; config?: string; tta?: Tta; onlyFolds?: string; force?: boolean; verbose?: boolean; progress: boolean }, cmd: Command) => {
+      const [{ runStudyWithStopSignals }, { shellQuote }, { formatTable1 }] = await Promise.all([
+        import('../../eval/study.ts'), import('../../eval/studyPlan.ts'), import('../../report/study/index.ts'),
+      ]);
       const r = await runStudyWithStopSignals({
         manifest: o.manifest, out: o.out, folds: o.folds, mode: o.mode, seed: o.seed, configFile: o.config, tta: o.tta, onlyFolds: o.onlyFolds,
-        force: o.force ?? false, verbose: o.verbose ?? false, progress: o.progress, command: commandLine(cmd),
+        force: o.force ?? false, verbose: o.verbose ?? false, progress: o.progress, command: commandLine(cmd, shellQuote),
       });
       console.log('');
       for (const line of formatTable1(r.results)) console.log(line);
@@ -45,7 +45,7 @@ export function register(program: Command): void {
 }
 
 /** The command as given (the options set on the command line, in declaration order), for results.json. */
-function commandLine(cmd: Command): string {
+function commandLine(cmd: Command, shellQuote: (s: string) => string): string {
   const parts = ['dermtl', cmd.name()];
   for (const option of cmd.options) {
     const key = option.attributeName();

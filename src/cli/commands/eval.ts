@@ -1,6 +1,5 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { TTAS, type Tta } from '../../train/config.ts';
-import { evaluateRun } from '../../eval/evaluateRun.ts';
+import { TTAS, type Tta } from '../../train/choices.ts';
 
 /** `dermtl eval RUN --manifest M [--folds F --fold k] [--tta 10crop|center] [--out DIR]`. */
 export function register(program: Command): void {
@@ -17,6 +16,7 @@ export function register(program: Command): void {
     .option('--no-progress', 'no progress bars on stderr')
     .addHelpText('after', '\nImages the run was trained or validated on are refused as test images. A frozen-trunk run scores from the feature cache.')
     .action(async (run: string, o: { manifest: string; folds?: string; fold?: number; tta?: Tta; out?: string; fullModel?: boolean; progress: boolean }) => {
+      const { evaluateRun } = await import('../../eval/evaluateRun.ts');
       await evaluateRun(run, { manifest: o.manifest, folds: o.folds, fold: o.fold, tta: o.tta, out: o.out, fullModel: o.fullModel, progress: o.progress });
     });
 }

@@ -1,10 +1,6 @@
 import { Command } from 'commander';
 import { basename } from 'node:path';
-import { loadManifest, manifestHash } from '../../data/manifest.ts';
-import { loadScores, type MatchedScores } from '../../eval/scores.ts';
-import { ensembleMax } from '../../eval/ensemble.ts';
-import { evaluate, evaluationJson, formatEvaluation } from '../../eval/metrics.ts';
-import { writeFileAtomic } from '../../util/atomic.ts';
+import type { MatchedScores } from '../../eval/scores.ts';
 
 /** `dermtl metrics --manifest M --scores S.csv [--out m.json]`: the paper's metrics for any tool's scores. */
 export function register(program: Command): void {
@@ -25,6 +21,11 @@ export function register(program: Command): void {
       ].join('\n'),
     )
     .action(async (opts: { manifest: string; scores: string[]; out?: string }) => {
+      const [{ loadManifest, manifestHash }, { loadScores }, { ensembleMax }, { evaluate, evaluationJson, formatEvaluation }, { writeFileAtomic }] =
+        await Promise.all([
+          import('../../data/manifest.ts'), import('../../eval/scores.ts'), import('../../eval/ensemble.ts'), import('../../eval/metrics.ts'),
+          import('../../util/atomic.ts'),
+        ]);
       const manifest = await loadManifest(opts.manifest, { checkImages: false });
       const matched: MatchedScores[] = [];
       for (const file of opts.scores) matched.push(await loadScores(file, manifest, 'present'));

@@ -1,7 +1,6 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { stderrProgress } from '../../report/progress.ts';
-import { loadModel, TTA_MODES, type Tta } from '../../serve/api.ts';
-import { expandImageArgs, IMAGE_EXTENSIONS, predictBatch } from '../../serve/batch.ts';
+import { IMAGE_EXTENSIONS } from '../../serve/batch.ts';
+import { TTA_MODES, type Tta } from '../../serve/defaults.ts';
 import { DEFAULT_MODEL_PATH, resolveModelPath } from '../../serve/defaultModel.ts';
 import { DermtlError } from '../../util/errors.ts';
 import { intArg } from './demo-data.ts';
@@ -27,7 +26,11 @@ export function register(program: Command): void {
       ].join('\n'),
     )
     .action(async (images: string[], opts: { model?: string; tta: Tta; top: number; threads?: number }) => {
-      const model = await loadModel(await resolveModelPath(opts.model), { threads: opts.threads });
+      const modelPath = await resolveModelPath(opts.model);
+      const [{ loadModel }, { expandImageArgs, predictBatch }, { stderrProgress }] = await Promise.all([
+        import('../../serve/api.ts'), import('../../serve/batch.ts'), import('../../report/progress.ts'),
+      ]);
+      const model = await loadModel(modelPath, { threads: opts.threads });
       const progress = stderrProgress('predicting');
       try {
         const items = await expandImageArgs(images);

@@ -1,5 +1,4 @@
 import { Command } from 'commander';
-import { formatRefineReport, refineManifest } from '../../data/taxonomy.ts';
 import { DermtlError } from '../../util/errors.ts';
 
 /** `dermtl refine <manifest> --out refined.csv`: merge label synonyms, drop rare labels. */
@@ -15,6 +14,7 @@ export function register(program: Command): void {
     .action(async (manifest: string, opts: { out: string; minCount: string; merge?: string }) => {
       const minCount = Number(opts.minCount);
       if (!/^\d+$/.test(opts.minCount.trim())) throw new DermtlError(`--min-count must be a whole number >= 0, got "${opts.minCount}"`);
+      const { formatRefineReport, refineManifest } = await import('../../data/taxonomy.ts');
       const report = await refineManifest(manifest, opts.out, minCount, opts.merge);
       for (const line of formatRefineReport(report, minCount)) console.log(line);
       console.log(`wrote ${opts.out}`);

@@ -1,7 +1,6 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { DEFAULT_MODEL_PATH, resolveModelPath } from '../../serve/defaultModel.ts';
-import { serveModel } from '../../serve/run.ts';
-import { SERVER_DEFAULTS } from '../../serve/server.ts';
+import { SERVER_DEFAULTS } from '../../serve/defaults.ts';
 import { intArg } from './demo-data.ts';
 import { positiveInt } from './predict.ts';
 
@@ -43,6 +42,7 @@ export function register(program: Command): void {
     )
     .action(async (f: ServeFlags) => {
       const modelPath = await resolveModelPath(f.model);
+      const { serveModel } = await import('../../serve/run.ts');
       await serveModel({
         modelPath, port: f.port, host: f.host, threads: f.threads,
         bodyLimit: Math.round(f.maxBodyMb * 1024 * 1024), maxPixels: f.maxPixels, timeoutMs: f.timeoutMs,

@@ -1,6 +1,4 @@
 import { Command } from 'commander';
-import { loadManifest } from '../../data/manifest.ts';
-import { foldBalance, makeFolds, writeFolds } from '../../data/splits.ts';
 import { DermtlError } from '../../util/errors.ts';
 
 /** `dermtl split <manifest> --folds 5 --seed 0 --out folds.json`: grouped, stratified k-fold CV. */
@@ -16,6 +14,7 @@ export function register(program: Command): void {
     .action(async (file: string, opts: { out: string; folds: string; seed: string }) => {
       const k = wholeNumber(opts.folds, '--folds');
       const seed = wholeNumber(opts.seed, '--seed');
+      const [{ loadManifest }, { foldBalance, makeFolds, writeFolds }] = await Promise.all([import('../../data/manifest.ts'), import('../../data/splits.ts')]);
       const manifest = await loadManifest(file);
       const folds = makeFolds(manifest, k, seed);
       await writeFolds(opts.out, folds);

@@ -1,8 +1,5 @@
 import { Command } from 'commander';
 import { basename } from 'node:path';
-import { loadManifest, manifestHash } from '../../data/manifest.ts';
-import { formatStats, manifestStats } from '../../data/statistics.ts';
-import { writeFileAtomic } from '../../util/atomic.ts';
 
 /** `dermtl stats <manifest> [--json out.json]`: label counts and lesions-per-image histogram. */
 export function register(program: Command): void {
@@ -12,6 +9,9 @@ export function register(program: Command): void {
     .argument('<manifest>', 'manifest CSV')
     .option('--json <out.json>', 'also write the statistics as JSON')
     .action(async (file: string, opts: { json?: string }) => {
+      const [{ loadManifest, manifestHash }, { formatStats, manifestStats }, { writeFileAtomic }] = await Promise.all([
+        import('../../data/manifest.ts'), import('../../data/statistics.ts'), import('../../util/atomic.ts'),
+      ]);
       const manifest = await loadManifest(file);
       const stats = manifestStats(manifest);
       for (const line of formatStats(stats)) console.log(line);

@@ -1,7 +1,6 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DermtlError } from '../../util/errors.ts';
-import { MODES, TASKS, type Task, type TrainMode } from '../../train/config.ts';
-import { trainWithStopSignals } from '../../train/trainTask.ts';
+import { MODES, TASKS, type Task, type TrainMode } from '../../train/choices.ts';
 
 /** `dermtl train --manifest M --task mtl|lesion|location --out RUN [...]`: train one model into a run folder. */
 export function register(program: Command): void {
@@ -29,6 +28,7 @@ export function register(program: Command): void {
       'checkpoints/ and model/ (a model folder for dermtl eval and serving).',
     ].join('\n'))
     .action(async (o: { manifest: string; task: Task; out: string; folds?: string; fold?: number; config?: string; mode?: TrainMode; seed?: number; resume?: boolean; progress: boolean }) => {
+      const { trainWithStopSignals } = await import('../../train/trainTask.ts');
       const r = await trainWithStopSignals({
         manifest: o.manifest, task: o.task, out: o.out, folds: o.folds, fold: o.fold, configFile: o.config, mode: o.mode, seed: o.seed,
         resume: o.resume ?? false, progress: o.progress,
