@@ -1,6 +1,7 @@
 // Exploration harness for frozen-mode heads on cached derm7pt features (not a product path): trains lesion-only
 // heads on a study's folds with variants of the recipe and prints pooled out-of-fold 10-crop mAP-class.
 //   node --import tsx bench/frozen-explore.ts --manifest /tmp/d7/r.csv --folds /tmp/d7/study-base/folds.json --variant NAME
+import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { loadManifest } from '../src/data/manifest.ts';
 import { loadFolds } from '../src/data/splits.ts';
@@ -16,7 +17,7 @@ import { Rng } from '../src/util/rng.ts';
 import { serializeInference } from '../src/models/modelFile.ts';
 
 const { values: a } = parseArgs({ options: {
-  manifest: { type: 'string' }, folds: { type: 'string' }, variant: { type: 'string', default: '{}' }, fold: { type: 'string' },
+  manifest: { type: 'string' }, folds: { type: 'string' }, variant: { type: 'string', default: '{}' }, fold: { type: 'string' }, dump: { type: 'string' },
 } });
 const V = JSON.parse(a.variant!) as {
   shared?: { hidden: number; dropout: number } | null; std?: boolean; allViews?: boolean; crops?: boolean; epochs?: number; lr?: number;
@@ -132,4 +133,5 @@ for (let f = 0; f < folds.length; f++) {
   pooledP.push(...scores);
   await trainer.release();
 }
+if (a.dump) await writeFile(a.dump, JSON.stringify({ images: pooledS.map((s) => s.image), scores: pooledP.map((p) => [...p]) }));
 console.log(`${a.variant}  pooled mAP-class ${mapClass(pooledS, pooledP).toFixed(4)}  folds ${perFold.join(' ')}`);

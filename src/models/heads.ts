@@ -23,6 +23,9 @@ export const HEAD_TENSORS = {
 /** Every head param name starts with this; the trunk's never do. */
 export const HEAD_PREFIX = 'heads/';
 
+/** The scope of member k of a head ensemble (members.ts). */
+export const memberScope = (k: number): string => `m${k}`;
+
 /**
  * Learning-rate multipliers (Caffe fine-tuning convention, as in the paper): new head weights x10, their biases
  * x20, pretrained trunk x1.
@@ -54,6 +57,11 @@ export interface HeadsOptions extends HeadsConfig {
    * then draws the masks from its own seeded Rng per update, so a resumed run replays them exactly.
    */
   dropoutMasks?: boolean;
+  /**
+   * One member of a head ensemble (members.ts): its params are `heads/<scope>/<layer>/...`, its tensors end in
+   * `_<scope>`, and its init and dropout streams are its own. Absent: the plain heads.
+   */
+  scope?: string;
 }
 
 /** A dropout mask input (see HeadsOptions.dropoutMasks). */
@@ -74,6 +82,8 @@ export interface Heads {
   params: string[];
   /** Mask inputs to feed (training with dropoutMasks and dropout > 0), in declaration order; else []. */
   dropoutMasks: DropoutMaskInput[];
+  /** A head ensemble's members (members.ts); the logits and probs above are then the ensemble's. */
+  members?: Heads[];
 }
 
 export function checkHeadsConfig(c: HeadsConfig): void {
@@ -98,7 +108,11 @@ export function buildHeads(g: Graph, features: Tensor, opts: HeadsOptions): Head
   if (features.shape.length !== 2) throw new Error(`heads need features [N, d], got [${features.shape}]`);
   const params: string[] = [];
   const trainable = opts.trainable ?? true;
-  const linear = (x: Tensor, layer: string, out: number, init: (rng: Rng, shape: number[]) => Float32Array, name: string) => {
+  const scoped = (layer: string) => (opts.scope ? `${opts.scope}/${layer}` : layer);
+  const named = (name: string) => (opts.scope ? `${name}_${opts.scope}` : name);
+  const linear = (x: Tensor, plain: string, out: number, init: (rng: Rng, shape: number[]) => Float32Array, tensor: string) => {
+    const layer = scoped(plain);
+    const name = named(tensor);
     const shape = [out, x.shape[1]];
     const wName = `${HEAD_PREFIX}${layer}/weight`;
     const bName = `${HEAD_PREFIX}${layer}/bias`;
@@ -108,8 +122,10 @@ export function buildHeads(g: Graph, features: Tensor, opts: HeadsOptions): Head
     return g.gemm(x, w, b, { transB: true, name });
   };
   const dropoutMasks: DropoutMaskInput[] = [];
-  const dropout = (x: Tensor, ratio: number, key: string, name: string) => {
+  const dropout = (x: Tensor, ratio: number, plainKey: string, tensor: string) => {
     if (!(ratio > 0)) return x;
+    const key = scoped(plainKey);
+    const name = named(tensor);
     if (opts.training && opts.dropoutMasks) {
       const mask = g.input(`${name}_mask`, x.shape);
       dropoutMasks.push({ input: mask.name, ratio, shape: [...x.shape] });
@@ -120,18 +136,18 @@ export function buildHeads(g: Graph, features: Tensor, opts: HeadsOptions): Head
 
   let h = dropout(features, opts.featureDropout ?? 0, 'features', 'features_dropout');
   if (opts.shared) {
-    h = g.relu(linear(h, 'shared', opts.shared.hidden, heNormal, 'shared_fc'), { name: 'shared_relu' });
+    h = g.relu(linear(h, 'shared', opts.shared.hidden, heNormal, 'shared_fc'), { name: named('shared_relu') });
     h = dropout(h, opts.shared.dropout, 'shared', 'shared_dropout');
   }
   const heads: Heads = { params, dropoutMasks };
   const T = HEAD_TENSORS;
   if (opts.lesion > 0) {
     heads.lesionLogits = linear(h, 'lesion', opts.lesion, glorotUniform, T.lesionLogits);
-    heads.lesionProbs = g.sigmoid(heads.lesionLogits, { name: T.lesionProbs });
+    heads.lesionProbs = g.sigmoid(heads.lesionLogits, { name: named(T.lesionProbs) });
   }
   if (opts.location > 0) {
     heads.locationLogits = linear(h, 'location', opts.location, glorotUniform, T.locationLogits);
-    heads.locationProbs = g.softmax(heads.locationLogits, 1, { name: T.locationProbs });
+    heads.locationProbs = g.softmax(heads.locationLogits, 1, { name: named(T.locationProbs) });
   }
   return heads;
 }
@@ -154,16 +170,22 @@ export interface HeadLosses {
 export function addHeadLosses(g: Graph, heads: Heads, taskWeights: { lesion?: number; location?: number } = {}): HeadLosses {
   const T = HEAD_TENSORS;
   const out: HeadLosses = { losses: [] };
+  // An ensemble trains each member on its own loss: the task loss is their sum, so member k's gradient is its own.
+  const sources = heads.members ?? [heads];
+  const scope = (k: number) => (heads.members ? `_${memberScope(k)}` : '');
+  const total = (terms: Tensor[], name: string) => (terms.length === 1 ? terms[0] : terms.reduce((a, b, k) => g.add(a, b, k === terms.length - 1 ? { name } : {})));
   if (heads.lesionLogits) {
     const [n, p] = heads.lesionLogits.shape;
     const t = g.input(T.lesionTargets, [n, p]);
-    out.lesionLoss = g.sigmoidCrossEntropy(heads.lesionLogits, t, g.input(T.lesionWeights, [n]), { name: T.lesionLoss });
+    const w = g.input(T.lesionWeights, [n]);
+    out.lesionLoss = total(sources.map((m, k) => g.sigmoidCrossEntropy(m.lesionLogits!, t, w, { name: `${T.lesionLoss}${scope(k)}` })), T.lesionLoss);
     out.losses.push({ tensor: out.lesionLoss, weight: taskWeights.lesion ?? 1 });
   }
   if (heads.locationLogits) {
     const n = heads.locationLogits.shape[0];
     const t = g.input(T.locationTargets, [n], 'int64');
-    out.locationLoss = g.softmaxCrossEntropy(heads.locationLogits, t, g.input(T.locationWeights, [n]), { name: T.locationLoss });
+    const w = g.input(T.locationWeights, [n]);
+    out.locationLoss = total(sources.map((m, k) => g.softmaxCrossEntropy(m.locationLogits!, t, w, { name: `${T.locationLoss}${scope(k)}` })), T.locationLoss);
     out.losses.push({ tensor: out.locationLoss, weight: taskWeights.location ?? 1 });
   }
   return out;

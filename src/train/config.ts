@@ -81,6 +81,12 @@ export const TrainConfigSchema = z.strictObject({
     shared: SharedSchema.default({ hidden: 512, dropout: 0.5 }),
     featureDropout: fraction.default(0),
     /**
+     * Head ensemble: this many sets of heads (own init and dropout) train side by side on the same batches, each on
+     * its own loss; validation and the saved model use their mean logits, which is exactly one set of heads with a
+     * shared layer `members` times as wide (models/members.ts). 1: the plain heads.
+     */
+    members: int(1).default(5),
+    /**
      * Standardise the features with the training part's per-dimension mean and std before the heads (folded into
      * the first head layer of the saved model, which still takes raw features).
      */

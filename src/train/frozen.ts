@@ -6,6 +6,7 @@
 // still the full network image -> probabilities.
 import { Graph, type Loss, type Tensor } from '../graph/index.ts';
 import { addHeadLosses, buildHeads, type Heads } from '../models/heads.ts';
+import { buildMemberHeads, mergedHeadsConfig, mergeMembers } from '../models/members.ts';
 import type { NetworkSpec } from '../models/network.ts';
 import { Rng } from '../util/rng.ts';
 import { buildBackboneGraph } from './backbone.ts';
@@ -33,14 +34,16 @@ export interface FeaturesNetwork {
  * inputs. Inference mode: params baked in from `values` (every one required), dropout off.
  */
 export function buildFeaturesNetwork(spec: NetworkSpec, featureDim: number, batch: number, mode: 'train' | 'inference',
-  opts: { values?: ReadonlyMap<string, Float32Array>; taskWeights?: { lesion?: number; location?: number } } = {}): FeaturesNetwork {
+  opts: { values?: ReadonlyMap<string, Float32Array>; taskWeights?: { lesion?: number; location?: number }; members?: number } = {}): FeaturesNetwork {
   const train = mode === 'train';
   const g = new Graph();
   const features = g.input(FEATURES_INPUT, [batch, featureDim]);
-  const heads = buildHeads(g, features, {
+  const headsOptions = {
     ...spec.heads, seed: spec.seed, training: train, trainable: train, dropoutMasks: train,
     values: opts.values, requireValues: !train,
-  });
+  };
+  const members = opts.members ?? 1;
+  const heads = members > 1 ? buildMemberHeads(g, features, headsOptions, members) : buildHeads(g, features, headsOptions);
   if (heads.lesionProbs) g.output(heads.lesionProbs);
   if (heads.locationProbs) g.output(heads.locationProbs);
   const losses = train ? addHeadLosses(g, heads, opts.taskWeights).losses : [];
@@ -80,7 +83,8 @@ export async function trainFrozen(ctx: TrainContext): Promise<ModeResult> {
   const dim = trainF.dim;
   const stats = c.frozen.standardize ? trainingStats(trainF) : null;
   const prepare = (x: Float32Array) => (stats ? standardizeInPlace(x, stats) : x);
-  const net = buildFeaturesNetwork(ctx.spec, dim, B, 'train', { taskWeights: c.taskWeights });
+  const members = c.frozen.members;
+  const net = buildFeaturesNetwork(ctx.spec, dim, B, 'train', { taskWeights: c.taskWeights, members });
   const lossNames = net.losses.map((l) => l.tensor.name);
   const trainer = await Trainer.create({
     forward: net.graph, losses: net.losses.map((l) => ({ name: l.tensor.name, weight: l.weight })),
@@ -141,10 +145,11 @@ export async function trainFrozen(ctx: TrainContext): Promise<ModeResult> {
   const t1 = performance.now();
   try {
     const r = await runTaskEpochs(ctx, { trainer, epochs: c.frozen.epochs, stepsPerEpoch: spe, losses: net.losses, batch, validate });
-    const heads = stats ? foldStandardization(r.params, stats) : new Map([...r.params].map(([k, v]) => [k, v.slice()]));
+    const merged = members > 1 ? mergeMembers(r.params, members) : r.params;
+    const heads = stats ? foldStandardization(merged, stats) : new Map([...merged].map(([k, v]) => [k, v.slice()]));
     const params = r.stopped ? heads : new Map([...buildBackboneGraph({ trunk: c.trunk, imageSize: c.image.size, seed: c.seed }, await ctx.trunkWeights()).params, ...heads]);
     return {
-      ...loopOutcome(r), params,
+      ...loopOutcome(r), params, spec: { ...ctx.spec, heads: mergedHeadsConfig(ctx.spec.heads, members) },
       timings: { features_s: featureSeconds, train_s: (performance.now() - t1) / 1000 },
       backbone: { id: cache.backboneId, views: trainF.views, dim },
     };

@@ -80,6 +80,8 @@ export interface ModeResult {
   backbone: { id: string; views: number; dim: number } | null;
   /** The epoch whose params were kept (selection.epoch 'best'); null: the last epoch's. */
   selected: { epoch: number; score: number } | null;
+  /** The network `params` belong to, when it is not the context's spec (a head ensemble merged into wider heads). */
+  spec?: NetworkSpec;
 }
 
 /** What every mode's result takes over from its epoch loop as is. */
@@ -155,7 +157,7 @@ export async function trainRun(opts: TrainOptions): Promise<TrainResult> {
   const kept = r.selected ? r.history[r.selected.epoch - 1] : r.history.at(-1);
   const selection = r.selected ? { epoch: r.selected.epoch, metric: selectionMetric(config), score: r.selected.score } : null;
   await saveModel(runFile(dir, 'model'), {
-    network: ctx.spec, params: r.params, labels, preprocessing: prep, config,
+    network: r.spec ?? ctx.spec, params: r.params, labels, preprocessing: prep, config,
     metrics: { validation: kept?.validation ?? null, epochs: r.history.length, selection },
   });
   timings.save_s = (performance.now() - t0) / 1000;

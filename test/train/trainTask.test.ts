@@ -61,7 +61,10 @@ test('frozen MTL training on the tiny trunk: losses go down, complete run folder
   const model = await loadModel(join(o.out, 'model'));
   assert.deepEqual(model.labels, info.labels);
   assert.equal(model.network.trunk.depth, 'tiny');
-  assert.deepEqual(model.network.heads.shared, { hidden: 32, dropout: 0.5 });
+  // The frozen.members head ensemble is saved merged: one shared layer `members` times as wide.
+  const members = JSON.parse(await readFile(join(o.out, 'config.json'), 'utf8')).frozen.members;
+  assert.equal(members, 5);
+  assert.deepEqual(model.network.heads.shared, { hidden: 32 * members, dropout: 0.5 });
   assert.ok(model.params().has('conv1/weight') && model.params().has('heads/shared/weight'), 'model.onnx is the full network');
   const p = await model.predict(new Float32Array(2 * 3 * 32 * 32), 2);
   assert.equal(p.lesion!.length, 20);
