@@ -37,7 +37,7 @@ import { evaluateRun } from './evaluateRun.ts';
 import { evaluate, evaluationJson } from './metrics.ts';
 import { writeScores, type ScoreTable } from './scores.ts';
 import {
-  STUDY_FILES, StudyClock, TRAINED_MODELS, type TrainedName, cvCommand, formatDuration, parseOnlyFolds, readStudyFile, readUnit, readUnitScores, refuseDifferentSettings,
+  STUDY_FILES, StudyClock, TRAINED_MODELS, type TrainedName, cvCommand, formatDuration, parseModels, parseOnlyFolds, readStudyFile, readUnit, readUnitScores, refuseDifferentSettings,
   settingsDifferences, unitDir, writeStudyFile, writeUnit, type StudySettings,
 } from './studyPlan.ts';
 
@@ -57,6 +57,8 @@ export interface StudyOptions {
   tta?: Tta;
   /** --only-folds: run these folds only (a PARTIAL study, labelled as such in every output); default all. */
   onlyFolds?: string | number[];
+  /** --models: the trained models to run (lesion, location, mtl); the others are reported as skipped. Default all. */
+  models?: string | readonly string[];
   /** Discard a study of other settings in `out` instead of refusing. */
   force?: boolean;
   /** The command line recorded in results.json (default: the equivalent dermtl cv command). */
@@ -91,6 +93,8 @@ interface Ctx {
   folds: Fold[];
   /** The folds this invocation runs (--only-folds), in order. */
   runFolds: number[];
+  /** The trained models it runs (--models), in the study's order. */
+  trained: typeof TRAINED_MODELS;
   config: TrainConfig;
   tta: Tta;
   progress: ProgressFactory;
@@ -115,8 +119,9 @@ export async function runStudy(opts: StudyOptions): Promise<StudyOutcome> {
   const dir = resolve(opts.out);
   const { task: _task, ...shared } = config;
   const onlyFolds = parseOnlyFolds(opts.onlyFolds, k);
+  const models = parseModels(opts.models);
   const settings: StudySettings = {
-    manifest: opts.manifest, manifestHash: manifestHash(manifest), folds: k, seed: config.seed, mode: config.mode, tta, config: shared, onlyFolds,
+    manifest: opts.manifest, manifestHash: manifestHash(manifest), folds: k, seed: config.seed, mode: config.mode, tta, config: shared, onlyFolds, models,
   };
   const foldFile = makeFolds(manifest, k, config.seed); // before anything is written: a bad --folds leaves no study behind
   const spentBefore = await prepareStudyFolder(dir, settings, opts.force ?? false, log);
@@ -126,11 +131,12 @@ export async function runStudy(opts: StudyOptions): Promise<StudyOutcome> {
   const bars = opts.progress ?? true;
   const ctx: Ctx = {
     opts, dir, manifest, foldsFile, folds, config, tta, log, runFolds: onlyFolds ?? folds.map((_, f) => f),
+    trained: TRAINED_MODELS.filter((m) => !models || models.includes(m.model)),
     progress: bars ? (label) => stderrProgress(label) : () => Object.assign(() => {}, { stop: () => {} }),
     detail: opts.verbose ? log : () => {},
     cropFeatures: null,
   };
-  log(`study ${dir}: ${manifest.samples.length} images, ${k} folds (test parts of ${folds.map((f) => f.test.length).join(', ')} images), ${config.mode} trunk (${config.trunk}), seed ${config.seed}, tta ${tta}${onlyFolds ? `; PARTIAL STUDY: fold(s) ${onlyFolds.join(', ')} only` : ''}`);
+  log(`study ${dir}: ${manifest.samples.length} images, ${k} folds (test parts of ${folds.map((f) => f.test.length).join(', ')} images), ${config.mode} trunk (${config.trunk}), seed ${config.seed}, tta ${tta}${onlyFolds ? `; PARTIAL STUDY: fold(s) ${onlyFolds.join(', ')} only` : ''}${models ? `; models: ${models.join(', ')} (the others skipped)` : ''}`);
 
   // the study's wall time is kept up to date in study.json, so an interrupted invocation's work is counted too
   const spent = () => spentBefore + (performance.now() - t0) / 1000;
@@ -151,7 +157,7 @@ export async function runStudy(opts: StudyOptions): Promise<StudyOutcome> {
   const counts = units.counts;
 
   const results = buildResults(ctx, units, opts.command ?? cvCommand({
-    manifest: opts.manifest, out: opts.out, folds: k, mode: config.mode, seed: config.seed, configFile: opts.configFile, tta, onlyFolds,
+    manifest: opts.manifest, out: opts.out, folds: k, mode: config.mode, seed: config.seed, configFile: opts.configFile, tta, onlyFolds, models,
   }), spent());
   const files = await writeStudyReport(dir, results);
   await writeStudyFile(dir, settings, results.timing.totalSeconds);
@@ -220,7 +226,7 @@ async function cacheFeatures(ctx: Ctx): Promise<void> {
 /** Every trained model/fold has its completion marker: nothing needs a feature. */
 async function allFinished(ctx: Ctx): Promise<boolean> {
   for (const f of ctx.runFolds) {
-    for (const { model } of TRAINED_MODELS) if (!(await readUnit(unitDir(ctx.dir, model, f), model, f))) return false;
+    for (const { model } of ctx.trained) if (!(await readUnit(unitDir(ctx.dir, model, f), model, f))) return false;
   }
   return true;
 }
@@ -272,7 +278,7 @@ async function runUnits(ctx: Ctx, saveTime: () => Promise<void>): Promise<UnitsR
   const choices = Array<ChoiceSummary | null>(k).fill(null);
   const selection = Object.fromEntries(TRAINED_MODELS.map(({ model }) => [model, Array<Selection | null>(k).fill(null)])) as UnitsResult['selection'];
   const counts = { trained: 0, reused: 0, skipped: 0 };
-  const clock = new StudyClock(ctx.runFolds.length * TRAINED_MODELS.length);
+  const clock = new StudyClock(ctx.runFolds.length * ctx.trained.length);
   const units = ctx.runFolds.length * MODEL_NAMES.length;
   let done = 0;
   let trainedLeft = clock.units;
@@ -281,7 +287,8 @@ async function runUnits(ctx: Ctx, saveTime: () => Promise<void>): Promise<UnitsR
     ctx.log(`[${String(done).padStart(String(units).length)}/${units}] ${MODEL_LABELS[model].padEnd(13)} fold ${f + 1}/${k}: ${what}${eta ? ` | ${eta}` : ''}`);
   };
   for (const f of ctx.runFolds) {
-    for (const { model, task } of TRAINED_MODELS) {
+    for (const { model } of TRAINED_MODELS.filter((m) => !ctx.trained.includes(m))) skipped.push({ model, fold: f, reason: 'not in --models' });
+    for (const { model, task } of ctx.trained) {
       checkStop(ctx);
       const o = await trainedUnit(ctx, model, task, f);
       trainedLeft--;

@@ -42,6 +42,8 @@ export interface StudySettings {
   tta: Tta;
   /** --only-folds: the folds this (partial) study runs; null: all. Part of the settings, so partial and full never mix. */
   onlyFolds: number[] | null;
+  /** --models: the trained models this study runs (the others are reported as skipped); null: all. */
+  models: TrainedName[] | null;
   /** The resolved training config shared by every model (without `task`). */
   config: Omit<TrainConfig, 'task'>;
 }
@@ -53,6 +55,7 @@ const SettingsFileSchema = z.object({
     manifest: z.string(), manifestHash: z.string(), folds: z.number().int(), seed: z.number().int(),
     mode: z.enum(['frozen', 'finetune']), tta: z.enum(['10crop', 'center']), config: z.record(z.string(), z.unknown()),
     onlyFolds: z.array(z.number().int()).nullable().default(null),
+    models: z.array(z.enum(['lesion', 'location', 'mtl'])).nullable().default(null),
   }),
   /** Wall-clock seconds spent on this study by every invocation so far. */
   spentSeconds: z.number().nonnegative(),
@@ -96,6 +99,8 @@ export function settingsDifferences(before: StudyFile['settings'], now: StudySet
   if (before.tta !== now.tta) problems.push(`--tta: started with ${before.tta}, now ${now.tta}`);
   const folds = (x: number[] | null | undefined) => (x ? x.join(',') : 'all');
   if (folds(before.onlyFolds) !== folds(now.onlyFolds)) problems.push(`--only-folds: started with ${folds(before.onlyFolds)}, now ${folds(now.onlyFolds)}`);
+  const models = (x: string[] | null | undefined) => (x ? x.join(',') : 'all');
+  if (models(before.models) !== models(now.models)) problems.push(`--models: started with ${models(before.models)}, now ${models(now.models)}`);
   const keys = diffKeys(before.config, now.config);
   if (keys.length) problems.push(`the resolved config differs in ${keys.join(', ')}`);
   return problems;
@@ -187,12 +192,13 @@ export function formatDuration(s: number): string {
 }
 
 /** The `dermtl cv` command line equivalent to a set of options (shell-quoted where needed). */
-export function cvCommand(o: { manifest: string; out: string; folds: number; mode: TrainMode; seed: number; configFile?: string; tta: Tta; onlyFolds?: number[] | null }): string {
+export function cvCommand(o: { manifest: string; out: string; folds: number; mode: TrainMode; seed: number; configFile?: string; tta: Tta; onlyFolds?: number[] | null; models?: TrainedName[] | null }): string {
   const q = shellQuote;
   const parts = ['dermtl', 'cv', '--manifest', q(o.manifest), '--out', q(o.out), '--folds', String(o.folds), '--mode', o.mode, '--seed', String(o.seed)];
   if (o.configFile) parts.push('--config', q(o.configFile));
   parts.push('--tta', o.tta);
   if (o.onlyFolds) parts.push('--only-folds', o.onlyFolds.join(','));
+  if (o.models) parts.push('--models', o.models.join(','));
   return parts.join(' ');
 }
 
@@ -210,4 +216,15 @@ export function parseOnlyFolds(list: string | number[] | undefined, k: number): 
   if (!parts.length || bad.length) throw new DermtlError(`--only-folds ${parts.join(',')}: expected fold numbers 0..${k - 1} separated by commas${bad.length ? `; not a fold: ${bad.join(', ')}` : ''}`);
   const unique = [...new Set(folds)].sort((a, b) => a - b);
   return unique.length === k ? null : unique;
+}
+
+/** The trained models of a --models list ("lesion,mtl"), in the study's order; a clear error naming the flag otherwise. */
+export function parseModels(list: string | readonly string[] | undefined): TrainedName[] | null {
+  if (list === undefined) return null;
+  const parts = (typeof list === 'string' ? list.split(',') : [...list]).map((x) => x.trim());
+  const known = TRAINED_MODELS.map((m) => m.model as string);
+  const bad = parts.filter((x) => !known.includes(x));
+  if (!parts.length || bad.length) throw new DermtlError(`--models ${parts.join(',')}: expected trained models among ${known.join(', ')} separated by commas${bad.length ? `; not one: ${bad.map((b) => JSON.stringify(b)).join(', ')}` : ''} (the baselines prior and linear are always fitted; the ensemble needs lesion and mtl)`);
+  const chosen = TRAINED_MODELS.map((m) => m.model).filter((m) => parts.includes(m));
+  return chosen.length === TRAINED_MODELS.length ? null : chosen;
 }

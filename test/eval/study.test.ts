@@ -365,3 +365,23 @@ test('--only-folds: a partial study runs those folds alone, is labelled PARTIAL 
   assert.match(opts.lines.join('\n'), /PARTIAL STUDY/);
   await assert.rejects(runStudy(opts), /--only-folds: started with 1, now all/);
 });
+
+test('--models: only those trained models run, the others (and an ensemble without both members) are skipped with the reason; never mixed', async () => {
+  const opts = await options();
+  await assert.rejects(runStudy({ ...opts, models: 'lesion,fusion' }), (e: unknown) => e instanceof DermtlError && /--models lesion,fusion: expected trained models among lesion, location, mtl.*not one: "fusion"/.test(e.message));
+  await assert.rejects(stat(opts.out), 'a refused --models leaves no study folder');
+  const r = await runStudy({ ...opts, onlyFolds: '0', models: 'mtl,lesion' });
+  assert.equal(r.counts.trained, 2 + 2, 'lesion and mtl, then the two baselines');
+  assert.notEqual(r.results.models.lesion.folds[0], null);
+  assert.notEqual(r.results.models.mtl.folds[0], null);
+  assert.notEqual(r.results.models.ensemble.folds[0], null, 'lesion and mtl ran, so the ensemble did');
+  assert.equal(r.results.models.location.folds[0], null);
+  assert.deepEqual(r.results.skipped.filter((s) => s.fold === 0).map((s) => [s.model, s.reason]), [['location', 'not in --models']]);
+  await assert.rejects(stat(unitDir(opts.out, 'location', 0)));
+  assert.match(r.results.command, /--only-folds 0 --models lesion,mtl/);
+  assert.match(await readFile(join(opts.out, 'report.html'), 'utf8'), /not in --models/);
+  await assert.rejects(runStudy({ ...opts, onlyFolds: '0' }), /--models: started with lesion,mtl, now all/);
+  const only = await runStudy({ ...opts, out: `${opts.out}-location`, onlyFolds: '0', models: ['location'] });
+  assert.equal(only.results.models.ensemble.folds[0], null);
+  assert.ok(only.results.skipped.some((s) => s.model === 'ensemble'), 'no members: the ensemble is skipped with its reason');
+});

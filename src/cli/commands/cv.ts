@@ -19,6 +19,7 @@ export function register(program: Command): void {
     .option('--config <c.json>', 'training config overrides (JSON, as for dermtl train); unknown keys are an error')
     .addOption(new Option('--tta <tta>', 'test-time augmentation: 10crop (the paper) or center. Default: the config\'s (10crop)').choices([...TTAS]))
     .option('--only-folds <list>', 'run only these folds, e.g. 0 or 0,2 (a PARTIAL study, labelled as such in every output and never mixed with a full one)')
+    .option('--models <list>', 'train only these models, e.g. lesion,mtl (of lesion, location, mtl; the others are reported as skipped, the baselines are always fitted; default all)')
     .option('--force', 'discard a study of other settings in --out instead of refusing')
     .option('--verbose', 'also print every training\'s epochs and every evaluation\'s metrics')
     .option('--no-progress', 'no progress bars on stderr')
@@ -31,12 +32,12 @@ export function register(program: Command): void {
       'lesion label) is reported as skipped. Metrics: AP per lesion label, mAP-class, mAP-image, location top-1/top-3, per',
       'fold and pooled out-of-fold, with fold means, stds and the paired MTL - lesion-only difference (95% t interval).',
     ].join('\n'))
-    .action(async (o: { manifest: string; out: string; folds: number; mode?: TrainMode; seed?: number; config?: string; tta?: Tta; onlyFolds?: string; force?: boolean; verbose?: boolean; progress: boolean }, cmd: Command) => {
+    .action(async (o: { manifest: string; out: string; folds: number; mode?: TrainMode; seed?: number; config?: string; tta?: Tta; onlyFolds?: string; models?: string; force?: boolean; verbose?: boolean; progress: boolean }, cmd: Command) => {
       const [{ runStudyWithStopSignals }, { shellQuote }, { formatTable1 }] = await Promise.all([
         import('../../eval/study.ts'), import('../../eval/studyPlan.ts'), import('../../report/study/index.ts'),
       ]);
       const r = await runStudyWithStopSignals({
-        manifest: o.manifest, out: o.out, folds: o.folds, mode: o.mode, seed: o.seed, configFile: o.config, tta: o.tta, onlyFolds: o.onlyFolds,
+        manifest: o.manifest, out: o.out, folds: o.folds, mode: o.mode, seed: o.seed, configFile: o.config, tta: o.tta, onlyFolds: o.onlyFolds, models: o.models,
         force: o.force ?? false, verbose: o.verbose ?? false, progress: o.progress, command: commandLine(cmd, shellQuote),
       });
       console.log('');
