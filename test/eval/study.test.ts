@@ -379,7 +379,13 @@ test('--models: only those trained models run, the others (and an ensemble witho
   assert.deepEqual(r.results.skipped.filter((s) => s.fold === 0).map((s) => [s.model, s.reason]), [['location', 'not in --models']]);
   await assert.rejects(stat(unitDir(opts.out, 'location', 0)));
   assert.match(r.results.command, /--only-folds 0 --models lesion,mtl/);
-  assert.match(await readFile(join(opts.out, 'report.html'), 'utf8'), /not in --models/);
+  const html = await readFile(join(opts.out, 'report.html'), 'utf8');
+  assert.match(html, /not in --models/);
+  // the mode's cost per training image, for the models that ran (24 of the 36 images train in fold 0 of 3)
+  const perImage = (m: string) => html.match(new RegExp(`<th scope="row">${m}</th>.*?<td class="num">(\\d+) ms</td></tr>`))?.[1];
+  const secs = r.results.timing.models.lesion[0]!;
+  assert.equal(Number(perImage('lesion-only')), Math.round((1000 * secs) / (36 - r.results.models.lesion.folds[0]!.n)));
+  assert.equal(perImage('location-only'), undefined, 'skipped: no cost');
   await assert.rejects(runStudy({ ...opts, onlyFolds: '0' }), /--models: started with lesion,mtl, now all/);
   const only = await runStudy({ ...opts, out: `${opts.out}-location`, onlyFolds: '0', models: ['location'] });
   assert.equal(only.results.models.ensemble.folds[0], null);

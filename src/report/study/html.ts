@@ -300,15 +300,19 @@ ${body}
 
 function timingSection(r: StudyResults): string {
   const folds = Array.from({ length: r.folds }, (_, f) => f);
+  // A unit's training images: the study's images less the fold's test part (the validation groups included).
+  const trainingImages = (m: ModelName, f: number) => r.dataset.stats.images - (r.models[m].folds[f]?.n ?? r.dataset.stats.images);
   const rows = MODEL_NAMES.filter((m) => r.timing.models[m]).map((m) => {
     const secs = r.timing.models[m]!;
     const total = secs.reduce<number>((a, s) => a + (s ?? 0), 0);
-    return `<tr><th scope="row">${MODEL_TITLES[m]}</th>${secs.map((s) => `<td class="num">${s === null ? 'skipped' : formatSeconds(s)}</td>`).join('')}<td class="num split">${formatSeconds(total)}</td></tr>`;
+    const images = secs.reduce<number>((a, s, f) => a + (s === null ? 0 : trainingImages(m, f)), 0);
+    const perImage = images > 0 && total > 0 ? `${((1000 * total) / images).toFixed(0)} ms` : '–';
+    return `<tr><th scope="row">${MODEL_TITLES[m]}</th>${secs.map((s) => `<td class="num">${s === null ? 'skipped' : formatSeconds(s)}</td>`).join('')}<td class="num split">${formatSeconds(total)}</td><td class="num">${perImage}</td></tr>`;
   });
   return `<section id="timing">
 <h2>Timing</h2>
-<p>Whole study: <b>${formatSeconds(r.timing.totalSeconds)}</b> (wall clock).</p>
-${rows.length ? `<table class="results"><thead><tr><th>model</th>${folds.map((f) => `<th class="num">fold ${f}</th>`).join('')}<th class="num split">sum</th></tr></thead><tbody>${rows.join('\n')}</tbody></table>` : ''}
+<p>Whole study: <b>${formatSeconds(r.timing.totalSeconds)}</b> (wall clock, ${escapeHtml(String(r.config.mode ?? ''))} mode${r.config.mode === 'finetune' ? `, trainable ${escapeHtml(String((r.config.finetune as { trainable?: string } | undefined)?.trainable ?? 'all'))}` : ''}). Per training image: a model/fold's training and test-part evaluation time over the images it trained on (its validation groups included), the mode's cost per image on this machine; a shared cache computed up front (features, activations) is counted in the whole study only.</p>
+${rows.length ? `<table class="results"><thead><tr><th>model</th>${folds.map((f) => `<th class="num">fold ${f}</th>`).join('')}<th class="num split">sum</th><th class="num">per training image</th></tr></thead><tbody>${rows.join('\n')}</tbody></table>` : ''}
 </section>`;
 }
 
