@@ -383,7 +383,7 @@ test('--models: only those trained models run, the others (and an ensemble witho
   assert.match(html, /not in --models/);
   // the mode's cost per training image, for the models that ran (24 of the 36 images train in fold 0 of 3)
   const perImage = (m: string) => html.match(new RegExp(`<th scope="row">${m}</th>.*?<td class="num">(\\d+) ms</td></tr>`))?.[1];
-  const secs = r.results.timing.models.lesion[0]!;
+  const secs = r.results.timing.models.lesion![0]!;
   assert.equal(Number(perImage('lesion-only')), Math.round((1000 * secs) / (36 - r.results.models.lesion.folds[0]!.n)));
   assert.equal(perImage('location-only'), undefined, 'skipped: no cost');
   await assert.rejects(runStudy({ ...opts, onlyFolds: '0' }), /--models: started with lesion,mtl, now all/);
