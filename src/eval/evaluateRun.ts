@@ -16,6 +16,7 @@ import { loadModel, serializeInference, type LoadedModel } from '../models/model
 import { stderrProgress } from '../report/progress.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
 import { DermtlError, errorList } from '../util/errors.ts';
+import { concatFloat32 } from '../util/float32.ts';
 import type { Tta } from '../train/config.ts';
 import { TEN_CROP_VIEWS } from '../train/features.ts';
 import { buildFeaturesNetwork, FEATURES_INPUT, featureCacheFor } from '../train/frozen.ts';
@@ -196,17 +197,8 @@ async function predictWithModel(model: LoadedModel, samples: readonly Sample[], 
     bar.stop?.();
     await loader.close();
   }
-  const cat = (xs: Float32Array[]) => {
-    const all = new Float32Array(xs.reduce((n, x) => n + x.length, 0));
-    let at = 0;
-    for (const x of xs) {
-      all.set(x, at);
-      at += x.length;
-    }
-    return all;
-  };
   return scoreTable(samples, model.labels, views, mode === 'center' ? 'center-only' : opts.tta, {
-    lesion: lesion.length ? cat(lesion) : undefined, location: location.length ? cat(location) : undefined,
+    lesion: lesion.length ? concatFloat32(lesion) : undefined, location: location.length ? concatFloat32(location) : undefined,
   });
 }
 

@@ -97,10 +97,9 @@ export function settingsDifferences(before: StudyFile['settings'], now: StudySet
   if (before.seed !== now.seed) problems.push(`--seed: started with ${before.seed}, now ${now.seed}`);
   if (before.mode !== now.mode) problems.push(`--mode: started with ${before.mode}, now ${now.mode}`);
   if (before.tta !== now.tta) problems.push(`--tta: started with ${before.tta}, now ${now.tta}`);
-  const folds = (x: number[] | null | undefined) => (x ? x.join(',') : 'all');
-  if (folds(before.onlyFolds) !== folds(now.onlyFolds)) problems.push(`--only-folds: started with ${folds(before.onlyFolds)}, now ${folds(now.onlyFolds)}`);
-  const models = (x: string[] | null | undefined) => (x ? x.join(',') : 'all');
-  if (models(before.models) !== models(now.models)) problems.push(`--models: started with ${models(before.models)}, now ${models(now.models)}`);
+  const list = (x: readonly (string | number)[] | null | undefined) => (x ? x.join(',') : 'all');
+  if (list(before.onlyFolds) !== list(now.onlyFolds)) problems.push(`--only-folds: started with ${list(before.onlyFolds)}, now ${list(now.onlyFolds)}`);
+  if (list(before.models) !== list(now.models)) problems.push(`--models: started with ${list(before.models)}, now ${list(now.models)}`);
   const keys = diffKeys(before.config, now.config);
   if (keys.length) problems.push(`the resolved config differs in ${keys.join(', ')}`);
   return problems;

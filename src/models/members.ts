@@ -4,6 +4,7 @@
 // last layers, so the ensemble is exactly one set of heads whose shared layer is K times as wide (mergeMembers):
 // the saved model is an ordinary single-head network that every reader of a model folder already understands.
 import type { Graph, Tensor } from '../graph/index.ts';
+import { concatFloat32 } from '../util/float32.ts';
 import { buildHeads, HEAD_PREFIX, HEAD_TENSORS, memberScope, type Heads, type HeadsConfig, type HeadsOptions } from './heads.ts';
 
 /** K member heads on `features` and their mean logits (named as the plain heads' logits and probs). */
@@ -42,8 +43,8 @@ export function mergeMembers(params: ReadonlyMap<string, Float32Array>, members:
   const ks = [...Array(members).keys()];
   const shared = member(0, 'shared', 'weight') !== undefined;
   if (shared) {
-    out.set(`${HEAD_PREFIX}shared/weight`, concat(ks.map((k) => member(k, 'shared', 'weight')!)));
-    out.set(`${HEAD_PREFIX}shared/bias`, concat(ks.map((k) => member(k, 'shared', 'bias')!)));
+    out.set(`${HEAD_PREFIX}shared/weight`, concatFloat32(ks.map((k) => member(k, 'shared', 'weight')!)));
+    out.set(`${HEAD_PREFIX}shared/bias`, concatFloat32(ks.map((k) => member(k, 'shared', 'bias')!)));
   }
   for (const layer of ['lesion', 'location']) {
     if (!member(0, layer, 'weight')) continue;
@@ -52,16 +53,6 @@ export function mergeMembers(params: ReadonlyMap<string, Float32Array>, members:
     const rows = bs[0].length;
     out.set(`${HEAD_PREFIX}${layer}/weight`, shared ? sideBySide(ws, rows, 1 / members) : average(ws));
     out.set(`${HEAD_PREFIX}${layer}/bias`, average(bs));
-  }
-  return out;
-}
-
-function concat(xs: Float32Array[]): Float32Array {
-  const out = new Float32Array(xs.reduce((n, x) => n + x.length, 0));
-  let at = 0;
-  for (const x of xs) {
-    out.set(x, at);
-    at += x.length;
   }
   return out;
 }
