@@ -133,9 +133,11 @@ function scheduleForOrt(g: Graph, forwardNodes: number, seeds: readonly string[]
 /** Names of every tensor whose value depends on one of `roots` (true dataflow over all emitted nodes). */
 function dependsOn(g: Graph, roots: readonly string[]): Set<string> {
   const set = new Set(roots);
-  for (const node of g.nodes) {
-    if (node.inputs.some((i) => set.has(i))) for (const o of node.outputs) set.add(o);
-  }
+  // a stopGradient's output is a constant to the backward pass: the dependency ends there
+  const stops = new Set(g.ops.filter((o) => o.type === 'StopGradient').map((o) => o.node));
+  g.nodes.forEach((node, i) => {
+    if (!stops.has(i) && node.inputs.some((x) => set.has(x))) for (const o of node.outputs) set.add(o);
+  });
   return set;
 }
 

@@ -319,6 +319,11 @@ export class Graph {
     return this.op('Identity', [x], x.shape, x.dtype, opts);
   }
 
+  /** x itself in the forward pass (an ONNX Identity); to autodiff a constant: no gradient flows back through it. */
+  stopGradient(x: Tensor, opts: Named = {}): Tensor {
+    return this.op('StopGradient', [x], x.shape, x.dtype, opts, { opType: 'Identity' });
+  }
+
   // ---------------------------------------------------------------- helper ops (no gradient rule)
 
   transpose(x: Tensor, perm: readonly number[], opts: Named = {}): Tensor {

@@ -61,6 +61,9 @@ export const rules: Record<string, GradRule> = {
   Flatten: (g, op, dY) => [g.reshape(dY, op.inputs[0].shape)],
   // identity: dX = dY.
   Identity: (_g, _op, dY) => [dY],
+  // exp: dX = dY * exp(x) = dY * y.
+  Exp: (g, op, dY) => [g.mul(dY, op.output)],
+  // StopGradient needs no rule: autodiff's dependsOn ends every dependency at it, so it never receives a gradient.
   // softmax y: dX = y * (dY - sum(dY * y) along the axis).
   Softmax: (g, op, dY) => {
     const y = op.output;

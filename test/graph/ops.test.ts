@@ -207,3 +207,17 @@ test('dropout off (ratio 0 or training false) is the identity in both directions
     assert.ok(r.graph.nodes.every((nd) => nd.opType !== 'Dropout'));
   }
 });
+
+test('stopGradient: the value passes, the gradient does not (y = x * stop(x) + x: dy/dx = x + 1, not 2x + 1)', async (t) => {
+  const { r, X } = await unary([3, 4], (g, x) => g.add(g.mul(x, g.stopGradient(x)), x), 7, -2, 2);
+  expectClose(t, 'stopGradient', {
+    y: [r.y, R.map(X, (v) => v * v + v).data],
+    dx: [r.grads.x, R.map(r.probe, (v, i) => v * (X.data[i] + 1)).data],
+  });
+});
+
+test('exp: dX = dY * exp(x)', async (t) => {
+  const { r, X } = await unary([2, 5], (g, x) => g.exp(x), 8, -3, 3);
+  const e = R.map(X, (v) => Math.exp(v));
+  expectClose(t, 'exp', { y: [r.y, e.data], dx: [r.grads.x, R.map(r.probe, (v, i) => v * e.data[i]).data] });
+});
