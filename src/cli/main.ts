@@ -15,6 +15,7 @@ import * as ensemble from './commands/ensemble.ts';
 import * as cv from './commands/cv.ts';
 import * as predict from './commands/predict.ts';
 import * as serve from './commands/serve.ts';
+import * as exportCmd from './commands/export.ts';
 
 /** The package's version, from its package.json (src/cli and dist/cli are both two folders below it). */
 export function packageVersion(): string {
@@ -27,7 +28,7 @@ export function packageVersion(): string {
  * and small modules of constants at its top: the heavy modules (onnxruntime, sharp, vega, fastify, zod, ...) are
  * imported inside the command's action, so --help and --version start fast (test/cli/main.test.ts checks it).
  */
-const COMMANDS = [start, importCmd, refine, stats, correlation, split, train, evalCmd, ensemble, cv, metrics, predict, serve, demoData];
+const COMMANDS = [start, importCmd, refine, stats, correlation, split, train, evalCmd, ensemble, cv, metrics, exportCmd, predict, serve, demoData];
 
 /** Builds the `dermtl` program; each sub-command lives in its own file under src/cli/commands. */
 export function buildProgram(): Command {

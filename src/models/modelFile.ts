@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import onnxProto from 'onnx-proto';
 import { z } from 'zod';
 import type { Graph } from '../graph/index.ts';
+import type { FoldedResNet50 } from './foldBatchNorm.ts';
 import { GraphSession, type RunOptions } from '../graph/index.ts';
 import { readMetadata, toModelProto } from '../graph/onnx.ts';
 import type { Preprocessing } from '../image/index.ts';
@@ -13,6 +14,7 @@ import { writeFileAtomic, writeDirAtomic } from '../util/atomic.ts';
 import { DermtlError, errorList } from '../util/errors.ts';
 import { HEAD_TENSORS } from './heads.ts';
 import { buildNetwork, checkSpec, IMAGE_INPUT, type NetworkSpec } from './network.ts';
+import { buildHeadsGraph, headParams, HEADS_FILE, HEADS_INPUT, resolveTrunk, trunkReferenceOf, trunkReferenceSchema, type TrunkReference } from './trunkReference.ts';
 
 export const MODEL_FORMAT = 'dermtl-model';
 /** Bump when a folder written by this code could be misread by an older reader (or vice versa). */
@@ -58,6 +60,15 @@ export interface ModelToSave {
   metrics?: unknown;
 }
 
+export interface SaveOptions {
+  /**
+   * 'embed' (default): the folder's model.onnx holds the whole network. 'reference': the trunk is the untrained one
+   * (frozen-trunk training), so the folder stores heads.onnx and names the trunk; loadModel rebuilds the whole
+   * network (trunkReference.ts), and `dermtl export` writes it as a single model.onnx.
+   */
+  trunk?: 'embed' | 'reference';
+}
+
 /** dermtl.json: what the folder is and how to read it. */
 export interface ModelManifest {
   format: typeof MODEL_FORMAT;
@@ -67,6 +78,8 @@ export interface ModelManifest {
   input: { name: string; shape: (number | string)[]; dtype: 'float32' };
   outputs: { name: string; shape: (number | string)[]; activation: 'sigmoid' | 'softmax'; labels: 'lesion' | 'location' }[];
   files: string[];
+  /** Present when the folder holds heads.onnx instead of model.onnx: the untrained trunk the heads sit on. */
+  trunk?: TrunkReference;
 }
 
 /** Op types whose semantics do not depend on the batch size (so the batch dimension may be left free). */
@@ -100,33 +113,25 @@ export function serializeInference(g: Graph, opts: InferenceExportOptions = {}):
   return onnxProto.onnx.ModelProto.encode(model).finish();
 }
 
-/** Writes the model folder `dir` atomically (a half-written folder never appears; an old one is replaced). */
-export async function saveModel(dir: string, m: ModelToSave): Promise<ModelManifest> {
+/**
+ * Writes the model folder `dir` atomically (a half-written folder never appears; an old one is replaced). With
+ * trunk 'reference' only the head params of `m.params` are stored (see SaveOptions).
+ */
+export async function saveModel(dir: string, m: ModelToSave, opts: SaveOptions = {}): Promise<ModelManifest> {
   checkSpec(m.network);
   checkLabels(m.labels, m.network, `labels for ${dir}`);
-  const net = buildNetwork(m.network, { batch: 1, mode: 'inference', values: m.params, requireValues: true });
-  const outputs = manifestOutputs(m.network);
-  const input = { name: IMAGE_INPUT, shape: ['N', 3, m.network.imageSize, m.network.imageSize], dtype: 'float32' as const };
-  const bytes = serializeInference(net.graph, {
-    metadata: {
-      [METADATA_KEYS.format]: MODEL_FORMAT,
-      [METADATA_KEYS.version]: String(MODEL_FORMAT_VERSION),
-      [METADATA_KEYS.network]: JSON.stringify(m.network),
-      [METADATA_KEYS.lesionLabels]: JSON.stringify(m.labels.lesion),
-      [METADATA_KEYS.locationLabels]: JSON.stringify(m.labels.location),
-      [METADATA_KEYS.preprocessing]: JSON.stringify(m.preprocessing),
-      [METADATA_KEYS.input]: JSON.stringify(input),
-      [METADATA_KEYS.outputs]: JSON.stringify(outputs),
-    },
-    docString: docString(m, input.shape),
-  });
+  const lean = opts.trunk === 'reference';
+  const full = lean ? null : fullModelBytes(m);
+  const heads = lean ? headsModelBytes(m) : null;
+  const files = Object.values(MODEL_FILES).map((f) => (lean && f === MODEL_FILES.onnx ? HEADS_FILE : f));
   const manifest: ModelManifest = {
     format: MODEL_FORMAT, version: MODEL_FORMAT_VERSION, createdAt: new Date().toISOString(), network: m.network,
-    input, outputs, files: Object.values(MODEL_FILES),
+    input: inputOf(m.network), outputs: manifestOutputs(m.network), files, ...(lean ? { trunk: trunkReferenceOf(m.network) } : {}),
   };
   const json = (v: unknown) => `${JSON.stringify(v ?? null, null, 2)}\n`;
   await writeDirAtomic(dir, async (tmp) => {
-    await writeFileAtomic(join(tmp, MODEL_FILES.onnx), bytes);
+    if (full) await writeFileAtomic(join(tmp, MODEL_FILES.onnx), full);
+    if (heads) await writeFileAtomic(join(tmp, HEADS_FILE), heads);
     await writeFileAtomic(join(tmp, MODEL_FILES.labels), json(m.labels));
     await writeFileAtomic(join(tmp, MODEL_FILES.preprocessing), json(m.preprocessing));
     await writeFileAtomic(join(tmp, MODEL_FILES.config), json(m.config ?? {}));
@@ -137,6 +142,48 @@ export async function saveModel(dir: string, m: ModelToSave): Promise<ModelManif
   return manifest;
 }
 
+function inputOf(spec: NetworkSpec): ModelManifest['input'] {
+  return { name: IMAGE_INPUT, shape: ['N', 3, spec.imageSize, spec.imageSize], dtype: 'float32' };
+}
+
+function onnxMetadata(m: Pick<ModelToSave, 'network' | 'labels' | 'preprocessing'>): Record<string, string> {
+  return {
+    [METADATA_KEYS.format]: MODEL_FORMAT,
+    [METADATA_KEYS.version]: String(MODEL_FORMAT_VERSION),
+    [METADATA_KEYS.network]: JSON.stringify(m.network),
+    [METADATA_KEYS.lesionLabels]: JSON.stringify(m.labels.lesion),
+    [METADATA_KEYS.locationLabels]: JSON.stringify(m.labels.location),
+    [METADATA_KEYS.preprocessing]: JSON.stringify(m.preprocessing),
+    [METADATA_KEYS.input]: JSON.stringify(inputOf(m.network)),
+    [METADATA_KEYS.outputs]: JSON.stringify(manifestOutputs(m.network)),
+  };
+}
+
+/** heads.onnx of a model without its trunk: pooled features -> probabilities (the same metadata, but the input). */
+function headsModelBytes(m: ModelToSave): Uint8Array {
+  const g = buildHeadsGraph(m.network, headParams(m.params));
+  const input = { name: HEADS_INPUT, shape: ['N', g.inputs[0].shape[1]], dtype: 'float32' };
+  return serializeInference(g, {
+    metadata: { ...onnxMetadata(m), [METADATA_KEYS.input]: JSON.stringify(input) },
+    docString: `The heads of a dermtl model without its trunk: input '${HEADS_INPUT}' float32 [N, ${input.shape[1]}] is the trunk's pooled features. ` +
+      'dermtl loadModel rebuilds the whole network; dermtl export writes it as one model.onnx.',
+  });
+}
+
+/**
+ * The standalone model.onnx of a model: the whole network, every param baked in. With `heads.trunk`, `m.params` are
+ * the heads' only (every one required) and the trunk is built from those weights.
+ */
+function fullModelBytes(m: Pick<ModelToSave, 'network' | 'params' | 'labels' | 'preprocessing'>,
+  heads?: { trunk: FoldedResNet50 | 'random'; where: string; metadata: Record<string, string> }): Uint8Array {
+  const net = buildNetwork(m.network, { batch: 1, mode: 'inference', values: m.params, requireValues: !heads, weights: heads?.trunk });
+  if (heads) {
+    const missing = net.heads.params.filter((n) => !m.params.has(n));
+    if (missing.length) throw new DermtlError(`${heads.where}: ${missing.length} head param(s) missing (${missing[0]}, ...); the file is damaged`);
+  }
+  return serializeInference(net.graph, { metadata: heads?.metadata ?? onnxMetadata(m), docString: docString(m, inputOf(m.network).shape) });
+}
+
 function manifestOutputs(spec: NetworkSpec): ModelManifest['outputs'] {
   const out: ModelManifest['outputs'] = [];
   if (spec.heads.lesion > 0) out.push({ name: HEAD_TENSORS.lesionProbs, shape: ['N', spec.heads.lesion], activation: 'sigmoid', labels: 'lesion' });
@@ -144,7 +191,7 @@ function manifestOutputs(spec: NetworkSpec): ModelManifest['outputs'] {
   return out;
 }
 
-function docString(m: ModelToSave, shape: (number | string)[]): string {
+function docString(m: Pick<ModelToSave, 'network' | 'preprocessing'>, shape: (number | string)[]): string {
   const p = m.preprocessing;
   return [
     `dermtl skin-lesion model (ResNet-${m.network.trunk.depth} trunk), format ${MODEL_FORMAT} v${MODEL_FORMAT_VERSION}.`,
@@ -178,7 +225,7 @@ const specSchema = z.object({
   }),
   seed: z.number().int(),
 });
-const manifestSchema = z.object({ format: z.string(), version: z.number(), network: specSchema }).loose();
+const manifestSchema = z.object({ format: z.string(), version: z.number(), network: specSchema, trunk: trunkReferenceSchema.optional() }).loose();
 const labelsSchema = z.object({ lesion: z.array(z.string()), location: z.array(z.string()) });
 const prepSchema = z.object({
   size: z.number().int().positive(),
@@ -229,7 +276,8 @@ export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<Lo
   }
   const manifest = parseWith(manifestSchema, raw, manifestPath) as unknown as ModelManifest;
   const missing: string[] = [];
-  for (const f of Object.values(MODEL_FILES)) {
+  const lean = manifest.trunk !== undefined;
+  for (const f of Object.values(MODEL_FILES).map((f) => (lean && f === MODEL_FILES.onnx ? HEADS_FILE : f))) {
     if (!(await stat(join(dir, f)).then((s) => s.isFile(), () => false))) missing.push(`${f}: missing`);
   }
   if (missing.length) throw errorList(`${dir}: incomplete dermtl model folder`, missing);
@@ -247,9 +295,16 @@ export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<Lo
   }
   const config = await readJson(join(dir, MODEL_FILES.config));
   const metrics = await readJson(join(dir, MODEL_FILES.metrics));
-  const onnxPath = join(dir, MODEL_FILES.onnx);
-  const onnx = new Uint8Array(await readFile(onnxPath));
+  const onnxPath = join(dir, lean ? HEADS_FILE : MODEL_FILES.onnx);
+  let onnx: Uint8Array = new Uint8Array(await readFile(onnxPath));
   checkOnnxMetadata(onnxPath, onnx, labels);
+  if (manifest.trunk) {
+    // heads only: the whole network is the referenced trunk + these heads, rebuilt as saveModel would write it
+    const weights = await resolveTrunk(manifest.trunk, network, manifestPath);
+    // heads.onnx's metadata is the whole model's but for the input (saved as written, key order included)
+    const metadata = { ...readMetadata(onnx), [METADATA_KEYS.input]: JSON.stringify(inputOf(network)) };
+    onnx = fullModelBytes({ network, labels, preprocessing, params: readParams(onnx) }, { trunk: weights, where: onnxPath, metadata });
+  }
   let session: GraphSession | null = null;
   if (opts.session ?? true) {
     session = await GraphSession.fromBytes(onnx, opts).catch((e: Error) => {

@@ -5,10 +5,13 @@
 //                       label lists, the train/validation/test split, the backbone, timings
 //   RUN/config.json     the resolved training config (defaults + --config file + flags)
 //   RUN/history.json    per epoch: training losses, validation losses and metrics, learning rate
-//   RUN/checkpoints/    weights + optimizer + scheduler + data-order position (latest.json pointer)
-//   RUN/model/          the final model folder (saveModel / loadModel), written last
+//   RUN/checkpoints/    weights + optimizer + scheduler + data-order position (latest.json pointer); with
+//                       selected.bin (the best epoch's params) only kept while training: a finished run deletes them
+//   RUN/model/          the final model folder (saveModel / loadModel), written last; a frozen-trunk run's holds
+//                       the heads only and names the ImageNet trunk (models/trunkReference.ts; dermtl export
+//                       writes the whole network as one model.onnx)
 //   RUN/scores.csv, RUN/metrics.json   written by `dermtl eval`
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { writeFileAtomic } from '../util/atomic.ts';
@@ -128,6 +131,15 @@ export async function readFinishedRun(dir: string): Promise<RunInfo> {
     }
   }
   return info;
+}
+
+/**
+ * Deletes what only a resume needs (checkpoints/ and `files`, e.g. the selected params) from a run whose run.json
+ * says done: its model folder holds the kept params. A crash half-way leaves some of it, which is harmless.
+ */
+export async function pruneFinishedRun(dir: string, files: readonly string[]): Promise<void> {
+  await rm(runFile(dir, 'checkpoints'), { recursive: true, force: true });
+  for (const f of files) await rm(join(dir, f), { force: true });
 }
 
 /** The resolved config stored in a run (checked: an edited or foreign config.json is refused). */

@@ -20,7 +20,7 @@ import { epochsOf, headsOptions, loadConfig, selectionMetric, resolveConfig, typ
 import { finetuneImages, trainFinetune } from './finetune.ts';
 import { trainFrozen } from './frozen.ts';
 import { trainPartial } from './partial.ts';
-import { RUN_FORMAT, RUN_FILES, RUN_VERSION, readRunInfoIfAny, runFile, writeJson, writeRunInfo, type EpochRecord, type RunInfo, type RunLabels } from './run.ts';
+import { RUN_FORMAT, RUN_FILES, RUN_VERSION, pruneFinishedRun, readRunInfoIfAny, runFile, writeJson, writeRunInfo, type EpochRecord, type RunInfo, type RunLabels } from './run.ts';
 import type { Multipliers } from './optimizer.ts';
 import type { StepResult } from './step.ts';
 import { checkTrainable, labelsFor, stepsPerEpoch, validationSplit } from './targets.ts';
@@ -156,13 +156,15 @@ export async function trainRun(opts: TrainOptions): Promise<TrainResult> {
   const t0 = performance.now();
   const kept = r.selected ? r.history[r.selected.epoch - 1] : r.history.at(-1);
   const selection = r.selected ? { epoch: r.selected.epoch, metric: selectionMetric(config), score: r.selected.score } : null;
+  // A frozen run's trunk is the untrained one: its model folder stores the heads and names the trunk (run.ts).
   await saveModel(runFile(dir, 'model'), {
     network: r.spec ?? ctx.spec, params: r.params, labels, preprocessing: prep, config,
     metrics: { validation: kept?.validation ?? null, epochs: r.history.length, selection },
-  });
+  }, { trunk: config.mode === 'frozen' ? 'reference' : 'embed' });
   timings.save_s = (performance.now() - t0) / 1000;
   const done: RunInfo = { ...info, status: 'done', finishedAt: new Date().toISOString(), timings, backbone: r.backbone ?? info.backbone, selection };
   await writeRunInfo(dir, done);
+  await pruneFinishedRun(dir, [SELECTED_FILE]);
   const chosen = selection ? `; kept epoch ${selection.epoch}, best validation ${selection.metric} ${Math.abs(selection.score).toFixed(4)}` : '';
   log(`wrote ${runFile(dir, 'model')} (${r.step} updates, ${r.history.length} epochs${chosen})`);
   return { dir, status: 'done', info: done, history: r.history, step: r.step, resumedFrom: r.resumedFrom, stepMs: timer.mean() };

@@ -98,7 +98,8 @@ test('a 3-fold study writes a valid results.json, the report and a run folder pe
       assert.equal(run.task, model);
       assert.equal(run.folds.fold, f);
       assert.equal(run.seed, 0);
-      assert.ok((await stat(join(u, 'model', 'model.onnx'))).size > 0);
+      assert.ok((await stat(join(u, 'model', 'heads.onnx'))).size > 0, 'a frozen run keeps its heads only');
+      await assert.rejects(stat(join(u, 'checkpoints')), 'a finished run keeps no checkpoint');
       const unit = JSON.parse(await readFile(join(u, 'unit.json'), 'utf8'));
       assert.equal(unit.images, testSizes[f]);
       // the fold's entry is evalRun's metrics.json of the same scores
@@ -212,7 +213,7 @@ test('the baselines: prior scores are the training part\'s label frequencies; li
 
 test('a re-run reuses every finished model/fold (no retraining) and gives the same numbers', async () => {
   const { opts, results } = await firstStudy();
-  const model = join(unitDir(opts.out, 'mtl', 1), 'model', 'model.onnx');
+  const model = join(unitDir(opts.out, 'mtl', 1), 'model', 'heads.onnx');
   const before = await mtime(model);
   const lines: string[] = [];
   const r = await runStudy({ ...opts, log: (l) => lines.push(l) });
@@ -241,7 +242,7 @@ test('a stopped study continues where it stopped: a half-trained run resumes, a 
   await assert.rejects(stat(join(opts.out, 'results.json')), 'no results from a stopped study');
   const spentBeforeStop = JSON.parse(await readFile(join(opts.out, 'study.json'), 'utf8')).spentSeconds;
   assert.ok(spentBeforeStop > 0, 'the stopped invocation\'s time is kept');
-  const kept = await mtime(join(unitDir(opts.out, 'mtl', 0), 'model', 'model.onnx'));
+  const kept = await mtime(join(unitDir(opts.out, 'mtl', 0), 'model', 'heads.onnx'));
   // a damaged run folder of a later unit (no run.json, something else in it) is deleted and trained afresh
   const damaged = unitDir(opts.out, 'mtl', 2);
   await mkdir(damaged, { recursive: true });
@@ -251,7 +252,7 @@ test('a stopped study continues where it stopped: a half-trained run resumes, a 
   const r = await runStudy({ ...opts, verbose: false, log: (l) => lines.push(l) });
   // reused: fold 1's three models and two baselines, fold 2's lesion-only; the rest (the damaged unit too) is done now
   assert.deepEqual(r.counts, { trained: 9, reused: 6, skipped: 0 });
-  assert.equal(await mtime(join(unitDir(opts.out, 'mtl', 0), 'model', 'model.onnx')), kept);
+  assert.equal(await mtime(join(unitDir(opts.out, 'mtl', 0), 'model', 'heads.onnx')), kept);
   assert.equal(JSON.parse(await readFile(join(damaged, 'run.json'), 'utf8')).status, 'done');
   assert.ok(r.results.timing.totalSeconds > spentBeforeStop);
   // the resumed training ends where an uninterrupted one does

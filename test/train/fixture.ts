@@ -8,7 +8,7 @@ import { generateDemo } from '../../src/data/demo/generate.ts';
 import { loadManifest } from '../../src/data/manifest.ts';
 import { makeFolds, writeFolds } from '../../src/data/splits.ts';
 import type { Manifest } from '../../src/data/types.ts';
-import { readParams } from '../../src/models/modelFile.ts';
+import { loadModel } from '../../src/models/modelFile.ts';
 
 export interface Demo {
   root: string;
@@ -50,7 +50,7 @@ export function tinyConfig(cacheDir: string, extra: Record<string, unknown> = {}
   };
 }
 
-/** Every param of a run's saved model.onnx. */
+/** Every param of a run's saved model (a frozen run's heads on the rebuilt trunk). */
 export async function modelParams(runDir: string): Promise<Map<string, Float32Array>> {
-  return readParams(new Uint8Array(await readFile(join(runDir, 'model', 'model.onnx'))));
+  return (await loadModel(join(runDir, 'model'), { session: false })).params();
 }

@@ -26,7 +26,9 @@ test('frozen MTL training on the tiny trunk: losses go down, complete run folder
   const r = await trainRun({ ...o, log: (l) => lines.push(l) });
   assert.equal(r.status, 'done');
   const files = (await readdir(o.out)).sort();
-  assert.deepEqual(files, ['checkpoints', 'config.json', 'history.json', 'model', 'run.json', 'selected.bin', 'split.json']);
+  // a finished run keeps no checkpoint (only a resume needs one) and its frozen model no trunk
+  assert.deepEqual(files, ['config.json', 'history.json', 'model', 'run.json', 'split.json']);
+  assert.deepEqual((await readdir(join(o.out, 'model'))).sort(), ['config.json', 'dermtl.json', 'heads.onnx', 'labels.json', 'metrics.json', 'preprocessing.json']);
   const info = JSON.parse(await readFile(join(o.out, 'run.json'), 'utf8'));
   assert.equal(info.format, 'dermtl-run');
   assert.equal(info.status, 'done');
@@ -65,7 +67,7 @@ test('frozen MTL training on the tiny trunk: losses go down, complete run folder
   const members = JSON.parse(await readFile(join(o.out, 'config.json'), 'utf8')).frozen.members;
   assert.equal(members, 5);
   assert.deepEqual(model.network.heads.shared, { hidden: 32 * members, dropout: 0.5 });
-  assert.ok(model.params().has('conv1/weight') && model.params().has('heads/shared/weight'), 'model.onnx is the full network');
+  assert.ok(model.params().has('conv1/weight') && model.params().has('heads/shared/weight'), 'the loaded model is the full network');
   const p = await model.predict(new Float32Array(2 * 3 * 32 * 32), 2);
   assert.equal(p.lesion!.length, 20);
   assert.equal(p.location!.length, 16);

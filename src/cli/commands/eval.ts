@@ -12,7 +12,7 @@ export function register(program: Command): void {
     .option('--fold <k>', 'fold whose test part is evaluated', intArg)
     .addOption(new Option('--tta <mode>', '10crop: mean probability of the ten crops (default); center: the centre crop only').choices([...TTAS]))
     .option('--out <dir>', 'write scores.csv and metrics.json here instead of the run folder')
-    .option('--full-model', 'run model/model.onnx on the images even for a frozen-trunk run (slower; same scores up to fp32 rounding)')
+    .option('--full-model', 'run the whole network (trunk + heads) on the images even for a frozen-trunk run (slower; same scores up to fp32 rounding)')
     .option('--no-progress', 'no progress bars on stderr')
     .addHelpText('after', '\nImages the run was trained or validated on are refused as test images. A frozen-trunk run scores from the feature cache.')
     .action(async (run: string, o: { manifest: string; folds?: string; fold?: number; tta?: Tta; out?: string; fullModel?: boolean; progress: boolean }) => {
