@@ -14,7 +14,7 @@ import { writeFileAtomic, writeDirAtomic } from '../util/atomic.ts';
 import { DermtlError, errorList } from '../util/errors.ts';
 import { HEAD_TENSORS } from './heads.ts';
 import { buildNetwork, checkSpec, IMAGE_INPUT, type NetworkSpec } from './network.ts';
-import { buildHeadsGraph, headParams, HEADS_FILE, HEADS_INPUT, resolveTrunk, trunkReferenceOf, trunkReferenceSchema, type TrunkReference } from './trunkReference.ts';
+import { buildHeadsGraph, halfWeights, headParams, HEADS_FILE, HEADS_INPUT, initializerValues, resolveTrunk, trunkReferenceOf, trunkReferenceSchema, type TrunkReference } from './trunkReference.ts';
 
 export const MODEL_FORMAT = 'dermtl-model';
 /** Bump when a folder written by this code could be misread by an older reader (or vice versa). */
@@ -63,8 +63,8 @@ export interface ModelToSave {
 export interface SaveOptions {
   /**
    * 'embed' (default): the folder's model.onnx holds the whole network. 'reference': the trunk is the untrained one
-   * (frozen-trunk training), so the folder stores heads.onnx and names the trunk; loadModel rebuilds the whole
-   * network (trunkReference.ts), and `dermtl export` writes it as a single model.onnx.
+   * (frozen-trunk training), so the folder stores heads.onnx (weight matrices in float16) and names the trunk;
+   * loadModel rebuilds the whole network (trunkReference.ts), and `dermtl export` writes it as a single model.onnx.
    */
   trunk?: 'embed' | 'reference';
 }
@@ -159,15 +159,15 @@ function onnxMetadata(m: Pick<ModelToSave, 'network' | 'labels' | 'preprocessing
   };
 }
 
-/** heads.onnx of a model without its trunk: pooled features -> probabilities (the same metadata, but the input). */
+/** heads.onnx of a model without its trunk: pooled features -> probabilities (the same metadata, but the input; float16 weights). */
 function headsModelBytes(m: ModelToSave): Uint8Array {
   const g = buildHeadsGraph(m.network, headParams(m.params));
   const input = { name: HEADS_INPUT, shape: ['N', g.inputs[0].shape[1]], dtype: 'float32' };
-  return serializeInference(g, {
+  return halfWeights(serializeInference(g, {
     metadata: { ...onnxMetadata(m), [METADATA_KEYS.input]: JSON.stringify(input) },
     docString: `The heads of a dermtl model without its trunk: input '${HEADS_INPUT}' float32 [N, ${input.shape[1]}] is the trunk's pooled features. ` +
-      'dermtl loadModel rebuilds the whole network; dermtl export writes it as one model.onnx.',
-  });
+      'Weight matrices are float16, cast to float32. dermtl loadModel rebuilds the whole network; dermtl export writes it as one model.onnx.',
+  }));
 }
 
 /**
@@ -351,10 +351,8 @@ export function readParams(bytes: Uint8Array): Map<string, Float32Array> {
   const out = new Map<string, Float32Array>();
   for (const t of model.graph?.initializer ?? []) {
     if (!t.name || !/\/(weight|bias)$/.test(t.name)) continue;
-    const raw = t.rawData;
-    // rawData views the decode buffer at any offset: copy to an aligned array.
-    const data = raw && raw.length ? new Float32Array(new Uint8Array(raw).buffer) : Float32Array.from(t.floatData ?? []);
-    out.set(t.name, data);
+    const data = initializerValues(t); // float32, or float16 (a heads.onnx) widened
+    if (data) out.set(t.name, data);
   }
   return out;
 }

@@ -12,6 +12,7 @@ import { loadModel, readParams, saveModel, type ModelToSave } from '../../src/mo
 import { buildNetwork, collectParams, type NetworkSpec } from '../../src/models/network.ts';
 import { HEADS_FILE, HEADS_INPUT } from '../../src/models/trunkReference.ts';
 import { DermtlError } from '../../src/util/errors.ts';
+import { fromHalf, toHalf } from '../../src/util/float16.ts';
 import { Rng } from '../../src/util/rng.ts';
 
 const SPEC: NetworkSpec = {
@@ -31,15 +32,21 @@ function frozenModel(): ModelToSave {
   };
 }
 
+/** `m` with its head weight matrices rounded to float16 (what heads.onnx stores; biases stay float32). */
+function halfHeads(m: ModelToSave): ModelToSave {
+  const params = new Map([...m.params].map(([k, v]) => [k, k.startsWith(HEAD_PREFIX) && k.endsWith('/weight') ? v.map((x) => fromHalf(toHalf(x))) : v]));
+  return { ...m, params };
+}
+
 const root = await mkdtemp(join(tmpdir(), 'dermtl-trunkref-'));
 test.after(() => rm(root, { recursive: true, force: true }));
 const model = frozenModel();
 const lean = join(root, 'lean');
 const full = join(root, 'full');
 await saveModel(lean, model, { trunk: 'reference' });
-await saveModel(full, model);
+await saveModel(full, halfHeads(model));
 
-test('a lean folder holds heads.onnx and the trunk reference; loadModel rebuilds the full model.onnx byte for byte', async () => {
+test('a lean folder holds heads.onnx (float16 weights) and the trunk reference; loadModel rebuilds the full model.onnx byte for byte', async () => {
   assert.deepEqual((await readdir(lean)).sort(), ['config.json', 'dermtl.json', 'heads.onnx', 'labels.json', 'metrics.json', 'preprocessing.json']);
   const manifest = JSON.parse(await readFile(join(lean, 'dermtl.json'), 'utf8'));
   assert.deepEqual(manifest.trunk, { weights: 'random', seed: 5 });
@@ -47,6 +54,8 @@ test('a lean folder holds heads.onnx and the trunk reference; loadModel rebuilds
   const headsBytes = (await readFile(join(lean, HEADS_FILE))).byteLength;
   const fullBytes = (await readFile(join(full, 'model.onnx'))).byteLength;
   assert.ok(headsBytes < fullBytes / 2, `${headsBytes} vs ${fullBytes}`);
+  const f32 = join(root, 'f32');
+  await saveModel(f32, model);
   const a = await loadModel(lean, { threads: 1 });
   const b = await loadModel(full, { threads: 1 });
   try {
@@ -54,6 +63,11 @@ test('a lean folder holds heads.onnx and the trunk reference; loadModel rebuilds
     assert.deepEqual([...a.params().keys()].sort(), [...b.params().keys()].sort());
     const x = Float32Array.from({ length: 2 * 3 * 32 * 32 }, (_, i) => Math.sin(i) * 60);
     assert.deepEqual(await a.predict(x, 2), await b.predict(x, 2));
+    // against the float32 model: float16 weights move the probabilities by rounding only
+    const c = await loadModel(f32, { threads: 1 });
+    const [pa, pc] = [await a.predict(x, 2), await c.predict(x, 2)];
+    await c.release();
+    for (const k of ['lesion', 'location'] as const) for (let i = 0; i < pa[k]!.length; i++) assert.ok(Math.abs(pa[k]![i] - pc[k]![i]) < 1e-3);
     // a lean model saved again in full has the same params (what dermtl export does)
     const again = join(root, 'again');
     await saveModel(again, { network: a.network, params: a.params(), labels: a.labels, preprocessing: a.preprocessing, config: a.config, metrics: a.metrics });
