@@ -1,8 +1,8 @@
-import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { z } from 'zod';
 import { DermtlError, errorList } from '../util/errors.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
+import { readJsonWith } from '../util/jsonFile.ts';
 import { Rng } from '../util/rng.ts';
 import { manifestHash } from './manifest.ts';
 import type { Manifest, Sample } from './types.ts';
@@ -203,18 +203,9 @@ export function selectFold(loaded: LoadedFolds, k: number): Fold {
 }
 
 async function readFoldFile(file: string): Promise<FoldFile> {
-  let json: unknown;
-  try {
-    json = JSON.parse(await readFile(file, 'utf8'));
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new DermtlError(code === 'ENOENT' ? `fold file not found: ${file}` : `fold file ${file} is not valid JSON: ${(e as Error).message}`);
-  }
-  const parsed = FoldFileSchema.safeParse(json);
-  if (!parsed.success) {
-    throw errorList(`invalid fold file ${file}`, parsed.error.issues.map((i) => `${i.path.map(String).join('.') || '(top level)'}: ${i.message}`));
-  }
-  return parsed.data as FoldFile;
+  return (await readJsonWith(FoldFileSchema, file, {
+    missing: `fold file not found: ${file}`, notJson: (why) => `fold file ${file} is not valid JSON: ${why}`, invalid: `invalid fold file ${file}`,
+  })) as FoldFile;
 }
 
 function checkCoverage(doc: FoldFile, manifest: Manifest, file: string): Map<string, number> {

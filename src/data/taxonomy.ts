@@ -1,6 +1,6 @@
-import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
-import { DermtlError, errorList } from '../util/errors.ts';
+import { DermtlError } from '../util/errors.ts';
+import { readJsonWith } from '../util/jsonFile.ts';
 import { loadManifest, sampleToRow, writeManifest } from './manifest.ts';
 import { countLabels, type LabelCount } from './statistics.ts';
 import type { Sample } from './types.ts';
@@ -13,20 +13,12 @@ const MergeSchema = z.strictObject({
 export type MergeSpec = z.infer<typeof MergeSchema>;
 
 export async function loadMergeSpec(file: string): Promise<MergeSpec> {
-  let json: unknown;
-  try {
-    json = JSON.parse(await readFile(file, 'utf8'));
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new DermtlError(code === 'ENOENT' ? `merge file not found: ${file}` : `merge file ${file} is not valid JSON: ${(e as Error).message}`);
-  }
-  const parsed = MergeSchema.safeParse(json);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `${i.path.map(String).join('.') || '(top level)'}: ${i.message}`);
-    throw errorList(`invalid merge file ${file}; expected {"lesion": {"from": "to"}, "location": {"from": "to"}}`, problems);
-  }
-  for (const kind of ['lesion', 'location'] as const) resolveChains(parsed.data[kind] ?? {}, `${file} (${kind})`);
-  return parsed.data;
+  const spec = await readJsonWith(MergeSchema, file, {
+    missing: `merge file not found: ${file}`, notJson: (why) => `merge file ${file} is not valid JSON: ${why}`,
+    invalid: `invalid merge file ${file}; expected {"lesion": {"from": "to"}, "location": {"from": "to"}}`,
+  });
+  for (const kind of ['lesion', 'location'] as const) resolveChains(spec[kind] ?? {}, `${file} (${kind})`);
+  return spec;
 }
 
 /** Follows a -> b -> c so a lands on c; a cycle is an error naming the file. */

@@ -12,6 +12,7 @@ import { readMetadata, toModelProto } from '../graph/onnx.ts';
 import type { Preprocessing } from '../image/index.ts';
 import { writeFileAtomic, writeDirAtomic } from '../util/atomic.ts';
 import { DermtlError, errorList } from '../util/errors.ts';
+import { parseWith, readJson } from '../util/jsonFile.ts';
 import { HEAD_TENSORS } from './heads.ts';
 import { buildNetwork, checkSpec, IMAGE_INPUT, type NetworkSpec } from './network.ts';
 import { buildHeadsGraph, halfWeights, headParams, HEADS_FILE, HEADS_INPUT, initializerValues, resolveTrunk, trunkReferenceOf, trunkReferenceSchema, type TrunkReference } from './trunkReference.ts';
@@ -267,7 +268,7 @@ export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<Lo
   const kind = await stat(dir).then((s) => (s.isDirectory() ? 'dir' : 'file'), () => null);
   if (kind !== 'dir') throw new DermtlError(`${dir}: ${kind ? 'not a folder' : 'no such folder'}; a dermtl model is a folder holding ${MODEL_FILES.manifest} and ${MODEL_FILES.onnx}`);
   const manifestPath = join(dir, MODEL_FILES.manifest);
-  const raw = await readJson(manifestPath, `${dir} is not a dermtl model folder (it has no ${MODEL_FILES.manifest})`);
+  const raw = await readJson(manifestPath, { missing: `${dir} is not a dermtl model folder (it has no ${MODEL_FILES.manifest})` });
   const head = z.object({ format: z.string(), version: z.number() }).loose().safeParse(raw);
   if (!head.success || head.data.format !== MODEL_FORMAT) throw new DermtlError(`${manifestPath}: not a ${MODEL_FORMAT} manifest (no "format": "${MODEL_FORMAT}")`);
   if (head.data.version !== MODEL_FORMAT_VERSION) {
@@ -355,25 +356,4 @@ export function readParams(bytes: Uint8Array): Map<string, Float32Array> {
     if (data) out.set(t.name, data);
   }
   return out;
-}
-
-async function readJson(path: string, missing?: string): Promise<unknown> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new DermtlError(code === 'ENOENT' && missing ? missing : `${path}: cannot read it (${code})`);
-  }
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new DermtlError(`${path}: not valid JSON (${(e as Error).message})`);
-  }
-}
-
-function parseWith<T>(schema: z.ZodType<T>, v: unknown, path: string): T {
-  const r = schema.safeParse(v);
-  if (!r.success) throw errorList(`${path}: unexpected content`, r.error.issues.map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`));
-  return r.data;
 }

@@ -15,7 +15,8 @@ import { readFile, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { writeFileAtomic } from '../util/atomic.ts';
-import { DermtlError, errorList } from '../util/errors.ts';
+import { DermtlError } from '../util/errors.ts';
+import { parseWith } from '../util/jsonFile.ts';
 import { TrainConfigSchema, type TrainConfig } from './config.ts';
 
 export const RUN_FORMAT = 'dermtl-run';
@@ -107,9 +108,7 @@ export async function readRunInfoIfAny(dir: string): Promise<RunInfo | undefined
   if (head.data.version !== RUN_VERSION) {
     throw new DermtlError(`${dir}: run folder format version ${head.data.version}; this dermtl reads version ${RUN_VERSION}. Train the run again with this version.`);
   }
-  const r = runSchema.safeParse(raw);
-  if (!r.success) throw errorList(`${file}: unexpected content`, r.error.issues.map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`));
-  return r.data;
+  return parseWith(runSchema, raw, file);
 }
 
 /**

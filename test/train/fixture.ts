@@ -1,7 +1,7 @@
 // Shared by the train / eval / CLI tests of `dermtl train|eval|ensemble` (not a test): a small SYNTHETIC demo set
 // (40 images of 64 px, src/data/demo), a 3-fold file, and a config with the TINY random trunk at 32x32, so nothing
 // is downloaded and a whole frozen run takes well under a second.
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateDemo } from '../../src/data/demo/generate.ts';

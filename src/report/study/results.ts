@@ -1,7 +1,7 @@
-import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { pairedDifference, summarize } from '../../eval/stats.ts';
 import { DermtlError, errorList } from '../../util/errors.ts';
+import { issueLines, readJson } from '../../util/jsonFile.ts';
 
 /**
  * results.json of a cross-validation study (`dermtl cv`): everything the report is drawn from, so
@@ -227,7 +227,7 @@ export function validateResults(raw: unknown, source = 'results.json'): StudyRes
   }
   const parsed = ResultsSchema.safeParse(raw);
   if (!parsed.success) {
-    throw errorList(`${source}: invalid study results`, parsed.error.issues.map((i) => `${i.path.map(String).join('.') || '(top level)'}: ${i.message}`));
+    throw errorList(`${source}: invalid study results`, issueLines(parsed.error.issues));
   }
   const problems = consistencyProblems(parsed.data);
   if (problems.length) throw errorList(`${source}: inconsistent study results`, problems);
@@ -236,19 +236,7 @@ export function validateResults(raw: unknown, source = 'results.json'): StudyRes
 
 /** Reads and validates a results.json file. */
 export async function readResults(file: string): Promise<StudyResults> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new DermtlError(code === 'ENOENT' ? `results file not found: ${file}` : `cannot read ${file}: ${(e as Error).message}`);
-  }
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (e) {
-    throw new DermtlError(`${file} is not valid JSON: ${(e as Error).message}`);
-  }
+  const raw = await readJson(file, { missing: `results file not found: ${file}`, notJson: (why) => `${file} is not valid JSON: ${why}` });
   return validateResults(raw, file);
 }
 
