@@ -27,7 +27,9 @@ import { loadFoldedResNet50, type FoldedResNet50 } from '../src/models/foldBatch
 import { serializeInference } from '../src/models/modelFile.ts';
 import { buildNetwork, type NetworkSpec } from '../src/models/network.ts';
 import { ensurePretrainedResNet50 } from '../src/models/pretrained.ts';
+import { resolveConfig } from '../src/train/config.ts';
 import { Trainer, type Feeds } from '../src/train/step.ts';
+import { multipliersOf } from '../src/train/trainTask.ts';
 import { writeFileAtomic } from '../src/util/atomic.ts';
 import { Rng } from '../src/util/rng.ts';
 import { formatProfile, summarizeProfile, type ProfileSummary } from './engineProfile.ts';
@@ -222,7 +224,7 @@ async function trainChild() {
     // Random weights (no BatchNorm to tame them) diverge to NaN within ~5 steps at lr 1e-3, which would abort the
     // run: train them at lr 0. The update runs the same kernel over the same arrays either way, so times agree.
     sgd: { lr: weights === 'random' ? 0 : 1e-3, momentum: 0.9, weightDecay: 1e-4 },
-    multipliers: Object.fromEntries([...net.lrMultipliers].map(([name, lrMult]) => [name, { lrMult }])),
+    multipliers: multipliersOf(net.graph, resolveConfig()),
     threads: cfg.threads,
   });
   // Time the optimizer inside the step without a second code path: wrap its update.

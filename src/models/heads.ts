@@ -1,7 +1,8 @@
 // The task heads on the pooled trunk features (Liao & Luo): a multi-label lesion head (P sigmoid outputs) and a
 // single-label body-location head (Q softmax outputs), either or both (MTL), optionally over one shared hidden
-// layer. Fresh layers, seeded init, their losses (eq. 5 and eq. 7) and their learning-rate multipliers.
-import type { Graph, Loss, Param, Tensor } from '../graph/index.ts';
+// layer. Fresh layers, seeded init and their losses (eq. 5 and eq. 7); the learning-rate multipliers are the
+// training config's (train/trainTask.ts multipliersOf).
+import type { Graph, Loss, Tensor } from '../graph/index.ts';
 import { DermtlError } from '../util/errors.ts';
 import { Rng } from '../util/rng.ts';
 import { heNormal, paramValue } from './resnet.ts';
@@ -25,12 +26,6 @@ export const HEAD_PREFIX = 'heads/';
 
 /** The scope of member k of a head ensemble (members.ts). */
 export const memberScope = (k: number): string => `m${k}`;
-
-/**
- * Learning-rate multipliers (Caffe fine-tuning convention, as in the paper): new head weights x10, their biases
- * x20, pretrained trunk x1.
- */
-export const LR_MULTIPLIERS = { trunk: 1, headWeight: 10, headBias: 20 } as const;
 
 export interface HeadsConfig {
   /** P: lesion labels (multi-label, sigmoid); 0 = no lesion head. */
@@ -189,17 +184,6 @@ export function addHeadLosses(g: Graph, heads: Heads, taskWeights: { lesion?: nu
     out.losses.push({ tensor: out.locationLoss, weight: taskWeights.location ?? 1 });
   }
   return out;
-}
-
-/** The multiplier of one param by name: head weights x10, head biases x20, everything else (trunk) x1. */
-export function lrMultiplier(param: string): number {
-  if (!param.startsWith(HEAD_PREFIX)) return LR_MULTIPLIERS.trunk;
-  return param.endsWith('/bias') ? LR_MULTIPLIERS.headBias : LR_MULTIPLIERS.headWeight;
-}
-
-/** Multipliers of the trainable params of a graph, in declaration order (what the optimizer iterates). */
-export function learningRateMultipliers(params: readonly Param[]): Map<string, number> {
-  return new Map(params.filter((p) => p.trainable).map((p) => [p.name, lrMultiplier(p.name)]));
 }
 
 /** Glorot/Xavier uniform: U(-a, a), a = sqrt(6 / (fan_in + fan_out)), for the linear layers before sigmoid/softmax. */

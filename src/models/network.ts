@@ -3,7 +3,7 @@
 import { Graph, type Loss, type Tensor } from '../graph/index.ts';
 import { DermtlError } from '../util/errors.ts';
 import type { FoldedResNet50 } from './foldBatchNorm.ts';
-import { addHeadLosses, buildHeads, checkHeadsConfig, learningRateMultipliers, type Heads, type HeadsConfig } from './heads.ts';
+import { addHeadLosses, buildHeads, checkHeadsConfig, type Heads, type HeadsConfig } from './heads.ts';
 import { buildResNet, buildResNetFrom, stageInputShape, trunkLayout, type ResNetDepth, type ResNetTrunk, type Trainable, type TrunkStage } from './resnet.ts';
 
 /** Everything that fixes the network's shape and init (stored in a model folder's dermtl.json). */
@@ -43,8 +43,6 @@ export interface Network {
   heads: Heads;
   /** Train mode: the losses for buildTrainingGraph (with task weights). Empty in inference mode. */
   losses: Loss[];
-  /** Trainable param name -> learning-rate multiplier (trunk x1, head weights x10, head biases x20). */
-  lrMultipliers: Map<string, number>;
 }
 
 export function checkSpec(spec: NetworkSpec): void {
@@ -97,7 +95,7 @@ function withHeads(g: Graph, spec: NetworkSpec, opts: BuildNetworkOptions, trunk
   if (heads.lesionProbs) g.output(heads.lesionProbs);
   if (heads.locationProbs) g.output(heads.locationProbs);
   const losses = train ? addHeadLosses(g, heads, opts.taskWeights).losses : [];
-  return { graph: g, trunk, heads, losses, lrMultipliers: learningRateMultipliers(g.params()) };
+  return { graph: g, trunk, heads, losses };
 }
 
 /** Every param of a built graph by name: its declared data, replaced by `trained` where given (for saving). */
