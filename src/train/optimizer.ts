@@ -193,7 +193,7 @@ export class SgdMomentum {
 /**
  * The fused update over one param: one pass, no allocation, monomorphic on Float32Array. It moves 20
  * bytes per value (reads w, v, g; writes w, v): 25.5M values take ~42 ms on the 2-core dev machine
- * (test/train/speed-check.ts), ~12 GB/s against ~42 GB/s for a plain copy, so V8's scalar code is the
+ * (bench/sgd-update.ts), ~12 GB/s against ~42 GB/s for a plain copy, so V8's scalar code is the
  * limit, not memory. The Trainer keeps its arrays in a Float32Arena, whose WebAssembly SIMD version of
  * this loop (graph/simd.ts, same results bit for bit) takes ~12 ms; this one serves arrays outside it.
  */

@@ -1,12 +1,12 @@
 // Manual measurement (not part of the test suite): pretrained ResNet-50 weight loading, ORT forward ms/image of
 // the inference export at batch 1 and 20 (dynamic 'N' vs a graph built at a fixed batch), and peak RSS.
-// Run: node --import tsx test/models/resnet50Bench.ts [runs=5]
-import { Graph, GraphSession, serialize } from '../../src/graph/index.ts';
-import { ensurePretrainedResNet50 } from '../../src/models/pretrained.ts';
-import { loadFoldedResNet50, type FoldedResNet50 } from '../../src/models/foldBatchNorm.ts';
-import { buildResNet } from '../../src/models/resnet.ts';
-import { serializeInference } from '../../src/models/modelFile.ts';
-import { Rng } from '../../src/util/rng.ts';
+// Run: node --import tsx bench/resnet50-forward.ts [runs=5]
+import { Graph, GraphSession, serialize } from '../src/graph/index.ts';
+import { ensurePretrainedResNet50 } from '../src/models/pretrained.ts';
+import { loadFoldedResNet50, type FoldedResNet50 } from '../src/models/foldBatchNorm.ts';
+import { buildResNet } from '../src/models/resnet.ts';
+import { serializeInference } from '../src/models/modelFile.ts';
+import { Rng } from '../src/util/rng.ts';
 
 const RUNS = Number(process.argv[2]) || 5;
 const mb = () => (process.resourceUsage().maxRSS / 1024).toFixed(0);

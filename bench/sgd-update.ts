@@ -2,10 +2,10 @@
 // (every conv with a folded-BN bias, fc 2048x1000: 25.5M values in 108 tensors), the gradient finite
 // scan the trainer does before it, their WebAssembly SIMD versions (the Trainer's), and a three-pass (unfused)
 // update for comparison.
-// Run: node --import tsx test/train/speed-check.ts [repeats]
-import { Float32Arena } from '../../src/graph/simd.ts';
-import { SgdMomentum, firstNonFinite } from '../../src/train/optimizer.ts';
-import { Rng } from '../../src/util/rng.ts';
+// Run: node --import tsx bench/sgd-update.ts [repeats]
+import { Float32Arena } from '../src/graph/simd.ts';
+import { SgdMomentum, firstNonFinite } from '../src/train/optimizer.ts';
+import { Rng } from '../src/util/rng.ts';
 
 const REPEATS = Number(process.argv[2]) || 9;
 

@@ -1,9 +1,15 @@
 // Manual speed sanity check (not part of the test suite): a small ResNet-50-style net (bottleneck blocks,
 // BN folded into conv bias, two heads, both losses) at batch 4, 64x64: one training step (forward +
 // backward, every weight trainable) vs the forward pass alone with weights baked in.
-// Run: node --import tsx test/graph/speed-check.ts [batch] [size] [steps]
-import { Graph, GraphSession, buildTrainingGraph, type Tensor } from '../../src/graph/index.ts';
-import { randomData } from './helpers.ts';
+// Run: node --import tsx bench/graph-step.ts [batch] [size] [steps]
+import { Graph, GraphSession, buildTrainingGraph, type Tensor } from '../src/graph/index.ts';
+import { Rng } from '../src/util/rng.ts';
+
+/** Uniform values in [lo, hi), seeded (the graph tests' generator). */
+function randomData(seed: number, n: number, lo = -1, hi = 1): Float32Array {
+  const r = Rng.derive(20240601, 'graph-test', seed);
+  return Float32Array.from({ length: n }, () => r.uniform(lo, hi));
+}
 
 const [batch, size, steps] = process.argv.slice(2).map(Number);
 const N = batch || 4;
