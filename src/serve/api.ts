@@ -7,6 +7,7 @@ import { stat } from 'node:fs/promises';
 import type { Preprocessing } from '../image/index.ts';
 import { loadModel as loadModelFolder, MODEL_FILES, type ModelLabels, type ModelManifest } from '../models/modelFile.ts';
 import type { NetworkSpec } from '../models/network.ts';
+import { HEADS_FILE } from '../models/trunkReference.ts';
 import { createPredictor } from './predictor.ts';
 import type { Tta } from './defaults.ts';
 
@@ -49,9 +50,12 @@ export interface LoadModelOptions {
 export interface DermtlModel {
   /** The model folder. */
   readonly dir: string;
-  /** Path of model.onnx (self-contained: labels and preprocessing in its metadata). */
-  readonly onnxPath: string;
-  /** model.onnx's bytes (e.g. for onnxruntime-web in a browser). */
+  /**
+   * Path of model.onnx (self-contained: labels and preprocessing in its metadata); null for a folder that stores
+   * only the heads of a frozen-trunk model (heads.onnx, the trunk by reference; `dermtl export` writes the file).
+   */
+  readonly onnxPath: string | null;
+  /** model.onnx's bytes, the whole network (e.g. for onnxruntime-web in a browser); rebuilt for a heads-only folder. */
   readonly onnx: Uint8Array;
   readonly labels: ModelLabels;
   readonly preprocessing: Preprocessing;
@@ -70,8 +74,8 @@ export interface DermtlModel {
 /** Loads a model folder written by dermtl (or given by its model.onnx inside that folder). */
 export async function loadModel(path: string, opts: LoadModelOptions = {}): Promise<DermtlModel> {
   const isFile = await stat(path).then((s) => s.isFile(), () => false);
-  // A model.onnx path stands for its folder: labels.json, metrics.json etc. live beside it.
-  const dir = isFile && basename(path) === MODEL_FILES.onnx ? dirname(path) : path;
+  // A model.onnx (or heads.onnx) path stands for its folder: labels.json, metrics.json etc. live beside it.
+  const dir = isFile && (basename(path) === MODEL_FILES.onnx || basename(path) === HEADS_FILE) ? dirname(path) : path;
   const loaded = await loadModelFolder(dir, { threads: opts.threads });
   return createPredictor(loaded, { maxPixels: opts.maxPixels });
 }

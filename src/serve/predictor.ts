@@ -50,7 +50,7 @@ export function createPredictor(loaded: LoadedModel, opts: PredictorOptions = {}
 
   return {
     dir: loaded.dir,
-    onnxPath: join(loaded.dir, MODEL_FILES.onnx),
+    onnxPath: loaded.manifest.trunk ? null : join(loaded.dir, MODEL_FILES.onnx),
     onnx: loaded.onnx,
     labels: loaded.labels,
     preprocessing: loaded.preprocessing,
