@@ -7,6 +7,8 @@ export class Canvas {
   readonly data: Float32Array;
   /** Scratch buffer for path(), allocated on first use and always left zeroed. */
   private coverage?: Float32Array;
+  /** While set: grown to hold every pixel painted with opacity >= TRACK_MIN_ALPHA (where a lesion was drawn). */
+  box: PixelBox | null = null;
 
   constructor(readonly width: number, readonly height: number) {
     this.data = new Float32Array(width * height * 3);
@@ -15,6 +17,7 @@ export class Canvas {
   /** Mixes colour c into pixel (x, y) with opacity a (0..1); out-of-range pixels are ignored. */
   blend(x: number, y: number, c: RGB, a: number): void {
     if (x < 0 || y < 0 || x >= this.width || y >= this.height || a <= 0) return;
+    if (this.box && a >= TRACK_MIN_ALPHA) grow(this.box, x, y);
     const i = (y * this.width + x) * 3, d = this.data;
     const t = a > 1 ? 1 : a;
     d[i] += (c[0] - d[i]) * t;
@@ -25,6 +28,7 @@ export class Canvas {
   /** Scales pixel (x, y) by f, mixed in with opacity a: shading and shadows keep the underlying colour. */
   shade(x: number, y: number, f: number, a = 1): void {
     if (x < 0 || y < 0 || x >= this.width || y >= this.height || a <= 0) return;
+    if (this.box && a * Math.abs(f - 1) >= TRACK_MIN_ALPHA) grow(this.box, x, y);
     const i = (y * this.width + x) * 3, d = this.data;
     const k = 1 + (f - 1) * Math.min(1, a);
     d[i] *= k;
@@ -68,6 +72,28 @@ export class Canvas {
       cover[i] = 0;
     }
   }
+}
+
+/** An inclusive pixel rectangle (empty while x0 > x1). */
+export interface PixelBox {
+  x0: number;
+  y0: number;
+  x1: number;
+  y1: number;
+}
+
+/** Writes fainter than this (a lesion's barely visible halo) do not grow the tracked box. */
+const TRACK_MIN_ALPHA = 0.05;
+
+export function emptyBox(): PixelBox {
+  return { x0: Infinity, y0: Infinity, x1: -Infinity, y1: -Infinity };
+}
+
+function grow(b: PixelBox, x: number, y: number): void {
+  if (x < b.x0) b.x0 = x;
+  if (x > b.x1) b.x1 = x;
+  if (y < b.y0) b.y0 = y;
+  if (y > b.y1) b.y1 = y;
 }
 
 /**

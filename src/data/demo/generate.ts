@@ -6,7 +6,8 @@ import { Rng } from '../../util/rng.ts';
 import { writeManifest } from '../manifest.ts';
 import type { ManifestRow } from '../types.ts';
 import { planDemo, type DemoScene } from './plan.ts';
-import { drawScene, encodeView, renderView } from './scene.ts';
+import type { PixelBox } from './canvas.ts';
+import { drawScene, encodeView, renderView, sceneBoxInView } from './scene.ts';
 import { LESION_WEIGHTS, LESIONS, SITES } from './table.ts';
 
 /** Marker file that identifies a folder written by this generator (and so safe to replace). */
@@ -137,4 +138,32 @@ function readme(o: DemoOptions): string {
     ...table,
     '',
   ].join('\n');
+}
+
+/** Where one drawn lesion is in one photo of a demo dataset: its type and box in photo pixels (continuous edges). */
+export interface DemoLesionBox {
+  lesion: string;
+  box: { x0: number; y0: number; x1: number; y1: number };
+}
+
+/**
+ * The lesion boxes of every photo of the demo dataset `generateDemo(.., { n, seed, size })` writes, by manifest image
+ * path (redrawing each scene; the pixels are not written). A lesion outside a photo's frame is left out of it.
+ */
+export function demoLesionBoxes(opts: Pick<DemoOptions, 'n' | 'seed' | 'size'>, only?: ReadonlySet<string>): Map<string, DemoLesionBox[]> {
+  checkOptions(opts);
+  const out = new Map<string, DemoLesionBox[]>();
+  for (const scene of planDemo(opts.n, opts.seed)) {
+    if (only && !scene.views.some((v) => only.has(v.image))) continue;
+    const boxes: PixelBox[] = [];
+    const canvas = drawScene(scene, opts.seed, opts.size, boxes);
+    for (const view of scene.views) {
+      const inView = boxes.flatMap((b, i) => {
+        const box = b.x0 <= b.x1 ? sceneBoxInView(b, view, opts.size, canvas.width) : null;
+        return box ? [{ lesion: scene.lesions[i], box }] : [];
+      });
+      out.set(view.image, inView);
+    }
+  }
+  return out;
 }

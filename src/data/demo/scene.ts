@@ -1,6 +1,6 @@
 import sharp from 'sharp';
 import { Rng } from '../../util/rng.ts';
-import { Canvas, clamp } from './canvas.ts';
+import { Canvas, clamp, emptyBox, type PixelBox } from './canvas.ts';
 import { paintLesion, type Light } from './lesions.ts';
 import type { DemoScene, DemoView } from './plan.ts';
 import { fastUniform, paintHair, paintSkin } from './skin.ts';
@@ -13,8 +13,11 @@ export const SCENE_SCALE = 1.5;
 /** Lesion centres lie within this fraction of the photo size from the scene centre, so every view shows them. */
 const LESION_RADIUS = 0.18;
 
-/** Paints the skin of the scene's site, its lesions, then hair over everything. */
-export function drawScene(scene: DemoScene, seed: number, size: number): Canvas {
+/**
+ * Paints the skin of the scene's site, its lesions, then hair over everything. `lesionBoxes`, when given, receives
+ * each lesion's box in scene pixels (in scene.lesions order); the pixels do not depend on it.
+ */
+export function drawScene(scene: DemoScene, seed: number, size: number, lesionBoxes?: PixelBox[]): Canvas {
   const rng = Rng.derive(seed, 'scene-pixels', scene.index);
   const side = Math.round(size * SCENE_SCALE);
   const unit = size / 320;
@@ -27,7 +30,10 @@ export function drawScene(scene: DemoScene, seed: number, size: number): Canvas 
   for (const [i, lesion] of scene.lesions.entries()) {
     const a = a0 + (2 * Math.PI * i) / k + rng.uniform(-0.4, 0.4);
     const r = (k === 1 ? Math.sqrt(rng.float()) : rng.uniform(0.55, 1)) * LESION_RADIUS * size;
+    if (lesionBoxes) canvas.box = emptyBox();
     paintLesion(canvas, lesion, rng, unit, light, skin, side / 2 + Math.cos(a) * r, side / 2 + Math.sin(a) * r);
+    if (canvas.box) lesionBoxes!.push(canvas.box);
+    canvas.box = null;
   }
   paintHair(canvas, scene.site, rng, unit);
   return canvas;
@@ -63,6 +69,31 @@ export function renderView(canvas: Canvas, view: DemoView, size: number, rng: Rn
     }
   }
   return { data: out, width, height };
+}
+
+/**
+ * Where a box of scene pixels lands in a view's photo: the bounding box of its four corners under the view's framing
+ * (the inverse of renderView's mapping), clipped to the photo; null when it falls outside.
+ */
+export function sceneBoxInView(box: PixelBox, view: DemoView, size: number, sceneSide: number): PixelBox | null {
+  const width = size, height = Math.round(size * view.aspect);
+  const cx = sceneSide / 2 + view.dx * size, cy = sceneSide / 2 + view.dy * size;
+  const cos = Math.cos(view.rotation) * view.zoom, sin = Math.sin(view.rotation) * view.zoom;
+  const out = emptyBox();
+  // pixel i holds the scene's value at i (renderView samples there), so the box's edges are x0 - 0.5 and x1 + 0.5
+  for (const [sx, sy] of [[box.x0 - 0.5, box.y0 - 0.5], [box.x1 + 0.5, box.y0 - 0.5], [box.x0 - 0.5, box.y1 + 0.5], [box.x1 + 0.5, box.y1 + 0.5]]) {
+    const u = sx - cx, v = sy - cy;
+    let x = u * cos + v * sin;
+    const y = -u * sin + v * cos;
+    if (view.flip) x = -x;
+    const ox = x + width / 2, oy = y + height / 2;
+    out.x0 = Math.min(out.x0, ox);
+    out.x1 = Math.max(out.x1, ox);
+    out.y0 = Math.min(out.y0, oy);
+    out.y1 = Math.max(out.y1, oy);
+  }
+  const clipped = { x0: Math.max(0, out.x0), y0: Math.max(0, out.y0), x1: Math.min(width, out.x1), y1: Math.min(height, out.y1) };
+  return clipped.x0 < clipped.x1 && clipped.y0 < clipped.y1 ? clipped : null;
 }
 
 /** JPEG bytes of a view, with the view's optical blur. */
