@@ -13,6 +13,7 @@ import type { Preprocessing } from '../image/index.ts';
 import { writeFileAtomic, writeDirAtomic } from '../util/atomic.ts';
 import { DermtlError, errorList } from '../util/errors.ts';
 import { parseWith, readJson } from '../util/jsonFile.ts';
+import { CAM_INPUT, camModelBytes, EXPLAIN_FILE, withConv5Output } from './cam.ts';
 import { HEAD_TENSORS } from './heads.ts';
 import { buildNetwork, checkSpec, IMAGE_INPUT, type NetworkSpec } from './network.ts';
 import { buildHeadsGraph, halfWeights, headParams, HEADS_FILE, HEADS_INPUT, initializerValues, resolveTrunk, trunkReferenceOf, trunkReferenceSchema, type TrunkReference } from './trunkReference.ts';
@@ -124,7 +125,8 @@ export async function saveModel(dir: string, m: ModelToSave, opts: SaveOptions =
   const lean = opts.trunk === 'reference';
   const full = lean ? null : fullModelBytes(m);
   const heads = lean ? headsModelBytes(m) : null;
-  const files = Object.values(MODEL_FILES).map((f) => (lean && f === MODEL_FILES.onnx ? HEADS_FILE : f));
+  const explain = explainModelBytes(m);
+  const files = [...Object.values(MODEL_FILES).map((f) => (lean && f === MODEL_FILES.onnx ? HEADS_FILE : f)), EXPLAIN_FILE];
   const manifest: ModelManifest = {
     format: MODEL_FORMAT, version: MODEL_FORMAT_VERSION, createdAt: new Date().toISOString(), network: m.network,
     input: inputOf(m.network), outputs: manifestOutputs(m.network), files, ...(lean ? { trunk: trunkReferenceOf(m.network) } : {}),
@@ -133,6 +135,7 @@ export async function saveModel(dir: string, m: ModelToSave, opts: SaveOptions =
   await writeDirAtomic(dir, async (tmp) => {
     if (full) await writeFileAtomic(join(tmp, MODEL_FILES.onnx), full);
     if (heads) await writeFileAtomic(join(tmp, HEADS_FILE), heads);
+    await writeFileAtomic(join(tmp, EXPLAIN_FILE), explain);
     await writeFileAtomic(join(tmp, MODEL_FILES.labels), json(m.labels));
     await writeFileAtomic(join(tmp, MODEL_FILES.preprocessing), json(m.preprocessing));
     await writeFileAtomic(join(tmp, MODEL_FILES.config), json(m.config ?? {}));
@@ -182,7 +185,14 @@ function fullModelBytes(m: Pick<ModelToSave, 'network' | 'params' | 'labels' | '
     const missing = net.heads.params.filter((n) => !m.params.has(n));
     if (missing.length) throw new DermtlError(`${heads.where}: ${missing.length} head param(s) missing (${missing[0]}, ...); the file is damaged`);
   }
-  return serializeInference(net.graph, { metadata: heads?.metadata ?? onnxMetadata(m), docString: docString(m, inputOf(m.network).shape) });
+  const bytes = serializeInference(net.graph, { metadata: heads?.metadata ?? onnxMetadata(m), docString: docString(m, inputOf(m.network).shape) });
+  return withConv5Output(bytes, m.network);
+}
+
+/** explain.onnx: Grad-CAM of every label on model.onnx's conv5_x output (models/cam.ts), head weights in float16. */
+function explainModelBytes(m: Pick<ModelToSave, 'network' | 'params' | 'labels' | 'preprocessing'>): Uint8Array {
+  const metadata = { ...onnxMetadata(m), [METADATA_KEYS.input]: JSON.stringify({ name: CAM_INPUT }) };
+  return halfWeights(camModelBytes(m.network, headParams(m.params), metadata));
 }
 
 function manifestOutputs(spec: NetworkSpec): ModelManifest['outputs'] {
@@ -251,8 +261,13 @@ export interface LoadedModel {
   onnx: Uint8Array;
   /** An ORT session on model.onnx (null when loaded with session: false). */
   session: GraphSession | null;
-  /** Runs n preprocessed images [n, 3, size, size]; returns the probabilities of the heads present. */
-  predict(images: Float32Array, n: number): Promise<{ lesion?: Float32Array; location?: Float32Array }>;
+  /**
+   * Runs n preprocessed images [n, 3, size, size]; returns the probabilities of the heads present (and with `conv5`
+   * the conv5_x activation [n, C, h, w], explain.onnx's input).
+   */
+  predict(images: Float32Array, n: number, opts?: { conv5?: boolean }): Promise<{ lesion?: Float32Array; location?: Float32Array; conv5?: Float32Array }>;
+  /** explain.onnx's bytes (models/cam.ts): read from the folder, or built from the head params for a folder without it. */
+  explainOnnx(): Promise<Uint8Array>;
   /** Every param (name -> values) from model.onnx's initializers, e.g. to continue training. */
   params(): Map<string, Float32Array>;
   release(): Promise<void>;
@@ -305,6 +320,8 @@ export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<Lo
     // heads.onnx's metadata is the whole model's but for the input (saved as written, key order included)
     const metadata = { ...readMetadata(onnx), [METADATA_KEYS.input]: JSON.stringify(inputOf(network)) };
     onnx = fullModelBytes({ network, labels, preprocessing, params: readParams(onnx) }, { trunk: weights, where: onnxPath, metadata });
+  } else {
+    onnx = withConv5Output(onnx, network); // a folder written before model.onnx had the conv5_x output
   }
   let session: GraphSession | null = null;
   if (opts.session ?? true) {
@@ -314,14 +331,21 @@ export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<Lo
   }
   return {
     dir, manifest, network, labels, preprocessing, config, metrics, onnx, session,
-    async predict(images, n) {
+    async predict(images, n, p = {}) {
       if (!session) throw new Error('model was loaded with session: false');
       const size = network.imageSize;
-      const out = await session.run({ [IMAGE_INPUT]: { data: images, dims: [n, 3, size, size] } });
+      const fetches = manifestOutputs(network).map((o) => o.name).concat(p.conv5 ? [CAM_INPUT] : []);
+      const out = await session.run({ [IMAGE_INPUT]: { data: images, dims: [n, 3, size, size] } }, fetches);
       return {
         ...(network.heads.lesion > 0 ? { lesion: out[HEAD_TENSORS.lesionProbs].data as Float32Array } : {}),
         ...(network.heads.location > 0 ? { location: out[HEAD_TENSORS.locationProbs].data as Float32Array } : {}),
+        ...(p.conv5 ? { conv5: out[CAM_INPUT].data as Float32Array } : {}),
       };
+    },
+    async explainOnnx() {
+      const path = join(dir, EXPLAIN_FILE);
+      const bytes = await readFile(path).then((b) => new Uint8Array(b), () => null);
+      return bytes ?? explainModelBytes({ network, labels, preprocessing, params: readParams(onnx) });
     },
     params: () => readParams(onnx),
     release: async () => session?.release(),

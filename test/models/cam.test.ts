@@ -1,11 +1,17 @@
 // The Grad-CAM graph (models/cam.ts): scores, probabilities and every label's map against an fp64 reference whose
 // gradients are central finite differences with respect to the conv5_x activation itself; model.onnx's conv5_x output
-// feeds it to the same probabilities as the model's.
+// feeds it to the same probabilities as the model's; the saved explain.onnx runs in onnxruntime-web as in -node.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import onnxProto from 'onnx-proto';
+import * as ortWeb from 'onnxruntime-web';
+import { CAFFE_PREPROCESSING } from '../../src/image/index.ts';
 import { GraphSession } from '../../src/graph/index.ts';
 import { buildCamGraphOn, CAM_INPUT, CAM_OUTPUTS, camModelBytes, conv5Shape, withConv5Output } from '../../src/models/cam.ts';
-import { serializeInference } from '../../src/models/modelFile.ts';
+import { loadModel, saveModel, serializeInference } from '../../src/models/modelFile.ts';
 import { buildNetwork, collectParams, type NetworkSpec } from '../../src/models/network.ts';
 import { trunkLayout } from '../../src/models/resnet.ts';
 import { Rng } from '../../src/util/rng.ts';
@@ -99,4 +105,38 @@ test('model.onnx with conv5_x + explain.onnx give the model probabilities (tiny 
   const close = (x: Float32Array, y: Float32Array) => x.every((v, i) => Math.abs(v - y[i]) < 1e-5);
   assert.ok(close(cam[CAM_OUTPUTS.lesionProbs].data as Float32Array, (out.lesion_probs.data as Float32Array).slice(0, 3)));
   assert.ok(close(cam[CAM_OUTPUTS.locationProbs].data as Float32Array, (out.location_probs.data as Float32Array).slice(0, 2)));
+});
+
+test('a saved folder ships explain.onnx (float16 head weights): the same maps in onnxruntime-web (wasm) as in onnxruntime-node', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'dermtl-cam-'));
+  try {
+    const spec: NetworkSpec = { trunk: { depth: 'tiny' }, imageSize: 64, heads: { lesion: 3, location: 2, shared: { hidden: 7, dropout: 0.5 } }, seed: 4 };
+    const net = buildNetwork(spec, { batch: 1, mode: 'inference' });
+    const r = Rng.seeded(5);
+    const params = new Map([...collectParams(net.graph)].map(([k, v]) => [k, k.startsWith('heads/') ? v.map(() => r.normal(0, 0.5)) : v]));
+    await saveModel(join(root, 'm'), { network: spec, params, labels: { lesion: ['a', 'b', 'c'], location: ['x', 'y'] }, preprocessing: { ...CAFFE_PREPROCESSING, size: 64, resizeShorter: 72 } });
+    const m = await loadModel(join(root, 'm'), { threads: 1 });
+    const out = await m.predict(randn(6, 3 * 64 * 64, 50), 1, { conv5: true });
+    const bytes = await m.explainOnnx();
+    await m.release();
+    const proto = onnxProto.onnx.ModelProto.decode(bytes);
+    assert.ok(proto.graph!.initializer!.some((t) => t.dataType === onnxProto.onnx.TensorProto.DataType.FLOAT16), 'float16 weights');
+    const node = await GraphSession.fromBytes(bytes);
+    const want = await node.run({ [CAM_INPUT]: out.conv5! });
+    await node.release();
+    ortWeb.env.wasm.numThreads = 1;
+    const web = await ortWeb.InferenceSession.create(bytes, { executionProviders: ['wasm'] });
+    const got = await web.run({ [CAM_INPUT]: new ortWeb.Tensor('float32', out.conv5!, [1, 64, 2, 2]) });
+    await web.release();
+    for (const name of Object.values(CAM_OUTPUTS)) {
+      const a = got[name].data as Float32Array, b = want[name].data as Float32Array;
+      assert.equal(a.length, b.length, name);
+      assert.ok(a.every((v, i) => Math.abs(v - b[i]) < 1e-5 * (1 + Math.abs(b[i]))), name);
+    }
+    // float16 head weights: the probabilities stay within 1e-3 of model.onnx's float32 ones
+    (want[CAM_OUTPUTS.lesionProbs].data as Float32Array).forEach((v, i) => assert.ok(Math.abs(v - out.lesion![i]) < 1e-3));
+    assert.ok((want[CAM_OUTPUTS.lesionCam].data as Float32Array).some((v) => v > 0), 'some map is non-zero');
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
 });

@@ -58,8 +58,8 @@ const model = trainedModel();
 const dir = join(root, 'model');
 await saveModel(dir, model);
 
-test('save -> load: six files, same outputs as the in-memory network to 1e-6 at batch 1 and 3 (dynamic N)', async () => {
-  assert.deepEqual((await readdir(dir)).sort(), ['config.json', 'dermtl.json', 'labels.json', 'metrics.json', 'model.onnx', 'preprocessing.json']);
+test('save -> load: seven files, same outputs as the in-memory network to 1e-6 at batch 1 and 3 (dynamic N)', async () => {
+  assert.deepEqual((await readdir(dir)).sort(), ['config.json', 'dermtl.json', 'explain.onnx', 'labels.json', 'metrics.json', 'model.onnx', 'preprocessing.json']);
   const m = await loadModel(dir, { threads: 1 });
   try {
     assert.deepEqual(m.labels, LABELS);
@@ -98,7 +98,7 @@ test('model.onnx alone: opset 17, only standard ops, input image [N,3,32,32], la
   assert.deepEqual(readModelInputs(bytes), [{ name: 'image', shape: [-1, 3, 32, 32], dtype: 'float32' }]);
   assert.equal(proto.graph!.input![0].type!.tensorType!.shape!.dim![0].dimParam, 'N');
   assert.deepEqual(proto.graph!.output!.map((o) => [o.name, o.type!.tensorType!.shape!.dim![0].dimParam, Number(o.type!.tensorType!.shape!.dim![1].dimValue)]),
-    [['lesion_probs', 'N', 3], ['location_probs', 'N', 4]]);
+    [['lesion_probs', 'N', 3], ['location_probs', 'N', 4], ['conv5_x', 'N', 64]]);
   const meta = readMetadata(bytes);
   assert.equal(meta['dermtl.format'], 'dermtl-model');
   assert.equal(meta['dermtl.format_version'], '1');
