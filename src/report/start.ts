@@ -4,7 +4,9 @@ import { generateDemo } from '../data/demo/generate.ts';
 import { loadManifest } from '../data/manifest.ts';
 import { formatStats, manifestStats, type ManifestStats } from '../data/statistics.ts';
 import { runStudyWithStopSignals, type StudyOutcome } from '../eval/study.ts';
-import { cvCommand } from '../eval/studyPlan.ts';
+import { cvCommand, unitDir } from '../eval/studyPlan.ts';
+import { loadModel, MODEL_FILES, saveModel } from '../models/modelFile.ts';
+import { RUN_FILES } from '../train/run.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
 import { writeFigure1 } from './figure1.ts';
 import { formatTable1, REPORT_FILES } from './study/index.ts';
@@ -78,6 +80,7 @@ export async function runStart(opts: StartOptions): Promise<StartResult> {
   if (opts.study === false) return { manifest: manifestFile, generated, stats, figures };
 
   const study = await runDemoStudy(opts, out, manifestFile, log);
+  await writeDefaultModel(study.dir, log);
   log('');
   for (const line of formatTable1(study.results)) log(line);
   log('');
@@ -102,6 +105,21 @@ async function runDemoStudy(opts: StartOptions, out: string, manifest: string, l
     manifest: rel(manifest), out: dir, folds, mode: 'frozen', seed: opts.seed, configFile, tta: '10crop', force: opts.force,
     progress: opts.progress, command, log,
   });
+}
+
+/**
+ * The study's default model (MTL, fold 0: what dermtl predict and serve use without --model) as a whole model.onnx:
+ * its run stored the heads only (frozen trunk), and this one model is made standalone. Returns its folder, or null
+ * when the study has no such model; a model that is whole already is left as it is.
+ */
+export async function writeDefaultModel(studyDir: string, log: (line: string) => void = () => {}): Promise<string | null> {
+  const dir = join(unitDir(studyDir, 'mtl', 0), RUN_FILES.model);
+  if (!(await exists(join(dir, MODEL_FILES.manifest)))) return null;
+  const m = await loadModel(dir, { session: false });
+  if (!m.manifest.trunk) return dir;
+  await saveModel(dir, { network: m.network, params: m.params(), labels: m.labels, preprocessing: m.preprocessing, config: m.config, metrics: m.metrics });
+  log(`default model (dermtl predict / serve): ${dir}, written whole (model.onnx)`);
+  return dir;
 }
 
 async function exists(path: string): Promise<boolean> {

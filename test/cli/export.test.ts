@@ -19,7 +19,8 @@ test('dermtl export RUN --out DIR writes model.onnx with the whole network; the 
   const r = await runCommand(registerExport, ['export', run, '--out', out]);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /^wrote .*exported \(model\.onnx \d+\.\d MB, from .*run[/\\]model\)$/m);
-  assert.deepEqual((await readdir(out)).sort(), ['config.json', 'dermtl.json', 'labels.json', 'metrics.json', 'model.onnx', 'preprocessing.json']);
+  const files = await readdir(out);
+  assert.ok(files.includes('model.onnx') && !files.includes('heads.onnx'), files.join(' '));
   const [a, b] = [await loadModel(join(run, 'model'), { threads: 1 }), await loadModel(out, { threads: 1 })];
   try {
     assert.equal(b.manifest.trunk, undefined);

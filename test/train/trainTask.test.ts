@@ -28,7 +28,8 @@ test('frozen MTL training on the tiny trunk: losses go down, complete run folder
   const files = (await readdir(o.out)).sort();
   // a finished run keeps no checkpoint (only a resume needs one) and its frozen model no trunk
   assert.deepEqual(files, ['config.json', 'history.json', 'model', 'run.json', 'split.json']);
-  assert.deepEqual((await readdir(join(o.out, 'model'))).sort(), ['config.json', 'dermtl.json', 'heads.onnx', 'labels.json', 'metrics.json', 'preprocessing.json']);
+  const modelFiles = await readdir(join(o.out, 'model'));
+  assert.ok(modelFiles.includes('heads.onnx') && !modelFiles.includes('model.onnx'), modelFiles.join(' '));
   const info = JSON.parse(await readFile(join(o.out, 'run.json'), 'utf8'));
   assert.equal(info.format, 'dermtl-run');
   assert.equal(info.status, 'done');
