@@ -8,10 +8,12 @@ import type { Preprocessing } from '../image/index.ts';
 import { loadModel as loadModelFolder, MODEL_FILES, type ModelLabels, type ModelManifest } from '../models/modelFile.ts';
 import type { NetworkSpec } from '../models/network.ts';
 import { HEADS_FILE } from '../models/trunkReference.ts';
+import type { Explanation } from './explain.ts';
 import { createPredictor } from './predictor.ts';
 import type { Tta } from './defaults.ts';
 
 export { TTA_MODES, type Tta } from './defaults.ts';
+export type { Explanation, LabelMap } from './explain.ts';
 
 /** One label and its probability (lesion: independent sigmoid; location: softmax share). */
 export interface LabelScore {
@@ -28,6 +30,8 @@ export interface PredictOptions {
   name?: string;
   /** Pixel limit for this image, overriding the one given to loadModel. */
   maxPixels?: number;
+  /** Also return every label's Grad-CAM map (on the centre view, whatever `tta`): Prediction.explanation. */
+  explain?: boolean;
 }
 
 export interface Prediction {
@@ -37,6 +41,8 @@ export interface Prediction {
   location: LabelScore[];
   timing: { decodeMs: number; inferenceMs: number; totalMs: number };
   tta: Tta;
+  /** With `explain: true`: the Grad-CAM maps of every label (serve/explain.ts). */
+  explanation?: Explanation;
 }
 
 export interface LoadModelOptions {

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { renderViews, type ViewMode } from '../image/index.ts';
 import { MODEL_FILES, type LoadedModel } from '../models/modelFile.ts';
 import { DermtlError } from '../util/errors.ts';
+import { CamRunner } from './explain.ts';
 import { TTA_MODES, type DermtlModel, type LabelScore, type Prediction, type PredictOptions, type Tta } from './api.ts';
 
 const VIEW_MODE: Record<Tta, ViewMode> = { center: 'center', '10crop': 'tenCrop' };
@@ -20,6 +21,7 @@ export function createPredictor(loaded: LoadedModel, opts: PredictorOptions = {}
   // libuv pool) of the next image still overlaps the current run.
   const exclusive = serialQueue();
   let disposed = false;
+  let cam: Promise<CamRunner> | null = null;
 
   async function predict(image: string | Uint8Array, p: PredictOptions = {}): Promise<Prediction> {
     const t0 = performance.now();
@@ -30,19 +32,30 @@ export function createPredictor(loaded: LoadedModel, opts: PredictorOptions = {}
     const views = await renderViews(image, VIEW_MODE[tta], null, { prep: loaded.preprocessing, maxPixels: p.maxPixels ?? opts.maxPixels, name });
     const t1 = performance.now();
     let inferenceMs = 0;
+    const explain = p.explain === true;
     const probs = await exclusive(async () => {
       if (disposed) throw new DermtlError('this model was disposed; load it again to predict');
       const s = performance.now();
-      const out = await loaded.predict(views.data, views.params.length);
+      const out = await loaded.predict(views.data, views.params.length, { conv5: explain });
       inferenceMs = performance.now() - s;
       return out;
     });
     const n = views.params.length;
+    // the maps are the centre view's: view 0 of 'center', view 4 (unflipped centre) of '10crop'
+    const centre = tta === 'center' ? 0 : 4;
+    const explanation = explain ? await exclusive(async () => {
+      if (disposed) throw new DermtlError('this model was disposed; load it again to predict');
+      cam ??= CamRunner.open(loaded);
+      cam.catch(() => (cam = null));
+      const per = probs.conv5!.length / n;
+      return (await cam).run(loaded, probs.conv5!.subarray(centre * per, (centre + 1) * per), views.params[centre]);
+    }) : undefined;
     const prediction: Prediction = {
       lesions: probs.lesion ? rankLabels(loaded.labels.lesion, meanOverViews(probs.lesion, n), p.top) : [],
       location: probs.location ? rankLabels(loaded.labels.location, meanOverViews(probs.location, n), p.top) : [],
       timing: { decodeMs: round(t1 - t0), inferenceMs: round(inferenceMs), totalMs: 0 },
       tta,
+      ...(explanation ? { explanation } : {}),
     };
     prediction.timing.totalMs = round(performance.now() - t0);
     return prediction;
@@ -62,7 +75,10 @@ export function createPredictor(loaded: LoadedModel, opts: PredictorOptions = {}
     async dispose() {
       if (disposed) return;
       disposed = true;
-      await exclusive(() => loaded.release());
+      await exclusive(async () => {
+        await loaded.release();
+        if (cam) await (await cam.catch(() => null))?.release();
+      });
     },
   };
 }
