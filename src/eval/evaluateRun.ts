@@ -13,7 +13,7 @@ import { GraphSession } from '../graph/index.ts';
 import { ImageLoader } from '../image/index.ts';
 import { HEAD_TENSORS } from '../models/heads.ts';
 import { loadModel, serializeInference, type LoadedModel } from '../models/modelFile.ts';
-import { stderrProgress } from '../report/progress.ts';
+import { stderrProgress } from '../util/progress.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
 import { DermtlError, errorList } from '../util/errors.ts';
 import { concatFloat32 } from '../util/float32.ts';

@@ -17,7 +17,7 @@ import { loadManifest, manifestHash } from '../data/manifest.ts';
 import { loadFolds, makeFolds, writeFolds, type Fold } from '../data/splits.ts';
 import { cooccurrence, manifestStats } from '../data/statistics.ts';
 import type { Manifest, Sample } from '../data/types.ts';
-import { stderrProgress } from '../report/progress.ts';
+import { stderrProgress } from '../util/progress.ts';
 import {
   BASELINE_NAMES, MODEL_NAMES, REPORT_FILES, RESULTS_VERSION, comparisonResults, modelResult, pairedResults, writeStudyReport,
   type Eval, type LesionEval, type LocationEval, type ModelName, type MtlEval, type Selection, type StudyResults,

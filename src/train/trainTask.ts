@@ -13,7 +13,7 @@ import type { FoldedResNet50 } from '../models/foldBatchNorm.ts';
 import { HEAD_PREFIX } from '../models/heads.ts';
 import { saveModel } from '../models/modelFile.ts';
 import type { NetworkSpec } from '../models/network.ts';
-import { stderrProgress } from '../report/progress.ts';
+import { stderrProgress } from '../util/progress.ts';
 import { DermtlError, errorList } from '../util/errors.ts';
 import { loadTrunkWeights, TRUNK_DEPTH, type TrunkWeights } from './backbone.ts';
 import { epochsOf, headsOptions, loadConfig, selectionMetric, resolveConfig, type TrainConfig, type TrainMode, type Task } from './config.ts';

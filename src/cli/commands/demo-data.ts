@@ -13,7 +13,7 @@ export function register(program: Command): void {
     .option('--seed <int>', 'random seed: the same seed gives byte-identical files', intArg, 0)
     .option('--size <px>', 'image width in pixels (some images are a little less tall)', intArg, 320)
     .action(async (opts: { out: string; n: number; seed: number; size: number }) => {
-      const [{ generateDemo }, { stderrProgress }] = await Promise.all([import('../../data/demo/generate.ts'), import('../../report/progress.ts')]);
+      const [{ generateDemo }, { stderrProgress }] = await Promise.all([import('../../data/demo/generate.ts'), import('../../util/progress.ts')]);
       const progress = stderrProgress('drawing images');
       try {
         const r = await generateDemo(opts.out, { n: opts.n, seed: opts.seed, size: opts.size, onProgress: progress });

@@ -28,7 +28,7 @@ export function register(program: Command): void {
     .action(async (images: string[], opts: { model?: string; tta: Tta; top: number; threads?: number }) => {
       const modelPath = await resolveModelPath(opts.model);
       const [{ loadModel }, { expandImageArgs, predictBatch }, { stderrProgress }] = await Promise.all([
-        import('../../serve/api.ts'), import('../../serve/batch.ts'), import('../../report/progress.ts'),
+        import('../../serve/api.ts'), import('../../serve/batch.ts'), import('../../util/progress.ts'),
       ]);
       const model = await loadModel(modelPath, { threads: opts.threads });
       const progress = stderrProgress('predicting');

@@ -23,7 +23,7 @@ export function register(program: Command): void {
     .option('--no-study', 'stop after the statistics and Figure 1')
     .option('--no-progress', 'no progress bars on stderr')
     .action(async (opts: { out: string; data?: string; n: number; seed: number; size: number; folds: number; config?: string; force?: boolean; study: boolean; progress: boolean }) => {
-      const [{ stderrProgress }, { runStart }] = await Promise.all([import('../../report/progress.ts'), import('../../report/start.ts')]);
+      const [{ stderrProgress }, { runStart }] = await Promise.all([import('../../util/progress.ts'), import('../../report/start.ts')]);
       const progress = opts.progress ? stderrProgress('drawing demo images') : Object.assign(() => {}, { stop: () => {} });
       try {
         await runStart({
