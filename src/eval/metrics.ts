@@ -1,6 +1,10 @@
 import { DermtlError } from '../util/errors.ts';
 import type { Sample } from '../data/types.ts';
 import type { ScoreTable } from './scores.ts';
+import { lesionCalibration, locationCalibration, type Calibration } from './calibration.ts';
+import { confusion } from './confusion.ts';
+import { oneVsRestAuc, rocAuc } from './roc.ts';
+import { operatingPoint, type OperatingPoint } from './thresholds.ts';
 
 /**
  * The evaluation measures of Liao & Luo (AAAI-17): lesion morphology as AP per class, mAP-class and
@@ -83,6 +87,14 @@ export interface LesionMetrics {
   mapImage: number | null;
   /** Images averaged in mapImage. */
   mapImageCount: number;
+  /** ROC AUC of each label with at least one positive and one negative test image (scikit-learn roc_auc_score). */
+  auc: Record<string, number>;
+  /** Mean AUC over the labels in `auc`; null when there are none. */
+  meanAuc: number | null;
+  /** Sensitivity and specificity of each label at its threshold (when thresholds are given). */
+  operatingPoints?: Record<string, OperatingPoint>;
+  /** Pooled calibration of the (image, label) probabilities; null when the scores are not probabilities. */
+  calibration: Calibration | null;
   /** Test images evaluated. */
   n: number;
 }
@@ -91,18 +103,25 @@ export interface LesionMetrics {
  * Lesion metrics. `truth[i]` lists image i's lesion labels (labels that are not scored are
  * ignored, see LesionMetrics.mapImage); `scores[i][c]` is its score for `labels[c]`.
  */
-export function lesionMetrics(labels: readonly string[], truth: readonly (readonly string[])[], scores: readonly ArrayLike<number>[]): LesionMetrics {
+export function lesionMetrics(labels: readonly string[], truth: readonly (readonly string[])[], scores: readonly ArrayLike<number>[],
+  thresholds?: Readonly<Record<string, number>>): LesionMetrics {
   checkShape('lesion', labels, truth.length, scores);
   const has = truth.map((t) => new Set(t));
   const positives: Record<string, number> = {};
   const ap: Record<string, number> = {};
+  const auc: Record<string, number> = {};
+  const operatingPoints: Record<string, OperatingPoint> = {};
   const skipped: string[] = [];
   labels.forEach((label, c) => {
     const relevant = has.map((s) => s.has(label));
+    const column = scores.map((row) => row[c]);
     positives[label] = relevant.filter(Boolean).length;
-    const value = averagePrecision(relevant, scores.map((row) => row[c]));
+    const value = averagePrecision(relevant, column);
     if (value === null) skipped.push(label);
     else ap[label] = value;
+    const area = rocAuc(relevant, column);
+    if (area !== null) auc[label] = area;
+    if (thresholds && label in thresholds) operatingPoints[label] = operatingPoint(relevant, column, thresholds[label]);
   });
   const perImage: number[] = [];
   scores.forEach((row, i) => {
@@ -117,6 +136,10 @@ export function lesionMetrics(labels: readonly string[], truth: readonly (readon
     mapClass: meanOrNull(Object.values(ap)),
     mapImage: meanOrNull(perImage),
     mapImageCount: perImage.length,
+    auc,
+    meanAuc: meanOrNull(Object.values(auc)),
+    ...(thresholds ? { operatingPoints } : {}),
+    calibration: lesionCalibration(labels, truth, scores),
     n: truth.length,
   };
 }
@@ -130,6 +153,15 @@ export interface LocationMetrics {
   top1: number;
   /** Fraction of images whose true location is among the 3 highest scores (ties count against). */
   top3: number;
+  /** Mean recall over the locations with a test image (predicted = top score, ties against; confusion.ts). */
+  balancedAccuracy: number | null;
+  /** One-vs-rest ROC AUC per location (null without a test image of it) and their macro mean. */
+  auc: Record<string, number | null>;
+  macroAuc: number | null;
+  /** matrix[true][predicted] over `labels`. */
+  confusion: number[][];
+  /** Top-label calibration; null when the scores are not probabilities. */
+  calibration: Calibration | null;
   n: number;
 }
 
@@ -149,7 +181,14 @@ export function locationMetrics(labels: readonly string[], truth: readonly strin
     if (rank <= 1) top1++;
     if (rank <= 3) top3++;
   });
-  return { labels: [...labels], positives, top1: top1 / truth.length, top3: top3 / truth.length, n: truth.length };
+  const truthIndex = truth.map((l) => index.get(l)!);
+  const cm = confusion(labels, truthIndex, scores);
+  const ovr = oneVsRestAuc(labels, truthIndex, scores);
+  return {
+    labels: [...labels], positives, top1: top1 / truth.length, top3: top3 / truth.length,
+    balancedAccuracy: cm.balancedAccuracy, auc: ovr.auc, macroAuc: ovr.macro, confusion: cm.matrix,
+    calibration: locationCalibration(truthIndex, scores), n: truth.length,
+  };
 }
 
 function checkShape(what: string, labels: readonly string[], n: number, scores: readonly ArrayLike<number>[]): void {
@@ -171,14 +210,19 @@ export interface Evaluation {
   location?: LocationMetrics;
 }
 
+export interface EvaluateOptions {
+  /** Lesion decision thresholds by label ("present when >= threshold"): sensitivity and specificity at them. */
+  thresholds?: Readonly<Record<string, number>>;
+}
+
 /** Metrics of `scores` (rows aligned with `samples`, e.g. from matchManifest) against the manifest labels. */
-export function evaluate(samples: readonly Sample[], scores: ScoreTable): Evaluation {
+export function evaluate(samples: readonly Sample[], scores: ScoreTable, opts: EvaluateOptions = {}): Evaluation {
   if (samples.length !== scores.images.length) throw new Error(`evaluate: ${samples.length} samples but ${scores.images.length} score rows`);
   samples.forEach((s, i) => {
     if (s.image !== scores.images[i]) throw new Error(`evaluate: row ${i} scores ${scores.images[i]}, not ${s.image}`);
   });
   const out: Evaluation = { n: samples.length };
-  if (scores.lesionLabels.length) out.lesion = lesionMetrics(scores.lesionLabels, samples.map((s) => s.lesions), scores.lesion);
+  if (scores.lesionLabels.length) out.lesion = lesionMetrics(scores.lesionLabels, samples.map((s) => s.lesions), scores.lesion, opts.thresholds);
   if (scores.locationLabels.length) out.location = locationMetrics(scores.locationLabels, samples.map((s) => s.location), scores.location);
   return out;
 }
@@ -189,19 +233,33 @@ export interface SkippedLabel {
 }
 
 /**
- * The JSON document of `dermtl metrics`: `ap` (lesion label -> AP), `mapClass`, `mapImage`,
- * `top1`, `top3` (only the keys the score columns allow), `skipped`, `n`, and per-label
+ * The JSON document of `dermtl metrics`: `ap` (lesion label -> AP), `mapClass`, `mapImage`, `auc` (lesion label ->
+ * ROC AUC), `meanAuc`, `operatingPoints` (with thresholds), `top1`, `top3`, `balancedAccuracy`, `locationAuc`,
+ * `macroAuc`, `confusion` ({labels, matrix[true][predicted]}), `calibration` per head (ECE, MCE, Brier, bins; null
+ * when the scores are not probabilities) (only the keys the score columns allow), `skipped`, `n`, and per-label
  * `positives` split by head.
  */
 export function evaluationJson(ev: Evaluation, unscoredLesions: readonly string[] = []): Record<string, unknown> {
   const doc: Record<string, unknown> = { n: ev.n };
   const skipped: SkippedLabel[] = [];
+  const calibration: Record<string, Calibration | null> = {};
   if (ev.lesion) {
-    Object.assign(doc, { ap: ev.lesion.ap, mapClass: ev.lesion.mapClass, mapImage: ev.lesion.mapImage, mapImageImages: ev.lesion.mapImageCount });
-    skipped.push(...ev.lesion.skipped.map((label): SkippedLabel => ({ label, reason: 'no positive test image' })));
+    const l = ev.lesion;
+    Object.assign(doc, { ap: l.ap, mapClass: l.mapClass, mapImage: l.mapImage, mapImageImages: l.mapImageCount, auc: l.auc, meanAuc: l.meanAuc });
+    if (l.operatingPoints) doc.operatingPoints = l.operatingPoints;
+    calibration.lesion = l.calibration;
+    skipped.push(...l.skipped.map((label): SkippedLabel => ({ label, reason: 'no positive test image' })));
   }
   skipped.push(...unscoredLesions.map((label): SkippedLabel => ({ label, reason: 'no score column' })));
-  if (ev.location) Object.assign(doc, { top1: ev.location.top1, top3: ev.location.top3 });
+  if (ev.location) {
+    const c = ev.location;
+    Object.assign(doc, {
+      top1: c.top1, top3: c.top3, balancedAccuracy: c.balancedAccuracy, locationAuc: c.auc, macroAuc: c.macroAuc,
+      confusion: { labels: c.labels, matrix: c.confusion },
+    });
+    calibration.location = c.calibration;
+  }
+  doc.calibration = calibration;
   doc.skipped = skipped;
   doc.positives = {
     ...(ev.lesion ? { lesion: ev.lesion.positives } : {}),
@@ -213,18 +271,27 @@ export function evaluationJson(ev: Evaluation, unscoredLesions: readonly string[
 /** A readable table of an evaluation, one line per string. */
 export function formatEvaluation(ev: Evaluation, unscoredLesions: readonly string[] = []): string[] {
   const lines: string[] = [];
-  const num = (x: number | null) => (x === null ? '   n/a' : x.toFixed(4));
+  const num = (x: number | null | undefined) => (x === null || x === undefined ? '   n/a' : x.toFixed(4));
   if (ev.lesion) {
     const l = ev.lesion;
     const width = Math.max(12, ...l.labels.map((x) => x.length));
-    lines.push(`${'lesion label'.padEnd(width)}  positives      AP`);
-    for (const label of l.labels) lines.push(`${label.padEnd(width)}  ${String(l.positives[label]).padStart(9)}  ${label in l.ap ? num(l.ap[label]) : '   n/a'}`);
+    const ops = l.operatingPoints;
+    lines.push(`${'lesion label'.padEnd(width)}  positives      AP     AUC${ops ? '  thresh    sens    spec' : ''}`);
+    for (const label of l.labels) {
+      const op = ops?.[label];
+      const at = ops ? `  ${op ? `${num(op.threshold)}  ${num(op.sensitivity)}  ${num(op.specificity)}` : '   n/a     n/a     n/a'}` : '';
+      lines.push(`${label.padEnd(width)}  ${String(l.positives[label]).padStart(9)}  ${label in l.ap ? num(l.ap[label]) : '   n/a'}  ${num(l.auc[label])}${at}`);
+    }
     lines.push(`mAP-class ${num(l.mapClass)} over ${Object.keys(l.ap).length} class(es)`);
     lines.push(`mAP-image ${num(l.mapImage)} over ${l.mapImageCount} image(s) with a lesion label`);
+    lines.push(`mean AUC ${num(l.meanAuc)} over ${Object.keys(l.auc).length} label(s) with positive and negative test images`);
+    if (l.calibration) lines.push(`lesion calibration: ECE ${num(l.calibration.ece)}  Brier ${num(l.calibration.brier)}  (${l.calibration.n} image-label pairs, 15 bins)`);
   }
   if (ev.location) {
     const c = ev.location;
     lines.push(`location top-1 ${num(c.top1)}  top-3 ${num(c.top3)}  (${c.n} images, ${c.labels.length} locations; ties count against)`);
+    lines.push(`location balanced accuracy ${num(c.balancedAccuracy)}  macro AUC ${num(c.macroAuc)} (one-vs-rest)`);
+    if (c.calibration) lines.push(`location calibration: ECE ${num(c.calibration.ece)}  Brier ${num(c.calibration.brier)}  (top-label, 15 bins)`);
   }
   const skipped = [...(ev.lesion?.skipped.map((x) => `${x} (no positive test image)`) ?? []), ...unscoredLesions.map((x) => `${x} (no score column)`)];
   if (skipped.length) lines.push(`skipped, not averaged: ${skipped.join(', ')}`);

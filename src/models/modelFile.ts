@@ -15,6 +15,7 @@ import { DermtlError, errorList } from '../util/errors.ts';
 import { parseWith, readJson } from '../util/jsonFile.ts';
 import { CAM_INPUT, camModelBytes, EXPLAIN_FILE, withConv5Output } from './cam.ts';
 import { HEAD_TENSORS } from './heads.ts';
+import { CALIBRATION_FILE, CalibrationSchema, type ModelCalibration } from './calibration.ts';
 import { buildNetwork, checkSpec, IMAGE_INPUT, type NetworkSpec } from './network.ts';
 import { buildHeadsGraph, halfWeights, headParams, HEADS_FILE, HEADS_INPUT, initializerValues, resolveTrunk, trunkReferenceOf, trunkReferenceSchema, type TrunkReference } from './trunkReference.ts';
 
@@ -41,6 +42,8 @@ export const METADATA_KEYS = {
   preprocessing: 'dermtl.preprocessing',
   input: 'dermtl.input',
   outputs: 'dermtl.outputs',
+  /** The calibration record (models/calibration.ts): temperatures already folded into the heads, lesion thresholds. */
+  calibration: 'dermtl.calibration',
 } as const;
 
 export interface ModelLabels {
@@ -60,6 +63,8 @@ export interface ModelToSave {
   config?: unknown;
   /** Evaluation results (any JSON). */
   metrics?: unknown;
+  /** Temperatures (already folded into `params`) and thresholds: calibration.json and the ONNX metadata. */
+  calibration?: ModelCalibration | null;
 }
 
 export interface SaveOptions {
@@ -126,7 +131,7 @@ export async function saveModel(dir: string, m: ModelToSave, opts: SaveOptions =
   const full = lean ? null : fullModelBytes(m);
   const heads = lean ? headsModelBytes(m) : null;
   const explain = explainModelBytes(m);
-  const files = [...Object.values(MODEL_FILES).map((f) => (lean && f === MODEL_FILES.onnx ? HEADS_FILE : f)), EXPLAIN_FILE];
+  const files = [...Object.values(MODEL_FILES).map((f) => (lean && f === MODEL_FILES.onnx ? HEADS_FILE : f)), EXPLAIN_FILE, ...(m.calibration ? [CALIBRATION_FILE] : [])];
   const manifest: ModelManifest = {
     format: MODEL_FORMAT, version: MODEL_FORMAT_VERSION, createdAt: new Date().toISOString(), network: m.network,
     input: inputOf(m.network), outputs: manifestOutputs(m.network), files, ...(lean ? { trunk: trunkReferenceOf(m.network) } : {}),
@@ -140,6 +145,7 @@ export async function saveModel(dir: string, m: ModelToSave, opts: SaveOptions =
     await writeFileAtomic(join(tmp, MODEL_FILES.preprocessing), json(m.preprocessing));
     await writeFileAtomic(join(tmp, MODEL_FILES.config), json(m.config ?? {}));
     await writeFileAtomic(join(tmp, MODEL_FILES.metrics), json(m.metrics ?? {}));
+    if (m.calibration) await writeFileAtomic(join(tmp, CALIBRATION_FILE), json(m.calibration));
     // Last, so a reader that finds dermtl.json (in a folder not written by us atomically) finds the rest too.
     await writeFileAtomic(join(tmp, MODEL_FILES.manifest), json(manifest));
   });
@@ -150,7 +156,7 @@ function inputOf(spec: NetworkSpec): ModelManifest['input'] {
   return { name: IMAGE_INPUT, shape: ['N', 3, spec.imageSize, spec.imageSize], dtype: 'float32' };
 }
 
-function onnxMetadata(m: Pick<ModelToSave, 'network' | 'labels' | 'preprocessing'>): Record<string, string> {
+function onnxMetadata(m: Pick<ModelToSave, 'network' | 'labels' | 'preprocessing' | 'calibration'>): Record<string, string> {
   return {
     [METADATA_KEYS.format]: MODEL_FORMAT,
     [METADATA_KEYS.version]: String(MODEL_FORMAT_VERSION),
@@ -160,6 +166,7 @@ function onnxMetadata(m: Pick<ModelToSave, 'network' | 'labels' | 'preprocessing
     [METADATA_KEYS.preprocessing]: JSON.stringify(m.preprocessing),
     [METADATA_KEYS.input]: JSON.stringify(inputOf(m.network)),
     [METADATA_KEYS.outputs]: JSON.stringify(manifestOutputs(m.network)),
+    ...(m.calibration ? { [METADATA_KEYS.calibration]: JSON.stringify(m.calibration) } : {}),
   };
 }
 
@@ -178,7 +185,7 @@ function headsModelBytes(m: ModelToSave): Uint8Array {
  * The standalone model.onnx of a model: the whole network, every param baked in. With `heads.trunk`, `m.params` are
  * the heads' only (every one required) and the trunk is built from those weights.
  */
-function fullModelBytes(m: Pick<ModelToSave, 'network' | 'params' | 'labels' | 'preprocessing'>,
+function fullModelBytes(m: Pick<ModelToSave, 'network' | 'params' | 'labels' | 'preprocessing' | 'calibration'>,
   heads?: { trunk: FoldedResNet50 | 'random'; where: string; metadata: Record<string, string> }): Uint8Array {
   const net = buildNetwork(m.network, { batch: 1, mode: 'inference', values: m.params, requireValues: !heads, weights: heads?.trunk });
   if (heads) {
@@ -190,7 +197,7 @@ function fullModelBytes(m: Pick<ModelToSave, 'network' | 'params' | 'labels' | '
 }
 
 /** explain.onnx: Grad-CAM of every label on model.onnx's conv5_x output (models/cam.ts), head weights in float16. */
-function explainModelBytes(m: Pick<ModelToSave, 'network' | 'params' | 'labels' | 'preprocessing'>): Uint8Array {
+function explainModelBytes(m: Pick<ModelToSave, 'network' | 'params' | 'labels' | 'preprocessing' | 'calibration'>): Uint8Array {
   const metadata = { ...onnxMetadata(m), [METADATA_KEYS.input]: JSON.stringify({ name: CAM_INPUT }) };
   return halfWeights(camModelBytes(m.network, headParams(m.params), metadata));
 }
@@ -257,6 +264,8 @@ export interface LoadedModel {
   preprocessing: Preprocessing;
   config: unknown;
   metrics: unknown;
+  /** calibration.json (temperatures folded into the heads, lesion thresholds); null for an uncalibrated model. */
+  calibration: ModelCalibration | null;
   /** The model.onnx bytes (e.g. to serve to a browser). */
   onnx: Uint8Array;
   /** An ORT session on model.onnx (null when loaded with session: false). */
@@ -311,6 +320,8 @@ export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<Lo
   }
   const config = await readJson(join(dir, MODEL_FILES.config));
   const metrics = await readJson(join(dir, MODEL_FILES.metrics));
+  const calibrationPath = join(dir, CALIBRATION_FILE);
+  const calibration = (await stat(calibrationPath).then(() => true, () => false)) ? parseWith(CalibrationSchema, await readJson(calibrationPath), calibrationPath) : null;
   const onnxPath = join(dir, lean ? HEADS_FILE : MODEL_FILES.onnx);
   let onnx: Uint8Array = new Uint8Array(await readFile(onnxPath));
   checkOnnxMetadata(onnxPath, onnx, labels);
@@ -330,7 +341,7 @@ export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<Lo
     });
   }
   return {
-    dir, manifest, network, labels, preprocessing, config, metrics, onnx, session,
+    dir, manifest, network, labels, preprocessing, config, metrics, calibration, onnx, session,
     async predict(images, n, p = {}) {
       if (!session) throw new Error('model was loaded with session: false');
       const size = network.imageSize;

@@ -20,6 +20,7 @@ import { epochsOf, headsOptions, loadConfig, selectionMetric, resolveConfig, typ
 import { finetuneImages, trainFinetune } from './finetune.ts';
 import { trainFrozen } from './frozen.ts';
 import { trainPartial } from './partial.ts';
+import { calibrate } from './calibrate.ts';
 import { RUN_FORMAT, RUN_FILES, RUN_VERSION, pruneFinishedRun, readRunInfoIfAny, runFile, writeJson, writeRunInfo, type EpochRecord, type RunInfo, type RunLabels } from './run.ts';
 import type { Multipliers } from './optimizer.ts';
 import type { StepResult } from './step.ts';
@@ -153,12 +154,19 @@ export async function trainRun(opts: TrainOptions): Promise<TrainResult> {
     log(`stopped at update ${r.step} of ${steps}; the checkpoint is saved. Continue with the same command and --resume.`);
     return { dir, status: 'stopped', info, history: r.history, step: r.step, resumedFrom: r.resumedFrom, stepMs: timer.mean() };
   }
+  // Temperatures and lesion thresholds, fitted on the validation groups and folded into the heads (calibrate.ts).
+  const tc = performance.now();
+  const network = r.spec ?? ctx.spec;
+  const engine = config.mode === 'frozen' ? 'features' : 'model';
+  const cal = await calibrate({ spec: network, params: r.params, labels, validation: split.validation }, { engine, config, prep, threads: config.runtime.threads ?? undefined, progress });
+  for (const line of cal.lines) log(line);
+  timings.calibrate_s = (performance.now() - tc) / 1000;
   const t0 = performance.now();
   const kept = r.selected ? r.history[r.selected.epoch - 1] : r.history.at(-1);
   const selection = r.selected ? { epoch: r.selected.epoch, metric: selectionMetric(config), score: r.selected.score } : null;
   // A frozen run's trunk is the untrained one: its model folder stores the heads and names the trunk (run.ts).
   await saveModel(runFile(dir, 'model'), {
-    network: r.spec ?? ctx.spec, params: r.params, labels, preprocessing: prep, config,
+    network, params: cal.params, labels, preprocessing: prep, config, calibration: cal.calibration,
     metrics: { validation: kept?.validation ?? null, epochs: r.history.length, selection },
   }, { trunk: config.mode === 'frozen' ? 'reference' : 'embed' });
   timings.save_s = (performance.now() - t0) / 1000;

@@ -144,13 +144,20 @@ test('evaluate joins samples and scores; evaluationJson keeps only what the colu
   });
   assert.equal(lesionOnly.location, undefined);
   const doc = evaluationJson(lesionOnly, ['zz']);
-  assert.deepEqual(Object.keys(doc).sort(), ['ap', 'mapClass', 'mapImage', 'mapImageImages', 'n', 'positives', 'skipped']);
+  assert.deepEqual(Object.keys(doc).sort(), ['ap', 'auc', 'calibration', 'mapClass', 'mapImage', 'mapImageImages', 'meanAuc', 'n', 'positives', 'skipped']);
+  assert.deepEqual(doc.auc, { a: 0 });
+  assert.deepEqual(Object.keys(doc.calibration as object), ['lesion']);
   assert.deepEqual(doc.ap, { a: 0.5 });
   assert.deepEqual(doc.skipped, [{ label: 'zz', reason: 'no score column' }]);
   const locationOnly = evaluationJson(
     evaluate(samples, { images: ['i1.jpg', 'i2.jpg'], lesionLabels: [], locationLabels: ['y', 'x'], lesion: [], location: [Float64Array.of(0.1, 0.9), Float64Array.of(0.6, 0.4)] }),
   );
-  assert.deepEqual(locationOnly, { n: 2, top1: 1, top3: 1, skipped: [], positives: { location: { y: 1, x: 1 } } });
+  const { calibration, ...rest } = locationOnly;
+  assert.deepEqual(rest, {
+    n: 2, top1: 1, top3: 1, balancedAccuracy: 1, locationAuc: { y: 1, x: 1 }, macroAuc: 1,
+    confusion: { labels: ['y', 'x'], matrix: [[1, 0], [0, 1]] }, skipped: [], positives: { location: { y: 1, x: 1 } },
+  });
+  assert.deepEqual(Object.keys(calibration as object), ['location']);
   assert.throws(() => evaluate(samples, { images: ['i2.jpg', 'i1.jpg'], lesionLabels: ['a'], locationLabels: [], lesion: [], location: [] }), /row 0 scores i2\.jpg/);
 });
 
