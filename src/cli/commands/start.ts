@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { join } from 'node:path';
-import { DEMO_STUDY } from '../../report/demoStudy.ts';
+import { DEMO_STUDY } from '../demoStudy.ts';
 import { intArg } from './demo-data.ts';
 
 /** `dermtl start` (what `npm start` runs): demo dataset if needed, its statistics, Figure 1, and the cross-validation study. */
@@ -23,7 +23,7 @@ export function register(program: Command): void {
     .option('--no-study', 'stop after the statistics and Figure 1')
     .option('--no-progress', 'no progress bars on stderr')
     .action(async (opts: { out: string; data?: string; n: number; seed: number; size: number; folds: number; config?: string; force?: boolean; study: boolean; progress: boolean }) => {
-      const [{ stderrProgress }, { runStart }] = await Promise.all([import('../../util/progress.ts'), import('../../report/start.ts')]);
+      const [{ stderrProgress }, { runStart }] = await Promise.all([import('../../util/progress.ts'), import('../start.ts')]);
       const progress = opts.progress ? stderrProgress('drawing demo images') : Object.assign(() => {}, { stop: () => {} });
       try {
         await runStart({

@@ -5,7 +5,7 @@ import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadModel, saveModel } from '../../src/models/modelFile.ts';
-import { writeDefaultModel } from '../../src/report/start.ts';
+import { writeDefaultModel } from '../../src/cli/start.ts';
 import { tinyModelDir } from '../serve/helpers.ts';
 
 const root = await mkdtemp(join(tmpdir(), 'dermtl-default-model-'));

@@ -1,3 +1,5 @@
+// `npm start` (dermtl start): the job that runs the layers below one after the other (demo data -> statistics ->
+// Figure 1 -> the cross-validation study -> the default model), so it lives with the commands, above eval and report.
 import { access } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import { generateDemo } from '../data/demo/generate.ts';
@@ -8,8 +10,8 @@ import { cvCommand, unitDir } from '../eval/studyPlan.ts';
 import { loadModel, MODEL_FILES, saveModel } from '../models/modelFile.ts';
 import { RUN_FILES } from '../train/run.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
-import { writeFigure1 } from './figure1.ts';
-import { formatTable1, REPORT_FILES } from './study/index.ts';
+import { writeFigure1 } from '../report/figure1.ts';
+import { formatTable1, REPORT_FILES } from '../report/study/index.ts';
 import { DEMO_STUDY } from './demoStudy.ts';
 
 export { DEMO_STUDY };
