@@ -14,6 +14,7 @@ import * as evalCmd from './commands/eval.ts';
 import * as ensemble from './commands/ensemble.ts';
 import * as cv from './commands/cv.ts';
 import * as predict from './commands/predict.ts';
+import * as explain from './commands/explain.ts';
 import * as serve from './commands/serve.ts';
 import * as exportCmd from './commands/export.ts';
 
@@ -28,7 +29,7 @@ export function packageVersion(): string {
  * and small modules of constants at its top: the heavy modules (onnxruntime, sharp, vega, fastify, zod, ...) are
  * imported inside the command's action, so --help and --version start fast (test/cli/main.test.ts checks it).
  */
-const COMMANDS = [start, importCmd, refine, stats, correlation, split, train, evalCmd, ensemble, cv, metrics, exportCmd, predict, serve, demoData];
+const COMMANDS = [start, importCmd, refine, stats, correlation, split, train, evalCmd, ensemble, cv, metrics, exportCmd, predict, explain, serve, demoData];
 
 /** Builds the `dermtl` program; each sub-command lives in its own file under src/cli/commands. */
 export function buildProgram(): Command {

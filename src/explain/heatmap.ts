@@ -96,7 +96,7 @@ export function turbo(t: number): [number, number, number] {
 }
 
 /**
- * RGBA pixels of a heat layer for a picture-sized map: colour by value / max, opacity rising with the value (up to
+ * RGBA pixels of a heat layer for a picture-sized map: colour by value / max, opacity 2 * value / max (at most
  * `opacity`), transparent where the view does not reach (NaN) and where the map is 0.
  */
 export function heatLayer(values: Float32Array, max: number, opacity = 0.6): Uint8ClampedArray {
@@ -110,7 +110,7 @@ export function heatLayer(values: Float32Array, max: number, opacity = 0.6): Uin
     out[i * 4] = r;
     out[i * 4 + 1] = g;
     out[i * 4 + 2] = b;
-    out[i * 4 + 3] = Math.round(255 * opacity * Math.min(1, 0.25 + t));
+    out[i * 4 + 3] = Math.round(255 * opacity * Math.min(1, 2 * t));
   }
   return out;
 }
