@@ -39,11 +39,12 @@ export function fileSafe(label: string): string {
   return label.replace(/[^A-Za-z0-9._-]+/g, '-').replace(/^-+|-+$/g, '') || 'label';
 }
 
-export async function explainImages(modelPath: string, images: readonly string[], opts: ExplainRunOptions): Promise<{ written: string[]; failed: number }> {
+/** Explains each image in turn; an image that cannot be read is recorded in `errors` (message naming it) and skipped. */
+export async function explainImages(modelPath: string, images: readonly string[], opts: ExplainRunOptions): Promise<{ written: string[]; errors: string[] }> {
   const model = await loadModel(modelPath, { threads: opts.threads });
   const log = opts.log ?? (() => {});
   const written: string[] = [];
-  let failed = 0;
+  const errors: string[] = [];
   try {
     if (opts.labels) checkLabels(model, opts.labels);
     await mkdir(opts.out, { recursive: true });
@@ -72,12 +73,11 @@ export async function explainImages(modelPath: string, images: readonly string[]
         log(`${image}: ${chosenMaps(e, prediction, opts.labels).length} overlay(s) and ${json} (predict + explain ${ms.toFixed(0)} ms, explain.onnx ${e.explainMs.toFixed(1)} ms)`);
       } catch (e) {
         if (!(e instanceof DermtlError)) throw e;
-        failed++;
-        process.stderr.write(`dermtl: ${e.message}\n`);
+        errors.push(e.message);
       }
     }
   } finally {
     await model.dispose();
   }
-  return { written, failed };
+  return { written, errors };
 }

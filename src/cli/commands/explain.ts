@@ -22,10 +22,10 @@ export function register(program: Command): void {
     .action(async (images: string[], opts: { out: string; model?: string; label?: string[]; threads?: number }) => {
       const modelPath = await resolveModelPath(opts.model);
       const { explainImages } = await import('../../explain/run.ts');
-      const written = await explainImages(modelPath, images, { out: opts.out, labels: opts.label, threads: opts.threads, log: (s) => console.log(s) });
-      if (written.failed) {
+      const { errors } = await explainImages(modelPath, images, { out: opts.out, labels: opts.label, threads: opts.threads, log: (s) => console.log(s) });
+      if (errors.length) {
         const { DermtlError } = await import('../../util/errors.ts');
-        throw new DermtlError(`${written.failed} of ${images.length} images failed`);
+        throw new DermtlError(`${errors.length} of ${images.length} images failed:\n  ${errors.join('\n  ')}`);
       }
     });
 }
