@@ -71,6 +71,8 @@ export interface DermtlModel {
   readonly manifest: ModelManifest;
   /** Model folder format version (dermtl.json). */
   readonly formatVersion: number;
+  /** explain.onnx's bytes: every label's Grad-CAM map from model.onnx's conv5_x output (models/cam.ts). */
+  explainOnnx(): Promise<Uint8Array>;
   /** Predicts one image given as a file path or its bytes (JPEG, PNG, WebP, ...). Input problems are DermtlErrors. */
   predict(image: string | Uint8Array, opts?: PredictOptions): Promise<Prediction>;
   /** Waits for running predictions, then frees the session; predict() fails afterwards. */

@@ -48,6 +48,39 @@ const predictionSchema = {
   },
 };
 
+const labelMapSchema = {
+  type: 'object',
+  required: ['label', 'score', 'p', 'max', 'map'],
+  properties: {
+    label: { type: 'string' },
+    score: { type: 'number', description: "The label's logit on the explained view (what Grad-CAM differentiates)" },
+    p: { type: 'number', minimum: 0, maximum: 1, description: "The label's probability on the explained view" },
+    max: { type: 'number', minimum: 0, description: 'Largest map value; 0 when no position raises the score (empty map)' },
+    map: { type: 'array', items: { type: 'number', minimum: 0 }, description: 'grid.h x grid.w values, row-major' },
+  },
+};
+
+const explanationSchema = {
+  type: 'object',
+  required: ['method', 'grid', 'view', 'region', 'lesions', 'location', 'explainMs'],
+  description: 'Grad-CAM (Selvaraju et al. 2017) of every label on the conv5_x activation of the centre view: channel weights = spatial mean of d score / d activation, map = ReLU(weighted sum of channels)',
+  properties: {
+    method: { type: 'string', const: 'grad-cam' },
+    grid: { type: 'object', properties: { h: { type: 'integer' }, w: { type: 'integer' } } },
+    view: { type: 'object', description: 'The explained crop (x, y, size, flip) of the image resized to width x height' },
+    region: { type: 'object', description: 'The same crop as fractions of the photo (x0, y0, x1, y1)' },
+    lesions: { type: 'array', items: labelMapSchema, description: 'Every lesion label, in the head order' },
+    location: { type: 'array', items: labelMapSchema, description: 'Every body location, in the head order' },
+    explainMs: { type: 'number' },
+  },
+};
+
+const explainedPredictionSchema = {
+  ...predictionSchema,
+  required: [...predictionSchema.required, 'explanation'],
+  properties: { ...predictionSchema.properties, explanation: explanationSchema },
+};
+
 const errorSchema = {
   type: 'object',
   required: ['error'],
@@ -130,6 +163,38 @@ export function openApiDocument(info: OpenApiInfo): object {
           },
         },
       },
+      '/api/explain': {
+        post: {
+          summary: 'Predict one image and return the Grad-CAM map of every lesion label and body location',
+          parameters: Object.entries(predictQuerySchema.properties).map(([name, schema]) => ({ name, in: 'query', required: false, schema })),
+          requestBody: {
+            required: true,
+            description: 'The image, as for /api/predict',
+            content: {
+              'image/jpeg': imageBody,
+              'image/png': imageBody,
+              'image/webp': imageBody,
+              'application/octet-stream': imageBody,
+              'multipart/form-data': { schema: { type: 'object', required: ['image'], properties: { image: { type: 'string', format: 'binary' } } } },
+            },
+          },
+          responses: {
+            200: { description: 'The prediction with its maps', content: json({ $ref: '#/components/schemas/ExplainedPrediction' }) },
+            400: errorResponse('Bad query, empty body or malformed multipart'),
+            413: errorResponse(`Body larger than ${mb} MB`),
+            415: errorResponse('Not an image content type'),
+            422: errorResponse('Not a readable image, or more pixels than allowed (code image_too_large)'),
+            503: { ...errorResponse('Prediction queue full, or the request waited too long in it (code busy / queue_timeout)'), headers: retryAfter },
+            504: errorResponse(`The prediction took longer than ${info.timeoutMs} ms`),
+          },
+        },
+      },
+      '/explain.onnx': {
+        get: {
+          summary: "The Grad-CAM graph (for in-browser maps): input conv5_x, model.onnx's output of that name",
+          responses: { 200: { description: 'ONNX model bytes', content: { 'application/octet-stream': imageBody } }, 304: { description: 'Not modified' } },
+        },
+      },
       '/api/model': {
         get: { summary: 'Label lists, preprocessing, training metrics and format version of the served model', responses: { 200: { description: 'Model description', content: json({ $ref: '#/components/schemas/ModelInfo' }) } } },
       },
@@ -147,6 +212,6 @@ export function openApiDocument(info: OpenApiInfo): object {
       },
       '/api/openapi.json': { get: { summary: 'This document', responses: { 200: { description: 'OpenAPI 3 document' } } } },
     },
-    components: { schemas: { Prediction: predictionSchema, Error: errorSchema, ModelInfo: modelInfoSchema } },
+    components: { schemas: { Prediction: predictionSchema, ExplainedPrediction: explainedPredictionSchema, Error: errorSchema, ModelInfo: modelInfoSchema } },
   };
 }

@@ -71,6 +71,7 @@ export function createPredictor(loaded: LoadedModel, opts: PredictorOptions = {}
     network: loaded.network,
     manifest: loaded.manifest,
     formatVersion: loaded.manifest.version,
+    explainOnnx: () => loaded.explainOnnx(),
     predict,
     async dispose() {
       if (disposed) return;

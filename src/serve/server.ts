@@ -1,6 +1,7 @@
 /**
- * The HTTP API on Fastify: POST /api/predict (raw image body or multipart field 'image'), GET /api/model,
- * GET /healthz, GET /api/openapi.json, GET /model.onnx, and the web page's assets under GET.
+ * The HTTP API on Fastify: POST /api/predict (raw image body or multipart field 'image'), POST /api/explain (the same
+ * with every label's Grad-CAM map), GET /api/model, GET /healthz, GET /api/openapi.json, GET /model.onnx,
+ * GET /explain.onnx, and the web page's assets under GET.
  * Limits: body size, pixel count, a bounded queue in front of the model, a per-request timeout.
  */
 import { createHash } from 'node:crypto';
@@ -64,19 +65,21 @@ export function createServer(opts: ServerOptions): FastifyInstance {
   // Wait for running predictions (also those whose client already got a 504) before the caller frees the model.
   app.addHook('onClose', async () => queue.idle());
 
-  app.post('/api/predict', {
-    schema: { querystring: predictQuerySchema },
-    // Refuse before reading the body when there is no room: a full queue should not also buffer 10 MB per client.
-    onRequest: async () => {
-      if (queue.full) throw predictionError(new QueueFullError(queue.retryAfterSeconds()), () => 1, o.timeoutMs);
-    },
-  }, async (request, reply) => {
-    const { tta, top } = request.query as PredictQuery;
-    const upload = await readUpload(request);
-    const prediction = await runPrediction(reply, () =>
-      model.predict(upload.bytes, { tta, top, maxPixels: o.maxPixels, name: upload.filename ?? 'uploaded image' }));
-    return predictionJson(upload.filename, prediction);
-  });
+  for (const explain of [false, true]) {
+    app.post(explain ? '/api/explain' : '/api/predict', {
+      schema: { querystring: predictQuerySchema },
+      // Refuse before reading the body when there is no room: a full queue should not also buffer 10 MB per client.
+      onRequest: async () => {
+        if (queue.full) throw predictionError(new QueueFullError(queue.retryAfterSeconds()), () => 1, o.timeoutMs);
+      },
+    }, async (request, reply) => {
+      const { tta, top } = request.query as PredictQuery;
+      const upload = await readUpload(request);
+      const prediction = await runPrediction(reply, () =>
+        model.predict(upload.bytes, { tta, top, explain, maxPixels: o.maxPixels, name: upload.filename ?? 'uploaded image' }));
+      return explain ? { ...predictionJson(upload.filename, prediction), explanation: prediction.explanation } : predictionJson(upload.filename, prediction);
+    });
+  }
 
   async function runPrediction(reply: FastifyReply, job: () => Promise<Prediction>): Promise<Prediction> {
     const abort = new AbortController();
@@ -100,6 +103,17 @@ export function createServer(opts: ServerOptions): FastifyInstance {
     const match = request.headers['if-none-match'];
     if (match && (match.trim() === '*' || match.split(',').some((t) => t.trim().replace(/^W\//, '') === onnxEtag))) return reply.code(304).send();
     return reply.send(Buffer.from(model.onnx.buffer, model.onnx.byteOffset, model.onnx.byteLength));
+  });
+
+  let explainBytes: Promise<{ bytes: Uint8Array; etag: string }> | null = null;
+  app.get('/explain.onnx', async (request, reply) => {
+    explainBytes ??= model.explainOnnx().then((bytes) => ({ bytes, etag: `"${createHash('sha256').update(bytes).digest('hex')}"` }));
+    explainBytes.catch(() => (explainBytes = null));
+    const { bytes, etag } = await explainBytes;
+    reply.header('content-type', 'application/octet-stream').header('etag', etag).header('cache-control', 'no-cache');
+    const match = request.headers['if-none-match'];
+    if (match && (match.trim() === '*' || match.split(',').some((t) => t.trim().replace(/^W\//, '') === etag))) return reply.code(304).send();
+    return reply.send(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
   });
 
   app.get('/api/model', async () => ({

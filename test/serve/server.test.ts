@@ -282,7 +282,7 @@ test('GET /model.onnx (bytes, type, ETag, 304), /api/model, /healthz, /api/opena
 
     const doc = (await (await fetch(`${s.url}/api/openapi.json`)).json()) as any;
     assert.match(doc.openapi, /^3\.0\./);
-    assert.deepEqual(Object.keys(doc.paths).sort(), ['/api/model', '/api/openapi.json', '/api/predict', '/healthz', '/model.onnx']);
+    assert.deepEqual(Object.keys(doc.paths).sort(), ['/api/explain', '/api/model', '/api/openapi.json', '/api/predict', '/explain.onnx', '/healthz', '/model.onnx']);
     const params = doc.paths['/api/predict'].post.parameters;
     assert.deepEqual(params.map((p: any) => [p.name, p.in]), [['tta', 'query'], ['top', 'query']]);
     assert.deepEqual(params[0].schema.enum, ['center', '10crop']);
