@@ -4,28 +4,30 @@
 // Engines: a frozen-trunk run scores from the feature cache (trunk features of the ten test views, then the trained
 // heads), the same numbers as running RUN/model/model.onnx on the images up to fp32 rounding; `fullModel` (and every
 // finetune run) runs model.onnx on the decoded views instead.
+//
+// Calibration: a model trained with calibration (models/calibration.ts) outputs calibrated probabilities; from the
+// same logits (times the folded temperatures) its scores BEFORE calibration are recovered, and metrics.json
+// reports the ECE / Brier / reliability bins of both (`beforeCalibration`), plus sensitivity and specificity at the
+// model's lesion thresholds.
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { loadManifest, manifestHash } from '../data/manifest.ts';
 import { loadFolds, selectFold } from '../data/splits.ts';
 import type { Manifest, Sample } from '../data/types.ts';
-import { GraphSession } from '../graph/index.ts';
-import { ImageLoader } from '../image/index.ts';
-import { HEAD_TENSORS } from '../models/heads.ts';
-import { loadModel, serializeInference, type LoadedModel } from '../models/modelFile.ts';
+import { lesionTemperatures, lesionThresholds, locationTemperature, type ModelCalibration } from '../models/calibration.ts';
+import { loadModel } from '../models/modelFile.ts';
 import { stderrProgress } from '../util/progress.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
 import { DermtlError, errorList } from '../util/errors.ts';
-import { concatFloat32 } from '../util/float32.ts';
 import type { Tta } from '../train/config.ts';
-import { TEN_CROP_VIEWS } from '../train/features.ts';
-import { buildFeaturesNetwork, FEATURES_INPUT, featureCacheFor } from '../train/frozen.ts';
+import { viewLogits } from '../train/viewLogits.ts';
 import { readFinishedRun, runFile, storedConfig, type RunInfo, type RunLabels } from '../train/run.ts';
 import { preprocessingOf, SPLIT_FILE, type ProgressFactory } from '../train/trainTask.ts';
 import { ensembleMax } from './ensemble.ts';
 import { evaluate, evaluationJson, formatEvaluation, type Evaluation } from './metrics.ts';
 import { writeScores, type ScoreTable } from './scores.ts';
-import { averageViews, ttaViews } from './tta.ts';
+import { viewAveragedProbs, type ViewLogits } from './temperature.ts';
+import { ttaViews } from './tta.ts';
 
 export interface EvaluateOptions {
   manifest: string;
@@ -47,6 +49,8 @@ export interface EvaluateResult {
   samples: Sample[];
   table: ScoreTable;
   evaluation: Evaluation;
+  /** The uncalibrated scores' evaluation, for a model with a calibration record (else null). */
+  beforeCalibration: Evaluation | null;
   tta: Tta;
   scoresFile: string;
   metricsFile: string;
@@ -62,8 +66,11 @@ export async function evaluateRun(runDir: string, opts: EvaluateOptions): Promis
   const samples = opts.folds !== undefined ? selectFold(await loadFolds(opts.folds, manifest), opts.fold!).test : manifest.samples;
   const tta = opts.tta ?? (info.kind === 'model' ? storedConfig(dir, info).eval.tta : '10crop');
   const progress: ProgressFactory = (opts.progress ?? true) ? (label) => stderrProgress(label) : () => Object.assign(() => {}, { stop: () => {} });
-  const table = await predictRun(dir, info, samples, { tta, fullModel: opts.fullModel ?? false, threads: opts.threads, progress });
-  const evaluation = evaluate(samples, table);
+  const scored = await predictRun(dir, info, samples, { tta, fullModel: opts.fullModel ?? false, threads: opts.threads, progress });
+  const { table } = scored;
+  const thresholds = lesionThresholds(scored.calibration, info.labels.lesion);
+  const evaluation = evaluate(samples, table, { thresholds });
+  const beforeCalibration = scored.uncalibrated ? evaluate(samples, scored.uncalibrated) : null;
   const out = resolve(opts.out ?? dir);
   const scoresFile = join(out, 'scores.csv');
   const metricsFile = join(out, 'metrics.json');
@@ -72,12 +79,34 @@ export async function evaluateRun(runDir: string, opts: EvaluateOptions): Promis
     run: dir, kind: info.kind, members: info.members, manifest: manifest.file, manifestHash: manifestHash(manifest),
     folds: opts.folds !== undefined ? { file: resolve(opts.folds), fold: opts.fold } : null, tta,
     engine: engineOf(info, opts.fullModel ?? false), ...evaluationJson(evaluation),
+    thresholdSource: scored.calibration?.thresholds ? 'the model (chosen on its validation part)' : 'default 0.5 (the model has no thresholds)',
+    temperatures: scored.calibration ? temperaturesOf(scored.calibration, info.labels) : null,
+    beforeCalibration: beforeCalibration ? { calibration: evaluationJson(beforeCalibration).calibration } : null,
   };
   await writeFileAtomic(metricsFile, `${JSON.stringify(doc, null, 2)}\n`);
   const what = opts.folds !== undefined ? `the test part of fold ${opts.fold} (${opts.folds})` : `every image of ${opts.manifest}`;
-  const lines = [`evaluated ${samples.length} image(s): ${what}; tta ${tta}, ${doc.engine}`, ...formatEvaluation(evaluation), `wrote ${scoresFile} and ${metricsFile}`];
+  const lines = [`evaluated ${samples.length} image(s): ${what}; tta ${tta}, ${doc.engine}`, ...formatEvaluation(evaluation),
+    ...calibrationLines(evaluation, beforeCalibration), `wrote ${scoresFile} and ${metricsFile}`];
   for (const l of lines) (opts.log ?? console.log)(l);
-  return { samples, table, evaluation, tta, scoresFile, metricsFile, lines };
+  return { samples, table, evaluation, beforeCalibration, tta, scoresFile, metricsFile, lines };
+}
+
+function temperaturesOf(cal: ModelCalibration, labels: RunLabels): Record<string, unknown> {
+  return {
+    location: cal.location ? cal.location.temperature : null,
+    lesion: cal.lesion ? Object.fromEntries(labels.lesion.map((l, c) => [l, lesionTemperatures(cal, labels.lesion)[c]])) : null,
+    lesionMode: cal.lesion?.mode ?? null,
+    fittedOn: cal.fittedOn,
+  };
+}
+
+/** ECE and Brier before -> after calibration, per head. */
+function calibrationLines(after: Evaluation, before: Evaluation | null): string[] {
+  if (!before) return [];
+  const f = (x: number | undefined) => (x === undefined ? 'n/a' : x.toFixed(4));
+  const line = (head: string, b: Evaluation['lesion'] | Evaluation['location'], a: Evaluation['lesion'] | Evaluation['location']) =>
+    b?.calibration && a?.calibration ? [`${head} before -> after calibration: ECE ${f(b.calibration.ece)} -> ${f(a.calibration.ece)}  Brier ${f(b.calibration.brier)} -> ${f(a.calibration.brier)}`] : [];
+  return [...line('lesion', before.lesion, after.lesion), ...line('location', before.location, after.location)];
 }
 
 function engineOf(info: RunInfo, fullModel: boolean): string {
@@ -108,24 +137,47 @@ interface PredictOptions {
   progress: ProgressFactory;
 }
 
+/** A run's scores as its model reports them, and (for a calibrated model) as it would without calibration. */
+export interface RunScores {
+  table: ScoreTable;
+  uncalibrated: ScoreTable | null;
+  /** The model's calibration record (an ensemble: none; its thresholds are the default). */
+  calibration: ModelCalibration | null;
+}
+
 /** Scores of `samples` by a finished run (a model, or the max over an ensemble's members). */
-export async function predictRun(dir: string, info: RunInfo, samples: readonly Sample[], opts: PredictOptions): Promise<ScoreTable> {
+export async function predictRun(dir: string, info: RunInfo, samples: readonly Sample[], opts: PredictOptions): Promise<RunScores> {
   if (info.kind === 'ensemble') {
     const [a, b] = info.members ?? [];
     if (!a || !b) throw new DermtlError(`${runFile(dir, 'run')}: an ensemble needs two member runs`);
     const ta = await predictRun(a, await readFinishedRun(a), samples, opts);
     const tb = await predictRun(b, await readFinishedRun(b), samples, opts);
-    return ensembleMax(ta, tb, [a, b]);
+    const before = ta.uncalibrated || tb.uncalibrated ? ensembleMax(ta.uncalibrated ?? ta.table, tb.uncalibrated ?? tb.table, [a, b]) : null;
+    return { table: ensembleMax(ta.table, tb.table, [a, b]), uncalibrated: before, calibration: null };
   }
   await checkNotTrainingImages(dir, info, samples);
-  const modelDir = runFile(dir, 'model');
-  if (info.mode === 'frozen' && !opts.fullModel) return predictFromFeatures(dir, info, samples, opts);
-  const model = await loadModel(modelDir, { threads: opts.threads });
-  try {
-    return await predictWithModel(model, samples, opts);
-  } finally {
-    await model.release();
-  }
+  const model = await loadModel(runFile(dir, 'model'), { session: false });
+  const engine = info.mode === 'frozen' && !opts.fullModel ? 'features' : 'model';
+  const logits = await viewLogits(model.network, model.params(), samples, {
+    engine, config: storedConfig(dir, info), prep: model.preprocessing, threads: opts.threads, progress: opts.progress, centerOnly: opts.tta === 'center',
+  });
+  const cal = model.calibration;
+  // the folded logits are z / T: scores at temperature 1 are the model's, at 1 / T the uncalibrated ones
+  const table = (lesionT: number[], locationT: number): ScoreTable => ({
+    images: samples.map((s) => s.image), lesionLabels: [...model.labels.lesion], locationLabels: [...model.labels.location],
+    lesion: probs(logits.lesion, 'sigmoid', lesionT, samples.length, opts.tta), location: probs(logits.location, 'softmax', locationT, samples.length, opts.tta),
+  });
+  const ones = model.labels.lesion.map(() => 1);
+  return {
+    table: table(ones, 1),
+    uncalibrated: cal ? table(lesionTemperatures(cal, model.labels.lesion).map((t) => 1 / t), 1 / locationTemperature(cal)) : null,
+    calibration: cal,
+  };
+}
+
+function probs(z: ViewLogits | undefined, activation: 'sigmoid' | 'softmax', t: number | number[], images: number, tta: Tta): Float64Array[] {
+  if (!z) return Array.from({ length: images }, () => new Float64Array(0));
+  return viewAveragedProbs(z, z.views === 1 ? [0] : ttaViews(tta), activation, t);
 }
 
 /** Scoring a trained image as a test image would inflate every number: refuse (by absolute image path). */
@@ -143,71 +195,4 @@ async function checkNotTrainingImages(dir: string, info: RunInfo, samples: reado
     const hint = info.folds ? `; evaluate its own test part: --folds ${info.folds.file} --fold ${info.folds.fold}` : '';
     throw new DermtlError(`${leaked.length} of the ${samples.length} image(s) to evaluate were used to train ${dir} (e.g. ${leaked[0].image})${hint}`);
   }
-}
-
-function emptyRows(n: number): Float64Array[] {
-  return Array.from({ length: n }, () => new Float64Array(0));
-}
-
-async function predictFromFeatures(dir: string, info: RunInfo, samples: readonly Sample[], opts: PredictOptions): Promise<ScoreTable> {
-  const config = storedConfig(dir, info);
-  const prep = preprocessingOf(config);
-  const model = await loadModel(runFile(dir, 'model'), { session: false });
-  const cache = featureCacheFor({ config: { ...config, runtime: { ...config.runtime, threads: opts.threads ?? config.runtime.threads } }, prep, progress: opts.progress });
-  let features;
-  try {
-    features = await cache.features(samples, { kind: 'tenCrop' }, 'caching test views');
-  } finally {
-    await cache.close();
-  }
-  const net = buildFeaturesNetwork(model.network, features.dim, 1, 'inference', { values: model.params() });
-  const session = await GraphSession.fromBytes(serializeInference(net.graph, { dynamicBatch: true }), { threads: opts.threads });
-  try {
-    const rows = samples.length * TEN_CROP_VIEWS;
-    const out = await session.run({ [FEATURES_INPUT]: { data: features.data, dims: [rows, features.dim] } });
-    return scoreTable(samples, model.labels, TEN_CROP_VIEWS, opts.tta, {
-      lesion: out[HEAD_TENSORS.lesionProbs]?.data as Float32Array | undefined,
-      location: out[HEAD_TENSORS.locationProbs]?.data as Float32Array | undefined,
-    });
-  } finally {
-    await session.release();
-  }
-}
-
-/** Images per model.onnx run (x10 views for 10-crop). */
-const IMAGES_PER_RUN = 4;
-
-async function predictWithModel(model: LoadedModel, samples: readonly Sample[], opts: PredictOptions): Promise<ScoreTable> {
-  const mode = opts.tta === 'center' ? 'center' : 'tenCrop';
-  const views = mode === 'center' ? 1 : TEN_CROP_VIEWS;
-  const loader = new ImageLoader({ prep: model.preprocessing });
-  const lesion: Float32Array[] = [];
-  const location: Float32Array[] = [];
-  const bar = opts.progress(`scoring ${samples.length} image(s) with ${model.dir}/model.onnx (${opts.tta})`);
-  let done = 0;
-  try {
-    for await (const b of loader.batches(samples.map((s) => ({ path: s.path })), { mode, batchSize: IMAGES_PER_RUN, seed: 0 })) {
-      const p = await model.predict(b.data, b.n * views);
-      if (p.lesion) lesion.push(p.lesion);
-      if (p.location) location.push(p.location);
-      done += b.n;
-      bar(done, samples.length);
-    }
-  } finally {
-    bar.stop?.();
-    await loader.close();
-  }
-  return scoreTable(samples, model.labels, views, mode === 'center' ? 'center-only' : opts.tta, {
-    lesion: lesion.length ? concatFloat32(lesion) : undefined, location: location.length ? concatFloat32(location) : undefined,
-  });
-}
-
-function scoreTable(samples: readonly Sample[], labels: RunLabels, views: number, tta: Tta | 'center-only',
-  probs: { lesion?: Float32Array; location?: Float32Array }): ScoreTable {
-  const pick = tta === 'center-only' ? [0] : ttaViews(tta);
-  const rows = (p: Float32Array | undefined, k: number) => (k && p ? averageViews(p, samples.length, views, k, pick) : emptyRows(samples.length));
-  return {
-    images: samples.map((s) => s.image), lesionLabels: [...labels.lesion], locationLabels: [...labels.location],
-    lesion: rows(probs.lesion, labels.lesion.length), location: rows(probs.location, labels.location.length),
-  };
 }

@@ -31,14 +31,17 @@ export interface ViewLogitsOptions {
   prep: Preprocessing;
   threads?: number;
   progress: ProgressFactory;
+  /** 'model' engine only: render the centre crop alone (views = 1) instead of the ten crops. */
+  centerOnly?: boolean;
 }
 
 /** Images per whole-network run (x10 views). */
 const IMAGES_PER_RUN = 4;
 
-/** Logits of every head of the model for the ten test views of each sample ([images * 10 * classes]). */
+/** Logits of every head of the model for the ten test views of each sample ([images * 10 * classes]; see centerOnly). */
 export async function viewLogits(spec: NetworkSpec, params: ReadonlyMap<string, Float32Array>, samples: readonly Sample[], opts: ViewLogitsOptions): Promise<HeadLogits> {
-  const rows = samples.length * TEN_CROP_VIEWS;
+  const views = opts.engine === 'model' && opts.centerOnly ? 1 : TEN_CROP_VIEWS;
+  const rows = samples.length * views;
   const out: Record<string, Float32Array[]> = {};
   if (opts.engine === 'features') {
     const c = opts.config;
@@ -55,12 +58,12 @@ export async function viewLogits(spec: NetworkSpec, params: ReadonlyMap<string, 
     const net = buildNetwork(spec, { batch: 1, mode: 'inference', values: params, requireValues: true });
     const size = spec.imageSize;
     const loader = new ImageLoader({ prep: opts.prep });
-    const bar = opts.progress(`scoring ${samples.length} image(s) with the whole network (10 crops)`);
+    const bar = opts.progress(`scoring ${samples.length} image(s) with the whole network (${views === 1 ? 'centre crop' : '10 crops'})`);
     let done = 0;
     try {
       await withLogitsSession(net.graph, net.heads, opts.threads, async (run) => {
-        for await (const b of loader.batches(samples.map((s) => ({ path: s.path })), { mode: 'tenCrop', batchSize: IMAGES_PER_RUN, seed: 0 })) {
-          collect(out, await run(IMAGE_INPUT, b.data, [b.n * TEN_CROP_VIEWS, 3, size, size]));
+        for await (const b of loader.batches(samples.map((s) => ({ path: s.path })), { mode: views === 1 ? 'center' : 'tenCrop', batchSize: IMAGES_PER_RUN, seed: 0 })) {
+          collect(out, await run(IMAGE_INPUT, b.data, [b.n * views, 3, size, size]));
           done += b.n;
           bar(done, samples.length);
         }
@@ -71,7 +74,7 @@ export async function viewLogits(spec: NetworkSpec, params: ReadonlyMap<string, 
     }
   }
   const head = (name: string, classes: number): ViewLogits | undefined =>
-    classes && out[name] ? { data: concatFloat32(out[name]), images: samples.length, views: TEN_CROP_VIEWS, classes } : undefined;
+    classes && out[name] ? { data: concatFloat32(out[name]), images: samples.length, views, classes } : undefined;
   return { lesion: head(HEAD_TENSORS.lesionLogits, spec.heads.lesion), location: head(HEAD_TENSORS.locationLogits, spec.heads.location) };
 }
 

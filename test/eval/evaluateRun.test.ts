@@ -2,13 +2,15 @@
 // 10-crop vs centre, the ensemble is the per-cell max, and every bad input is a clear error.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile, writeFile } from 'node:fs/promises';
+import { cp, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { imagePathFor, writeManifest } from '../../src/data/manifest.ts';
 import { createEnsemble } from '../../src/eval/ensembleRun.ts';
 import { evaluateRun, type EvaluateOptions } from '../../src/eval/evaluateRun.ts';
 import { evaluate } from '../../src/eval/metrics.ts';
 import { loadScores, readScores } from '../../src/eval/scores.ts';
+import { foldTemperatures, lesionTemperatures } from '../../src/models/calibration.ts';
+import { loadModel, saveModel } from '../../src/models/modelFile.ts';
 import { loadFolds, selectFold } from '../../src/data/splits.ts';
 import { trainRun, type TrainOptions } from '../../src/train/trainTask.ts';
 import { DermtlError } from '../../src/util/errors.ts';
@@ -134,4 +136,30 @@ test('bad inputs: other labels, training images, incomplete or foreign run folde
   await assert.rejects(evaluateRun(copy, await evalOpts()), /run folder format version 99; this dermtl reads version 1/);
   await writeFile(join(copy, 'run.json'), JSON.stringify(info));
   await assert.rejects(evaluateRun(copy, await evalOpts()), /the run is incomplete: .*model is missing/);
+});
+
+test('a calibrated run reports its metrics before calibration: those of the same model with the temperatures taken out', async () => {
+  const { a } = await runs;
+  const r = await evaluateRun(a, await evalOpts({ out: await tempDir() }));
+  const model = await loadModel(join(a, 'model'), { session: false });
+  const cal = model.calibration!;
+  assert.ok(cal && r.beforeCalibration, 'the tiny run has a validation part, so it is calibrated');
+  const metrics = JSON.parse(await readFile(join(r.metricsFile), 'utf8'));
+  assert.equal(metrics.temperatures.location, cal.location!.temperature);
+  assert.equal(metrics.thresholdSource, 'the model (chosen on its validation part)');
+  assert.deepEqual(Object.keys(metrics.operatingPoints), model.labels.lesion);
+  assert.ok(r.lines.some((l) => /^lesion before -> after calibration: ECE \d\.\d{4} -> \d\.\d{4}/.test(l)), r.lines.join('\n'));
+  // the same run with an uncalibrated model folder: unfold the temperatures, drop the record
+  const copy = join(await tempDir(), 'run');
+  await cp(a, copy, { recursive: true });
+  const unfolded = foldTemperatures(model.params(), { lesion: lesionTemperatures(cal, model.labels.lesion).map((t) => 1 / t), location: 1 / cal.location!.temperature });
+  await saveModel(join(copy, 'model'), { network: model.network, params: unfolded, labels: model.labels, preprocessing: model.preprocessing }, { trunk: 'reference' });
+  const plain = await evaluateRun(copy, await evalOpts({ out: await tempDir() }));
+  assert.equal(plain.beforeCalibration, null);
+  // heads.onnx stores float16 weights: unfolding rounds them a second time (probabilities move by ~1e-5)
+  for (const head of ['lesion', 'location'] as const) {
+    const want = plain.evaluation[head]!.calibration!;
+    const got = r.beforeCalibration[head]!.calibration!;
+    assert.ok(Math.abs(want.ece - got.ece) < 1e-4 && Math.abs(want.brier - got.brier) < 1e-4, `${head}: ${JSON.stringify([want, got].map((c) => [c.ece, c.brier]))}`);
+  }
 });
