@@ -25,7 +25,8 @@ export function register(program: Command): void {
       'Frozen mode caches 10 scaleJitter views per training image and the 10 test crops per image under the dermtl cache',
       '(DERMTL_CACHE, or config cacheDir); later runs, folds and tasks reuse them. Ctrl-C saves a checkpoint; --resume continues',
       'to the same final weights as an uninterrupted run. The run folder gets run.json, config.json, history.json, split.json,',
-      'checkpoints/ and model/ (a model folder for dermtl eval and serving).',
+      'checkpoints/ (deleted when the run finishes) and model/ (a model folder for dermtl eval and serving; a frozen run\'s',
+      'holds its heads only and names the ImageNet trunk: dermtl export RUN --out DIR writes a self-contained model.onnx).',
     ].join('\n'))
     .action(async (o: { manifest: string; task: Task; out: string; folds?: string; fold?: number; config?: string; mode?: TrainMode; seed?: number; resume?: boolean; progress: boolean }) => {
       const { trainWithStopSignals } = await import('../../train/trainTask.ts');
