@@ -99,7 +99,7 @@ export function turbo(t: number): [number, number, number] {
  * RGBA pixels of a heat layer for a picture-sized map: colour by value / max, opacity 2 * value / max (at most
  * `opacity`), transparent where the view does not reach (NaN) and where the map is 0.
  */
-export function heatLayer(values: Float32Array, max: number, opacity = 0.6): Uint8ClampedArray {
+export function heatLayer(values: Float32Array, max: number, opacity = 0.6): Uint8ClampedArray<ArrayBuffer> {
   const out = new Uint8ClampedArray(values.length * 4);
   if (!(max > 0)) return out;
   for (let i = 0; i < values.length; i++) {

@@ -1,6 +1,7 @@
 /**
  * The server's HTTP API as the page uses it (same origin, relative URLs so the page also works under a path
- * prefix behind a proxy): GET api/model, POST api/predict, GET model.onnx.
+ * prefix behind a proxy): GET api/model, POST api/predict, GET model.onnx (and explain.ts: POST api/explain,
+ * GET explain.onnx).
  */
 import type { Preprocessing } from '../../../image/preprocess.ts';
 import { contentType } from './files.ts';
@@ -53,7 +54,7 @@ async function getJson(url: string): Promise<unknown> {
   return readJson(await send(url, {}));
 }
 
-async function send(url: string, init: RequestInit): Promise<Response> {
+export async function send(url: string, init: RequestInit): Promise<Response> {
   try {
     return await fetch(url, init);
   } catch {
@@ -62,7 +63,7 @@ async function send(url: string, init: RequestInit): Promise<Response> {
 }
 
 /** The JSON body of a reply; a reply with {error: {message}} (or a non-2xx status) becomes a PageError. */
-async function readJson(res: Response): Promise<unknown> {
+export async function readJson(res: Response): Promise<unknown> {
   let body: unknown = null;
   try {
     body = await res.json();

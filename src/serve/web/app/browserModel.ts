@@ -5,7 +5,8 @@
  */
 import type * as Ort from 'onnxruntime-web';
 import { PageError, ranked, type ModelInfo, type Prediction } from './api.ts';
-import { decodeResized, meanOverViews, viewsTensor, type Tta } from './preprocess.ts';
+import type { PageExplanation, PageLabelMap } from './explain.ts';
+import { cropBoxes, decodeResized, meanOverViews, viewsTensor, type Tta } from './preprocess.ts';
 
 type OrtModule = typeof Ort;
 
@@ -33,7 +34,12 @@ function loadOrt(): Promise<OrtModule> {
   return ortModule;
 }
 
+/** explain.onnx's input: model.onnx's conv5_x output (src/models/cam.ts). */
+const CAM_INPUT = 'conv5_x';
+
 export class BrowserModel {
+  private cam: Promise<Ort.InferenceSession> | null = null;
+
   private constructor(
     private readonly ort: OrtModule,
     private readonly session: Ort.InferenceSession,
@@ -78,7 +84,8 @@ export class BrowserModel {
     }
     const t1 = performance.now();
     const feeds = { image: new this.ort.Tensor('float32', input.data, [input.views, 3, prep.size, prep.size]) };
-    const out = await this.session.run(feeds);
+    // the probabilities only: model.onnx also outputs conv5_x, which only explain() needs
+    const out = await this.session.run(feeds, this.session.outputNames.filter((n) => n !== CAM_INPUT));
     const t2 = performance.now();
     const head = (name: string) => (out[name] ? meanOverViews(out[name].data as Float32Array, input.views) : new Float32Array(0));
     const { lesion, location } = this.info.labels;
@@ -88,13 +95,52 @@ export class BrowserModel {
       timing: { preprocessMs: t1 - t0, inferenceMs: t2 - t1, totalMs: t2 - t0 },
     };
   }
+
+  /**
+   * Every label's Grad-CAM map for the centre view, as the server computes them: model.onnx gives conv5_x, then
+   * explain.onnx (fetched on first use, a few MB) gives all the maps in one run.
+   */
+  async explain(file: Blob, progress: Progress): Promise<PageExplanation> {
+    if (!this.session.outputNames.includes(CAM_INPUT)) throw new PageError('This model has no conv5_x output, so it cannot show where it looked.');
+    const prep = this.info.preprocessing;
+    const img = await decodeResized(file, prep).catch((e: unknown) => {
+      throw new PageError(`This browser cannot read the photo (${messageOf(e)}).`);
+    });
+    const input = viewsTensor(img, prep, 'center');
+    const trunk = await this.session.run({ image: new this.ort.Tensor('float32', input.data, [1, 3, prep.size, prep.size]) }, [CAM_INPUT]);
+    this.cam ??= (async () => {
+      const bytes = await fetchModel((m) => progress(m.replace('the model', 'the explain graph')), 'explain.onnx');
+      return this.ort.InferenceSession.create(bytes, { executionProviders: ['wasm'], graphOptimizationLevel: 'all' });
+    })();
+    this.cam.catch(() => (this.cam = null));
+    const cam = await this.cam;
+    const out = await cam.run({ [CAM_INPUT]: trunk[CAM_INPUT] });
+    const head = (labels: string[], key: 'lesion' | 'location'): PageLabelMap[] => {
+      const maps = out[`${key}_cam`];
+      if (!labels.length || !maps) return [];
+      const [, , h, w] = maps.dims;
+      const m = maps.data as Float32Array, s = out[`${key}_scores`].data as Float32Array, p = out[`${key}_cam_probs`].data as Float32Array;
+      return labels.map((label, k) => {
+        const map = m.subarray(k * h * w, (k + 1) * h * w);
+        return { label, score: s[k], p: p[k], max: map.reduce((a, b) => Math.max(a, b), 0), map };
+      });
+    };
+    const dims = (out.lesion_cam ?? out.location_cam).dims;
+    const box = cropBoxes('center', img.width, img.height, prep.size)[0];
+    return {
+      grid: { h: dims[2], w: dims[3] },
+      view: { ...box, width: img.width, height: img.height },
+      lesions: head(this.info.labels.lesion, 'lesion'),
+      location: head(this.info.labels.location, 'location'),
+    };
+  }
 }
 
-/** GET model.onnx, reporting megabytes as they arrive (a ResNet-50 is ~100 MB; the browser caches it). */
-async function fetchModel(progress: Progress): Promise<Uint8Array> {
+/** GET model.onnx (or another graph), reporting megabytes as they arrive (a ResNet-50 is ~100 MB; the browser caches it). */
+async function fetchModel(progress: Progress, url = 'model.onnx'): Promise<Uint8Array> {
   let res: Response;
   try {
-    res = await fetch('model.onnx');
+    res = await fetch(url);
   } catch {
     throw new PageError('Cannot download the model from the server.');
   }

@@ -5,6 +5,7 @@
 import { fetchModelInfo, PageError, predictOnServer, type ModelInfo, type Prediction } from './api.ts';
 import { renderBars } from './bars.ts';
 import { BrowserModel } from './browserModel.ts';
+import { drawMap, explainOnServer, labelMap, type Head, type PageExplanation } from './explain.ts';
 import { checkFile } from './files.ts';
 import { centerBox, shorterSideSize } from '../../../image/crops.ts';
 import type { Tta } from './preprocess.ts';
@@ -36,6 +37,8 @@ const ui = {
   enginePrefix: $('engine-prefix'),
   timing: $('timing'),
   modelInfo: $('model-info'),
+  cam: $<HTMLCanvasElement>('cam'),
+  camNote: $('cam-note'),
 };
 
 let info: Promise<ModelInfo> | null = null;
@@ -48,6 +51,10 @@ let photo: File | null = null;
 let previewUrl: string | null = null;
 /** Bumped by every run; a run whose number is no longer current drops its result (the photo or switch changed). */
 let runId = 0;
+/** The shown result's Grad-CAM maps (every label), fetched or computed on the first click of a bar. */
+let explanation: { run: number; maps: Promise<PageExplanation> } | null = null;
+/** The bar whose map is shown. */
+let shownMap: { head: Head; label: string } | null = null;
 
 modelInfo().catch(showError);
 
@@ -121,6 +128,7 @@ async function run(): Promise<void> {
   const current = () => id === runId;
   setState('busy');
   hideError();
+  hideMap();
   try {
     const model = await modelInfo();
     if (local) {
@@ -166,6 +174,8 @@ function warmUp(): void {
 function show(r: Prediction, engine: 'server' | 'browser', tta: Tta, timing: string): void {
   renderBars(ui.lesions, r.lesions);
   renderBars(ui.locations, r.location.slice(0, TOP_LOCATIONS));
+  explainable(ui.lesions, 'lesion');
+  explainable(ui.locations, 'location');
   ui.enginePrefix.textContent = engine === 'server' ? 'Computed by the' : 'Computed';
   ui.engine.textContent = engine === 'server' ? 'server' : 'in your browser';
   ui.timing.textContent = timing;
@@ -222,6 +232,93 @@ async function showCrop(): Promise<void> {
   const box = centerBox(width, height, prep.size);
   const pct = (v: number, of: number) => `${((100 * v) / of).toFixed(3)}%`;
   Object.assign(ui.crop.style, { left: pct(box.x, width), top: pct(box.y, height), width: pct(box.size, width), height: pct(box.size, height) });
+}
+
+// ---------------------------------------------------------------- Grad-CAM on click
+
+/** Makes each bar of `list` a toggle button that shows its label's map over the photo. */
+function explainable(list: HTMLOListElement, head: Head): void {
+  for (const li of list.querySelectorAll<HTMLLIElement>('li.bar')) {
+    li.classList.add('explainable');
+    li.dataset.head = head;
+    li.tabIndex = 0;
+    li.setAttribute('role', 'button');
+    li.setAttribute('aria-pressed', 'false');
+    li.title = `Show where the model looked for ${li.dataset.label}`;
+  }
+}
+
+for (const list of [ui.lesions, ui.locations]) {
+  list.addEventListener('click', (e) => {
+    const li = (e.target as HTMLElement).closest<HTMLLIElement>('li.bar.explainable');
+    if (li) void toggleMap(li);
+  });
+  list.addEventListener('keydown', (e) => {
+    const li = (e.target as HTMLElement).closest<HTMLLIElement>('li.bar.explainable');
+    if (li && (e.key === 'Enter' || e.key === ' ')) {
+      e.preventDefault();
+      void toggleMap(li);
+    }
+  });
+}
+
+async function toggleMap(li: HTMLLIElement): Promise<void> {
+  const head = li.dataset.head as Head, label = li.dataset.label!;
+  if (shownMap && shownMap.head === head && shownMap.label === label) {
+    hideMap();
+    return;
+  }
+  const file = photo;
+  const id = runId;
+  if (!file || ui.results.dataset.state !== 'done') return;
+  shownMap = { head, label };
+  pressed(li);
+  ui.camNote.hidden = false;
+  ui.camNote.textContent = `Finding where the model looked for ${label}…`;
+  const engine = ui.results.dataset.engine;
+  try {
+    if (!explanation || explanation.run !== id) {
+      const tta = (ui.results.dataset.tta ?? 'center') as Tta;
+      const maps = engine === 'browser'
+        ? modelInfo().then((m) => loadBrowserModel(m, () => {})).then((bm) => bm.explain(file, (m) => (ui.camNote.textContent = m)))
+        : explainOnServer(file, tta);
+      explanation = { run: id, maps };
+      maps.catch(() => explanation?.maps === maps && (explanation = null));
+    }
+    const e = await explanation.maps;
+    // a later click, photo or run replaced this one
+    if (id !== runId || shownMap?.head !== head || shownMap.label !== label) return;
+    const m = labelMap(e, head, label);
+    if (!m) throw new PageError(`No map for ${label}.`);
+    drawMap(ui.cam, e, m, ui.preview.naturalWidth || e.view.width, ui.preview.naturalHeight || e.view.height);
+    ui.cam.hidden = false;
+    ui.cam.dataset.head = head;
+    ui.cam.dataset.label = label;
+    ui.cam.dataset.engine = engine ?? '';
+    ui.cam.dataset.max = String(m.max);
+    ui.drop.classList.add('has-map');
+    ui.camNote.textContent = m.max > 0
+      ? `Heat map: where the model looked for ${label} (${head === 'lesion' ? 'lesion type' : 'body location'}; Grad-CAM on the centre crop, red = most). Click the bar again to hide it.`
+      : `No part of the centre crop raises the score of ${label}: its map is empty.`;
+  } catch (err) {
+    if (id !== runId || shownMap?.label !== label) return;
+    hideMap();
+    showError(err);
+  }
+}
+
+function pressed(li: HTMLLIElement | null): void {
+  for (const b of document.querySelectorAll<HTMLLIElement>('li.bar.explainable')) b.setAttribute('aria-pressed', String(b === li));
+}
+
+function hideMap(): void {
+  shownMap = null;
+  pressed(null);
+  ui.cam.hidden = true;
+  delete ui.cam.dataset.label;
+  ui.drop.classList.remove('has-map');
+  ui.camNote.hidden = true;
+  ui.camNote.textContent = '';
 }
 
 /** Milliseconds for people; a no-break space keeps the number with its unit. */
