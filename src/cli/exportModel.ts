@@ -31,6 +31,6 @@ export async function exportModel(source: string, out: string): Promise<{ out: s
   const from = await modelFolderOf(source);
   await checkOut(out);
   const m = await loadModel(from, { session: false });
-  await saveModel(resolve(out), { network: m.network, params: m.params(), labels: m.labels, preprocessing: m.preprocessing, config: m.config, metrics: m.metrics });
+  await saveModel(resolve(out), { network: m.network, params: m.params(), labels: m.labels, preprocessing: m.preprocessing, config: m.config, metrics: m.metrics, calibration: m.calibration });
   return { out: resolve(out), from, bytes: (await stat(join(out, MODEL_FILES.onnx))).size };
 }

@@ -119,7 +119,7 @@ export async function writeDefaultModel(studyDir: string, log: (line: string) =>
   if (!(await exists(join(dir, MODEL_FILES.manifest)))) return null;
   const m = await loadModel(dir, { session: false });
   if (!m.manifest.trunk) return dir;
-  await saveModel(dir, { network: m.network, params: m.params(), labels: m.labels, preprocessing: m.preprocessing, config: m.config, metrics: m.metrics });
+  await saveModel(dir, { network: m.network, params: m.params(), labels: m.labels, preprocessing: m.preprocessing, config: m.config, metrics: m.metrics, calibration: m.calibration });
   log(`default model (dermtl predict / serve): ${dir}, written whole (model.onnx)`);
   return dir;
 }

@@ -130,8 +130,9 @@ export async function saveModel(dir: string, m: ModelToSave, opts: SaveOptions =
   const lean = opts.trunk === 'reference';
   const full = lean ? null : fullModelBytes(m);
   const heads = lean ? headsModelBytes(m) : null;
-  const explain = explainModelBytes(m);
-  const files = [...Object.values(MODEL_FILES).map((f) => (lean && f === MODEL_FILES.onnx ? HEADS_FILE : f)), EXPLAIN_FILE, ...(m.calibration ? [CALIBRATION_FILE] : [])];
+  // A heads-only folder (a study's frozen runs) keeps no explain.onnx: explainOnnx() builds it from the heads on use.
+  const explain = lean ? null : explainModelBytes(m);
+  const files = [...Object.values(MODEL_FILES).map((f) => (lean && f === MODEL_FILES.onnx ? HEADS_FILE : f)), ...(explain ? [EXPLAIN_FILE] : []), ...(m.calibration ? [CALIBRATION_FILE] : [])];
   const manifest: ModelManifest = {
     format: MODEL_FORMAT, version: MODEL_FORMAT_VERSION, createdAt: new Date().toISOString(), network: m.network,
     input: inputOf(m.network), outputs: manifestOutputs(m.network), files, ...(lean ? { trunk: trunkReferenceOf(m.network) } : {}),
@@ -140,7 +141,7 @@ export async function saveModel(dir: string, m: ModelToSave, opts: SaveOptions =
   await writeDirAtomic(dir, async (tmp) => {
     if (full) await writeFileAtomic(join(tmp, MODEL_FILES.onnx), full);
     if (heads) await writeFileAtomic(join(tmp, HEADS_FILE), heads);
-    await writeFileAtomic(join(tmp, EXPLAIN_FILE), explain);
+    if (explain) await writeFileAtomic(join(tmp, EXPLAIN_FILE), explain);
     await writeFileAtomic(join(tmp, MODEL_FILES.labels), json(m.labels));
     await writeFileAtomic(join(tmp, MODEL_FILES.preprocessing), json(m.preprocessing));
     await writeFileAtomic(join(tmp, MODEL_FILES.config), json(m.config ?? {}));
@@ -356,7 +357,7 @@ export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<Lo
     async explainOnnx() {
       const path = join(dir, EXPLAIN_FILE);
       const bytes = await readFile(path).then((b) => new Uint8Array(b), () => null);
-      return bytes ?? explainModelBytes({ network, labels, preprocessing, params: readParams(onnx) });
+      return bytes ?? explainModelBytes({ network, labels, preprocessing, calibration, params: readParams(onnx) });
     },
     params: () => readParams(onnx),
     release: async () => session?.release(),

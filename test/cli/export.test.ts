@@ -24,6 +24,8 @@ test('dermtl export RUN --out DIR writes model.onnx with the whole network; the 
   const [a, b] = [await loadModel(join(run, 'model'), { threads: 1 }), await loadModel(out, { threads: 1 })];
   try {
     assert.equal(b.manifest.trunk, undefined);
+    assert.deepEqual(b.calibration, a.calibration);
+    assert.ok(a.calibration, 'the tiny run is calibrated: export keeps it');
     assert.deepEqual(b.params(), a.params());
     const x = Float32Array.from({ length: 3 * 32 * 32 }, (_, i) => Math.sin(i) * 50);
     assert.deepEqual(await a.predict(x, 1), await b.predict(x, 1));

@@ -50,6 +50,7 @@ test('a lean folder holds heads.onnx (float16 weights) and the trunk reference; 
   const files = await readdir(lean);
   for (const f of ['config.json', 'dermtl.json', 'heads.onnx', 'labels.json', 'metrics.json', 'preprocessing.json']) assert.ok(files.includes(f), f);
   assert.ok(!files.includes('model.onnx'));
+  assert.ok(!files.includes('explain.onnx'), 'a heads-only folder builds explain.onnx on use');
   const manifest = JSON.parse(await readFile(join(lean, 'dermtl.json'), 'utf8'));
   assert.deepEqual(manifest.trunk, { weights: 'random', seed: 5 });
   assert.ok(manifest.files.includes(HEADS_FILE) && !manifest.files.includes('model.onnx'));
@@ -65,6 +66,7 @@ test('a lean folder holds heads.onnx (float16 weights) and the trunk reference; 
     assert.deepEqual([...a.params().keys()].sort(), [...b.params().keys()].sort());
     const x = Float32Array.from({ length: 2 * 3 * 32 * 32 }, (_, i) => Math.sin(i) * 60);
     assert.deepEqual(await a.predict(x, 2), await b.predict(x, 2));
+    assert.deepEqual(readParams(await a.explainOnnx()), readParams(new Uint8Array(await readFile(join(full, 'explain.onnx')))));
     // against the float32 model: float16 weights move the probabilities by rounding only
     const c = await loadModel(f32, { threads: 1 });
     const [pa, pc] = [await a.predict(x, 2), await c.predict(x, 2)];
