@@ -16,7 +16,7 @@ function barItem({ label, p }: Scored): HTMLLIElement {
   li.dataset.p = String(p);
   const name = document.createElement('span');
   name.className = 'bar-label';
-  name.textContent = label;
+  name.append(...breakable(label));
   const track = document.createElement('span');
   track.className = 'bar-track';
   track.setAttribute('aria-hidden', 'true');
@@ -29,6 +29,15 @@ function barItem({ label, p }: Scored): HTMLLIElement {
   value.textContent = percent(p);
   li.append(name, track, value);
   return li;
+}
+
+/**
+ * A label as text with line-break opportunities (<wbr>) after each ':' and '_', so a long derm7pt name such as
+ * `vascular_structures:linear irregular` wraps at its criterion and words rather than being cut; the text itself
+ * (textContent, what a screen reader says) is unchanged.
+ */
+export function breakable(label: string): (string | HTMLElement)[] {
+  return label.split(/(?<=[:_])/).flatMap((part, i) => (i === 0 ? [part] : [document.createElement('wbr'), part]));
 }
 
 /** 0.7234 -> "72%"; small values keep a digit so that 0.4% does not read as zero. */
