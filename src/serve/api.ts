@@ -19,6 +19,12 @@ export type { Explanation, LabelMap } from './explain.ts';
 export interface LabelScore {
   label: string;
   p: number;
+  /**
+   * Lesions only: whether the label is predicted present, p >= `threshold`, the model's decision threshold for it
+   * (chosen on its validation part by max F1; 0.5 for a model trained without calibration).
+   */
+  present?: boolean;
+  threshold?: number;
 }
 
 export interface PredictOptions {

@@ -25,7 +25,12 @@ export interface PredictQuery {
 const labelScore = {
   type: 'object',
   required: ['label', 'p'],
-  properties: { label: { type: 'string' }, p: { type: 'number', minimum: 0, maximum: 1 } },
+  properties: {
+    label: { type: 'string' },
+    p: { type: 'number', minimum: 0, maximum: 1 },
+    present: { type: 'boolean', description: 'Lesions only: p >= threshold' },
+    threshold: { type: 'number', description: "Lesions only: the model's decision threshold for the label (max F1 on its validation part; 0.5 for a model without calibration)" },
+  },
 };
 
 const predictionSchema = {

@@ -4,6 +4,7 @@
  */
 import { join } from 'node:path';
 import { renderViews, type ViewMode } from '../image/index.ts';
+import { lesionThresholds } from '../models/calibration.ts';
 import { MODEL_FILES, type LoadedModel } from '../models/modelFile.ts';
 import { DermtlError } from '../util/errors.ts';
 import { CamRunner } from './explain.ts';
@@ -20,6 +21,8 @@ export function createPredictor(loaded: LoadedModel, opts: PredictorOptions = {}
   // ORT already uses every core inside one run; two runs at once would only fight over them. Decoding (sharp,
   // libuv pool) of the next image still overlaps the current run.
   const exclusive = serialQueue();
+  // the model's lesion decision thresholds (calibration.json; 0.5 each for a model without one)
+  const thresholds = lesionThresholds(loaded.calibration, loaded.labels.lesion);
   let disposed = false;
   let cam: Promise<CamRunner> | null = null;
 
@@ -51,7 +54,7 @@ export function createPredictor(loaded: LoadedModel, opts: PredictorOptions = {}
       return (await cam).run(loaded, probs.conv5!.subarray(centre * per, (centre + 1) * per), views.params[centre]);
     }) : undefined;
     const prediction: Prediction = {
-      lesions: probs.lesion ? rankLabels(loaded.labels.lesion, meanOverViews(probs.lesion, n), p.top) : [],
+      lesions: probs.lesion ? withDecisions(rankLabels(loaded.labels.lesion, meanOverViews(probs.lesion, n), p.top), thresholds) : [],
       location: probs.location ? rankLabels(loaded.labels.location, meanOverViews(probs.location, n), p.top) : [],
       timing: { decodeMs: round(t1 - t0), inferenceMs: round(inferenceMs), totalMs: 0 },
       tta,
@@ -96,6 +99,11 @@ export function meanOverViews(probs: Float32Array, n: number): Float64Array {
   for (let v = 0; v < n; v++) for (let j = 0; j < k; j++) out[j] += probs[v * k + j];
   for (let j = 0; j < k; j++) out[j] /= n;
   return out;
+}
+
+/** Each lesion score with its threshold and whether it is predicted present: p (as returned) >= threshold. */
+export function withDecisions(scores: LabelScore[], thresholds: Readonly<Record<string, number>>): LabelScore[] {
+  return scores.map((s) => ({ ...s, present: s.p >= thresholds[s.label], threshold: thresholds[s.label] }));
 }
 
 /** Labels by probability, highest first; ties keep the head's label order. p has 6 significant digits. */
