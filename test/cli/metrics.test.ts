@@ -41,8 +41,13 @@ test('dermtl metrics evaluates the images in the score file, prints a table and 
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /^evaluated 4 of 6 manifest images \(those in .*s\.csv\)\n/);
   assert.match(r.stdout, /note: lesion label\(s\) of the manifest with no score column, not evaluated: veil/);
-  assert.match(r.stdout, /streaks:irregular\s+1\s+1\.0000\n/);
-  assert.match(r.stdout, /dots\s+2\s+0\.8333\n/);
+  assert.match(r.stdout, /lesion thresholds: 0\.5 for every label \(default\)\n/);
+  // label, positives, AP, AUC, threshold, sensitivity, specificity
+  assert.match(r.stdout, /streaks:irregular\s+1\s+1\.0000\s+1\.0000\s+0\.5000\s+1\.0000\s+0\.6667\n/);
+  assert.match(r.stdout, /dots\s+2\s+0\.8333\s+0\.7500\s+0\.5000\s+0\.5000\s+0\.5000\n/);
+  assert.match(r.stdout, /mean AUC 0\.8750 over 2 label\(s\)/);
+  assert.match(r.stdout, /location balanced accuracy 0\.5000 {2}macro AUC 0\.9583 \(one-vs-rest\)/);
+  assert.match(r.stdout, /location calibration: ECE 0\.1250 {2}Brier 0\.4925/);
   assert.match(r.stdout, /mAP-class 0\.9167 over 2 class\(es\)/);
   assert.match(r.stdout, /mAP-image 0\.7500 over 2 image\(s\) with a lesion label/);
   assert.match(r.stdout, /location top-1 0\.5000 {2}top-3 1\.0000 {2}\(4 images, 3 locations; ties count against\)/);
@@ -61,6 +66,59 @@ test('dermtl metrics evaluates the images in the score file, prints a table and 
   assert.equal(doc.top3, 1);
   assert.deepEqual(doc.skipped, [{ label: 'veil', reason: 'no score column' }]);
   assert.deepEqual(doc.positives, { lesion: { 'streaks:irregular': 1, dots: 2 }, location: { 'upper limbs': 1, 'head:neck': 1, back: 2 } });
+  // by hand (see ROWS): dots AUC = pairs (a, b) x (c, d) won: a<c, a>d, b>c, b>d -> 3/4
+  assert.deepEqual(doc.auc, { 'streaks:irregular': 1, dots: 0.75 });
+  near(doc.meanAuc, 0.875);
+  assert.deepEqual(doc.operatingPoints.dots, { threshold: 0.5, sensitivity: 0.5, specificity: 0.5 });
+  assert.equal(doc.thresholdSource, '0.5 for every label (default)');
+  // predicted: a upper limbs, b upper limbs (tied with its true head:neck), c back, d upper limbs (three-way tie)
+  assert.deepEqual(doc.confusion, { labels: ['upper limbs', 'head:neck', 'back'], matrix: [[1, 0, 0], [1, 0, 0], [1, 0, 1]] });
+  assert.equal(doc.balancedAccuracy, 0.5);
+  // back: positives c .5, d .1 vs negatives a .1, b 0 -> 1 + 1 + 1/2 + 1 of 4
+  assert.deepEqual(doc.locationAuc, { 'upper limbs': 1, 'head:neck': 1, back: 0.875 });
+  near(doc.macroAuc, (1 + 1 + 0.875) / 3);
+  near(doc.calibration.location.ece, 0.125);
+  near(doc.calibration.location.brier, 1.97 / 4);
+  near(doc.calibration.lesion.brier, 1.5725 / 8);
+  assert.equal(doc.calibration.lesion.bins.length, 15);
+});
+
+test('dermtl metrics --thresholds: one number, a JSON file of label thresholds, a model folder; bad values name the flag', async () => {
+  const { dir, manifest, scores } = await fixture();
+  const one = await runCommand(register, ['metrics', '--manifest', manifest, '--scores', scores, '--thresholds', '0.82', '--out', join(dir, 'one.json')]);
+  assert.equal(one.code, 0, one.stderr);
+  // streaks >= .82: a and b -> sensitivity 1, specificity 2/3; dots >= .82: none
+  const doc = JSON.parse(await readFile(join(dir, 'one.json'), 'utf8'));
+  assert.deepEqual(doc.operatingPoints.dots, { threshold: 0.82, sensitivity: 0, specificity: 1 });
+  assert.equal(doc.thresholdSource, '0.82 for every label (--thresholds)');
+  const file = join(dir, 't.json');
+  await writeFile(file, JSON.stringify({ 'streaks:irregular': 0.88, dots: 0.45 }));
+  const perLabel = await runCommand(register, ['metrics', '--manifest', manifest, '--scores', scores, '--thresholds', file, '--out', join(dir, 'two.json')]);
+  assert.equal(perLabel.code, 0, perLabel.stderr);
+  const two = JSON.parse(await readFile(join(dir, 'two.json'), 'utf8'));
+  assert.deepEqual(two.operatingPoints['streaks:irregular'], { threshold: 0.88, sensitivity: 1, specificity: 1 });
+  assert.deepEqual(two.operatingPoints.dots, { threshold: 0.45, sensitivity: 0.5, specificity: 0.5 });
+  await writeFile(file, JSON.stringify({ dots: 0.45 }));
+  const missing = await runCommand(register, ['metrics', '--manifest', manifest, '--scores', scores, '--thresholds', file]);
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /--thresholds .*t\.json: no threshold for 1 scored lesion label\(s\)[\s\S]*streaks:irregular/);
+  const bad = await runCommand(register, ['metrics', '--manifest', manifest, '--scores', scores, '--thresholds', '1.5']);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /--thresholds 1\.5: a single threshold must be in \[0, 1\]/);
+  const nowhere = await runCommand(register, ['metrics', '--manifest', manifest, '--scores', scores, '--thresholds', join(dir, 'nope')]);
+  assert.match(nowhere.stderr, /--thresholds .*nope: neither a number in \[0, 1\] nor an existing model folder or JSON file/);
+  const noCalibration = await runCommand(register, ['metrics', '--manifest', manifest, '--scores', scores, '--thresholds', dir]);
+  assert.match(noCalibration.stderr, /the model folder has no calibration\.json/);
+  // a model folder's calibration.json
+  const labels = (t: number) => ({ threshold: t, f1: 0.5, source: 'validation' });
+  await writeFile(join(dir, 'calibration.json'), JSON.stringify({
+    version: 1, fittedOn: { images: 9, tta: '10crop', note: 'test' }, thresholds: { rule: 'max F1', labels: { 'streaks:irregular': labels(0.88), dots: labels(0.45), veil: labels(0.5) } },
+  }));
+  const fromModel = await runCommand(register, ['metrics', '--manifest', manifest, '--scores', scores, '--thresholds', dir, '--out', join(dir, 'three.json')]);
+  assert.equal(fromModel.code, 0, fromModel.stderr);
+  const three = JSON.parse(await readFile(join(dir, 'three.json'), 'utf8'));
+  assert.deepEqual(three.operatingPoints, two.operatingPoints);
+  assert.match(three.thresholdSource, /calibration\.json \(chosen on the model's validation part\)$/);
 });
 
 test('dermtl metrics with two score files evaluates their per-label max', async () => {

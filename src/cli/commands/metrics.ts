@@ -6,10 +6,11 @@ import type { MatchedScores } from '../../eval/scores.ts';
 export function register(program: Command): void {
   program
     .command('metrics')
-    .description('Evaluate a score table against a manifest: lesion AP per class, mAP-class, mAP-image; location top-1/top-3')
+    .description('Evaluate a score table against a manifest: lesion AP, ROC AUC, sensitivity/specificity, mAP; location top-1/top-3, balanced accuracy, AUC, confusion matrix; ECE/Brier per head')
     .requiredOption('--manifest <m.csv>', 'manifest CSV with the true labels (image files need not exist)')
     .requiredOption('--scores <s.csv...>', 'score CSV: column image, then lesion:<label> / location:<label> columns; two or more files are combined by their per-label MAX (the paper\'s two-model ensemble)')
     .option('--out <m.json>', 'also write the metrics as JSON')
+    .option('--thresholds <t>', 'lesion decision thresholds for sensitivity/specificity: a number in [0, 1], a model folder (its calibration.json) or a JSON file {"<label>": t} (default: 0.5 when the scores are probabilities)')
     .addHelpText(
       'after',
       [
@@ -18,9 +19,12 @@ export function register(program: Command): void {
         'AP treats tied scores as one threshold (scikit-learn average_precision_score); in top-k a location tied with the',
         'true one ranks above it. Lesion labels without a positive test image, or without a score column, are listed as',
         'skipped and not averaged; every manifest location needs a column when any location column is present.',
+        'ROC AUC treats ties as scikit-learn roc_auc_score does (a tied pair counts 1/2); the location AUC is one-vs-rest,',
+        'macro-averaged over locations with a test image. ECE uses 15 equal-width bins (lesions: every image-label pair;',
+        'location: the top probability) and, like the Brier score, is only computed when every score is in [0, 1].',
       ].join('\n'),
     )
-    .action(async (opts: { manifest: string; scores: string[]; out?: string }) => {
+    .action(async (opts: { manifest: string; scores: string[]; out?: string; thresholds?: string }) => {
       const [{ loadManifest, manifestHash }, { loadScores }, { ensembleMax }, { evaluate, evaluationJson, formatEvaluation }, { writeFileAtomic }] =
         await Promise.all([
           import('../../data/manifest.ts'), import('../../eval/scores.ts'), import('../../eval/ensemble.ts'), import('../../eval/metrics.ts'),
@@ -31,10 +35,15 @@ export function register(program: Command): void {
       for (const file of opts.scores) matched.push(await loadScores(file, manifest, 'present'));
       const table = matched.slice(1).reduce((t, m, i) => ensembleMax(t, m.table, [opts.scores.slice(0, i + 1).join(' + '), opts.scores[i + 1]]), matched[0].table);
       const { samples, unscoredLesions, notes } = matched[0];
-      const ev = evaluate(samples, table);
+      const { loadThresholds } = await import('../../eval/thresholdSource.ts');
+      const { areProbabilities } = await import('../../eval/calibration.ts');
+      const thresholds = opts.thresholds !== undefined ? await loadThresholds(opts.thresholds, table.lesionLabels)
+        : table.lesionLabels.length && areProbabilities(table.lesion) ? { byLabel: Object.fromEntries(table.lesionLabels.map((l) => [l, 0.5])), source: '0.5 for every label (default)' } : null;
+      const ev = evaluate(samples, table, { thresholds: thresholds?.byLabel });
       const what = opts.scores.length > 1 ? `the max-ensemble of ${opts.scores.join(', ')}` : opts.scores[0];
       console.log(`evaluated ${ev.n} of ${manifest.samples.length} manifest images (those in ${what})`);
       for (const note of notes) console.log(`note: ${note}`);
+      if (thresholds && table.lesionLabels.length) console.log(`lesion thresholds: ${thresholds.source}`);
       for (const line of formatEvaluation(ev, unscoredLesions)) console.log(line);
       if (opts.out) {
         const doc = {
@@ -43,6 +52,7 @@ export function register(program: Command): void {
           scores: opts.scores.map((f) => basename(f)),
           manifestImages: manifest.samples.length,
           ...evaluationJson(ev, unscoredLesions),
+          thresholdSource: thresholds?.source ?? null,
           notes,
         };
         await writeFileAtomic(opts.out, JSON.stringify(doc, null, 2) + '\n');
