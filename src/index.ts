@@ -7,6 +7,8 @@ export {
   loadModel,
   TTA_MODES,
   type DermtlModel,
+  type Explanation,
+  type LabelMap,
   type LabelScore,
   type LoadModelOptions,
   type Prediction,
