@@ -49,7 +49,8 @@ export interface EvaluateResult {
   samples: Sample[];
   table: ScoreTable;
   evaluation: Evaluation;
-  /** The uncalibrated scores' evaluation, for a model with a calibration record (else null). */
+  /** The uncalibrated scores and their evaluation, for a model with a calibration record (else null). */
+  uncalibrated: ScoreTable | null;
   beforeCalibration: Evaluation | null;
   tta: Tta;
   scoresFile: string;
@@ -75,6 +76,7 @@ export async function evaluateRun(runDir: string, opts: EvaluateOptions): Promis
   const scoresFile = join(out, 'scores.csv');
   const metricsFile = join(out, 'metrics.json');
   await writeScores(scoresFile, table);
+  if (scored.uncalibrated) await writeScores(join(out, UNCALIBRATED_SCORES), scored.uncalibrated);
   const doc = {
     run: dir, kind: info.kind, members: info.members, manifest: manifest.file, manifestHash: manifestHash(manifest),
     folds: opts.folds !== undefined ? { file: resolve(opts.folds), fold: opts.fold } : null, tta,
@@ -86,10 +88,13 @@ export async function evaluateRun(runDir: string, opts: EvaluateOptions): Promis
   await writeFileAtomic(metricsFile, `${JSON.stringify(doc, null, 2)}\n`);
   const what = opts.folds !== undefined ? `the test part of fold ${opts.fold} (${opts.folds})` : `every image of ${opts.manifest}`;
   const lines = [`evaluated ${samples.length} image(s): ${what}; tta ${tta}, ${doc.engine}`, ...formatEvaluation(evaluation),
-    ...calibrationLines(evaluation, beforeCalibration), `wrote ${scoresFile} and ${metricsFile}`];
+    ...calibrationLines(evaluation, beforeCalibration), `wrote ${scoresFile}${scored.uncalibrated ? ` (and ${UNCALIBRATED_SCORES})` : ''} and ${metricsFile}`];
   for (const l of lines) (opts.log ?? console.log)(l);
-  return { samples, table, evaluation, beforeCalibration, tta, scoresFile, metricsFile, lines };
+  return { samples, table, evaluation, uncalibrated: scored.uncalibrated, beforeCalibration, tta, scoresFile, metricsFile, lines };
 }
+
+/** Written next to scores.csv for a calibrated model: its scores before calibration (the study pools them). */
+export const UNCALIBRATED_SCORES = 'scores-uncalibrated.csv';
 
 function temperaturesOf(cal: ModelCalibration, labels: RunLabels): Record<string, unknown> {
   return {

@@ -20,7 +20,7 @@ import type { Manifest, Sample } from '../data/types.ts';
 import { stderrProgress } from '../util/progress.ts';
 import {
   BASELINE_NAMES, MODEL_NAMES, REPORT_FILES, RESULTS_VERSION, comparisonResults, modelResult, pairedResults, writeStudyReport,
-  type Eval, type LesionEval, type LocationEval, type ModelName, type MtlEval, type Selection, type StudyResults,
+  type CalibrationPair, type Eval, type LesionEval, type LocationEval, type ModelName, type MtlEval, type Selection, type StudyResults,
 } from '../report/study/index.ts';
 import { epochsOf, loadConfig, resolveConfig, type TrainConfig, type TrainMode, type Task, type Tta } from '../train/config.ts';
 import { featureCacheFor, trainViewSet } from '../train/frozen.ts';
@@ -33,7 +33,7 @@ import { DermtlError } from '../util/errors.ts';
 import { baselineUnit, type ChoiceSummary } from './baselineUnits.ts';
 import type { CropFeatures } from './baselines.ts';
 import { ensembleMax } from './ensemble.ts';
-import { evaluateRun } from './evaluateRun.ts';
+import { evaluateRun, UNCALIBRATED_SCORES } from './evaluateRun.ts';
 import { evaluate, evaluationJson } from './metrics.ts';
 import { writeScores, type ScoreTable } from './scores.ts';
 import {
@@ -159,6 +159,7 @@ export async function runStudy(opts: StudyOptions): Promise<StudyOutcome> {
   const results = buildResults(ctx, units, opts.command ?? cvCommand({
     manifest: opts.manifest, out: opts.out, folds: k, mode: config.mode, seed: config.seed, configFile: opts.configFile, tta, onlyFolds, models,
   }), spent());
+  results.beforeCalibration = await beforeCalibration(ctx, units);
   const files = await writeStudyReport(dir, results);
   await writeStudyFile(dir, settings, results.timing.totalSeconds);
   log(`wrote ${join(dir, REPORT_FILES.results)} and the report ${join(dir, REPORT_FILES.html)} (${counts.trained} trained, ${counts.reused} reused, ${counts.skipped} skipped; ${formatDuration((performance.now() - t0) / 1000)})`);
@@ -486,6 +487,25 @@ export function concatTables(tables: readonly ScoreTable[]): ScoreTable {
 
 function evalOf(manifest: Manifest, table: ScoreTable | null): Eval | null {
   return table ? (evaluationJson(evaluate(samplesOf(manifest, table), table)) as unknown as Eval) : null;
+}
+
+/**
+ * Per trained model, the calibration measures (ECE, Brier, reliability bins per head) of its scores BEFORE
+ * calibration (each unit's scores-uncalibrated.csv, written by evaluateRun for a calibrated model), pooled over the
+ * folds and per fold; the models' own (calibrated) scores' are in models.<name>.pooled.calibration. A model none of
+ * whose units has such a file (e.g. a study trained before calibration existed) is absent.
+ */
+async function beforeCalibration(ctx: Ctx, { tables }: UnitsResult): Promise<StudyResults['beforeCalibration']> {
+  const out: NonNullable<StudyResults['beforeCalibration']> = {};
+  for (const { model } of TRAINED_MODELS) {
+    const before = await Promise.all(tables[model].map((t, f) => (t ? readUnitScores(unitDir(ctx.dir, model, f), ctx.folds[f].test, UNCALIBRATED_SCORES) : null)));
+    // pooled only when every fold with scores has its uncalibrated scores too (else before and after differ in images)
+    if (!before.some((t) => t !== null)) continue;
+    const complete = before.every((t, f) => (t === null) === (tables[model][f] === null));
+    const calibrationOf = (t: ScoreTable | null) => (t ? (evaluationJson(evaluate(samplesOf(ctx.manifest, t), t)).calibration as CalibrationPair) : null);
+    out[model] = { pooled: complete ? calibrationOf(concatTables(before.filter((t): t is ScoreTable => t !== null))) : null, folds: before.map(calibrationOf) };
+  }
+  return out;
 }
 
 /** The epoch a finished run kept on validation (run.json), or null (the last epoch, or an older run). */

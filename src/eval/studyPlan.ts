@@ -147,9 +147,9 @@ export async function writeUnit(dir: string, unit: UnitRecord): Promise<void> {
 }
 
 /** A finished unit's scores, or null when they are missing, damaged or not exactly the fold's test images. */
-export async function readUnitScores(dir: string, test: readonly Sample[]): Promise<ScoreTable | null> {
+export async function readUnitScores(dir: string, test: readonly Sample[], file = 'scores.csv'): Promise<ScoreTable | null> {
   try {
-    const t = await readScores(join(dir, 'scores.csv'));
+    const t = await readScores(join(dir, file));
     const want = new Set(test.map((s) => s.image));
     return t.images.length === want.size && t.images.every((i) => want.has(i)) ? t : null;
   } catch (e) {

@@ -120,6 +120,18 @@ test('a 3-fold study writes a valid results.json, the report and a run folder pe
   assert.match(html, /3-fold cross-validation/);
   assert.ok((html.match(/<svg/g) ?? []).length >= 2, 'Figures 1 and 3 are inlined');
   for (const f of ['table1.md', 'figure1.svg', 'figure1.png', 'figure3.svg', 'figure3.png', 'study.json']) assert.ok((await stat(join(dir, f))).size > 0, f);
+  // calibration before/after per trained model and head, discrimination metrics, reliability diagrams, confusion matrices
+  for (const model of ['lesion', 'location', 'mtl'] as const) {
+    const before = results.beforeCalibration?.[model];
+    assert.ok(before?.pooled && before.folds.every((f) => f !== null), model);
+    const after = results.models[model].pooled!.calibration as Record<string, { ece: number } | undefined>;
+    for (const head of ['lesion', 'location'] as const) assert.equal(before.pooled[head] === undefined, after[head] === undefined, `${model} ${head}`);
+  }
+  assert.equal(typeof results.models.mtl.pooled!.meanAuc, 'number');
+  assert.equal(typeof results.models.mtl.mean.balancedAccuracy, 'number');
+  assert.deepEqual((results.models.location.pooled!.confusion as { labels: string[] }).labels, results.locationLabels);
+  assert.match(html, /<section id="calibration">[\s\S]*ECE before[\s\S]*mean AUC/);
+  for (const f of ['reliability.svg', 'reliability.png', 'confusion.svg', 'confusion.png']) assert.ok((await stat(join(dir, f))).size > 0, f);
   // one progress line per model and fold, with the study's ETA
   const unitLines = opts.lines.filter((l) => /^\[\s*\d+\/18\]/.test(l));
   assert.equal(unitLines.length, 18);

@@ -16,6 +16,10 @@ export interface ReportFigures {
   figure1: string | null;
   /** Figure 3 SVG text, or null when no model has location results. */
   figure3: string | null;
+  /** Reliability diagrams before/after calibration (calibrationFigures.ts), or null / absent without them. */
+  reliability?: string | null;
+  /** The location confusion matrices, or null / absent without a location head. */
+  confusion?: string | null;
 }
 
 export function escapeHtml(s: string): string {
@@ -109,6 +113,7 @@ ${baselinesSection(r)}
 ${selectionSection(r)}
 ${figureSection('figure-3', 'Figure 3', figures.figure3, 'fig3', 'Body-location top-1 and top-3 accuracy of the location-only model and MTL, next to the linear and prior baselines; whiskers are ±1 sample std over folds.', 'No model has body-location results.')}
 ${pairedSection(r)}
+${calibrationSection(r, figures)}
 ${skippedSection(r)}
 ${timingSection(r)}
 ${reproduceSection(r)}
@@ -116,6 +121,46 @@ ${reproduceSection(r)}
 </body>
 </html>
 `;
+}
+
+/** ECE / Brier before and after calibration, the further discrimination metrics, reliability diagrams, confusion matrices. */
+function calibrationSection(r: StudyResults, figures: ReportFigures): string {
+  const f = (x: number | null | undefined) => formatValue(x ?? null);
+  type Head = { ece: number; brier: number } | null | undefined;
+  const rows: string[] = [];
+  for (const model of ['lesion', 'location', 'mtl'] as const) {
+    const after = r.models[model].pooled?.calibration as Record<string, Head> | undefined;
+    const before = r.beforeCalibration?.[model]?.pooled as Record<string, Head> | null | undefined;
+    for (const head of ['lesion', 'location'] as const) {
+      const a = after?.[head];
+      if (!a) continue;
+      const b = before?.[head];
+      rows.push(`<tr><td>${MODEL_TITLES[model]}</td><td>${head}</td><td class="num">${f(b?.ece)}</td><td class="num">${f(a.ece)}</td><td class="num">${f(b?.brier)}</td><td class="num">${f(a.brier)}</td></tr>`);
+    }
+  }
+  const k = r.folds;
+  const cell = (m: ModelName, key: 'meanAuc' | 'balancedAccuracy' | 'macroAuc') => {
+    const res = r.models[m];
+    const pooled = (res.pooled as Record<string, unknown> | null)?.[key];
+    return `<td class="num">${typeof pooled === 'number' ? f(pooled) : 'n/a'}</td><td class="num">${formatMeanStd({ mean: res.mean[key], std: res.std[key], n: res.n[key] ?? 0 } as Cell, k)}</td>`;
+  };
+  const disc = MODEL_NAMES.map((m) => `<tr><td>${MODEL_TITLES[m]}</td>${cell(m, 'meanAuc')}${cell(m, 'balancedAccuracy')}${cell(m, 'macroAuc')}</tr>`);
+  const figure = (svg: string | null | undefined, prefix: string, caption: string) => (svg ? `<figure>\n${inlineSvg(svg, prefix)}\n<figcaption>${escapeHtml(caption)}</figcaption>\n</figure>` : '');
+  return `<section id="calibration">
+<h2>Calibration and discrimination</h2>
+<p>Each trained run fits temperature scaling on its own validation groups (never the test part): one temperature for the
+location softmax, and for the lesion sigmoids a label's own temperature where the validation part has at least 20
+positives and negatives of it, else one shared temperature. The temperatures are folded into the saved model. ECE uses 15
+equal-width bins (lesions: every image-label pair; location: the top probability); Brier is the mean squared error
+(location: summed over locations). Pooled out-of-fold; "before" is the same runs' scores without the temperatures.</p>
+${rows.length ? `<table class="results"><thead><tr><th>model</th><th>head</th><th class="num">ECE before</th><th class="num">ECE after</th><th class="num">Brier before</th><th class="num">Brier after</th></tr></thead><tbody>${rows.join('\n')}</tbody></table>` : '<p class="missing">No calibrated model in this study.</p>'}
+${figure(figures.reliability, 'rel', 'Reliability diagrams: per bin the mean predicted probability against the observed frequency, before (grey) and after (orange) calibration.')}
+<p>Lesion ROC AUC (mean over labels with positive and negative test images, ties as in scikit-learn), location balanced
+accuracy (mean recall over locations; the predicted location is the top score, ties against) and one-vs-rest macro AUC:
+pooled out-of-fold, and mean ± std over folds.</p>
+<div class="wide"><table class="results"><thead><tr><th>model</th><th class="num">mean AUC (pooled)</th><th class="num">mean AUC (folds)</th><th class="num">balanced accuracy (pooled)</th><th class="num">(folds)</th><th class="num">macro AUC (pooled)</th><th class="num">(folds)</th></tr></thead><tbody>${disc.join('\n')}</tbody></table></div>
+${figure(figures.confusion, 'cm', 'Body-location confusion matrices: rows the true location, columns the predicted one.')}
+</section>`;
 }
 
 function datasetSection(r: StudyResults): string {

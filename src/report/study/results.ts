@@ -77,6 +77,10 @@ const MetricValuesSchema = z.object({
   mapImage: z.number().optional(),
   top1: z.number().optional(),
   top3: z.number().optional(),
+  /** Mean lesion ROC AUC, location balanced accuracy and one-vs-rest macro AUC (eval/metrics.ts). */
+  meanAuc: z.number().optional(),
+  balancedAccuracy: z.number().optional(),
+  macroAuc: z.number().optional(),
 });
 
 function modelSchema<T extends z.ZodType>(evalSchema: T) {
@@ -116,6 +120,19 @@ const ComparisonSchema = z.object({
   top1: PairedSchema.nullable().optional(),
   top3: PairedSchema.nullable().optional(),
 });
+
+/** ECE (15 bins), MCE, Brier and the reliability bins of one head's probabilities (eval/calibration.ts). */
+const CalibrationSchema = z.object({
+  ece: z.number(),
+  mce: z.number(),
+  brier: z.number(),
+  n: count,
+  bins: z.array(z.object({ lo: z.number(), hi: z.number(), count, confidence: z.number().nullable(), accuracy: z.number().nullable() })),
+});
+/** Per head; null where the scores are not probabilities. */
+const CalibrationPairSchema = z.object({ lesion: CalibrationSchema.nullable().optional(), location: CalibrationSchema.nullable().optional() });
+export type CalibrationPair = z.infer<typeof CalibrationPairSchema>;
+export type HeadCalibration = z.infer<typeof CalibrationSchema>;
 
 /** The lambdas the linear baseline chose in one fold (the whole path is in its unit folder's linear.json). */
 const LinearChoiceSchema = z.object({
@@ -192,6 +209,11 @@ export const ResultsSchema = z.object({
     /** Seconds per fold (train + evaluate) of each model; null where skipped; a model may be absent (e.g. the ensemble trains nothing). */
     models: z.partialRecord(z.enum(MODEL_NAMES), z.array(z.number().nonnegative().nullable())),
   }),
+  /**
+   * Per trained model, the calibration of its scores BEFORE the temperatures fitted on each run's validation part
+   * (pooled: null unless every fold has them); the calibrated scores' are in models.<name>.pooled.calibration.
+   */
+  beforeCalibration: z.partialRecord(z.enum(['lesion', 'location', 'mtl']), z.object({ pooled: CalibrationPairSchema.nullable(), folds: z.array(CalibrationPairSchema.nullable()) })).optional(),
   /** Models that could not be trained in a fold, e.g. because the fold's training part has no label for a head. */
   skipped: z.array(z.object({ model: z.enum(MODEL_NAMES), fold: count, reason: z.string().min(1) })),
 });
@@ -275,7 +297,7 @@ function consistencyProblems(r: StudyResults): string[] {
 }
 
 /** The value of one scalar metric in an evaluation, or undefined where it has none. */
-function scalar(ev: Eval | null, key: PairedMetric): number | undefined {
+function scalar(ev: Eval | null, key: PairedMetric | SummaryMetric): number | undefined {
   const v = (ev as Record<string, unknown> | null)?.[key];
   return typeof v === 'number' ? v : undefined;
 }
@@ -288,7 +310,7 @@ export function modelResult<E extends Eval>(pooled: E | null, folds: (E | null)[
   const mean: MetricValues = {};
   const std: MetricValues = {};
   const n: MetricValues = {};
-  for (const key of ['mapClass', 'mapImage', 'top1', 'top3'] as const) {
+  for (const key of SUMMARY_METRICS) {
     const d = describe(folds.map((f) => scalar(f, key)));
     if (d.n) [n[key], mean[key]] = [d.n, d.mean];
     if (d.std !== undefined) std[key] = d.std;
@@ -303,6 +325,10 @@ export function modelResult<E extends Eval>(pooled: E | null, folds: (E | null)[
   }
   return { pooled, folds, mean, std, n };
 }
+
+/** The scalar metrics summarised over folds (mean, std, n). */
+const SUMMARY_METRICS = ['mapClass', 'mapImage', 'top1', 'top3', 'meanAuc', 'balancedAccuracy', 'macroAuc'] as const;
+type SummaryMetric = (typeof SUMMARY_METRICS)[number];
 
 /** Mean, sample std (from 2 values) and count of the defined values. */
 function describe(values: (number | undefined)[]): { n: number; mean?: number; std?: number } {

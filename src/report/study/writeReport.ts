@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { writeFileAtomic } from '../../util/atomic.ts';
 import { correlationHeatmapSpec } from '../figures/correlation.ts';
 import { renderVegaLite } from '../render.ts';
+import { confusionSpec, reliabilitySpec } from './calibrationFigures.ts';
 import { figure3Spec } from './figure3.ts';
 import { reportHtml } from './html.ts';
 import { readResults, validateResults, type StudyResults } from './results.ts';
@@ -15,6 +16,10 @@ export const REPORT_FILES = {
   figure1Png: 'figure1.png',
   figure3Svg: 'figure3.svg',
   figure3Png: 'figure3.png',
+  reliabilitySvg: 'reliability.svg',
+  reliabilityPng: 'reliability.png',
+  confusionSvg: 'confusion.svg',
+  confusionPng: 'confusion.png',
   html: 'report.html',
 } as const;
 
@@ -48,7 +53,14 @@ export async function writeStudyReport(dir: string, results: StudyResults): Prom
     figure3 = (await renderVegaLite(spec3, { svg: path(REPORT_FILES.figure3Svg), png: path(REPORT_FILES.figure3Png) })).svg;
     written.push(path(REPORT_FILES.figure3Svg), path(REPORT_FILES.figure3Png));
   }
-  await write(REPORT_FILES.html, reportHtml(r, { figure1, figure3 }, t));
+  const optional = async (spec: ReturnType<typeof reliabilitySpec>, svg: string, png: string) => {
+    if (!spec) return null;
+    written.push(path(svg), path(png));
+    return (await renderVegaLite(spec, { svg: path(svg), png: path(png) })).svg;
+  };
+  const reliability = await optional(reliabilitySpec(r), REPORT_FILES.reliabilitySvg, REPORT_FILES.reliabilityPng);
+  const confusion = await optional(confusionSpec(r), REPORT_FILES.confusionSvg, REPORT_FILES.confusionPng);
+  await write(REPORT_FILES.html, reportHtml(r, { figure1, figure3, reliability, confusion }, t));
   return written;
 }
 
