@@ -87,7 +87,7 @@ test('Grad-CAM graph: scores, probabilities and all maps match finite difference
   assert.ok(nonzero > (P + Q) * H * W * 0.2, `maps are mostly zero (${nonzero}); the check would be weak`);
 });
 
-test('model.onnx with conv5_x + explain.onnx give the model probabilities (tiny trunk, float16 head weights)', async () => {
+test('model.onnx with conv5_x + the CAM graph give the model probabilities (tiny trunk, dynamic batch)', async () => {
   const spec: NetworkSpec = { trunk: { depth: 'tiny' }, imageSize: 64, heads: { lesion: 3, location: 2, shared: { hidden: 7, dropout: 0.5 } }, seed: 3 };
   const net = buildNetwork(spec, { batch: 1, mode: 'inference' });
   const params = collectParams(net.graph);
