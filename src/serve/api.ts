@@ -6,6 +6,7 @@ import { basename, dirname } from 'node:path';
 import { stat } from 'node:fs/promises';
 import type { Preprocessing } from '../image/index.ts';
 import { loadModel as loadModelFolder, MODEL_FILES, type ModelLabels, type ModelManifest } from '../models/modelFile.ts';
+import type { ModelCalibration } from '../models/calibration.ts';
 import type { NetworkSpec } from '../models/network.ts';
 import { HEADS_FILE } from '../models/trunkReference.ts';
 import type { Explanation } from './explain.ts';
@@ -74,6 +75,8 @@ export interface DermtlModel {
   /** The training run's evaluation results (metrics.json, any JSON). */
   readonly metrics: unknown;
   readonly network: NetworkSpec;
+  /** calibration.json: the temperatures folded into the model and the lesion thresholds; null for an uncalibrated model. */
+  readonly calibration: ModelCalibration | null;
   readonly manifest: ModelManifest;
   /** Model folder format version (dermtl.json). */
   readonly formatVersion: number;

@@ -111,6 +111,8 @@ const modelInfoSchema = {
     preprocessing: { type: 'object', description: 'How to turn an image into the network input (see model.onnx metadata dermtl.preprocessing)' },
     metrics: { description: "The training run's evaluation results (any JSON)" },
     network: { type: 'object' },
+    calibration: { type: ['object', 'null'], description: 'Temperatures fitted on the validation part (already in model.onnx) and lesion thresholds; null: uncalibrated' },
+    thresholds: { type: 'object', additionalProperties: { type: 'number' }, description: 'Lesion label -> decision threshold (present when p >= threshold)' },
     outputs: { type: 'array', items: { type: 'object' } },
     onnx: {
       type: 'object',

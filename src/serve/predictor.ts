@@ -72,6 +72,7 @@ export function createPredictor(loaded: LoadedModel, opts: PredictorOptions = {}
     preprocessing: loaded.preprocessing,
     metrics: loaded.metrics,
     network: loaded.network,
+    calibration: loaded.calibration,
     manifest: loaded.manifest,
     formatVersion: loaded.manifest.version,
     explainOnnx: () => loaded.explainOnnx(),

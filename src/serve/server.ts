@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import multipart from '@fastify/multipart';
+import { lesionThresholds } from '../models/calibration.ts';
 import { MODEL_FORMAT } from '../models/modelFile.ts';
 import { TTA_MODES, type DermtlModel, type Prediction } from './api.ts';
 import { errorHandler, HttpError, predictionError } from './httpErrors.ts';
@@ -123,6 +124,8 @@ export function createServer(opts: ServerOptions): FastifyInstance {
     preprocessing: model.preprocessing,
     metrics: model.metrics,
     network: model.network,
+    calibration: model.calibration,
+    thresholds: lesionThresholds(model.calibration, model.labels.lesion),
     outputs: model.manifest.outputs,
     onnx: { url: '/model.onnx', bytes: model.onnx.byteLength, sha256: onnxEtag.slice(1, -1) },
     tta: [...TTA_MODES],

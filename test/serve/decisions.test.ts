@@ -43,6 +43,10 @@ test('lesion scores say present / threshold: the model\'s thresholds, or 0.5 wit
     const r = await app.inject({ method: 'POST', url: '/api/predict', payload: jpeg, headers: { 'content-type': 'image/jpeg' } });
     assert.equal(r.statusCode, 200, r.body);
     assert.deepEqual(r.json().lesions, p.lesions);
+    // the page reads the thresholds (and the record) from /api/model, for its in-browser path too
+    const info = (await app.inject({ method: 'GET', url: '/api/model' })).json();
+    assert.deepEqual(info.thresholds, Object.fromEntries(p.lesions.map((s) => [s.label, s.threshold])));
+    assert.deepEqual(info.calibration, calibration);
   } finally {
     await app.close();
     await model.dispose();

@@ -76,6 +76,9 @@ describe('long label names on the page', { skip }, () => {
         assert.ok(s.right <= s.trackLeft + 1 || s.bottom <= s.trackTop + 1, `${s.text} overlaps its bar`);
       }
       assert.ok(await page.evaluate(() => document.documentElement.scrollWidth) <= width, 'no horizontal scrolling');
+      // each lesion bar carries the server's decision: present = p >= the label's threshold (0.5 here: no calibration)
+      const decisions = await page.$$eval('#lesions li', (items) => items.map((li) => ({ p: Number((li as HTMLElement).dataset.p), present: (li as HTMLElement).dataset.present })));
+      for (const d of decisions) assert.equal(d.present, String(d.p >= 0.5));
       await page.screenshot({ path: join(OUT, `page-long-labels-${width}.png`), fullPage: true });
       await page.close();
     });

@@ -10,6 +10,9 @@ import type { Tta } from './preprocess.ts';
 export interface Scored {
   label: string;
   p: number;
+  /** Lesions: the model's decision threshold for the label and whether p reaches it (the server's rule). */
+  threshold?: number;
+  present?: boolean;
 }
 
 export interface Prediction {
@@ -27,13 +30,15 @@ export interface ModelInfo {
   preprocessing: Preprocessing;
   /** e.g. "ResNet-50", when the server says which trunk it runs. */
   trunk: string | null;
+  /** Lesion label -> decision threshold (0.5 where the server names none). */
+  thresholds: Record<string, number>;
 }
 
 /** An error to show in the page as it is (the server's message, or ours). */
 export class PageError extends Error {}
 
 export async function fetchModelInfo(): Promise<ModelInfo> {
-  const body = (await getJson('api/model')) as Partial<{ labels: ModelInfo['labels']; preprocessing: Preprocessing; network: { trunk?: { depth?: unknown } } }>;
+  const body = (await getJson('api/model')) as Partial<{ labels: ModelInfo['labels']; preprocessing: Preprocessing; network: { trunk?: { depth?: unknown } }; thresholds: Record<string, number> }>;
   if (!body.labels || !Array.isArray(body.labels.lesion) || !Array.isArray(body.labels.location)) {
     throw new PageError('The server did not describe its model (no label lists in /api/model).');
   }
@@ -41,7 +46,8 @@ export async function fetchModelInfo(): Promise<ModelInfo> {
     throw new PageError('The server did not describe its preprocessing (/api/model).');
   }
   const depth = body.network?.trunk?.depth;
-  return { labels: body.labels, preprocessing: body.preprocessing, trunk: depth === undefined ? null : `ResNet-${String(depth)}` };
+  const thresholds = Object.fromEntries(body.labels.lesion.map((l) => [l, typeof body.thresholds?.[l] === 'number' ? body.thresholds[l] : 0.5]));
+  return { labels: body.labels, preprocessing: body.preprocessing, trunk: depth === undefined ? null : `ResNet-${String(depth)}`, thresholds };
 }
 
 /** Sends the photo as it is; the server decodes, preprocesses and runs the model. */
@@ -75,6 +81,11 @@ export async function readJson(res: Response): Promise<unknown> {
     throw new PageError(typeof message === 'string' ? message : `The server answered ${res.status} ${res.statusText || ''}`.trim());
   }
   return body;
+}
+
+/** Each lesion score with its threshold and whether it is present (p >= threshold), as the server's predict says. */
+export function decided(scores: Scored[], thresholds: Record<string, number>): Scored[] {
+  return scores.map((s) => ({ ...s, threshold: thresholds[s.label] ?? 0.5, present: s.p >= (thresholds[s.label] ?? 0.5) }));
 }
 
 /** Probabilities in label order to {label, p} sorted by p, highest first (ties keep label order). */

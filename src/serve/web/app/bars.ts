@@ -9,17 +9,20 @@ export function renderBars(list: HTMLOListElement, scores: Scored[]): void {
   list.replaceChildren(...scores.map(barItem));
 }
 
-function barItem({ label, p }: Scored): HTMLLIElement {
+function barItem({ label, p, threshold, present }: Scored): HTMLLIElement {
   const li = document.createElement('li');
   li.className = 'bar';
   li.dataset.label = label;
   li.dataset.p = String(p);
+  if (present !== undefined) li.dataset.present = String(present);
   const name = document.createElement('span');
   name.className = 'bar-label';
   name.append(...breakable(label));
   const track = document.createElement('span');
   track.className = 'bar-track';
   track.setAttribute('aria-hidden', 'true');
+  // the notch marks the label's decision threshold (lesions; 50% by default)
+  if (threshold !== undefined) track.style.setProperty('--threshold', `${(Math.min(1, Math.max(0, threshold)) * 100).toFixed(2)}%`);
   const fill = document.createElement('span');
   fill.className = 'bar-fill';
   fill.style.width = `${(Math.min(1, Math.max(0, p)) * 100).toFixed(2)}%`;

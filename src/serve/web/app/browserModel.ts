@@ -4,7 +4,7 @@
  * first asks for in-browser inference, so the page itself stays small.
  */
 import type * as Ort from 'onnxruntime-web';
-import { PageError, ranked, type ModelInfo, type Prediction } from './api.ts';
+import { decided, PageError, ranked, type ModelInfo, type Prediction } from './api.ts';
 import type { PageExplanation, PageLabelMap } from './explain.ts';
 import { cropBoxes, decodeResized, meanOverViews, viewsTensor, type Tta } from './preprocess.ts';
 
@@ -90,7 +90,7 @@ export class BrowserModel {
     const head = (name: string) => (out[name] ? meanOverViews(out[name].data as Float32Array, input.views) : new Float32Array(0));
     const { lesion, location } = this.info.labels;
     return {
-      lesions: ranked(lesion, head('lesion_probs')),
+      lesions: decided(ranked(lesion, head('lesion_probs')), this.info.thresholds),
       location: ranked(location, head('location_probs')),
       timing: { preprocessMs: t1 - t0, inferenceMs: t2 - t1, totalMs: t2 - t0 },
     };
