@@ -13,10 +13,10 @@ import type { HeadCalibration, StudyResults } from './results.ts';
  */
 
 const TRAINED = ['lesion', 'location', 'mtl'] as const;
-const HEADS = [{ key: 'lesion', title: 'lesion (image-label pairs)' }, { key: 'location', title: 'location (top probability)' }] as const;
+const HEADS = [{ key: 'lesion', title: 'lesion head (image-label pairs)' }, { key: 'location', title: 'location head (top probability)' }] as const;
 export const CALIBRATION_COLORS = { before: '#8c8c8c', after: '#d9733b' } as const;
 
-interface Point { panel: string; stage: 'before' | 'after'; confidence: number; accuracy: number; count: number }
+interface Point { panel: string; order: number; stage: 'before' | 'after'; confidence: number; accuracy: number; count: number }
 
 /** The points the reliability diagrams draw; empty without before/after pairs. */
 export function reliabilityData(r: StudyResults): Point[] {
@@ -28,10 +28,12 @@ export function reliabilityData(r: StudyResults): Point[] {
     for (const head of HEADS) {
       const pair = { before: before[head.key], after: after[head.key] };
       if (!pair.before || !pair.after) continue;
-      const panel = `${MODEL_TITLES[model]}: ${head.title}`;
+      // two header lines ('|'): which panel, and its ECE before -> after
+      const panel = `${MODEL_TITLES[model]}, ${head.title}|ECE ${pair.before.ece.toFixed(3)} → ${pair.after.ece.toFixed(3)}`;
+      const order = points.length;
       for (const stage of ['before', 'after'] as const) {
         const c = pair[stage]!;
-        for (const b of c.bins) if (b.count > 0) points.push({ panel: `${panel}, ECE ${pair.before.ece.toFixed(3)} → ${pair.after.ece.toFixed(3)}`, stage, confidence: b.confidence!, accuracy: b.accuracy!, count: b.count });
+        for (const b of c.bins) if (b.count > 0) points.push({ panel, order, stage, confidence: b.confidence!, accuracy: b.accuracy!, count: b.count });
       }
     }
   }
@@ -48,7 +50,7 @@ export function reliabilitySpec(r: StudyResults): TopLevelSpec | null {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title: { text: 'Reliability diagrams (pooled out-of-fold)', subtitle: '15 equal-width bins; the diagonal is perfect calibration; point size = images (pairs) in the bin', anchor: 'start', fontSize: 16, subtitleFontSize: 11 },
     data: { values },
-    facet: { field: 'panel', type: 'nominal', title: null, header: { labelFontSize: 12, labelLimit: 400 } },
+    facet: { field: 'panel', type: 'nominal', title: null, sort: { field: 'order', op: 'min' }, header: { labelFontSize: 12, labelLimit: 0, labelExpr: "split(datum.value, '|')" } },
     columns: 2,
     spec: {
       width: 260,
