@@ -35,6 +35,9 @@ import type { CropFeatures } from './baselines.ts';
 import { ensembleMax } from './ensemble.ts';
 import { evaluateRun, UNCALIBRATED_SCORES } from './evaluateRun.ts';
 import { evaluate, evaluationJson } from './metrics.ts';
+import { pooledOperatingPoint } from './thresholds.ts';
+import { CALIBRATION_FILE, CalibrationSchema } from '../models/calibration.ts';
+import { readJson, parseWith } from '../util/jsonFile.ts';
 import { writeScores, type ScoreTable } from './scores.ts';
 import {
   STUDY_FILES, StudyClock, TRAINED_MODELS, type TrainedName, cvCommand, formatDuration, parseModels, parseOnlyFolds, readStudyFile, readUnit, readUnitScores, refuseDifferentSettings,
@@ -160,6 +163,7 @@ export async function runStudy(opts: StudyOptions): Promise<StudyOutcome> {
     manifest: opts.manifest, out: opts.out, folds: k, mode: config.mode, seed: config.seed, configFile: opts.configFile, tta, onlyFolds, models,
   }), spent());
   results.beforeCalibration = await beforeCalibration(ctx, units);
+  results.operatingPoints = await operatingPoints(ctx, units);
   const files = await writeStudyReport(dir, results);
   await writeStudyFile(dir, settings, results.timing.totalSeconds);
   log(`wrote ${join(dir, REPORT_FILES.results)} and the report ${join(dir, REPORT_FILES.html)} (${counts.trained} trained, ${counts.reused} reused, ${counts.skipped} skipped; ${formatDuration((performance.now() - t0) / 1000)})`);
@@ -504,6 +508,33 @@ async function beforeCalibration(ctx: Ctx, { tables }: UnitsResult): Promise<Stu
     const complete = before.every((t, f) => (t === null) === (tables[model][f] === null));
     const calibrationOf = (t: ScoreTable | null) => (t ? (evaluationJson(evaluate(samplesOf(ctx.manifest, t), t)).calibration as CalibrationPair) : null);
     out[model] = { pooled: complete ? calibrationOf(concatTables(before.filter((t): t is ScoreTable => t !== null))) : null, folds: before.map(calibrationOf) };
+  }
+  return out;
+}
+
+/**
+ * Sensitivity and specificity per lesion label of the trained models with a lesion head, each fold's model at the
+ * thresholds it chose on its own validation part (its calibration.json): per fold, and pooled (the folds' counts
+ * summed). A model without such thresholds in some fold (trained before calibration existed) is absent.
+ */
+async function operatingPoints(ctx: Ctx, { tables }: UnitsResult): Promise<StudyResults['operatingPoints']> {
+  const out: NonNullable<StudyResults['operatingPoints']> = {};
+  for (const model of ['lesion', 'mtl'] as const) {
+    const thresholds = await Promise.all(tables[model].map(async (t, f) => {
+      if (!t) return null;
+      const file = join(unitDir(ctx.dir, model, f), 'model', CALIBRATION_FILE);
+      if (!(await stat(file).then(() => true, () => false))) return undefined;
+      const labels = parseWith(CalibrationSchema, await readJson(file), file).thresholds?.labels;
+      return labels ? Object.fromEntries(Object.entries(labels).map(([l, v]) => [l, v.threshold])) : undefined;
+    }));
+    if (thresholds.some((t) => t === undefined) || !thresholds.some((t) => t)) continue;
+    const parts = tables[model].map((t, f) => (t && thresholds[f] ? { t, thresholds: thresholds[f]!, samples: samplesOf(ctx.manifest, t) } : null));
+    const column = (p: NonNullable<(typeof parts)[number]>, c: number) => ({ relevant: p.samples.map((s) => s.lesions.includes(p.t.lesionLabels[c])), scores: p.t.lesion.map((row) => row[c]) });
+    const labels = parts.find((p) => p)!.t.lesionLabels;
+    out[model] = {
+      pooled: Object.fromEntries(labels.map((label, c) => [label, pooledOperatingPoint(parts.filter((p) => p !== null).map((p) => ({ ...column(p, c), threshold: p.thresholds[label] })))])),
+      folds: parts.map((p) => (p ? Object.fromEntries(labels.map((label, c) => [label, { threshold: p.thresholds[label], ...pooledOperatingPoint([{ ...column(p, c), threshold: p.thresholds[label] }]) }])) : null)),
+    };
   }
   return out;
 }

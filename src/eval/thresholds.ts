@@ -70,3 +70,27 @@ export function operatingPoint(relevant: ArrayLike<boolean>, scores: ArrayLike<n
   }
   return { threshold, sensitivity: pos ? tp / pos : null, specificity: neg ? tn / neg : null };
 }
+
+/**
+ * Sensitivity and specificity over several parts, each decided at its own threshold (e.g. the folds of a study,
+ * each model with the threshold chosen on its own validation part): the counts are summed, then divided.
+ */
+export function pooledOperatingPoint(parts: readonly { relevant: ArrayLike<boolean>; scores: ArrayLike<number>; threshold: number }[]): Omit<OperatingPoint, 'threshold'> {
+  let tp = 0;
+  let pos = 0;
+  let tn = 0;
+  let neg = 0;
+  for (const { relevant, scores, threshold } of parts) {
+    for (let i = 0; i < scores.length; i++) {
+      const yes = scores[i] >= threshold;
+      if (relevant[i]) {
+        pos++;
+        if (yes) tp++;
+      } else {
+        neg++;
+        if (!yes) tn++;
+      }
+    }
+  }
+  return { sensitivity: pos ? tp / pos : null, specificity: neg ? tn / neg : null };
+}

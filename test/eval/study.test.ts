@@ -130,7 +130,16 @@ test('a 3-fold study writes a valid results.json, the report and a run folder pe
   assert.equal(typeof results.models.mtl.pooled!.meanAuc, 'number');
   assert.equal(typeof results.models.mtl.mean.balancedAccuracy, 'number');
   assert.deepEqual((results.models.location.pooled!.confusion as { labels: string[] }).labels, results.locationLabels);
-  assert.match(html, /<section id="calibration">[\s\S]*ECE before[\s\S]*mean AUC/);
+  assert.match(html, /<section id="calibration">[\s\S]*ECE before[\s\S]*mean AUC[\s\S]*MTL sensitivity/);
+  const ops = results.operatingPoints?.mtl;
+  assert.ok(ops && ops.folds.every((f) => f !== null), 'each fold at its own thresholds');
+  assert.deepEqual(Object.keys(ops.pooled), results.lesionLabels);
+  for (const label of results.lesionLabels) {
+    const fold0: { threshold: number; sensitivity: number | null } = ops.folds[0]![label];
+    assert.ok(fold0.threshold > 0 && fold0.threshold <= 1);
+    const positives = (results.models.mtl.folds[0] as { positives: { lesion: Record<string, number> } }).positives.lesion[label];
+    assert.equal(fold0.sensitivity === null, !positives, 'sensitivity is undefined exactly without a positive test image');
+  }
   for (const f of ['reliability.svg', 'reliability.png', 'confusion.svg', 'confusion.png']) assert.ok((await stat(join(dir, f))).size > 0, f);
   // one progress line per model and fold, with the study's ETA
   const unitLines = opts.lines.filter((l) => /^\[\s*\d+\/18\]/.test(l));

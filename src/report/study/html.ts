@@ -145,6 +145,15 @@ function calibrationSection(r: StudyResults, figures: ReportFigures): string {
     return `<td class="num">${typeof pooled === 'number' ? f(pooled) : 'n/a'}</td><td class="num">${formatMeanStd({ mean: res.mean[key], std: res.std[key], n: res.n[key] ?? 0 } as Cell, k)}</td>`;
   };
   const disc = MODEL_NAMES.map((m) => `<tr><td>${MODEL_TITLES[m]}</td>${cell(m, 'meanAuc')}${cell(m, 'balancedAccuracy')}${cell(m, 'macroAuc')}</tr>`);
+  const ops = (['lesion', 'mtl'] as const).filter((m) => r.operatingPoints?.[m]);
+  const pct = (x: number | null | undefined) => (x === null || x === undefined ? 'n/a' : x.toFixed(2));
+  const opRows = r.lesionLabels.map((label) => `<tr><td>${escapeHtml(label)}</td>${ops.map((m) => {
+    const p = r.operatingPoints![m]!.pooled[label];
+    return `<td class="num">${pct(p?.sensitivity)}</td><td class="num">${pct(p?.specificity)}</td>`;
+  }).join('')}</tr>`);
+  const opTable = ops.length ? `<p>Sensitivity and specificity per lesion label at each fold's model's thresholds (max F1 on its own validation
+part; present when p &ge; threshold), the folds' counts summed.</p>
+<div class="wide"><table class="results"><thead><tr><th>lesion label</th>${ops.map((m) => `<th class="num">${MODEL_TITLES[m]} sensitivity</th><th class="num">specificity</th>`).join('')}</tr></thead><tbody>${opRows.join('\n')}</tbody></table></div>` : '';
   const figure = (svg: string | null | undefined, prefix: string, caption: string) => (svg ? `<figure>\n${inlineSvg(svg, prefix)}\n<figcaption>${escapeHtml(caption)}</figcaption>\n</figure>` : '');
   return `<section id="calibration">
 <h2>Calibration and discrimination</h2>
@@ -159,6 +168,7 @@ ${figure(figures.reliability, 'rel', 'Reliability diagrams: per bin the mean pre
 accuracy (mean recall over locations; the predicted location is the top score, ties against) and one-vs-rest macro AUC:
 pooled out-of-fold, and mean ± std over folds.</p>
 <div class="wide"><table class="results"><thead><tr><th>model</th><th class="num">mean AUC (pooled)</th><th class="num">mean AUC (folds)</th><th class="num">balanced accuracy (pooled)</th><th class="num">(folds)</th><th class="num">macro AUC (pooled)</th><th class="num">(folds)</th></tr></thead><tbody>${disc.join('\n')}</tbody></table></div>
+${opTable}
 ${figure(figures.confusion, 'cm', 'Body-location confusion matrices: rows the true location, columns the predicted one.')}
 </section>`;
 }

@@ -214,6 +214,14 @@ export const ResultsSchema = z.object({
    * (pooled: null unless every fold has them); the calibrated scores' are in models.<name>.pooled.calibration.
    */
   beforeCalibration: z.partialRecord(z.enum(['lesion', 'location', 'mtl']), z.object({ pooled: CalibrationPairSchema.nullable(), folds: z.array(CalibrationPairSchema.nullable()) })).optional(),
+  /**
+   * Sensitivity / specificity per lesion label of lesion-only and MTL, each fold's model at its own thresholds (max F1
+   * on its validation part): per fold, and pooled (counts summed over the folds).
+   */
+  operatingPoints: z.partialRecord(z.enum(['lesion', 'mtl']), z.object({
+    pooled: z.record(z.string(), z.object({ sensitivity: fraction.nullable(), specificity: fraction.nullable() })),
+    folds: z.array(z.record(z.string(), z.object({ threshold: z.number(), sensitivity: fraction.nullable(), specificity: fraction.nullable() })).nullable()),
+  })).optional(),
   /** Models that could not be trained in a fold, e.g. because the fold's training part has no label for a head. */
   skipped: z.array(z.object({ model: z.enum(MODEL_NAMES), fold: count, reason: z.string().min(1) })),
 });
