@@ -104,7 +104,10 @@ export function halfWeights(bytes: Uint8Array): Uint8Array {
   return onnxProto.onnx.ModelProto.encode(model).finish();
 }
 
-/** The values of a float32 or float16 initializer as a fresh float32 array; null for other types. */
+/**
+ * The values of a float32 or float16 initializer as a fresh float32 array; null for other types.
+ * @internal Left out of the published declarations: onnx-proto's own types do not check without skipLibCheck.
+ */
 export function initializerValues(t: onnxProto.onnx.ITensorProto): Float32Array | null {
   if (t.dataType === TensorProto.DataType.FLOAT) return float32Of(t);
   if (t.dataType !== TensorProto.DataType.FLOAT16) return null;
