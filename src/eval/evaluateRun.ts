@@ -43,7 +43,14 @@ export interface EvaluateOptions {
   threads?: number;
   progress?: boolean;
   log?: (line: string) => void;
+  /**
+   * A fusion model's lesion head takes the body location: 'given' feeds each image's site from the manifest (the
+   * default), 'unknown' none (the model then uses its own predicted location). Other models ignore it.
+   */
+  site?: SiteMode;
 }
+
+export type SiteMode = 'given' | 'unknown';
 
 export interface EvaluateResult {
   samples: Sample[];
@@ -67,7 +74,8 @@ export async function evaluateRun(runDir: string, opts: EvaluateOptions): Promis
   const samples = opts.folds !== undefined ? selectFold(await loadFolds(opts.folds, manifest), opts.fold!).test : manifest.samples;
   const tta = opts.tta ?? (info.kind === 'model' ? storedConfig(dir, info).eval.tta : '10crop');
   const progress: ProgressFactory = (opts.progress ?? true) ? (label) => stderrProgress(label) : () => Object.assign(() => {}, { stop: () => {} });
-  const scored = await predictRun(dir, info, samples, { tta, fullModel: opts.fullModel ?? false, threads: opts.threads, progress });
+  const site = opts.site ?? 'given';
+  const scored = await predictRun(dir, info, samples, { tta, fullModel: opts.fullModel ?? false, threads: opts.threads, progress, site });
   const { table } = scored;
   const thresholds = lesionThresholds(scored.calibration, info.labels.lesion);
   const evaluation = evaluate(samples, table, { thresholds });
@@ -80,14 +88,15 @@ export async function evaluateRun(runDir: string, opts: EvaluateOptions): Promis
   const doc = {
     run: dir, kind: info.kind, members: info.members, manifest: manifest.file, manifestHash: manifestHash(manifest),
     folds: opts.folds !== undefined ? { file: resolve(opts.folds), fold: opts.fold } : null, tta,
-    engine: engineOf(info, opts.fullModel ?? false), ...evaluationJson(evaluation),
+    engine: engineOf(info, opts.fullModel ?? false), site: scored.fusion ? site : null, ...evaluationJson(evaluation),
     thresholdSource: scored.calibration?.thresholds ? 'the model (chosen on its validation part)' : 'default 0.5 (the model has no thresholds)',
     temperatures: scored.calibration ? temperaturesOf(scored.calibration, info.labels) : null,
     beforeCalibration: beforeCalibration ? { calibration: evaluationJson(beforeCalibration).calibration } : null,
   };
   await writeFileAtomic(metricsFile, `${JSON.stringify(doc, null, 2)}\n`);
   const what = opts.folds !== undefined ? `the test part of fold ${opts.fold} (${opts.folds})` : `every image of ${opts.manifest}`;
-  const lines = [`evaluated ${samples.length} image(s): ${what}; tta ${tta}, ${doc.engine}`, ...formatEvaluation(evaluation),
+  const siteNote = scored.fusion ? `; body site ${site === 'given' ? 'given to the lesion head' : 'unknown (the model\'s predicted location)'}` : '';
+  const lines = [`evaluated ${samples.length} image(s): ${what}; tta ${tta}, ${doc.engine}${siteNote}`, ...formatEvaluation(evaluation),
     ...calibrationLines(evaluation, beforeCalibration), `wrote ${scoresFile}${scored.uncalibrated ? ` (and ${UNCALIBRATED_SCORES})` : ''} and ${metricsFile}`];
   for (const l of lines) (opts.log ?? console.log)(l);
   return { samples, table, evaluation, uncalibrated: scored.uncalibrated, beforeCalibration, tta, scoresFile, metricsFile, lines };
@@ -140,6 +149,8 @@ interface PredictOptions {
   fullModel: boolean;
   threads?: number;
   progress: ProgressFactory;
+  /** Fusion models: feed each image's site ('given', default) or none. */
+  site?: SiteMode;
 }
 
 /** A run's scores as its model reports them, and (for a calibrated model) as it would without calibration. */
@@ -148,6 +159,8 @@ export interface RunScores {
   uncalibrated: ScoreTable | null;
   /** The model's calibration record (an ensemble: none; its thresholds are the default). */
   calibration: ModelCalibration | null;
+  /** A fusion model (or an ensemble with one) scored these. */
+  fusion?: boolean;
 }
 
 /** Scores of `samples` by a finished run (a model, or the max over an ensemble's members). */
@@ -158,13 +171,15 @@ export async function predictRun(dir: string, info: RunInfo, samples: readonly S
     const ta = await predictRun(a, await readFinishedRun(a), samples, opts);
     const tb = await predictRun(b, await readFinishedRun(b), samples, opts);
     const before = ta.uncalibrated || tb.uncalibrated ? ensembleMax(ta.uncalibrated ?? ta.table, tb.uncalibrated ?? tb.table, [a, b]) : null;
-    return { table: ensembleMax(ta.table, tb.table, [a, b]), uncalibrated: before, calibration: null };
+    return { table: ensembleMax(ta.table, tb.table, [a, b]), uncalibrated: before, calibration: null, fusion: ta.fusion || tb.fusion };
   }
   await checkNotTrainingImages(dir, info, samples);
   const model = await loadModel(runFile(dir, 'model'), { session: false });
   const engine = info.mode === 'frozen' && !opts.fullModel ? 'features' : 'model';
+  const fusion = model.network.heads.fusion === true;
+  const site = fusion && (opts.site ?? 'given') === 'given' ? samples.map((s) => model.labels.location.indexOf(s.location)) : undefined;
   const logits = await viewLogits(model.network, model.params(), samples, {
-    engine, config: storedConfig(dir, info), prep: model.preprocessing, threads: opts.threads, progress: opts.progress, centerOnly: opts.tta === 'center',
+    engine, config: storedConfig(dir, info), prep: model.preprocessing, threads: opts.threads, progress: opts.progress, centerOnly: opts.tta === 'center', site,
   });
   const cal = model.calibration;
   // the folded logits are z / T: scores at temperature 1 are the model's, at 1 / T the uncalibrated ones
@@ -177,6 +192,7 @@ export async function predictRun(dir: string, info: RunInfo, samples: readonly S
     table: table(ones, 1),
     uncalibrated: cal ? table(lesionTemperatures(cal, model.labels.lesion).map((t) => 1 / t), 1 / locationTemperature(cal)) : null,
     calibration: cal,
+    fusion,
   };
 }
 

@@ -5,6 +5,7 @@
 import type { Graph, Loss, Tensor } from '../graph/index.ts';
 import { DermtlError } from '../util/errors.ts';
 import { Rng } from '../util/rng.ts';
+import { SITE_TENSORS, siteTerm } from './fusion.ts';
 import { heNormal, paramValue } from './resnet.ts';
 
 /** Names of the head tensors in every graph (inference exports have lesion_probs / location_probs as outputs). */
@@ -19,6 +20,8 @@ export const HEAD_TENSORS = {
   locationWeights: 'location_weights',
   lesionLoss: 'lesion_loss',
   locationLoss: 'location_loss',
+  /** Fusion models only: the known site as a one-hot [N, Q] and whether it is known [N, 1] (fusion.ts). */
+  ...SITE_TENSORS,
 } as const;
 
 /** Every head param name starts with this; the trunk's never do. */
@@ -36,6 +39,8 @@ export interface HeadsConfig {
   shared?: { hidden: number; dropout: number } | null;
   /** Dropout on the pooled features before the heads (default 0). */
   featureDropout?: number;
+  /** Late fusion: the lesion head also receives the body location, given or predicted (fusion.ts); default off. */
+  fusion?: boolean;
 }
 
 export interface HeadsOptions extends HeadsConfig {
@@ -92,6 +97,7 @@ export function checkHeadsConfig(c: HeadsConfig): void {
   for (const [what, p] of [['feature dropout', c.featureDropout ?? 0], ['shared-layer dropout', c.shared?.dropout ?? 0]] as const) {
     if (!(p >= 0 && p < 1)) throw new DermtlError(`${what} must be in [0, 1), got ${p}`);
   }
+  if (c.fusion && (c.lesion === 0 || c.location === 0)) throw new DermtlError('a fusion model needs both heads (task mtl): its lesion head takes the body location');
   if (c.shared && (!Number.isInteger(c.shared.hidden) || c.shared.hidden < 1)) {
     throw new DermtlError(`shared hidden layer size must be a whole number >= 1, got ${c.shared.hidden}`);
   }
@@ -136,15 +142,30 @@ export function buildHeads(g: Graph, features: Tensor, opts: HeadsOptions): Head
   }
   const heads: Heads = { params, dropoutMasks };
   const T = HEAD_TENSORS;
-  if (opts.lesion > 0) {
-    heads.lesionLogits = linear(h, 'lesion', opts.lesion, glorotUniform, T.lesionLogits);
-    heads.lesionProbs = g.sigmoid(heads.lesionLogits, { name: named(T.lesionProbs) });
-  }
+  // a plain fusion model adds the site term to these logits; an ensemble member's are fused by buildMemberHeads
+  const fuse = opts.fusion && !opts.scope;
+  if (opts.lesion > 0) heads.lesionLogits = linear(h, 'lesion', opts.lesion, glorotUniform, fuse ? LESION_BASE_LOGITS : T.lesionLogits);
   if (opts.location > 0) {
     heads.locationLogits = linear(h, 'location', opts.location, glorotUniform, T.locationLogits);
     heads.locationProbs = g.softmax(heads.locationLogits, 1, { name: named(T.locationProbs) });
   }
+  if (fuse) fuseSite(g, heads, opts);
+  if (heads.lesionLogits) heads.lesionProbs = g.sigmoid(heads.lesionLogits, { name: named(T.lesionProbs) });
   return heads;
+}
+
+/** The lesion logits of a fusion model before the site term. */
+export const LESION_BASE_LOGITS = 'lesion_base_logits';
+
+/**
+ * Adds the site term (fusion.ts) to the lesion logits of `heads`, and of each member of an ensemble (the same term:
+ * the ensemble's predicted location, so the mean of the members' fused logits is the fused mean).
+ */
+export function fuseSite(g: Graph, heads: Heads, opts: Pick<HeadsOptions, 'lesion' | 'trainable' | 'values' | 'requireValues'>): void {
+  const { term, param } = siteTerm(g, heads.locationProbs!, opts.lesion, { trainable: opts.trainable ?? true, values: opts.values, requireValues: opts.requireValues });
+  heads.params.push(param);
+  for (const m of heads.members ?? []) m.lesionLogits = g.add(m.lesionLogits!, term);
+  heads.lesionLogits = g.add(heads.lesionLogits!, term, { name: HEAD_TENSORS.lesionLogits });
 }
 
 export interface HeadLosses {
@@ -162,7 +183,7 @@ export interface HeadLosses {
  *   contributes 0) and `location_weights` float32 [N], softmax cross-entropy averaged over N.
  * Task weights multiply each loss in the differentiated total (default 1 each).
  */
-export function addHeadLosses(g: Graph, heads: Heads, taskWeights: { lesion?: number; location?: number } = {}): HeadLosses {
+export function addHeadLosses(g: Graph, heads: Heads, taskWeights: { lesion?: number; location?: number } = {}, weighting: TaskWeighting = 'fixed'): HeadLosses {
   const T = HEAD_TENSORS;
   const out: HeadLosses = { losses: [] };
   // An ensemble trains each member on its own loss: the task loss is their sum, so member k's gradient is its own.
@@ -183,7 +204,50 @@ export function addHeadLosses(g: Graph, heads: Heads, taskWeights: { lesion?: nu
     out.locationLoss = total(sources.map((m, k) => g.softmaxCrossEntropy(m.locationLogits!, t, w, { name: `${T.locationLoss}${scope(k)}` })), T.locationLoss);
     out.losses.push({ tensor: out.locationLoss, weight: taskWeights.location ?? 1 });
   }
+  if (weighting === 'uncertainty' && out.lesionLoss && out.locationLoss) return uncertaintyWeighted(g, out);
   return out;
+}
+
+/** 'fixed': the task weights as given; 'uncertainty': learned per-task weights (uncertaintyWeighted). */
+export type TaskWeighting = 'fixed' | 'uncertainty';
+
+/** The learned log-variance s_t of each task (uncertainty weighting), a head param of shape [1]. */
+export const LOG_VARIANCE = { lesion: `${HEAD_PREFIX}task_weighting/lesion_log_variance`, location: `${HEAD_PREFIX}task_weighting/location_log_variance` } as const;
+
+/**
+ * Uncertainty weighting (Kendall, Gal & Cipolla, CVPR 2018): the objective is sum_t exp(-s_t) L_t + s_t with one
+ * learned s_t per task, trained with the rest (s_t = 0 at the start: both weights 1). At the optimum of s_t,
+ * exp(-s_t) = 1 / L_t: each task is weighted by its inverse loss, so neither loss's scale (22 summed lesion terms
+ * against one softmax term) dominates by construction. The task losses stay outputs (weight 0) for the history.
+ */
+function uncertaintyWeighted(g: Graph, out: HeadLosses): HeadLosses {
+  const term = (loss: Tensor, name: string) => {
+    const s = g.param(name, [1], new Float32Array(1), { trainable: true });
+    return g.add(g.mul(g.exp(g.mul(s, g.scalar(-1))), loss), s);
+  };
+  const total = g.add(term(out.lesionLoss!, LOG_VARIANCE.lesion), term(out.locationLoss!, LOG_VARIANCE.location), { name: 'weighted_loss' });
+  return { ...out, losses: [...out.losses.map((l) => ({ ...l, weight: 0 })), { tensor: total, weight: 1 }] };
+}
+
+/** The task weights exp(-s_t) that uncertainty weighting learned, from a run's params; null without them. */
+export function learnedTaskWeights(params: ReadonlyMap<string, Float32Array>): LearnedTaskWeights | null {
+  const lesion = params.get(LOG_VARIANCE.lesion)?.[0];
+  const location = params.get(LOG_VARIANCE.location)?.[0];
+  if (lesion === undefined || location === undefined) return null;
+  return { lesion: Math.exp(-lesion), location: Math.exp(-location), logVariance: { lesion, location } };
+}
+
+/** `params` without the task-weighting log-variances: they shape training only, never a saved model. */
+export function withoutTaskWeighting(params: ReadonlyMap<string, Float32Array>): Map<string, Float32Array> {
+  const out = new Map(params);
+  for (const name of Object.values(LOG_VARIANCE)) out.delete(name);
+  return out;
+}
+
+export interface LearnedTaskWeights {
+  lesion: number;
+  location: number;
+  logVariance: { lesion: number; location: number };
 }
 
 /** Glorot/Xavier uniform: U(-a, a), a = sqrt(6 / (fan_in + fan_out)), for the linear layers before sigmoid/softmax. */

@@ -5,7 +5,7 @@
 // the saved model is an ordinary single-head network that every reader of a model folder already understands.
 import type { Graph, Tensor } from '../graph/index.ts';
 import { concatFloat32 } from '../util/float32.ts';
-import { buildHeads, HEAD_PREFIX, HEAD_TENSORS, memberScope, type Heads, type HeadsConfig, type HeadsOptions } from './heads.ts';
+import { buildHeads, fuseSite, HEAD_PREFIX, HEAD_TENSORS, LESION_BASE_LOGITS, memberScope, type Heads, type HeadsConfig, type HeadsOptions } from './heads.ts';
 
 /** K member heads on `features` and their mean logits (named as the plain heads' logits and probs). */
 export function buildMemberHeads(g: Graph, features: Tensor, opts: Omit<HeadsOptions, 'scope'>, members: number): Heads {
@@ -14,14 +14,13 @@ export function buildMemberHeads(g: Graph, features: Tensor, opts: Omit<HeadsOpt
   const mean = (logits: Tensor[], name: string) => g.mul(logits.reduce((a, b) => g.add(a, b)), g.scalar(1 / members), { name });
   const T = HEAD_TENSORS;
   const heads: Heads = { params: list.flatMap((h) => h.params), dropoutMasks: list.flatMap((h) => h.dropoutMasks), members: list };
-  if (opts.lesion > 0) {
-    heads.lesionLogits = mean(list.map((h) => h.lesionLogits!), T.lesionLogits);
-    heads.lesionProbs = g.sigmoid(heads.lesionLogits, { name: T.lesionProbs });
-  }
+  if (opts.lesion > 0) heads.lesionLogits = mean(list.map((h) => h.lesionLogits!), opts.fusion ? LESION_BASE_LOGITS : T.lesionLogits);
   if (opts.location > 0) {
     heads.locationLogits = mean(list.map((h) => h.locationLogits!), T.locationLogits);
     heads.locationProbs = g.softmax(heads.locationLogits, 1, { name: T.locationProbs });
   }
+  if (opts.fusion) fuseSite(g, heads, opts);
+  if (heads.lesionLogits) heads.lesionProbs = g.sigmoid(heads.lesionLogits, { name: T.lesionProbs });
   return heads;
 }
 
@@ -38,7 +37,9 @@ export function mergedHeadsConfig<C extends HeadsConfig>(c: C, members: number):
  */
 export function mergeMembers(params: ReadonlyMap<string, Float32Array>, members: number): Map<string, Float32Array> {
   const out = new Map<string, Float32Array>();
-  for (const [k, v] of params) if (!k.startsWith(HEAD_PREFIX)) out.set(k, v);
+  // the trunk's params, and head params the members share (a fusion model's site layer), pass through
+  const memberParam = new RegExp(`^${HEAD_PREFIX}m\\d+/`);
+  for (const [k, v] of params) if (!memberParam.test(k)) out.set(k, v);
   const member = (k: number, layer: string, what: 'weight' | 'bias') => params.get(`${HEAD_PREFIX}${memberScope(k)}/${layer}/${what}`);
   const ks = [...Array(members).keys()];
   const shared = member(0, 'shared', 'weight') !== undefined;

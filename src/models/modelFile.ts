@@ -241,6 +241,7 @@ const specSchema = z.object({
     location: z.number().int(),
     shared: z.object({ hidden: z.number().int(), dropout: z.number() }).nullable().optional(),
     featureDropout: z.number().optional(),
+    fusion: z.boolean().optional(),
   }),
   seed: z.number().int(),
 });

@@ -3,7 +3,7 @@
 import { Graph, type Loss, type Tensor } from '../graph/index.ts';
 import { DermtlError } from '../util/errors.ts';
 import type { FoldedResNet50 } from './foldBatchNorm.ts';
-import { addHeadLosses, buildHeads, checkHeadsConfig, type Heads, type HeadsConfig } from './heads.ts';
+import { addHeadLosses, buildHeads, checkHeadsConfig, type Heads, type HeadsConfig, type TaskWeighting } from './heads.ts';
 import { buildResNet, buildResNetFrom, stageInputShape, trunkLayout, type ResNetDepth, type ResNetTrunk, type Trainable, type TrunkStage } from './resnet.ts';
 
 /** Everything that fixes the network's shape and init (stored in a model folder's dermtl.json). */
@@ -32,6 +32,8 @@ export interface BuildNetworkOptions {
   requireValues?: boolean;
   /** Task weights of the losses (train mode). */
   taskWeights?: { lesion?: number; location?: number };
+  /** Fixed task weights or learned ones (uncertainty weighting); train mode. */
+  taskWeighting?: TaskWeighting;
   /** Train mode: dropout masks as graph inputs (see HeadsOptions.dropoutMasks). */
   dropoutMasks?: boolean;
 }
@@ -94,7 +96,7 @@ function withHeads(g: Graph, spec: NetworkSpec, opts: BuildNetworkOptions, trunk
   const heads = buildHeads(g, trunk.features, { ...spec.heads, seed: spec.seed, training: train, trainable: headsTrainable, dropoutMasks: opts.dropoutMasks, ...common });
   if (heads.lesionProbs) g.output(heads.lesionProbs);
   if (heads.locationProbs) g.output(heads.locationProbs);
-  const losses = train ? addHeadLosses(g, heads, opts.taskWeights).losses : [];
+  const losses = train ? addHeadLosses(g, heads, opts.taskWeights, opts.taskWeighting).losses : [];
   return { graph: g, trunk, heads, losses };
 }
 

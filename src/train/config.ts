@@ -67,8 +67,23 @@ export const TrainConfigSchema = z.strictObject({
     epoch: z.enum(['best', 'last']).default('best'),
     metric: z.enum(['auto', 'loss', 'mapClass', 'top1', 'mean']).default('auto'),
   }).prefault({}),
-  /** Weights of the two losses in the MTL objective. */
+  /** Weights of the two losses in the MTL objective (taskWeighting 'fixed'). */
   taskWeights: z.strictObject({ lesion: z.number().min(0).default(1), location: z.number().min(0).default(1) }).prefault({}),
+  /**
+   * How an MTL model weighs its two losses. 'fixed': taskWeights. 'uncertainty': one learned log-variance per task
+   * (Kendall et al. 2018; models/heads.ts). 'tuned': the location weight (lesion 1) chosen from `grid` on the
+   * validation part by the best validation lesion mAP-class: one training per value, the winner is the model.
+   */
+  taskWeighting: z.strictObject({
+    kind: z.enum(['fixed', 'uncertainty', 'tuned']).default('fixed'),
+    grid: z.array(z.number().min(0)).min(2).default([0.1, 0.3, 1]),
+  }).prefault({}),
+  /**
+   * Late fusion (models/fusion.ts): the lesion head also takes the body location, as a one-hot when it is known and
+   * else the model's own predicted distribution. In training each image's known site is hidden with probability
+   * siteDropout (seeded), so both paths are learned. Task mtl only.
+   */
+  fusion: z.strictObject({ enabled: z.boolean().default(false), siteDropout: fraction.default(0.5) }).prefault({}),
   frozen: z.strictObject({
     epochs: int(1).default(30),
     /** scaleJitter views cached per training image; each epoch uses one of them per image (seeded choice). */
@@ -149,6 +164,8 @@ export const TrainConfigSchema = z.strictObject({
   if (img.resizeShorter < img.size) ctx.addIssue({ code: 'custom', path: ['image', 'resizeShorter'], message: `must be >= image.size (${img.size})` });
   if (img.jitter.min < img.size) ctx.addIssue({ code: 'custom', path: ['image', 'jitter', 'min'], message: `must be >= image.size (${img.size})` });
   if (img.jitter.max < img.jitter.min) ctx.addIssue({ code: 'custom', path: ['image', 'jitter', 'max'], message: `must be >= image.jitter.min (${img.jitter.min})` });
+  if (c.fusion.enabled && c.task !== 'mtl') ctx.addIssue({ code: 'custom', path: ['fusion', 'enabled'], message: `a fusion model needs both heads: task mtl, not ${c.task}` });
+  if (c.taskWeighting.kind !== 'fixed' && c.task !== 'mtl') ctx.addIssue({ code: 'custom', path: ['taskWeighting', 'kind'], message: `weighs the two tasks of an MTL model: task mtl, not ${c.task}` });
   if (c.trunk === 'resnet50' && img.size !== 224) ctx.addIssue({ code: 'custom', path: ['image', 'size'], message: 'the ImageNet ResNet-50 takes 224x224 inputs' });
 });
 

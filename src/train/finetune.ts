@@ -11,7 +11,7 @@ import { dropoutMasks, encodeTargets, labelFeeds, noDropout, stepsPerEpoch } fro
 import { sgdOf } from './config.ts';
 import { Trainer } from './step.ts';
 import type { ModeResult, TrainContext } from './trainTask.ts';
-import { loopOutcome, lossWeightsOf, multipliersOf, runTaskEpochs } from './trainTask.ts';
+import { loopOutcome, lossWeightsOf, multipliersOf, runTaskEpochs, siteRevealOf, taskWeightingOf } from './trainTask.ts';
 
 /** The training images of a finetune run: all, or a seeded subset (config finetune.subset, for timing runs). */
 export function finetuneImages(ctx: Pick<TrainContext, 'config' | 'train'>): Sample[] {
@@ -26,7 +26,7 @@ export async function trainFinetune(ctx: TrainContext): Promise<ModeResult> {
   const B = c.batchSize;
   const train = finetuneImages(ctx);
   const weights = await ctx.trunkWeights();
-  const build = () => buildNetwork(ctx.spec, { batch: B, mode: 'train', trainable: 'all', weights, taskWeights: c.taskWeights, dropoutMasks: true });
+  const build = () => buildNetwork(ctx.spec, { batch: B, mode: 'train', trainable: 'all', weights, taskWeights: c.taskWeights, taskWeighting: taskWeightingOf(c), dropoutMasks: true });
   const net = build();
   const lossNames = net.losses.map((l) => l.tensor.name);
   const threads = c.runtime.threads ?? undefined;
@@ -63,7 +63,7 @@ export async function trainFinetune(ctx: TrainContext): Promise<ModeResult> {
     const b = await nextBatch(epoch, pos);
     const image = new Float32Array(B * pixels);
     image.set(b.data);
-    return { feeds: { [IMAGE_INPUT]: image, ...labelFeeds(targets, ctx.labels, b.indices, B), ...dropoutMasks(masks, c.seed, epoch, pos) }, rows: b.n };
+    return { feeds: { [IMAGE_INPUT]: image, ...labelFeeds(targets, ctx.labels, b.indices, B, siteRevealOf(ctx, { epoch, step: pos })), ...dropoutMasks(masks, c.seed, epoch, pos) }, rows: b.n };
   };
 
   const validate = evalSession ? async () => {
@@ -74,7 +74,7 @@ export async function trainFinetune(ctx: TrainContext): Promise<ModeResult> {
     for await (const b of loader.batches(ctx.validation.map((s) => ({ path: s.path })), { mode: 'center', batchSize: B, seed: c.seed })) {
       const image = new Float32Array(B * pixels);
       image.set(b.data);
-      const out = await evalSession.run({ ...params, [IMAGE_INPUT]: image, ...labelFeeds(vt, ctx.labels, b.indices, B), ...noDropout(masks) });
+      const out = await evalSession.run({ ...params, [IMAGE_INPUT]: image, ...labelFeeds(vt, ctx.labels, b.indices, B, siteRevealOf(ctx, 'given')), ...noDropout(masks) });
       acc.add(out, b.n);
       order.push(...b.indices.map((i) => ctx.validation[i]));
     }

@@ -5,7 +5,7 @@
 // frozen.trainCrops, its ten test crops), chosen with Rng.derive(seed, 'view', epoch, image). The saved model is
 // still the full network image -> probabilities.
 import { Graph, type Loss, type Tensor } from '../graph/index.ts';
-import { addHeadLosses, buildHeads, type Heads } from '../models/heads.ts';
+import { addHeadLosses, buildHeads, type Heads, type TaskWeighting } from '../models/heads.ts';
 import { buildMemberHeads, mergedHeadsConfig, mergeMembers } from '../models/members.ts';
 import type { NetworkSpec } from '../models/network.ts';
 import { Rng } from '../util/rng.ts';
@@ -17,7 +17,7 @@ import { featureStats, foldStandardization, standardizeInPlace, type FeatureStat
 import { sgdOf } from './config.ts';
 import { Trainer } from './step.ts';
 import type { ModeResult, TrainContext } from './trainTask.ts';
-import { loopOutcome, lossWeightsOf, multipliersOf, runTaskEpochs } from './trainTask.ts';
+import { loopOutcome, lossWeightsOf, multipliersOf, runTaskEpochs, siteRevealOf, taskWeightingOf } from './trainTask.ts';
 
 export const FEATURES_INPUT = 'features';
 
@@ -34,7 +34,7 @@ export interface FeaturesNetwork {
  * inputs. Inference mode: params baked in from `values` (every one required), dropout off.
  */
 export function buildFeaturesNetwork(spec: NetworkSpec, featureDim: number, batch: number, mode: 'train' | 'inference',
-  opts: { values?: ReadonlyMap<string, Float32Array>; taskWeights?: { lesion?: number; location?: number }; members?: number } = {}): FeaturesNetwork {
+  opts: { values?: ReadonlyMap<string, Float32Array>; taskWeights?: { lesion?: number; location?: number }; taskWeighting?: TaskWeighting; members?: number } = {}): FeaturesNetwork {
   const train = mode === 'train';
   const g = new Graph();
   const features = g.input(FEATURES_INPUT, [batch, featureDim]);
@@ -46,7 +46,7 @@ export function buildFeaturesNetwork(spec: NetworkSpec, featureDim: number, batc
   const heads = members > 1 ? buildMemberHeads(g, features, headsOptions, members) : buildHeads(g, features, headsOptions);
   if (heads.lesionProbs) g.output(heads.lesionProbs);
   if (heads.locationProbs) g.output(heads.locationProbs);
-  const losses = train ? addHeadLosses(g, heads, opts.taskWeights).losses : [];
+  const losses = train ? addHeadLosses(g, heads, opts.taskWeights, opts.taskWeighting).losses : [];
   return { graph: g, features, heads, losses };
 }
 
@@ -84,7 +84,7 @@ export async function trainFrozen(ctx: TrainContext): Promise<ModeResult> {
   const stats = c.frozen.standardize ? trainingStats(trainF) : null;
   const prepare = (x: Float32Array) => (stats ? standardizeInPlace(x, stats) : x);
   const members = c.frozen.members;
-  const net = buildFeaturesNetwork(ctx.spec, dim, B, 'train', { taskWeights: c.taskWeights, members });
+  const net = buildFeaturesNetwork(ctx.spec, dim, B, 'train', { taskWeights: c.taskWeights, taskWeighting: taskWeightingOf(c), members });
   const lossNames = net.losses.map((l) => l.tensor.name);
   const trainer = await Trainer.create({
     forward: net.graph, losses: net.losses.map((l) => ({ name: l.tensor.name, weight: l.weight })),
@@ -116,7 +116,7 @@ export async function trainFrozen(ctx: TrainContext): Promise<ModeResult> {
       const at = (i * trainF.views + view) * dim;
       features.set(trainF.data.subarray(at, at + dim), b * dim);
     });
-    return { feeds: { [FEATURES_INPUT]: prepare(features), ...labelFeeds(targets, ctx.labels, rows, B), ...dropoutMasks(masks, c.seed, epoch, pos) }, rows: rows.length };
+    return { feeds: { [FEATURES_INPUT]: prepare(features), ...labelFeeds(targets, ctx.labels, rows, B, siteRevealOf(ctx, { epoch, step: pos })), ...dropoutMasks(masks, c.seed, epoch, pos) }, rows: rows.length };
   };
 
   // Validation scores the images as the study will (config eval.tta): the mean of the ten crops' outputs, or the centre.
@@ -134,7 +134,7 @@ export async function trainFrozen(ctx: TrainContext): Promise<ModeResult> {
           const at = (i * valF.views + view) * dim;
           features.set(valF.data.subarray(at, at + dim), b * dim);
         });
-        const out = await evalSession.run({ ...params, [FEATURES_INPUT]: prepare(features), ...labelFeeds(vt, ctx.labels, rows, B), ...noDropout(masks) });
+        const out = await evalSession.run({ ...params, [FEATURES_INPUT]: prepare(features), ...labelFeeds(vt, ctx.labels, rows, B, siteRevealOf(ctx, 'given')), ...noDropout(masks) });
         addMean(mean, out, valViews.length);
       }
       acc.add(mean, rows.length);

@@ -20,7 +20,7 @@ import { buildLowerTrunkGraph } from './lowerTrunk.ts';
 import { Trainer } from './step.ts';
 import { dropoutMasks, encodeTargets, labelFeeds, noDropout, stepsPerEpoch } from './targets.ts';
 import type { ModeResult, ProgressFactory, TrainContext } from './trainTask.ts';
-import { loopOutcome, lossWeightsOf, multipliersOf, runTaskEpochs } from './trainTask.ts';
+import { loopOutcome, lossWeightsOf, multipliersOf, runTaskEpochs, siteRevealOf, taskWeightingOf } from './trainTask.ts';
 
 /** The first trainable stage of finetune.trainable ('stage5' -> 5), or null for the whole network. */
 export function trainableStage(t: FinetuneTrainable): TrunkStage | null {
@@ -94,7 +94,7 @@ export async function trainPartial(ctx: TrainContext): Promise<ModeResult> {
   const [trainA, valA] = cached;
 
   const B = c.batchSize;
-  const net = buildNetworkFrom(ctx.spec, stage, { batch: B, mode: 'train', trainable: 'all', weights, taskWeights: c.taskWeights, dropoutMasks: true });
+  const net = buildNetworkFrom(ctx.spec, stage, { batch: B, mode: 'train', trainable: 'all', weights, taskWeights: c.taskWeights, taskWeighting: taskWeightingOf(c), dropoutMasks: true });
   const lossNames = net.losses.map((l) => l.tensor.name);
   const threads = c.runtime.threads ?? undefined;
   const trainer = await Trainer.create({
@@ -116,7 +116,7 @@ export async function trainPartial(ctx: TrainContext): Promise<ModeResult> {
     const rows = order(epoch).slice(pos * B, (pos + 1) * B);
     const activations = new Float32Array(B * len);
     await cache.read(trainA, rows.map((i) => ({ image: i, view: Rng.derive(c.seed, 'view', epoch, i).int(0, trainA.views - 1) })), activations);
-    return { feeds: { [ACTIVATIONS_INPUT]: activations, ...labelFeeds(targets, ctx.labels, rows, B), ...dropoutMasks(masks, c.seed, epoch, pos) }, rows: rows.length };
+    return { feeds: { [ACTIVATIONS_INPUT]: activations, ...labelFeeds(targets, ctx.labels, rows, B, siteRevealOf(ctx, { epoch, step: pos })), ...dropoutMasks(masks, c.seed, epoch, pos) }, rows: rows.length };
   };
   const batch = readAhead(load, c.finetune.epochs * spe);
 
@@ -128,7 +128,7 @@ export async function trainPartial(ctx: TrainContext): Promise<ModeResult> {
       const rows = Array.from({ length: Math.min(B, ctx.validation.length - s) }, (_, k) => s + k);
       const activations = new Float32Array(B * len);
       await cache.read(valA, rows.map((i) => ({ image: i, view: 0 })), activations);
-      const out = await evalSession.run({ ...params, [ACTIVATIONS_INPUT]: activations, ...labelFeeds(vt, ctx.labels, rows, B), ...noDropout(masks) });
+      const out = await evalSession.run({ ...params, [ACTIVATIONS_INPUT]: activations, ...labelFeeds(vt, ctx.labels, rows, B, siteRevealOf(ctx, 'given')), ...noDropout(masks) });
       acc.add(out, rows.length);
     }
     return acc.result(ctx.validation);

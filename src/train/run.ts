@@ -72,8 +72,20 @@ const runSchema = z.object({
   members: z.array(z.string()).nullable(),
   /** The epoch kept by model selection on the validation part (absent or null: the last epoch). */
   selection: z.object({ epoch: z.number().int(), metric: z.string(), score: z.number() }).nullable().optional(),
+  /** An MTL run's task weights: as configured, learned (uncertainty) or chosen on validation (tuned). */
+  taskWeights: z.object({
+    kind: z.enum(['fixed', 'uncertainty', 'tuned']),
+    lesion: z.number(),
+    location: z.number(),
+    /** uncertainty: the learned log-variances s_t (weights exp(-s_t)). */
+    logVariance: z.object({ lesion: z.number(), location: z.number() }).optional(),
+    /** tuned: each grid value's validation lesion mAP-class at its kept epoch. */
+    candidates: z.array(z.object({ location: z.number(), score: z.number().nullable(), epoch: z.number().int().nullable() })).optional(),
+  }).nullable().optional(),
   timings: z.record(z.string(), z.number()),
 });
+
+export type TaskWeightsRecord = NonNullable<z.infer<typeof runSchema>['taskWeights']>;
 
 export type RunInfo = z.infer<typeof runSchema>;
 

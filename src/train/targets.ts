@@ -2,6 +2,7 @@
 // targets, and batches with a static size (the last partial batch padded honestly) plus seeded dropout masks.
 import type { Feed } from '../graph/index.ts';
 import type { Sample } from '../data/types.ts';
+import { siteFeeds } from '../models/fusion.ts';
 import { HEAD_TENSORS } from '../models/heads.ts';
 import { DermtlError } from '../util/errors.ts';
 import { Rng } from '../util/rng.ts';
@@ -81,7 +82,7 @@ export function encodeTargets(samples: readonly Sample[], labels: RunLabels): Ta
  * scaled by B / r: a partial batch then contributes exactly the mean loss (and gradient) over its r samples, like
  * a full one. Padding rows are independent samples (no BatchNorm), so they change nothing else.
  */
-export function labelFeeds(t: Targets, labels: RunLabels, rows: readonly number[], batch: number): Record<string, Feed> {
+export function labelFeeds(t: Targets, labels: RunLabels, rows: readonly number[], batch: number, site?: SiteReveal): Record<string, Feed> {
   const r = rows.length;
   if (r < 1 || r > batch) throw new Error(`labelFeeds: ${r} rows for a batch of ${batch}`);
   const scale = batch / r;
@@ -108,7 +109,21 @@ export function labelFeeds(t: Targets, labels: RunLabels, rows: readonly number[
     feeds[T.locationTargets] = targets;
     feeds[T.locationWeights] = weights;
   }
+  if (site) Object.assign(feeds, siteBatchFeeds(t, labels, rows, batch, site));
   return feeds;
+}
+
+/**
+ * Which known sites a fusion model is shown: in training each with probability 1 - dropout, drawn from
+ * Rng.derive(seed, 'site', epoch, step) (a function of the position, so a resume replays it); 'given': every known
+ * site (validation, and the study's "site given" scores); 'unknown': none.
+ */
+export type SiteReveal = { dropout: number; seed: number; epoch: number; step: number } | 'given' | 'unknown';
+
+export function siteBatchFeeds(t: Targets, labels: RunLabels, rows: readonly number[], batch: number, how: SiteReveal): Record<string, Feed> {
+  const rng = typeof how === 'object' ? Rng.derive(how.seed, 'site', how.epoch, how.step) : null;
+  const reveal = rows.map(() => (typeof how === 'object' ? rng!.float() >= how.dropout : how === 'given'));
+  return siteFeeds(rows.map((s) => t.location[s]), reveal, batch, labels.location.length);
 }
 
 /** A dropout mask input of the training graph: values 0 or 1 / (1 - ratio). */

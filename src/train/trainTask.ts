@@ -10,7 +10,7 @@ import { loadFolds, selectFold } from '../data/splits.ts';
 import type { Manifest, Sample } from '../data/types.ts';
 import { CAFFE_PREPROCESSING, type Preprocessing } from '../image/index.ts';
 import type { FoldedResNet50 } from '../models/foldBatchNorm.ts';
-import { HEAD_PREFIX } from '../models/heads.ts';
+import { HEAD_PREFIX, learnedTaskWeights, withoutTaskWeighting, type TaskWeighting } from '../models/heads.ts';
 import { saveModel } from '../models/modelFile.ts';
 import type { NetworkSpec } from '../models/network.ts';
 import { stderrProgress } from '../util/progress.ts';
@@ -21,10 +21,11 @@ import { finetuneImages, trainFinetune } from './finetune.ts';
 import { trainFrozen } from './frozen.ts';
 import { trainPartial } from './partial.ts';
 import { calibrate } from './calibrate.ts';
-import { RUN_FORMAT, RUN_FILES, RUN_VERSION, pruneFinishedRun, readRunInfoIfAny, runFile, writeJson, writeRunInfo, type EpochRecord, type RunInfo, type RunLabels } from './run.ts';
+import { RUN_FORMAT, RUN_FILES, RUN_VERSION, pruneFinishedRun, readRunInfoIfAny, runFile, writeJson, writeRunInfo, type EpochRecord, type RunInfo, type RunLabels, type TaskWeightsRecord } from './run.ts';
 import type { Multipliers } from './optimizer.ts';
 import type { StepResult } from './step.ts';
-import { checkTrainable, labelsFor, stepsPerEpoch, validationSplit } from './targets.ts';
+import { checkTrainable, labelsFor, stepsPerEpoch, validationSplit, type SiteReveal } from './targets.ts';
+import { trainTuned } from './tuned.ts';
 
 export interface TrainOptions {
   manifest: string;
@@ -119,6 +120,7 @@ export async function trainRun(opts: TrainOptions): Promise<TrainResult> {
     log(`${dir}: this run has already finished; nothing to do (evaluate it with dermtl eval)`);
     return { dir, status: 'already done', info, history: [], step: 0, stepMs: null };
   }
+  if (config.taskWeighting.kind === 'tuned') return trainTuned(dir, info, config, opts, trainRun);
 
   const prep = preprocessingOf(config);
   let weights: Promise<TrunkWeights> | null = null;
@@ -158,7 +160,12 @@ export async function trainRun(opts: TrainOptions): Promise<TrainResult> {
   const tc = performance.now();
   const network = r.spec ?? ctx.spec;
   const engine = config.mode === 'frozen' ? 'features' : 'model';
-  const cal = await calibrate({ spec: network, params: r.params, labels, validation: split.validation }, { engine, config, prep, threads: config.runtime.threads ?? undefined, progress });
+  const taskWeights = taskWeightsRecord(config, r.params);
+  const cal = await calibrate({ spec: network, params: withoutTaskWeighting(r.params), labels, validation: split.validation }, {
+    engine, config, prep, threads: config.runtime.threads ?? undefined, progress,
+    // a fusion model is calibrated as it is mostly used: with the body site known
+    site: network.heads.fusion ? split.validation.map((s) => labels.location.indexOf(s.location)) : undefined,
+  });
   for (const line of cal.lines) log(line);
   timings.calibrate_s = (performance.now() - tc) / 1000;
   const t0 = performance.now();
@@ -167,10 +174,10 @@ export async function trainRun(opts: TrainOptions): Promise<TrainResult> {
   // A frozen run's trunk is the untrained one: its model folder stores the heads and names the trunk (run.ts).
   await saveModel(runFile(dir, 'model'), {
     network, params: cal.params, labels, preprocessing: prep, config, calibration: cal.calibration,
-    metrics: { validation: kept?.validation ?? null, epochs: r.history.length, selection },
+    metrics: { validation: kept?.validation ?? null, epochs: r.history.length, selection, ...(taskWeights ? { taskWeights } : {}) },
   }, { trunk: config.mode === 'frozen' ? 'reference' : 'embed' });
   timings.save_s = (performance.now() - t0) / 1000;
-  const done: RunInfo = { ...info, status: 'done', finishedAt: new Date().toISOString(), timings, backbone: r.backbone ?? info.backbone, selection };
+  const done: RunInfo = { ...info, status: 'done', finishedAt: new Date().toISOString(), timings, backbone: r.backbone ?? info.backbone, selection, taskWeights };
   await writeRunInfo(dir, done);
   await pruneFinishedRun(dir, [SELECTED_FILE]);
   const chosen = selection ? `; kept epoch ${selection.epoch}, best validation ${selection.metric} ${Math.abs(selection.score).toFixed(4)}` : '';
@@ -196,8 +203,27 @@ export function specOf(c: TrainConfig, labels: RunLabels): NetworkSpec {
   const h = headsOptions(c);
   return {
     trunk: { depth: TRUNK_DEPTH[c.trunk] }, imageSize: c.image.size, seed: c.seed,
-    heads: { lesion: labels.lesion.length, location: labels.location.length, shared: h.shared, featureDropout: h.featureDropout },
+    heads: { lesion: labels.lesion.length, location: labels.location.length, shared: h.shared, featureDropout: h.featureDropout, ...(c.fusion.enabled ? { fusion: true } : {}) },
   };
+}
+
+/** A fusion model's site feeds for training update (epoch, step), or for validation ('given'); undefined otherwise. */
+export function siteRevealOf(ctx: Pick<TrainContext, 'config'>, at: { epoch: number; step: number } | 'given'): SiteReveal | undefined {
+  const c = ctx.config;
+  if (!c.fusion.enabled) return undefined;
+  return at === 'given' ? 'given' : { dropout: c.fusion.siteDropout, seed: c.seed, ...at };
+}
+
+/** What an MTL run's task weights were (uncertainty: the learned ones, from the final params); null otherwise. */
+function taskWeightsRecord(c: TrainConfig, params: ReadonlyMap<string, Float32Array>): TaskWeightsRecord | null {
+  if (c.task !== 'mtl') return null;
+  const learned = c.taskWeighting.kind === 'uncertainty' ? learnedTaskWeights(params) : null;
+  return learned ? { kind: 'uncertainty', ...learned } : { kind: 'fixed', lesion: c.taskWeights.lesion, location: c.taskWeights.location };
+}
+
+/** The loss weighting of the training graph ('tuned' trains 'fixed' candidates, see trainTuned). */
+export function taskWeightingOf(c: TrainConfig): TaskWeighting {
+  return c.taskWeighting.kind === 'uncertainty' ? 'uncertainty' : 'fixed';
 }
 
 /**

@@ -3,10 +3,12 @@
 // after calibration from (eval/evaluateRun.ts). Two engines give the same numbers up to fp32 rounding:
 // - 'features': the trunk's cached pooled features of the ten crops (frozen-trunk models), then the heads;
 // - 'model': the whole network on the decoded views.
-// Graph inputs other than the image or features (a fusion model's known site) are fed zeros: the image alone.
+// A fusion model's site inputs are fed from `site` (each image's location index; < 0 unknown) and otherwise zeros:
+// the image alone.
 import type { Sample } from '../data/types.ts';
 import { GraphSession, type Graph } from '../graph/index.ts';
 import { ImageLoader, type Preprocessing } from '../image/index.ts';
+import { siteFeeds } from '../models/fusion.ts';
 import { HEAD_TENSORS, type Heads } from '../models/heads.ts';
 import { serializeInference } from '../models/modelFile.ts';
 import { buildNetwork, IMAGE_INPUT, type NetworkSpec } from '../models/network.ts';
@@ -33,6 +35,8 @@ export interface ViewLogitsOptions {
   progress: ProgressFactory;
   /** 'model' engine only: render the centre crop alone (views = 1) instead of the ten crops. */
   centerOnly?: boolean;
+  /** Fusion models: each sample's known location index (< 0: unknown); absent: every site unknown. */
+  site?: readonly number[];
 }
 
 /** Images per whole-network run (x10 views). */
@@ -53,7 +57,8 @@ export async function viewLogits(spec: NetworkSpec, params: ReadonlyMap<string, 
       await cache.close();
     }
     const net = buildFeaturesNetwork(spec, features.dim, 1, 'inference', { values: params });
-    await withLogitsSession(net.graph, net.heads, opts.threads, async (run) => collect(out, await run(FEATURES_INPUT, features.data, [rows, features.dim])));
+    const all = samples.map((_, i) => i);
+    await withLogitsSession(net.graph, net.heads, opts.threads, async (run) => collect(out, await run(FEATURES_INPUT, features.data, [rows, features.dim], siteOf(spec, opts.site, all, views))));
   } else {
     const net = buildNetwork(spec, { batch: 1, mode: 'inference', values: params, requireValues: true });
     const size = spec.imageSize;
@@ -63,7 +68,7 @@ export async function viewLogits(spec: NetworkSpec, params: ReadonlyMap<string, 
     try {
       await withLogitsSession(net.graph, net.heads, opts.threads, async (run) => {
         for await (const b of loader.batches(samples.map((s) => ({ path: s.path })), { mode: views === 1 ? 'center' : 'tenCrop', batchSize: IMAGES_PER_RUN, seed: 0 })) {
-          collect(out, await run(IMAGE_INPUT, b.data, [b.n * views, 3, size, size]));
+          collect(out, await run(IMAGE_INPUT, b.data, [b.n * views, 3, size, size], siteOf(spec, opts.site, b.indices.slice(0, b.n), views)));
           done += b.n;
           bar(done, samples.length);
         }
@@ -78,7 +83,16 @@ export async function viewLogits(spec: NetworkSpec, params: ReadonlyMap<string, 
   return { lesion: head(HEAD_TENSORS.lesionLogits, spec.heads.lesion), location: head(HEAD_TENSORS.locationLogits, spec.heads.location) };
 }
 
-type RunLogits = (input: string, data: Float32Array, dims: number[]) => Promise<Record<string, Float32Array>>;
+type Feeds = Record<string, { data: Float32Array; dims: number[] }>;
+type RunLogits = (input: string, data: Float32Array, dims: number[], extra?: Feeds) => Promise<Record<string, Float32Array>>;
+
+/** The site feeds of a fusion model for `images` (sample indices), each repeated for its `views` rows. */
+function siteOf(spec: NetworkSpec, site: readonly number[] | undefined, images: readonly number[], views: number): Feeds | undefined {
+  if (!spec.heads.fusion || !site) return undefined;
+  const rows = images.flatMap((i) => Array<number>(views).fill(site[i]));
+  const feeds = siteFeeds(rows, rows.map(() => true), rows.length, spec.heads.location);
+  return Object.fromEntries(Object.entries(feeds).map(([k, v]) => [k, { data: v, dims: [rows.length, v.length / rows.length] }]));
+}
 
 /** An inference session on `g` whose outputs are the heads' logits; `use` runs it. */
 async function withLogitsSession(g: Graph, heads: Heads, threads: number | undefined, use: (run: RunLogits) => Promise<void>): Promise<void> {
@@ -89,9 +103,9 @@ async function withLogitsSession(g: Graph, heads: Heads, threads: number | undef
   const session = await GraphSession.fromBytes(serializeInference(graph, { dynamicBatch: true }), { threads });
   const others = graph.inputs.filter((i) => i.name !== FEATURES_INPUT && i.name !== IMAGE_INPUT);
   try {
-    await use(async (input, data, dims) => {
+    await use(async (input, data, dims, extra) => {
       const zeros = Object.fromEntries(others.map((i) => [i.name, { data: new Float32Array(dims[0] * i.shape.slice(1).reduce((a, b) => a * b, 1)), dims: [dims[0], ...i.shape.slice(1)] }]));
-      const r = await session.run({ [input]: { data, dims }, ...zeros }, logits.map((t) => t.name));
+      const r = await session.run({ [input]: { data, dims }, ...zeros, ...extra }, logits.map((t) => t.name));
       return Object.fromEntries(logits.map((t) => [t.name, r[t.name].data as Float32Array]));
     });
   } finally {

@@ -13,11 +13,18 @@ export function register(program: Command): void {
     .addOption(new Option('--tta <mode>', '10crop: mean probability of the ten crops (default); center: the centre crop only').choices([...TTAS]))
     .option('--out <dir>', 'write scores.csv and metrics.json here instead of the run folder')
     .option('--full-model', 'run the whole network (trunk + heads) on the images even for a frozen-trunk run (slower; same scores up to fp32 rounding)')
+    .addOption(new Option('--site <how>', 'a fusion model\'s lesion head: given (each image\'s body site from the manifest) or unknown (its own predicted location)').choices(['given', 'unknown']).default('given'))
     .option('--no-progress', 'no progress bars on stderr')
-    .addHelpText('after', '\nImages the run was trained or validated on are refused as test images. A frozen-trunk run scores from the feature cache.')
-    .action(async (run: string, o: { manifest: string; folds?: string; fold?: number; tta?: Tta; out?: string; fullModel?: boolean; progress: boolean }) => {
+    .addHelpText('after', [
+      '',
+      'Images the run was trained or validated on are refused as test images. A frozen-trunk run scores from the feature cache.',
+      'A model calibrated after training (its calibration.json) is evaluated as it outputs (calibrated) and also before',
+      'calibration (scores-uncalibrated.csv; metrics.json beforeCalibration): ECE and Brier per head before -> after.',
+      'Sensitivity/specificity use the model\'s lesion thresholds (max F1 on its validation part; 0.5 without).',
+    ].join('\n'))
+    .action(async (run: string, o: { manifest: string; folds?: string; fold?: number; tta?: Tta; out?: string; fullModel?: boolean; progress: boolean; site: 'given' | 'unknown' }) => {
       const { evaluateRun } = await import('../../eval/evaluateRun.ts');
-      await evaluateRun(run, { manifest: o.manifest, folds: o.folds, fold: o.fold, tta: o.tta, out: o.out, fullModel: o.fullModel, progress: o.progress });
+      await evaluateRun(run, { manifest: o.manifest, folds: o.folds, fold: o.fold, tta: o.tta, out: o.out, fullModel: o.fullModel, progress: o.progress, site: o.site });
     });
 }
 
