@@ -204,7 +204,7 @@ export function addHeadLosses(g: Graph, heads: Heads, taskWeights: { lesion?: nu
     out.locationLoss = total(sources.map((m, k) => g.softmaxCrossEntropy(m.locationLogits!, t, w, { name: `${T.locationLoss}${scope(k)}` })), T.locationLoss);
     out.losses.push({ tensor: out.locationLoss, weight: taskWeights.location ?? 1 });
   }
-  if (weighting === 'uncertainty' && out.lesionLoss && out.locationLoss) return uncertaintyWeighted(g, out);
+  if (weighting === 'uncertainty' && out.lesionLoss && out.locationLoss) return uncertaintyWeighted(g, out, sources.length);
   return out;
 }
 
@@ -219,11 +219,14 @@ export const LOG_VARIANCE = { lesion: `${HEAD_PREFIX}task_weighting/lesion_log_v
  * learned s_t per task, trained with the rest (s_t = 0 at the start: both weights 1). At the optimum of s_t,
  * exp(-s_t) = 1 / L_t: each task is weighted by its inverse loss, so neither loss's scale (22 summed lesion terms
  * against one softmax term) dominates by construction. The task losses stay outputs (weight 0) for the history.
+ * A head ensemble of K members (whose task losses are the sums of the members' own) shares s_t: its objective is the
+ * sum of the members' own objectives, sum_k exp(-s_t) L_tk + s_t = exp(-s_t) L_t + K s_t, so the optimum is
+ * exp(-s_t) = 1 / (a member's mean loss), as for a single head, and each member's gradient is its own.
  */
-function uncertaintyWeighted(g: Graph, out: HeadLosses): HeadLosses {
+function uncertaintyWeighted(g: Graph, out: HeadLosses, members: number): HeadLosses {
   const term = (loss: Tensor, name: string) => {
     const s = g.param(name, [1], new Float32Array(1), { trainable: true });
-    return g.add(g.mul(g.exp(g.mul(s, g.scalar(-1))), loss), s);
+    return g.add(g.mul(g.exp(g.mul(s, g.scalar(-1))), loss), members === 1 ? s : g.mul(s, g.scalar(members)));
   };
   const total = g.add(term(out.lesionLoss!, LOG_VARIANCE.lesion), term(out.locationLoss!, LOG_VARIANCE.location), { name: 'weighted_loss' });
   return { ...out, losses: [...out.losses.map((l) => ({ ...l, weight: 0 })), { tensor: total, weight: 1 }] };
