@@ -11,7 +11,7 @@
 // its scores); an interrupted training resumes from its checkpoint, a failed one is deleted and redone on the next
 // run. Other settings in the same folder are refused (or, with --force, the old study is discarded).
 import { withStopSignals } from '../util/signals.ts';
-import { readdir, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { loadManifest, manifestHash } from '../data/manifest.ts';
 import { loadFolds, makeFolds, writeFolds, type Fold } from '../data/splits.ts';
@@ -19,7 +19,7 @@ import { cooccurrence, manifestStats } from '../data/statistics.ts';
 import type { Manifest, Sample } from '../data/types.ts';
 import { stderrProgress } from '../util/progress.ts';
 import {
-  BASELINE_NAMES, MODEL_NAMES, REPORT_FILES, RESULTS_VERSION, comparisonResults, modelResult, pairedResults, writeStudyReport,
+  BASELINE_NAMES, MODEL_NAMES, REPORT_FILES, VARIANT_NAMES, RESULTS_VERSION, comparisonResults, modelResult, pairedResults, versusLesionResults, writeStudyReport,
   type CalibrationPair, type Eval, type LesionEval, type LocationEval, type ModelName, type MtlEval, type Selection, type StudyResults,
 } from '../report/study/index.ts';
 import { epochsOf, loadConfig, resolveConfig, type TrainConfig, type TrainMode, type Task, type Tta } from '../train/config.ts';
@@ -40,7 +40,7 @@ import { CALIBRATION_FILE, CalibrationSchema } from '../models/calibration.ts';
 import { readJson, parseWith } from '../util/jsonFile.ts';
 import { writeScores, type ScoreTable } from './scores.ts';
 import {
-  STUDY_FILES, StudyClock, TRAINED_MODELS, type TrainedName, cvCommand, formatDuration, parseModels, parseOnlyFolds, readStudyFile, readUnit, readUnitScores, refuseDifferentSettings,
+  STUDY_FILES, StudyClock, TRAINED_MODELS, trainedModels, type TrainedModel, type TrainedName, cvCommand, formatDuration, parseModels, parseOnlyFolds, readStudyFile, readUnit, readUnitScores, refuseDifferentSettings,
   settingsDifferences, unitDir, writeStudyFile, writeUnit, type StudySettings,
 } from './studyPlan.ts';
 
@@ -60,7 +60,10 @@ export interface StudyOptions {
   tta?: Tta;
   /** --only-folds: run these folds only (a PARTIAL study, labelled as such in every output); default all. */
   onlyFolds?: string | number[];
-  /** --models: the trained models to run (lesion, location, mtl); the others are reported as skipped. Default all. */
+  /**
+   * --models: the trained models to run (lesion, location, mtl, mtl-uw, mtl-tuned, fusion); standard ones left out
+   * are reported as skipped. Default: lesion, location, mtl.
+   */
   models?: string | readonly string[];
   /** Discard a study of other settings in `out` instead of refusing. */
   force?: boolean;
@@ -86,7 +89,10 @@ export interface StudyOutcome {
   counts: { trained: number; reused: number; skipped: number };
 }
 
-const MODEL_LABELS: Record<ModelName, string> = { lesion: 'lesion-only', location: 'location-only', mtl: 'MTL', ensemble: 'ensemble', prior: 'prior', linear: 'linear' };
+const MODEL_LABELS: Record<ModelName, string> = {
+  lesion: 'lesion-only', location: 'location-only', mtl: 'MTL', ensemble: 'ensemble', prior: 'prior', linear: 'linear',
+  'mtl-uw': 'MTL-UW', 'mtl-tuned': 'MTL-tuned', fusion: 'fusion', 'fusion-nosite': 'fusion, no site',
+};
 
 interface Ctx {
   opts: StudyOptions;
@@ -97,7 +103,7 @@ interface Ctx {
   /** The folds this invocation runs (--only-folds), in order. */
   runFolds: number[];
   /** The trained models it runs (--models), in the study's order. */
-  trained: typeof TRAINED_MODELS;
+  trained: TrainedModel[];
   config: TrainConfig;
   tta: Tta;
   progress: ProgressFactory;
@@ -134,12 +140,12 @@ export async function runStudy(opts: StudyOptions): Promise<StudyOutcome> {
   const bars = opts.progress ?? true;
   const ctx: Ctx = {
     opts, dir, manifest, foldsFile, folds, config, tta, log, runFolds: onlyFolds ?? folds.map((_, f) => f),
-    trained: TRAINED_MODELS.filter((m) => !models || models.includes(m.model)),
+    trained: trainedModels(models),
     progress: bars ? (label) => stderrProgress(label) : () => Object.assign(() => {}, { stop: () => {} }),
     detail: opts.verbose ? log : () => {},
     cropFeatures: null,
   };
-  log(`study ${dir}: ${manifest.samples.length} images, ${k} folds (test parts of ${folds.map((f) => f.test.length).join(', ')} images), ${config.mode} trunk (${config.trunk}), seed ${config.seed}, tta ${tta}${onlyFolds ? `; PARTIAL STUDY: fold(s) ${onlyFolds.join(', ')} only` : ''}${models ? `; models: ${models.join(', ')} (the others skipped)` : ''}`);
+  log(`study ${dir}: ${manifest.samples.length} images, ${k} folds (test parts of ${folds.map((f) => f.test.length).join(', ')} images), ${config.mode} trunk (${config.trunk}), seed ${config.seed}, tta ${tta}${onlyFolds ? `; PARTIAL STUDY: fold(s) ${onlyFolds.join(', ')} only` : ''}${models ? `; models: ${models.join(', ')}` : ''}`);
 
   // the study's wall time is kept up to date in study.json, so an interrupted invocation's work is counted too
   const spent = () => spentBefore + (performance.now() - t0) / 1000;
@@ -272,6 +278,8 @@ interface UnitsResult {
   selection: Record<TrainedName, (Selection | null)[]>;
   skipped: StudyResults['skipped'];
   counts: StudyOutcome['counts'];
+  /** Per MTL model and fold, the task weights its run used (run.json). */
+  taskWeights: NonNullable<StudyResults['taskWeights']>;
 }
 
 async function runUnits(ctx: Ctx, saveTime: () => Promise<void>): Promise<UnitsResult> {
@@ -283,8 +291,10 @@ async function runUnits(ctx: Ctx, saveTime: () => Promise<void>): Promise<UnitsR
   const choices = Array<ChoiceSummary | null>(k).fill(null);
   const selection = Object.fromEntries(TRAINED_MODELS.map(({ model }) => [model, Array<Selection | null>(k).fill(null)])) as UnitsResult['selection'];
   const counts = { trained: 0, reused: 0, skipped: 0 };
+  const taskWeights: UnitsResult['taskWeights'] = {};
   const clock = new StudyClock(ctx.runFolds.length * ctx.trained.length);
-  const units = ctx.runFolds.length * MODEL_NAMES.length;
+  const fusion = ctx.trained.some((m) => m.model === 'fusion');
+  const units = ctx.runFolds.length * (ctx.trained.length + (fusion ? 1 : 0) + 1 + BASELINE_NAMES.length);
   let done = 0;
   let trainedLeft = clock.units;
   const line = (model: ModelName, f: number, what: string, eta: string) => {
@@ -292,10 +302,11 @@ async function runUnits(ctx: Ctx, saveTime: () => Promise<void>): Promise<UnitsR
     ctx.log(`[${String(done).padStart(String(units).length)}/${units}] ${MODEL_LABELS[model].padEnd(13)} fold ${f + 1}/${k}: ${what}${eta ? ` | ${eta}` : ''}`);
   };
   for (const f of ctx.runFolds) {
-    for (const { model } of TRAINED_MODELS.filter((m) => !ctx.trained.includes(m))) skipped.push({ model, fold: f, reason: 'not in --models' });
-    for (const { model, task } of ctx.trained) {
+    for (const { model } of TRAINED_MODELS.filter((m) => m.standard && !ctx.trained.includes(m))) skipped.push({ model, fold: f, reason: 'not in --models' });
+    for (const m of ctx.trained) {
+      const { model } = m;
       checkStop(ctx);
-      const o = await trainedUnit(ctx, model, task, f);
+      const o = await trainedUnit(ctx, m, f);
       trainedLeft--;
       if (o.status === 'skipped') {
         skipped.push({ model, fold: f, reason: o.reason });
@@ -306,11 +317,18 @@ async function runUnits(ctx: Ctx, saveTime: () => Promise<void>): Promise<UnitsR
       tables[model][f] = o.table;
       seconds[model][f] = o.seconds;
       selection[model][f] = await selectionOf(unitDir(ctx.dir, model, f));
+      if (m.task === 'mtl') (taskWeights[model] ??= Array(k).fill(null))[f] = await taskWeightsOf(unitDir(ctx.dir, model, f));
       counts[o.status]++;
       if (o.status === 'trained') await saveTime();
       const what = o.status === 'reused' ? `reused (finished earlier, ${o.seconds.toFixed(1)} s)` : `trained and evaluated in ${o.seconds.toFixed(1)} s`;
       line(model, f, `${what}; ${headline(ctx, o.table, f)}`, clock.finish(o.status === 'trained' ? o.seconds : null, trainedLeft));
+      if (model !== 'fusion') continue;
+      const u = await siteUnknownUnit(ctx, f);
+      tables['fusion-nosite'][f] = u.table;
+      seconds['fusion-nosite'][f] = u.seconds;
+      line('fusion-nosite', f, `the fusion model with the body site unknown; ${headline(ctx, u.table, f)}`, clock.finish(null, trainedLeft));
     }
+    if (fusion && !tables.fusion[f]) skipped.push({ model: 'fusion-nosite', fold: f, reason: 'the fusion model was skipped' });
     const e = await ensembleUnit(ctx, f, tables.lesion[f], tables.mtl[f]);
     if (e.status === 'skipped') {
       skipped.push({ model: 'ensemble', fold: f, reason: e.reason });
@@ -338,7 +356,7 @@ async function runUnits(ctx: Ctx, saveTime: () => Promise<void>): Promise<UnitsR
       line(model, f, `${what}; ${lambdas}${headline(ctx, b.table, f)}`, clock.finish(null, trainedLeft));
     }
   }
-  return { tables, seconds, choices, selection, skipped, counts };
+  return { tables, seconds, choices, selection, skipped, counts, taskWeights };
 }
 
 /** The fold's key numbers, for the progress line. */
@@ -367,7 +385,7 @@ function untrainable(ctx: Ctx, task: Task, f: number): string | null {
   }
 }
 
-async function trainedUnit(ctx: Ctx, model: ModelName, task: Task, f: number): Promise<Outcome> {
+async function trainedUnit(ctx: Ctx, { model, task, configure }: TrainedModel, f: number): Promise<Outcome> {
   const dir = unitDir(ctx.dir, model, f);
   const marker = await readUnit(dir, model, f);
   if (marker) {
@@ -383,7 +401,7 @@ async function trainedUnit(ctx: Ctx, model: ModelName, task: Task, f: number): P
   let t1 = t0;
   let e: Awaited<ReturnType<typeof evaluateRun>> | undefined;
   for (let attempt = 0; !e; attempt++) {
-    const trained = await train(ctx, dir, task, f);
+    const trained = await train(ctx, dir, task, f, configure ? configure(ctx.config) : ctx.config);
     if (trained !== true) return { status: 'skipped', reason: trained };
     t1 = performance.now();
     try {
@@ -409,12 +427,12 @@ async function trainedUnit(ctx: Ctx, model: ModelName, task: Task, f: number): P
  * Trains (or resumes, or finds finished) the run folder of one model/fold. true when it is finished; a reason when the
  * training failed (the folder is deleted, so the next run starts it afresh). A stop request ends the study.
  */
-async function train(ctx: Ctx, dir: string, task: Task, f: number): Promise<true | string> {
+async function train(ctx: Ctx, dir: string, task: Task, f: number, config: TrainConfig): Promise<true | string> {
   const info = await readRunInfoIfAny(dir).catch(() => undefined);
   if (info?.status === 'done') return true;
   if (!info) await rm(dir, { recursive: true, force: true }); // leftovers of a run that never got its run.json
   const attempt = (resume: boolean) => trainRun({
-    manifest: ctx.opts.manifest, out: dir, task, folds: ctx.foldsFile, fold: f, config: ctx.config, resume,
+    manifest: ctx.opts.manifest, out: dir, task, folds: ctx.foldsFile, fold: f, config, resume,
     signal: ctx.opts.signal, progress: ctx.opts.progress ?? true, log: ctx.detail,
   });
   try {
@@ -434,6 +452,27 @@ async function train(ctx: Ctx, dir: string, task: Task, f: number): Promise<true
     await rm(dir, { recursive: true, force: true });
     return `training failed: ${e.message}`;
   }
+}
+
+/**
+ * The fusion model of fold f scored with every body site unknown (its own predicted location instead): the scores
+ * for a photo whose site nobody recorded. It trains nothing; evaluated once, then reused from its unit.json.
+ */
+async function siteUnknownUnit(ctx: Ctx, f: number): Promise<{ table: ScoreTable; seconds: number }> {
+  const dir = unitDir(ctx.dir, 'fusion-nosite', f);
+  const marker = await readUnit(dir, 'fusion-nosite', f);
+  const reused = marker ? await readUnitScores(dir, ctx.folds[f].test) : null;
+  if (marker && reused) return { table: reused, seconds: marker.seconds.evaluate };
+  const t0 = performance.now();
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true });
+  const e = await evaluateRun(unitDir(ctx.dir, 'fusion', f), {
+    manifest: ctx.opts.manifest, folds: ctx.foldsFile, fold: f, tta: ctx.tta, threads: ctx.config.runtime.threads ?? undefined,
+    progress: ctx.opts.progress ?? true, log: ctx.detail, site: 'unknown', out: dir,
+  });
+  const seconds = (performance.now() - t0) / 1000;
+  await writeUnit(dir, { model: 'fusion-nosite', fold: f, status: 'done', finishedAt: new Date().toISOString(), tta: ctx.tta, images: e.samples.length, seconds: { train: 0, evaluate: seconds } });
+  return { table: e.table, seconds };
 }
 
 /**
@@ -501,7 +540,7 @@ function evalOf(manifest: Manifest, table: ScoreTable | null): Eval | null {
  */
 async function beforeCalibration(ctx: Ctx, { tables }: UnitsResult): Promise<StudyResults['beforeCalibration']> {
   const out: NonNullable<StudyResults['beforeCalibration']> = {};
-  for (const { model } of TRAINED_MODELS) {
+  for (const model of [...TRAINED_MODELS.map((m) => m.model), 'fusion-nosite'] as const) {
     const before = await Promise.all(tables[model].map((t, f) => (t ? readUnitScores(unitDir(ctx.dir, model, f), ctx.folds[f].test, UNCALIBRATED_SCORES) : null)));
     // pooled only when every fold with scores has its uncalibrated scores too (else before and after differ in images)
     if (!before.some((t) => t !== null)) continue;
@@ -539,6 +578,12 @@ async function operatingPoints(ctx: Ctx, { tables }: UnitsResult): Promise<Study
   return out;
 }
 
+/** The task weights a finished MTL run used (run.json), without the log-variances; null for an older run. */
+async function taskWeightsOf(dir: string): Promise<NonNullable<StudyResults['taskWeights']>[ModelName] extends (infer T)[] | undefined ? T : never> {
+  const w = (await readRunInfoIfAny(dir).catch(() => undefined))?.taskWeights;
+  return w ? { kind: w.kind, lesion: w.lesion, location: w.location, ...(w.candidates ? { candidates: w.candidates } : {}) } : null;
+}
+
 /** The epoch a finished run kept on validation (run.json), or null (the last epoch, or an older run). */
 async function selectionOf(dir: string): Promise<Selection | null> {
   const info = await readRunInfoIfAny(dir).catch(() => undefined);
@@ -546,7 +591,8 @@ async function selectionOf(dir: string): Promise<Selection | null> {
   return s && info?.config ? { ...s, epochs: epochsOf(info.config as TrainConfig) } : null;
 }
 
-function buildResults(ctx: Ctx, { tables, seconds, choices, selection, skipped }: UnitsResult, command: string, totalSeconds: number): StudyResults {
+function buildResults(ctx: Ctx, units: UnitsResult, command: string, totalSeconds: number): StudyResults {
+  const { tables, seconds, choices, selection, skipped } = units;
   const m = ctx.manifest;
   const result = <E extends Eval>(name: ModelName) => {
     const present = tables[name].filter((t): t is ScoreTable => t !== null);
@@ -557,9 +603,13 @@ function buildResults(ctx: Ctx, { tables, seconds, choices, selection, skipped }
   const mtl = result<MtlEval>('mtl');
   const labels = labelsFor('mtl', m.samples);
   const { task: _task, ...config } = ctx.config;
+  const ran = new Set<ModelName>(ctx.trained.map((t) => t.model));
+  if (ran.has('fusion')) ran.add('fusion-nosite');
+  const variant = (name: ModelName) => (ran.has(name) ? { [name]: result<MtlEval>(name) } : {});
   const models = {
     lesion, location: result<LocationEval>('location'), mtl, ensemble: result<LesionEval>('ensemble'),
     prior: result<MtlEval>('prior'), linear: { ...result<MtlEval>('linear'), choices },
+    ...variant('mtl-uw'), ...variant('mtl-tuned'), ...variant('fusion'), ...variant('fusion-nosite'),
   };
   return {
     version: RESULTS_VERSION,
@@ -575,7 +625,9 @@ function buildResults(ctx: Ctx, { tables, seconds, choices, selection, skipped }
     selection,
     paired: pairedResults(mtl, lesion),
     comparisons: comparisonResults(models),
-    timing: { totalSeconds, models: seconds },
+    versusLesion: versusLesionResults(models),
+    taskWeights: units.taskWeights,
+    timing: { totalSeconds, models: Object.fromEntries(Object.entries(seconds).filter(([n]) => !(VARIANT_NAMES as readonly string[]).includes(n) || ran.has(n as ModelName))) },
     skipped,
   };
 }

@@ -23,14 +23,35 @@ export const STUDY_FORMAT = 'dermtl-study';
 export const STUDY_VERSION = 1;
 export const STUDY_FILES = { settings: 'study.json', folds: 'folds.json', models: 'models', unit: 'unit.json' } as const;
 
-export type TrainedName = Extract<ModelName, 'lesion' | 'location' | 'mtl'>;
+export type TrainedName = Extract<ModelName, 'lesion' | 'location' | 'mtl' | 'mtl-uw' | 'mtl-tuned' | 'fusion'>;
 
-/** The three trained models and the task each trains. */
-export const TRAINED_MODELS: { model: TrainedName; task: Task }[] = [
-  { model: 'lesion', task: 'lesion' },
-  { model: 'location', task: 'location' },
-  { model: 'mtl', task: 'mtl' },
+export interface TrainedModel {
+  model: TrainedName;
+  task: Task;
+  /** Run by default (the paper's three); the others only when --models names them. */
+  standard: boolean;
+  /** The model's training config from the study's shared one. */
+  configure?: (c: TrainConfig) => TrainConfig;
+}
+
+/**
+ * The trained models and the task each trains: the paper's three, and the ways of using the body location beyond it
+ * (issue 9): MTL with uncertainty weighting, MTL with the location weight tuned on validation, late fusion (scored
+ * with the site given; and, as the model `fusion-nosite`, with it unknown).
+ */
+export const TRAINED_MODELS: TrainedModel[] = [
+  { model: 'lesion', task: 'lesion', standard: true },
+  { model: 'location', task: 'location', standard: true },
+  { model: 'mtl', task: 'mtl', standard: true },
+  { model: 'mtl-uw', task: 'mtl', standard: false, configure: (c) => ({ ...c, taskWeighting: { ...c.taskWeighting, kind: 'uncertainty' } }) },
+  { model: 'mtl-tuned', task: 'mtl', standard: false, configure: (c) => ({ ...c, taskWeighting: { ...c.taskWeighting, kind: 'tuned' } }) },
+  { model: 'fusion', task: 'mtl', standard: false, configure: (c) => ({ ...c, fusion: { ...c.fusion, enabled: true } }) },
 ];
+
+/** The trained models a study runs: --models, or the standard three. */
+export function trainedModels(models: readonly TrainedName[] | null): TrainedModel[] {
+  return TRAINED_MODELS.filter((m) => (models ? models.includes(m.model) : m.standard));
+}
 
 /** What makes two invocations the same study: every one must match for finished parts to be reused. */
 export interface StudySettings {
@@ -42,7 +63,7 @@ export interface StudySettings {
   tta: Tta;
   /** --only-folds: the folds this (partial) study runs; null: all. Part of the settings, so partial and full never mix. */
   onlyFolds: number[] | null;
-  /** --models: the trained models this study runs (the others are reported as skipped); null: all. */
+  /** --models: the trained models this study runs (standard ones left out are reported as skipped); null: the standard three. */
   models: TrainedName[] | null;
   /** The resolved training config shared by every model (without `task`). */
   config: Omit<TrainConfig, 'task'>;
@@ -55,7 +76,7 @@ const SettingsFileSchema = z.object({
     manifest: z.string(), manifestHash: z.string(), folds: z.number().int(), seed: z.number().int(),
     mode: z.enum(['frozen', 'finetune']), tta: z.enum(['10crop', 'center']), config: z.record(z.string(), z.unknown()),
     onlyFolds: z.array(z.number().int()).nullable().default(null),
-    models: z.array(z.enum(['lesion', 'location', 'mtl'])).nullable().default(null),
+    models: z.array(z.enum(['lesion', 'location', 'mtl', 'mtl-uw', 'mtl-tuned', 'fusion'])).nullable().default(null),
   }),
   /** Wall-clock seconds spent on this study by every invocation so far. */
   spentSeconds: z.number().nonnegative(),
@@ -99,7 +120,8 @@ export function settingsDifferences(before: StudyFile['settings'], now: StudySet
   if (before.tta !== now.tta) problems.push(`--tta: started with ${before.tta}, now ${now.tta}`);
   const list = (x: readonly (string | number)[] | null | undefined) => (x ? x.join(',') : 'all');
   if (list(before.onlyFolds) !== list(now.onlyFolds)) problems.push(`--only-folds: started with ${list(before.onlyFolds)}, now ${list(now.onlyFolds)}`);
-  if (list(before.models) !== list(now.models)) problems.push(`--models: started with ${list(before.models)}, now ${list(now.models)}`);
+  const models = (x: readonly string[] | null | undefined) => (x ? x.join(',') : 'the standard lesion,location,mtl');
+  if (models(before.models) !== models(now.models)) problems.push(`--models: started with ${models(before.models)}, now ${models(now.models)}`);
   const keys = diffKeys(before.config, now.config);
   if (keys.length) problems.push(`the resolved config differs in ${keys.join(', ')}`);
   return problems;
@@ -223,7 +245,8 @@ export function parseModels(list: string | readonly string[] | undefined): Train
   const parts = (typeof list === 'string' ? list.split(',') : [...list]).map((x) => x.trim());
   const known = TRAINED_MODELS.map((m) => m.model as string);
   const bad = parts.filter((x) => !known.includes(x));
-  if (!parts.length || bad.length) throw new DermtlError(`--models ${parts.join(',')}: expected trained models among ${known.join(', ')} separated by commas${bad.length ? `; not one: ${bad.map((b) => JSON.stringify(b)).join(', ')}` : ''} (the baselines prior and linear are always fitted; the ensemble needs lesion and mtl)`);
+  if (!parts.length || bad.length) throw new DermtlError(`--models ${parts.join(',')}: expected trained models among ${known.join(', ')} separated by commas${bad.length ? `; not one: ${bad.map((b) => JSON.stringify(b)).join(', ')}` : ''} (the baselines prior and linear are always fitted; the ensemble needs lesion and mtl; the standard set is lesion,location,mtl)`);
   const chosen = TRAINED_MODELS.map((m) => m.model).filter((m) => parts.includes(m));
-  return chosen.length === TRAINED_MODELS.length ? null : chosen;
+  const standard = TRAINED_MODELS.filter((m) => m.standard).map((m) => m.model);
+  return chosen.length === standard.length && standard.every((m) => chosen.includes(m)) ? null : chosen;
 }

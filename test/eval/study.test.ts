@@ -390,7 +390,7 @@ test('--only-folds: a partial study runs those folds alone, is labelled PARTIAL 
 
 test('--models: only those trained models run, the others (and an ensemble without both members) are skipped with the reason; never mixed', async () => {
   const opts = await options();
-  await assert.rejects(runStudy({ ...opts, models: 'lesion,fusion' }), (e: unknown) => e instanceof DermtlError && /--models lesion,fusion: expected trained models among lesion, location, mtl.*not one: "fusion"/.test(e.message));
+  await assert.rejects(runStudy({ ...opts, models: 'lesion,fused' }), (e: unknown) => e instanceof DermtlError && /--models lesion,fused: expected trained models among lesion, location, mtl, mtl-uw, mtl-tuned, fusion.*not one: "fused"/.test(e.message));
   await assert.rejects(stat(opts.out), 'a refused --models leaves no study folder');
   const r = await runStudy({ ...opts, onlyFolds: '0', models: 'mtl,lesion' });
   assert.equal(r.counts.trained, 2 + 2, 'lesion and mtl, then the two baselines');
@@ -408,8 +408,40 @@ test('--models: only those trained models run, the others (and an ensemble witho
   const secs = r.results.timing.models.lesion![0]!;
   assert.equal(Number(perImage('lesion-only')), Math.round((1000 * secs) / (36 - r.results.models.lesion.folds[0]!.n)));
   assert.equal(perImage('location-only'), undefined, 'skipped: no cost');
-  await assert.rejects(runStudy({ ...opts, onlyFolds: '0' }), /--models: started with lesion,mtl, now all/);
+  await assert.rejects(runStudy({ ...opts, onlyFolds: '0' }), /--models: started with lesion,mtl, now the standard lesion,location,mtl/);
   const only = await runStudy({ ...opts, out: `${opts.out}-location`, onlyFolds: '0', models: ['location'] });
   assert.equal(only.results.models.ensemble.folds[0], null);
   assert.ok(only.results.skipped.some((s) => s.model === 'ensemble'), 'no members: the ensemble is skipped with its reason');
+});
+
+test('--models with the ways of using location (issue 9): mtl-uw, mtl-tuned, fusion (+ fusion-nosite) in results, paired against lesion-only, per-label AP change, task weights, report', async () => {
+  const opts = await options();
+  const r = await runStudy({ ...opts, onlyFolds: '0', models: 'lesion,mtl,mtl-uw,mtl-tuned,fusion' });
+  const m = r.results.models;
+  for (const name of ['mtl-uw', 'mtl-tuned', 'fusion', 'fusion-nosite'] as const) {
+    assert.ok(m[name]?.folds[0], `${name} has fold 0`);
+    assert.ok(r.results.versusLesion?.[name], `${name} vs lesion-only`);
+    assert.deepEqual(Object.keys(r.results.versusLesion![name]!.apChange).sort(), Object.keys((m.lesion.pooled as { ap: object }).ap).sort());
+  }
+  // the site-unknown scores are the same model's: identical location scores, other lesion scores
+  const given = await readFile(join(unitDir(opts.out, 'fusion', 0), 'scores.csv'), 'utf8');
+  const unknown = await readFile(join(unitDir(opts.out, 'fusion-nosite', 0), 'scores.csv'), 'utf8');
+  assert.notEqual(given, unknown);
+  assert.deepEqual(JSON.parse(await readFile(join(unitDir(opts.out, 'fusion-nosite', 0), 'metrics.json'), 'utf8')).site, 'unknown');
+  assert.equal(r.results.models['fusion-nosite']!.folds[0]!.top1, m.fusion!.folds[0]!.top1);
+  const w = r.results.taskWeights!;
+  assert.equal(w.mtl![0]!.kind, 'fixed');
+  assert.equal(w['mtl-uw']![0]!.kind, 'uncertainty');
+  assert.notEqual(w['mtl-uw']![0]!.location, 1, 'learned, not the initial weight');
+  assert.equal(w['mtl-tuned']![0]!.kind, 'tuned');
+  assert.deepEqual(w['mtl-tuned']![0]!.candidates!.map((c) => c.location), [0.1, 0.3, 1]);
+  assert.equal(r.results.skipped.filter((s) => s.fold === 0).map((s) => s.model).join(), 'location');
+  const html = await readFile(join(opts.out, 'report.html'), 'utf8');
+  assert.match(html, /id="location-use"/);
+  assert.match(html, /fusion \(no site\) − lesion-only/);
+  const table = await readFile(join(opts.out, 'table1.md'), 'utf8');
+  assert.match(table, /MTL-UW.*MTL-tuned.*Fusion \(site\).*Fusion \(no site\)/);
+  // absent models stay absent: a standard study has no variant keys
+  const plain = await runStudy({ ...opts, out: `${opts.out}-plain`, onlyFolds: '0', models: 'lesion,mtl' });
+  assert.equal(plain.results.models.fusion, undefined);
 });

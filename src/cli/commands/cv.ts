@@ -19,7 +19,7 @@ export function register(program: Command): void {
     .option('--config <c.json>', 'training config overrides (JSON, as for dermtl train); unknown keys are an error')
     .addOption(new Option('--tta <tta>', 'test-time augmentation: 10crop (the paper) or center. Default: the config\'s (10crop)').choices([...TTAS]))
     .option('--only-folds <list>', 'run only these folds, e.g. 0 or 0,2 (a PARTIAL study, labelled as such in every output and never mixed with a full one)')
-    .option('--models <list>', 'train only these models, e.g. lesion,mtl (of lesion, location, mtl; the others are reported as skipped, the baselines are always fitted; default all)')
+    .option('--models <list>', 'the models to train, e.g. lesion,mtl,mtl-uw,fusion: the paper\'s lesion, location, mtl (default: these three; those left out are reported as skipped) and beyond it mtl-uw (uncertainty task weighting), mtl-tuned (location weight chosen on validation from taskWeighting.grid), fusion (body location fed to the lesion head; also scored as fusion-nosite with the site unknown). The baselines are always fitted')
     .option('--force', 'discard a study of other settings in --out instead of refusing')
     .option('--verbose', 'also print every training\'s epochs and every evaluation\'s metrics')
     .option('--no-progress', 'no progress bars on stderr')

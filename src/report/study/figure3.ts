@@ -12,11 +12,17 @@ import type { StudyResults } from './results.ts';
  * Colours shared by the figure and the HTML legend: a muted blue and an orange for the models, a
  * muted green and a grey for the baselines (distinct in greyscale too).
  */
-export const FIGURE3_COLORS = { 'Location-only': '#8aa6c8', MTL: '#d9733b', Linear: '#8fb98b', Prior: '#bdbdbd' } as const;
+export const FIGURE3_COLORS = {
+  'Location-only': '#8aa6c8', MTL: '#d9733b', 'MTL-UW': '#b5523b', 'MTL-tuned': '#e8a06e', Fusion: '#7d5ba6', Linear: '#8fb98b', Prior: '#bdbdbd',
+} as const;
 
 const SERIES = [
   { model: 'location', title: 'Location-only' },
   { model: 'mtl', title: 'MTL' },
+  // the models beyond the paper, where the study ran them (fusion's location head is the same with or without a site)
+  { model: 'mtl-uw', title: 'MTL-UW' },
+  { model: 'mtl-tuned', title: 'MTL-tuned' },
+  { model: 'fusion', title: 'Fusion' },
   { model: 'linear', title: 'Linear' },
   { model: 'prior', title: 'Prior' },
 ] as const;
@@ -48,6 +54,7 @@ export function figure3Data(r: StudyResults): { bars: Bar[]; dots: Dot[] } {
   const dots: Dot[] = [];
   for (const s of SERIES) {
     const m = r.models[s.model];
+    if (!m) continue;
     for (const metric of METRICS) {
       const mean = m.mean[metric.key];
       if (mean === undefined) continue;

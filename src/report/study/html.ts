@@ -66,9 +66,13 @@ const METRIC_TITLES: Record<PairedMetric, string> = { mapClass: 'mAP-class', map
 /** How a model is named in a sentence ("MTL", "the lesion-only model", "the linear baseline"). */
 const SENTENCE_NAMES: Record<ModelName, string> = {
   lesion: 'the lesion-only model', location: 'the location-only model', mtl: 'MTL', ensemble: 'the ensemble', prior: 'the prior baseline', linear: 'the linear baseline',
+  'mtl-uw': 'MTL with uncertainty weighting', 'mtl-tuned': 'MTL with the tuned location weight', fusion: 'the fusion model given the site', 'fusion-nosite': 'the fusion model without the site',
 };
 /** Short names for the paired table ("MTL − lesion-only"). */
-const SHORT_NAMES: Record<ModelName, string> = { lesion: 'lesion-only', location: 'location-only', mtl: 'MTL', ensemble: 'ensemble', prior: 'prior', linear: 'linear' };
+const SHORT_NAMES: Record<ModelName, string> = {
+  lesion: 'lesion-only', location: 'location-only', mtl: 'MTL', ensemble: 'ensemble', prior: 'prior', linear: 'linear',
+  'mtl-uw': 'MTL-UW', 'mtl-tuned': 'MTL-tuned', fusion: 'fusion (site)', 'fusion-nosite': 'fusion (no site)',
+};
 
 /** One sentence on what a paired interval of a - b says, without claiming more than k folds allow. */
 export function pairedSentence(metric: PairedMetric, p: PairedResult | null, a: ModelName = 'mtl', b: ModelName = 'lesion'): string {
@@ -113,6 +117,7 @@ ${baselinesSection(r)}
 ${selectionSection(r)}
 ${figureSection('figure-3', 'Figure 3', figures.figure3, 'fig3', 'Body-location top-1 and top-3 accuracy of the location-only model and MTL, next to the linear and prior baselines; whiskers are ±1 sample std over folds.', 'No model has body-location results.')}
 ${pairedSection(r)}
+${locationUseSection(r)}
 ${calibrationSection(r, figures)}
 ${skippedSection(r)}
 ${timingSection(r)}
@@ -128,8 +133,8 @@ function calibrationSection(r: StudyResults, figures: ReportFigures): string {
   const f = (x: number | null | undefined) => formatValue(x ?? null);
   type Head = { ece: number; brier: number } | null | undefined;
   const rows: string[] = [];
-  for (const model of ['lesion', 'location', 'mtl'] as const) {
-    const after = r.models[model].pooled?.calibration as Record<string, Head> | undefined;
+  for (const model of TRAINED_WITH_VARIANTS.filter((m) => r.models[m])) {
+    const after = r.models[model]!.pooled?.calibration as Record<string, Head> | undefined;
     const before = r.beforeCalibration?.[model]?.pooled as Record<string, Head> | null | undefined;
     for (const head of ['lesion', 'location'] as const) {
       const a = after?.[head];
@@ -140,11 +145,11 @@ function calibrationSection(r: StudyResults, figures: ReportFigures): string {
   }
   const k = r.folds;
   const cell = (m: ModelName, key: 'meanAuc' | 'balancedAccuracy' | 'macroAuc') => {
-    const res = r.models[m];
+    const res = r.models[m]!;
     const pooled = (res.pooled as Record<string, unknown> | null)?.[key];
     return `<td class="num">${typeof pooled === 'number' ? f(pooled) : 'n/a'}</td><td class="num">${formatMeanStd({ mean: res.mean[key], std: res.std[key], n: res.n[key] ?? 0 } as Cell, k)}</td>`;
   };
-  const disc = MODEL_NAMES.map((m) => `<tr><td>${MODEL_TITLES[m]}</td>${cell(m, 'meanAuc')}${cell(m, 'balancedAccuracy')}${cell(m, 'macroAuc')}</tr>`);
+  const disc = MODEL_NAMES.filter((m) => r.models[m]).map((m) => `<tr><td>${MODEL_TITLES[m]}</td>${cell(m, 'meanAuc')}${cell(m, 'balancedAccuracy')}${cell(m, 'macroAuc')}</tr>`);
   const ops = (['lesion', 'mtl'] as const).filter((m) => r.operatingPoints?.[m]);
   const pct = (x: number | null | undefined) => (x === null || x === undefined ? 'n/a' : x.toFixed(2));
   const opRows = r.lesionLabels.map((label) => `<tr><td>${escapeHtml(label)}</td>${ops.map((m) => {
@@ -252,6 +257,45 @@ function locationTableHtml(table: Table, k: number): string {
   return `<table class="results">${head}<tbody>${rows.join('\n')}</tbody></table>`;
 }
 
+/** The trained models, the variants included, in report order. */
+const TRAINED_WITH_VARIANTS = ['lesion', 'location', 'mtl', 'mtl-uw', 'mtl-tuned', 'fusion', 'fusion-nosite'] as const satisfies readonly ModelName[];
+
+/**
+ * Issue 9: which way of using the body location helps which lesion labels. Per lesion label the pooled AP change of
+ * every model against lesion-only, and the task weights each MTL run used per fold. Absent for a study without
+ * such models.
+ */
+function locationUseSection(r: StudyResults): string {
+  const vs = Object.entries(r.versusLesion ?? {}).filter(([, v]) => v) as [ModelName, NonNullable<NonNullable<StudyResults['versusLesion']>[ModelName]>][];
+  const weights = Object.entries(r.taskWeights ?? {}).filter(([, w]) => w?.some((x) => x)) as [ModelName, NonNullable<NonNullable<StudyResults['taskWeights']>[ModelName]>][];
+  if (!vs.some(([m]) => m !== 'mtl' && m !== 'ensemble') && !weights.some(([m]) => m !== 'mtl')) return '';
+  const change = (x: number | null | undefined) => (x === null || x === undefined ? '<td class="num">n/a</td>' : `<td class="num${x > 0 ? ' gain' : x < 0 ? ' loss' : ''}">${formatSigned(x)}</td>`);
+  const rows = r.lesionLabels.map((l) => `<tr><td>${escapeHtml(l)}</td>${vs.map(([, v]) => change(v.apChange[l])).join('')}</tr>`);
+  const summary = (metric: 'mapClass' | 'mapImage') => `<tr class="group-start"><th scope="row">${METRIC_TITLES[metric]} (fold mean, ${Math.round((vs[0]?.[1][metric]?.level ?? 0.95) * 100)}% CI)</th>${vs.map(([, v]) => {
+    const p = v[metric];
+    return `<td class="num">${p ? `${formatSigned(p.mean)} [${formatSigned(p.ci[0])}, ${formatSigned(p.ci[1])}]` : 'n/a'}</td>`;
+  }).join('')}</tr>`;
+  const gains = vs.map(([m, v]) => {
+    const up = Object.entries(v.apChange).filter(([, x]) => x !== null && x > 0).length;
+    const down = Object.entries(v.apChange).filter(([, x]) => x !== null && x < 0).length;
+    return `${SHORT_NAMES[m]}: ${up} labels gain, ${down} lose`;
+  });
+  const fmt = (x: number) => (Math.abs(x) >= 0.01 ? x.toFixed(3) : x.toPrecision(2));
+  const weightRows = weights.map(([m, w]) => `<tr><th scope="row">${MODEL_TITLES[m]}</th>${w.map((x) => `<td class="num">${x ? `${fmt(x.lesion)} / ${fmt(x.location)}${x.kind === 'tuned' && x.candidates ? ` <span class="muted">(of ${x.candidates.map((c) => c.location).join(', ')})</span>` : ''}` : '–'}</td>`).join('')}</tr>`);
+  const folds = Array.from({ length: r.folds }, (_, f) => f);
+  return `<section id="location-use">
+<h2>Using the body location: change against lesion-only</h2>
+<p>Per lesion label, each model's pooled out-of-fold AP minus the lesion-only model's (positive: the model is better on
+that label); below, the paired fold differences of mAP-class and mAP-image with their interval. ${escapeHtml(gains.join('; '))}.</p>
+<div class="wide"><table class="results"><thead><tr><th>lesion label</th>${vs.map(([m]) => `<th class="num">${escapeHtml(SHORT_NAMES[m])} − lesion-only</th>`).join('')}</tr></thead>
+<tbody>${rows.join('\n')}
+${summary('mapClass')}
+${summary('mapImage')}</tbody></table></div>
+${weightRows.length ? `<p>Task weights (lesion / location) of each MTL run, per fold: as configured (MTL), learned as exp(−s) by uncertainty weighting (MTL-UW; Kendall et al. 2018), or chosen from the grid on the run's validation groups by lesion mAP-class (MTL-tuned).</p>
+<table class="results"><thead><tr><th>model</th>${folds.map((f) => `<th class="num">fold ${f}</th>`).join('')}</tr></thead><tbody>${weightRows.join('\n')}</tbody></table>` : ''}
+</section>`;
+}
+
 interface PairRow {
   a: ModelName;
   b: ModelName;
@@ -259,9 +303,13 @@ interface PairRow {
   p: PairedResult | null;
 }
 
-/** MTL − lesion-only (r.paired), then the comparisons against the linear baseline, one row per metric. */
+/** MTL − lesion-only (r.paired), each other model − lesion-only, then the comparisons against the linear baseline. */
 function pairRows(r: StudyResults): PairRow[] {
   const rows: PairRow[] = (['mapClass', 'mapImage'] as const).map((metric) => ({ a: 'mtl', b: 'lesion', metric, p: r.paired[metric] }));
+  for (const [a, v] of Object.entries(r.versusLesion ?? {}) as [ModelName, NonNullable<StudyResults['versusLesion']>[ModelName]][]) {
+    if (a === 'mtl' || !v) continue;
+    for (const metric of ['mapClass', 'mapImage'] as const) rows.push({ a, b: 'lesion', metric, p: v[metric] });
+  }
   for (const c of r.comparisons) {
     for (const metric of ['mapClass', 'mapImage', 'top1', 'top3'] as const) {
       const p = c[metric];
@@ -287,7 +335,7 @@ function pairedSection(r: StudyResults): string {
   };
   const body = rows.map((x, i) => row(x, i === 0 || rows[i - 1].a !== x.a || rows[i - 1].b !== x.b));
   const level = Math.round((rows.find((x) => x.p)?.p?.level ?? 0.95) * 100);
-  const sentences = rows.filter((x) => x.a === 'mtl').map((x) => `<p>${escapeHtml(pairedSentence(x.metric, x.p, x.a, x.b))}</p>`);
+  const sentences = rows.filter((x) => x.b === 'lesion' && x.metric === 'mapClass').map((x) => `<p>${escapeHtml(pairedSentence(x.metric, x.p, x.a, x.b))}</p>`);
   return `<section id="paired">
 <h2>Paired differences, per fold</h2>
 <p>MTL − lesion-only, and each trained model − the linear baseline, on the same folds (positive: the first model higher),
@@ -356,7 +404,7 @@ ${body}
 function timingSection(r: StudyResults): string {
   const folds = Array.from({ length: r.folds }, (_, f) => f);
   // A unit's training images: the study's images less the fold's test part (the validation groups included).
-  const trainingImages = (m: ModelName, f: number) => r.dataset.stats.images - (r.models[m].folds[f]?.n ?? r.dataset.stats.images);
+  const trainingImages = (m: ModelName, f: number) => r.dataset.stats.images - (r.models[m]?.folds[f]?.n ?? r.dataset.stats.images);
   const rows = MODEL_NAMES.filter((m) => r.timing.models[m]).map((m) => {
     const secs = r.timing.models[m]!;
     const total = secs.reduce<number>((a, s) => a + (s ?? 0), 0);
@@ -407,6 +455,9 @@ thead th.group { text-align: center; border-bottom: 1px solid var(--rule); color
 tbody tr { border-bottom: 1px solid var(--rule); }
 tbody th { font-weight: 500; }
 .num { text-align: right; white-space: nowrap; }
+td.gain { color: #1a7f37; }
+td.loss { color: #b42318; }
+.muted { color: #667085; font-size: 0.9em; }
 .split { border-left: 1px solid var(--rule); }
 tr.summary th, tr.summary td { background: var(--soft); }
 tr.summary.first th, tr.summary.first td { border-top: 1.5px solid var(--ink); }

@@ -20,9 +20,12 @@ export const RESULTS_VERSION = 2;
 /**
  * lesion = lesion-only, location = location-only, mtl = multi-task, ensemble = per-label max of lesion and mtl;
  * the baselines: prior = the training part's label frequencies, linear = L2 logistic regression on the ImageNet
- * trunk's ten-crop features (src/eval/baselines.ts).
+ * trunk's ten-crop features (src/eval/baselines.ts). Beyond the paper (issue 9; run with `dermtl cv --models`):
+ * mtl-uw = MTL with uncertainty task weighting, mtl-tuned = MTL with the location weight chosen on validation,
+ * fusion = late fusion of the body location into the lesion head scored with each image's site given, and
+ * fusion-nosite = the same models scored with the site unknown (their own predicted location).
  */
-export const MODEL_NAMES = ['lesion', 'location', 'mtl', 'ensemble', 'prior', 'linear'] as const;
+export const MODEL_NAMES = ['lesion', 'location', 'mtl', 'ensemble', 'prior', 'linear', 'mtl-uw', 'mtl-tuned', 'fusion', 'fusion-nosite'] as const;
 export type ModelName = (typeof MODEL_NAMES)[number];
 export const BASELINE_NAMES = ['prior', 'linear'] as const satisfies readonly ModelName[];
 
@@ -34,7 +37,17 @@ export const MODEL_HEADS: Record<ModelName, { lesion: boolean; location: boolean
   ensemble: { lesion: true, location: false },
   prior: { lesion: true, location: true },
   linear: { lesion: true, location: true },
+  'mtl-uw': { lesion: true, location: true },
+  'mtl-tuned': { lesion: true, location: true },
+  fusion: { lesion: true, location: true },
+  'fusion-nosite': { lesion: true, location: true },
 };
+
+/** The models beyond the paper's: absent from results.json unless the study ran them. */
+export const VARIANT_NAMES = ['mtl-uw', 'mtl-tuned', 'fusion', 'fusion-nosite'] as const satisfies readonly ModelName[];
+
+/** Every model with a lesion head is compared with lesion-only (paired differences, per-label AP change). */
+export const VERSUS_LESION = ['mtl', 'ensemble', 'mtl-uw', 'mtl-tuned', 'fusion', 'fusion-nosite'] as const satisfies readonly ModelName[];
 
 /** The paired comparisons against the linear baseline, and the metrics each is made on (both models have them). */
 export const COMPARISONS = [
@@ -196,9 +209,28 @@ export const ResultsSchema = z.object({
     prior: modelSchema(MtlEvalSchema),
     /** Baseline: L2 logistic regression on the ImageNet trunk's ten-crop features; choices[f] = fold f's lambdas. */
     linear: modelSchema(MtlEvalSchema).extend({ choices: z.array(LinearChoiceSchema.nullable()) }),
+    'mtl-uw': modelSchema(MtlEvalSchema).optional(),
+    'mtl-tuned': modelSchema(MtlEvalSchema).optional(),
+    fusion: modelSchema(MtlEvalSchema).optional(),
+    'fusion-nosite': modelSchema(MtlEvalSchema).optional(),
   }),
+  /**
+   * Each model with a lesion head against lesion-only (VERSUS_LESION, those the study has): the paired fold
+   * differences of mapClass and mapImage, and per lesion label the AP change (pooled out-of-fold AP, model minus
+   * lesion-only; null where either AP is undefined).
+   */
+  versusLesion: z.partialRecord(z.enum(MODEL_NAMES), z.object({
+    mapClass: PairedSchema.nullable(),
+    mapImage: PairedSchema.nullable(),
+    apChange: z.record(z.string(), z.number().nullable()),
+  })).optional(),
+  /** Per MTL model and fold, the task weights its run used: fixed, learned (mtl-uw) or chosen on validation (mtl-tuned). */
+  taskWeights: z.partialRecord(z.enum(MODEL_NAMES), z.array(z.object({
+    kind: z.enum(['fixed', 'uncertainty', 'tuned']), lesion: z.number(), location: z.number(),
+    candidates: z.array(z.object({ location: z.number(), score: z.number().nullable(), epoch: z.number().int().nullable() })).optional(),
+  }).nullable())).optional(),
   /** Per trained model and fold, the epoch kept on validation (null: the last epoch, or not run). */
-  selection: z.partialRecord(z.enum(['lesion', 'location', 'mtl']), z.array(SelectionSchema.nullable())).optional(),
+  selection: z.partialRecord(z.enum(MODEL_NAMES), z.array(SelectionSchema.nullable())).optional(),
   /** MTL - lesion-only per fold, with a t confidence interval; null with fewer than 2 folds having both. */
   paired: z.object({ mapClass: PairedSchema.nullable(), mapImage: PairedSchema.nullable() }),
   /** Further paired differences a - b (COMPARISONS: each trained model against the linear baseline). */
@@ -213,7 +245,7 @@ export const ResultsSchema = z.object({
    * Per trained model, the calibration of its scores BEFORE the temperatures fitted on each run's validation part
    * (pooled: null unless every fold has them); the calibrated scores' are in models.<name>.pooled.calibration.
    */
-  beforeCalibration: z.partialRecord(z.enum(['lesion', 'location', 'mtl']), z.object({ pooled: CalibrationPairSchema.nullable(), folds: z.array(CalibrationPairSchema.nullable()) })).optional(),
+  beforeCalibration: z.partialRecord(z.enum(MODEL_NAMES), z.object({ pooled: CalibrationPairSchema.nullable(), folds: z.array(CalibrationPairSchema.nullable()) })).optional(),
   /**
    * Sensitivity / specificity per lesion label of lesion-only and MTL, each fold's model at its own thresholds (max F1
    * on its validation part): per fold, and pooled (counts summed over the folds).
@@ -233,7 +265,7 @@ export type MtlEval = z.infer<typeof MtlEvalSchema>;
 /** Any model's evaluation: the union of the keys. */
 export type Eval = LesionEval | LocationEval | MtlEval;
 export type MetricValues = z.infer<typeof MetricValuesSchema>;
-export type ModelResult = StudyResults['models'][ModelName];
+export type ModelResult = NonNullable<StudyResults['models'][ModelName]>;
 export type PairedResult = z.infer<typeof PairedSchema>;
 export type Comparison = z.infer<typeof ComparisonSchema>;
 export type LinearChoiceSummary = z.infer<typeof LinearChoiceSchema>;
@@ -278,6 +310,7 @@ function consistencyProblems(r: StudyResults): string[] {
   for (const s of r.skipped) if (s.fold >= k) problems.push(`skipped: ${s.model} fold ${s.fold} is outside 0..${k - 1}`);
   for (const name of MODEL_NAMES) {
     const m = r.models[name];
+    if (!m) continue; // a variant the study did not run
     if (m.folds.length !== k) problems.push(`models.${name}.folds: ${m.folds.length} entries for ${k} folds`);
     m.folds.forEach((ev, f) => {
       const notRun = r.onlyFolds && !r.onlyFolds.includes(f);
@@ -370,7 +403,27 @@ export function pairedResults(mtl: { folds: (Eval | null)[] }, lesion: { folds: 
   return { mapClass: pairedMetric(mtl, lesion, 'mapClass', level), mapImage: pairedMetric(mtl, lesion, 'mapImage', level) };
 }
 
+/** Each VERSUS_LESION model the study has against lesion-only: paired mapClass / mapImage and the per-label AP change. */
+export function versusLesionResults(models: Partial<Record<ModelName, { folds: (Eval | null)[]; pooled: Eval | null }>>, level = 0.95): NonNullable<StudyResults['versusLesion']> {
+  const lesion = models.lesion;
+  const out: NonNullable<StudyResults['versusLesion']> = {};
+  if (!lesion) return out;
+  const ap = (ev: Eval | null) => (ev as LesionEval | null)?.ap ?? {};
+  for (const name of VERSUS_LESION) {
+    const m = models[name];
+    if (!m) continue;
+    const labels = [...new Set([...Object.keys(ap(lesion.pooled)), ...Object.keys(ap(m.pooled))])];
+    const change = (l: string) => {
+      const a = ap(m.pooled)[l];
+      const b = ap(lesion.pooled)[l];
+      return a === undefined || b === undefined ? null : a - b;
+    };
+    out[name] = { mapClass: pairedMetric(m, lesion, 'mapClass', level), mapImage: pairedMetric(m, lesion, 'mapImage', level), apChange: Object.fromEntries(labels.map((l) => [l, change(l)])) };
+  }
+  return out;
+}
+
 /** The COMPARISONS of a study's models (every model's `folds`). */
-export function comparisonResults(models: Record<ModelName, { folds: (Eval | null)[] }>, level = 0.95): Comparison[] {
+export function comparisonResults(models: Pick<Record<ModelName, { folds: (Eval | null)[] }>, (typeof COMPARISONS)[number]['a' | 'b']>, level = 0.95): Comparison[] {
   return COMPARISONS.map((c) => ({ a: c.a, b: c.b, ...Object.fromEntries(c.metrics.map((m) => [m, pairedMetric(models[c.a], models[c.b], m, level)])) }));
 }

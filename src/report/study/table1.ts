@@ -31,7 +31,23 @@ export const LOCATION_COLUMNS: Column[] = [
 
 export const MODEL_TITLES: Record<ModelName, string> = {
   lesion: 'lesion-only', location: 'location-only', mtl: 'MTL', ensemble: 'ensemble', prior: 'prior (baseline)', linear: 'linear (baseline)',
+  'mtl-uw': 'MTL, uncertainty weights', 'mtl-tuned': 'MTL, tuned weight', fusion: 'fusion, site given', 'fusion-nosite': 'fusion, site unknown',
 };
+
+/** Columns of the models beyond the paper's (issue 9), after MTL, where the study has them. */
+const VARIANT_COLUMNS: Column[] = [
+  { model: 'mtl-uw', title: 'MTL-UW' },
+  { model: 'mtl-tuned', title: 'MTL-tuned' },
+  { model: 'fusion', title: 'Fusion (site)' },
+  { model: 'fusion-nosite', title: 'Fusion (no site)' },
+];
+
+/** The columns of a study's tables: the paper's models, the variants it ran, then the baselines. */
+function columnsOf(r: StudyResults, base: Column[]): Column[] {
+  const variants = VARIANT_COLUMNS.filter((c) => r.models[c.model]);
+  const at = base.findIndex((c) => c.model === 'mtl') + 1;
+  return [...base.slice(0, at), ...variants, ...base.slice(at)];
+}
 
 /** What the baselines are, in one sentence each (table notes and the report). */
 export const BASELINE_NOTES = {
@@ -80,23 +96,25 @@ type Metric = 'mapClass' | 'mapImage' | 'top1' | 'top3';
 
 export function table1(r: StudyResults): Table1 {
   const k = r.folds;
+  const lesionColumns = columnsOf(r, LESION_COLUMNS);
+  const locationColumns = columnsOf(r, LOCATION_COLUMNS);
   const lesionRows: Row[] = r.lesionLabels.map((label) => ({
     label,
     positives: positivesOf(r, label),
-    cells: LESION_COLUMNS.map((c) => cell(r, c.model, (ev) => (ev as LesionEval).ap?.[label], (v) => v.ap?.[label])),
+    cells: lesionColumns.map((c) => cell(r, c.model, (ev) => (ev as LesionEval).ap?.[label], (v) => v.ap?.[label])),
   }));
   const summary = (label: string, key: Metric): Row => ({
     label,
     positives: null,
-    cells: LESION_COLUMNS.map((c) => cell(r, c.model, (ev) => numberOrUndefined(ev[key]), (v) => v[key])),
+    cells: lesionColumns.map((c) => cell(r, c.model, (ev) => numberOrUndefined(ev[key]), (v) => v[key])),
   });
-  const lesion = { columns: LESION_COLUMNS, rows: [...lesionRows, summary('mAP-class', 'mapClass'), summary('mAP-image', 'mapImage')] };
+  const lesion = { columns: lesionColumns, rows: [...lesionRows, summary('mAP-class', 'mapClass'), summary('mAP-image', 'mapImage')] };
   const locationRow = (label: string, key: Metric): Row => ({
     label,
     positives: null,
-    cells: LOCATION_COLUMNS.map((c) => cell(r, c.model, (ev) => numberOrUndefined(ev[key]), (v) => v[key])),
+    cells: locationColumns.map((c) => cell(r, c.model, (ev) => numberOrUndefined(ev[key]), (v) => v[key])),
   });
-  const location = { columns: LOCATION_COLUMNS, rows: [locationRow('top-1', 'top1'), locationRow('top-3', 'top3')] };
+  const location = { columns: locationColumns, rows: [locationRow('top-1', 'top1'), locationRow('top-3', 'top3')] };
   for (const t of [lesion, location]) t.rows.forEach(markBest);
   return { k, lesion, summaryStart: lesionRows.length, location, notes: notes(r, lesionRows) };
 }
@@ -106,7 +124,7 @@ function numberOrUndefined(v: unknown): number | undefined {
 }
 
 function cell(r: StudyResults, model: ModelName, pooledOf: (ev: Record<string, unknown>) => number | undefined, summaryOf: (v: MetricValues) => number | undefined): Cell {
-  const m = r.models[model];
+  const m = r.models[model]!;
   const pooled = m.pooled ? pooledOf(m.pooled as Record<string, unknown>) ?? null : null;
   return { pooled, mean: summaryOf(m.mean), std: summaryOf(m.std), n: summaryOf(m.n) ?? 0, best: false, bestMean: false };
 }
