@@ -13,6 +13,7 @@ export {
   type LoadModelOptions,
   type Prediction,
   type PredictOptions,
+  type SiteUse,
   type Tta,
 } from './serve/api.ts';
 export { createServer, SERVER_DEFAULTS, type ServerOptions } from './serve/server.ts';

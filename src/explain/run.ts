@@ -4,6 +4,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
 import { loadModel, type DermtlModel } from '../serve/api.ts';
 import type { Explanation, LabelMap } from '../serve/explain.ts';
+import { siteOf } from '../serve/predictor.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
 import { DermtlError } from '../util/errors.ts';
 import { overlayPhoto, overlayPng } from './overlay.ts';
@@ -13,6 +14,8 @@ export interface ExplainRunOptions {
   /** Labels to draw (either head); default: the top 3 lesions and the top location of each photo. */
   labels?: readonly string[];
   threads?: number;
+  /** The photos' known body site (PredictOptions.location): a fusion model's maps and scores then use it. */
+  location?: string;
   log?: (line: string) => void;
 }
 
@@ -47,6 +50,8 @@ export async function explainImages(modelPath: string, images: readonly string[]
   const errors: string[] = [];
   try {
     if (opts.labels) checkLabels(model, opts.labels);
+    const site = siteOf(model, opts.location).use;
+    if (site && opts.location !== undefined && !site.used) log(`note: --location ${opts.location}: ${site.note}`);
     await mkdir(opts.out, { recursive: true });
     const stems = new Set<string>();
     for (const image of images) {
@@ -55,7 +60,7 @@ export async function explainImages(modelPath: string, images: readonly string[]
           throw new DermtlError(`${image}: cannot read it (${e.code ?? e.message})`);
         }));
         const t0 = performance.now();
-        const prediction = await model.predict(bytes, { name: image, explain: true });
+        const prediction = await model.predict(bytes, { name: image, explain: true, location: opts.location });
         const ms = performance.now() - t0;
         const e = prediction.explanation!;
         let stem = fileSafe(basename(image, extname(image)));

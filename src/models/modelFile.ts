@@ -15,6 +15,7 @@ import { DermtlError, errorList } from '../util/errors.ts';
 import { parseWith, readJson } from '../util/jsonFile.ts';
 import { CAM_INPUT, camModelBytes, EXPLAIN_FILE, withConv5Output } from './cam.ts';
 import { HEAD_TENSORS } from './heads.ts';
+import { siteFeeds, SITE_TENSORS } from './fusion.ts';
 import { CALIBRATION_FILE, CalibrationSchema, type ModelCalibration } from './calibration.ts';
 import { buildNetwork, checkSpec, IMAGE_INPUT, type NetworkSpec } from './network.ts';
 import { buildHeadsGraph, halfWeights, headParams, HEADS_FILE, HEADS_INPUT, initializerValues, resolveTrunk, trunkReferenceOf, trunkReferenceSchema, type TrunkReference } from './trunkReference.ts';
@@ -89,8 +90,13 @@ export interface ModelManifest {
   trunk?: TrunkReference;
 }
 
-/** Op types whose semantics do not depend on the batch size (so the batch dimension may be left free). */
-const BATCH_FREE_OPS = new Set(['Conv', 'Relu', 'Add', 'MaxPool', 'GlobalAveragePool', 'Flatten', 'Gemm', 'Sigmoid', 'Softmax', 'Identity']);
+/**
+ * Op types whose semantics do not depend on the batch size (so the batch dimension may be left free). The
+ * elementwise ones (Add, Sub, Mul) broadcast, so they stay batch-free as long as no constant operand has the batch
+ * size baked in: in inference graphs they meet only per-row tensors and [1, ...] constants (a fusion model's site
+ * term: models/fusion.ts).
+ */
+const BATCH_FREE_OPS = new Set(['Conv', 'Relu', 'Add', 'Sub', 'Mul', 'MaxPool', 'GlobalAveragePool', 'Flatten', 'Gemm', 'Sigmoid', 'Softmax', 'Identity']);
 
 export interface InferenceExportOptions {
   metadata?: Record<string, string>;
@@ -217,6 +223,8 @@ function docString(m: Pick<ModelToSave, 'network' | 'preprocessing'>, shape: (nu
     `Input '${IMAGE_INPUT}' float32 [${shape}] (${p.layout}): resize shorter side to ${p.resizeShorter}, crop ${p.size}x${p.size},`,
     `channels ${p.channelOrder}, 0-255 minus mean [${p.mean}]${p.std ? ` divided by [${p.std}]` : ''}.`,
     `Outputs: ${manifestOutputs(m.network).map((o) => `${o.name} (${o.activation})`).join(', ')}; label names in metadata ${METADATA_KEYS.lesionLabels} / ${METADATA_KEYS.locationLabels}.`,
+    ...(m.network.heads.fusion ? [`Body site (late fusion): inputs '${SITE_TENSORS.locationGiven}' float32 [N, ${m.network.heads.location}] (one-hot of the known location, zeros if unknown)`,
+      `and '${SITE_TENSORS.locationKnown}' float32 [N, 1] (1 if known, else 0); both zero: the model's own predicted location is used.`] : []),
   ].join(' ');
 }
 
@@ -272,16 +280,29 @@ export interface LoadedModel {
   onnx: Uint8Array;
   /** An ORT session on model.onnx (null when loaded with session: false). */
   session: GraphSession | null;
+  /** Whether the model takes the body site (a fusion model, network.heads.fusion: models/fusion.ts). */
+  takesSite: boolean;
   /**
    * Runs n preprocessed images [n, 3, size, size]; returns the probabilities of the heads present (and with `conv5`
-   * the conv5_x activation [n, C, h, w], explain.onnx's input).
+   * the conv5_x activation [n, C, h, w], explain.onnx's input). A fusion model's site inputs are fed from `site`.
    */
-  predict(images: Float32Array, n: number, opts?: { conv5?: boolean }): Promise<{ lesion?: Float32Array; location?: Float32Array; conv5?: Float32Array }>;
+  predict(images: Float32Array, n: number, opts?: ModelPredictOptions): Promise<{ lesion?: Float32Array; location?: Float32Array; conv5?: Float32Array }>;
   /** explain.onnx's bytes (models/cam.ts): read from the folder, or built from the head params for a folder without it. */
   explainOnnx(): Promise<Uint8Array>;
   /** Every param (name -> values) from model.onnx's initializers, e.g. to continue training. */
   params(): Map<string, Float32Array>;
   release(): Promise<void>;
+}
+
+export interface ModelPredictOptions {
+  /** Also return the conv5_x activation. */
+  conv5?: boolean;
+  /**
+   * A fusion model's known body site: one location index (labels.location) for all n images, or one per image; a
+   * negative index (or none) is unknown, and the lesion head then uses the model's own predicted location. A known
+   * site for a model without site inputs is an error.
+   */
+  site?: number | readonly number[];
 }
 
 export interface LoadOptions extends RunOptions {
@@ -344,11 +365,13 @@ export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<Lo
   }
   return {
     dir, manifest, network, labels, preprocessing, config, metrics, calibration, onnx, session,
+    takesSite: network.heads.fusion === true,
     async predict(images, n, p = {}) {
       if (!session) throw new Error('model was loaded with session: false');
       const size = network.imageSize;
       const fetches = manifestOutputs(network).map((o) => o.name).concat(p.conv5 ? [CAM_INPUT] : []);
-      const out = await session.run({ [IMAGE_INPUT]: { data: images, dims: [n, 3, size, size] } }, fetches);
+      const feeds = { [IMAGE_INPUT]: { data: images, dims: [n, 3, size, size] }, ...modelSiteFeeds(network, n, p.site) };
+      const out = await session.run(feeds, fetches);
       return {
         ...(network.heads.lesion > 0 ? { lesion: out[HEAD_TENSORS.lesionProbs].data as Float32Array } : {}),
         ...(network.heads.location > 0 ? { location: out[HEAD_TENSORS.locationProbs].data as Float32Array } : {}),
@@ -362,6 +385,27 @@ export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<Lo
     },
     params: () => readParams(onnx),
     release: async () => session?.release(),
+  };
+}
+
+/**
+ * The site inputs of a fusion model for n rows (models/fusion.ts): `site` one location index for all rows or one per
+ * row, negative = unknown (zeros). {} for a model without them, where a known site is an error.
+ */
+export function modelSiteFeeds(network: NetworkSpec, n: number, site: number | readonly number[] | undefined): Record<string, { data: Float32Array; dims: number[] }> {
+  const rows = typeof site === 'number' ? Array<number>(n).fill(site) : site ? [...site] : Array<number>(n).fill(-1);
+  if (rows.length !== n) throw new DermtlError(`site: ${rows.length} location indices for ${n} images`);
+  const q = network.heads.location;
+  const bad = rows.find((c) => !Number.isInteger(c) || c >= q);
+  if (bad !== undefined) throw new DermtlError(`site: location index ${bad} is not one of the model's ${q} body locations (0..${q - 1}; < 0: unknown)`);
+  if (network.heads.fusion !== true) {
+    if (rows.some((c) => c >= 0)) throw new DermtlError('site: this model does not take a body site (it was not trained with fusion)');
+    return {};
+  }
+  const feeds = siteFeeds(rows, rows.map(() => true), n, q);
+  return {
+    [SITE_TENSORS.locationGiven]: { data: feeds[SITE_TENSORS.locationGiven], dims: [n, q] },
+    [SITE_TENSORS.locationKnown]: { data: feeds[SITE_TENSORS.locationKnown], dims: [n, 1] },
   };
 }
 

@@ -39,6 +39,23 @@ export interface PredictOptions {
   maxPixels?: number;
   /** Also return every label's Grad-CAM map (on the centre view, whatever `tta`): Prediction.explanation. */
   explain?: boolean;
+  /**
+   * The photo's known body site, one of `labels.location`. A fusion model (`takesSite`) gives it to its lesion head
+   * (as the explanation's scores); without it the model uses its own predicted location. A model that does not take
+   * a site ignores it and says so in Prediction.site. A name the model does not know is a DermtlError listing its
+   * locations.
+   */
+  location?: string;
+}
+
+/** What became of the body site (Prediction.site). */
+export interface SiteUse {
+  /** The location given, or null. */
+  given: string | null;
+  /** Whether the lesion head received it (a fusion model given a site). */
+  used: boolean;
+  /** Why not, in words (set when used is false). */
+  note?: string;
 }
 
 export interface Prediction {
@@ -50,6 +67,8 @@ export interface Prediction {
   tta: Tta;
   /** With `explain: true`: the Grad-CAM maps of every label (serve/explain.ts). */
   explanation?: Explanation;
+  /** Present for a model that takes a body site, and whenever a location was given. */
+  site?: SiteUse;
 }
 
 export interface LoadModelOptions {
@@ -75,6 +94,8 @@ export interface DermtlModel {
   /** The training run's evaluation results (metrics.json, any JSON). */
   readonly metrics: unknown;
   readonly network: NetworkSpec;
+  /** Whether the model takes the photo's body site (a fusion model: PredictOptions.location). */
+  readonly takesSite: boolean;
   /** calibration.json: the temperatures folded into the model and the lesion thresholds; null for an uncalibrated model. */
   readonly calibration: ModelCalibration | null;
   readonly manifest: ModelManifest;

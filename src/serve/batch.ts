@@ -6,13 +6,13 @@
 import { readdir, stat } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import { DermtlError } from '../util/errors.ts';
-import type { DermtlModel, LabelScore, PredictOptions } from './api.ts';
+import type { DermtlModel, LabelScore, PredictOptions, SiteUse } from './api.ts';
 
 /** Extensions picked up inside a folder argument (a file named on the command line is tried whatever its name). */
 export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp', '.tif', '.tiff'];
 
 export type BatchLine =
-  | { image: string; lesions: LabelScore[]; location: LabelScore[] }
+  | { image: string; lesions: LabelScore[]; location: LabelScore[]; site?: SiteUse }
   | { image: string; error: string };
 
 /** One entry per image to predict; an argument that cannot become images is an entry with its error. */
@@ -42,7 +42,7 @@ async function imagesUnder(dir: string): Promise<string[]> {
     .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
-export interface BatchOptions extends Pick<PredictOptions, 'tta' | 'top'> {
+export interface BatchOptions extends Pick<PredictOptions, 'tta' | 'top' | 'location'> {
   /** Images decoded ahead while the model runs (default 2). */
   prefetch?: number;
   onLine: (line: BatchLine) => void;
@@ -55,8 +55,8 @@ export async function predictBatch(model: DermtlModel, items: readonly BatchItem
   const pending: Promise<BatchLine>[] = [];
   const start = (item: BatchItem): Promise<BatchLine> => {
     if (item.error) return Promise.resolve({ image: item.image, error: item.error });
-    return model.predict(item.image, { tta: opts.tta, top: opts.top }).then(
-      (p) => ({ image: item.image, lesions: p.lesions, location: p.location }),
+    return model.predict(item.image, { tta: opts.tta, top: opts.top, location: opts.location }).then(
+      (p) => ({ image: item.image, lesions: p.lesions, location: p.location, ...(p.site ? { site: p.site } : {}) }),
       (e: unknown) => {
         if (!(e instanceof DermtlError)) throw e; // a bug, not a bad image
         return { image: item.image, error: e.message };

@@ -6,7 +6,8 @@
 import { GraphSession, readModelInputs } from '../graph/index.ts';
 import type { ViewParams } from '../image/index.ts';
 import { CAM_INPUT, CAM_OUTPUTS } from '../models/cam.ts';
-import type { LoadedModel } from '../models/modelFile.ts';
+import { SITE_TENSORS } from '../models/fusion.ts';
+import { modelSiteFeeds, type LoadedModel } from '../models/modelFile.ts';
 import { mapMax, viewRegion, type ViewPlacement } from '../explain/heatmap.ts';
 
 /** One label's Grad-CAM map. */
@@ -39,19 +40,28 @@ export interface Explanation {
 
 /** Runs explain.onnx for one image's conv5_x activation; opened on first use, released with the model. */
 export class CamRunner {
-  private constructor(private readonly session: GraphSession, private readonly zeros: Record<string, { data: Float32Array; dims: readonly number[] }>) {}
+  private constructor(private readonly session: GraphSession, private readonly siteRows: number | null) {}
 
   static async open(loaded: LoadedModel, threads?: number): Promise<CamRunner> {
     const bytes = await loaded.explainOnnx();
-    // a fusion model's site inputs: zeros = site unknown, the model's own predicted location is used (as predict does)
-    const zeros = Object.fromEntries(readModelInputs(bytes).filter((i) => i.name !== CAM_INPUT)
-      .map((i) => [i.name, { data: new Float32Array(i.shape.reduce((a, b) => a * b, 1)), dims: i.shape }]));
-    return new CamRunner(await GraphSession.fromBytes(bytes, { threads }), zeros);
+    // a fusion model's site inputs hold one row per label (the graph runs the heads on one copy of the features per
+    // label: models/cam.ts); other inputs are refused rather than fed zeros blindly
+    const others = readModelInputs(bytes).filter((i) => i.name !== CAM_INPUT);
+    const given = others.find((i) => i.name === SITE_TENSORS.locationGiven);
+    const unknown = others.filter((i) => i.name !== SITE_TENSORS.locationGiven && i.name !== SITE_TENSORS.locationKnown);
+    if (unknown.length) throw new Error(`explain.onnx: unexpected input(s) ${unknown.map((i) => i.name).join(', ')}`);
+    return new CamRunner(await GraphSession.fromBytes(bytes, { threads }), given ? given.shape[0] : null);
   }
 
-  async run(loaded: LoadedModel, conv5: Float32Array, view: ViewParams): Promise<Explanation> {
+  /**
+   * The maps of one view's conv5_x activation. `site`: a fusion model's known location index (< 0 or absent:
+   * unknown, the model's predicted location), as given to the prediction, so the lesion scores and maps explain
+   * the prediction that was made.
+   */
+  async run(loaded: LoadedModel, conv5: Float32Array, view: ViewParams, site = -1): Promise<Explanation> {
     const t0 = performance.now();
-    const out = await this.session.run({ [CAM_INPUT]: conv5, ...this.zeros });
+    const sites = this.siteRows === null ? {} : modelSiteFeeds(loaded.network, this.siteRows, site);
+    const out = await this.session.run({ [CAM_INPUT]: conv5, ...sites });
     const explainMs = performance.now() - t0;
     const dims = (out[CAM_OUTPUTS.lesionCam] ?? out[CAM_OUTPUTS.locationCam]).dims;
     const [h, w] = dims.slice(2);

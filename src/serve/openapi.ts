@@ -13,6 +13,11 @@ export const predictQuerySchema = {
   properties: {
     tta: { type: 'string', enum: [...TTA_MODES], default: 'center', description: "Test-time augmentation: the centre crop, or the mean over 10 crops (4 corners + centre, and their mirrors)" },
     top: { type: 'integer', minimum: 1, maximum: MAX_TOP, default: DEFAULT_TOP, description: 'How many labels of each list to return (most probable first)' },
+    location: {
+      type: 'string', minLength: 1, maxLength: 200,
+      description: "The photo's known body site, one of the model's locations (GET /api/model: labels.location). A model that takes a site (takesSite, trained with fusion) gives it to its lesion head; without it the model uses its own predicted location. " +
+        "A model without site inputs ignores it (the answer's site says so). A name the model does not know: 400 unknown_location, naming the model's sites",
+    },
   },
   additionalProperties: false,
 } as const;
@@ -20,7 +25,19 @@ export const predictQuerySchema = {
 export interface PredictQuery {
   tta: 'center' | '10crop';
   top: number;
+  location?: string;
 }
+
+const siteSchema = {
+  type: 'object',
+  required: ['given', 'used'],
+  description: 'Present for a model that takes a body site, and whenever a location was given: what became of it',
+  properties: {
+    given: { type: ['string', 'null'], description: 'The location given, or null' },
+    used: { type: 'boolean', description: 'Whether the lesion head received it (a fusion model given a site)' },
+    note: { type: 'string', description: 'Why not, when used is false' },
+  },
+};
 
 const labelScore = {
   type: 'object',
@@ -41,6 +58,7 @@ const predictionSchema = {
     lesions: { type: 'array', items: labelScore, description: 'Lesion morphology labels (independent sigmoids), most probable first' },
     location: { type: 'array', items: labelScore, description: 'Body locations (softmax), most probable first' },
     tta: { type: 'string', enum: [...TTA_MODES] },
+    site: siteSchema,
     timing: {
       type: 'object',
       required: ['decodeMs', 'inferenceMs', 'totalMs'],
@@ -100,7 +118,7 @@ const errorSchema = {
 
 const modelInfoSchema = {
   type: 'object',
-  required: ['format', 'formatVersion', 'labels', 'preprocessing', 'metrics', 'network', 'outputs', 'onnx', 'tta'],
+  required: ['format', 'formatVersion', 'labels', 'preprocessing', 'metrics', 'network', 'outputs', 'onnx', 'tta', 'takesSite'],
   properties: {
     format: { type: 'string', const: 'dermtl-model' },
     formatVersion: { type: 'integer' },
@@ -119,6 +137,7 @@ const modelInfoSchema = {
       properties: { url: { type: 'string' }, bytes: { type: 'integer' }, sha256: { type: 'string' } },
     },
     tta: { type: 'array', items: { type: 'string' } },
+    takesSite: { type: 'boolean', description: "Whether the model takes the photo's body site (query parameter location; trained with fusion)" },
   },
 };
 
@@ -161,7 +180,7 @@ export function openApiDocument(info: OpenApiInfo): object {
           },
           responses: {
             200: { description: 'The prediction', content: json({ $ref: '#/components/schemas/Prediction' }) },
-            400: errorResponse('Bad query, empty body or malformed multipart'),
+            400: errorResponse('Bad query (code unknown_location: a body site the model does not know), empty body or malformed multipart'),
             413: errorResponse(`Body larger than ${mb} MB`),
             415: errorResponse('Not an image content type'),
             422: errorResponse('Not a readable image, or more pixels than allowed (code image_too_large)'),
@@ -187,7 +206,7 @@ export function openApiDocument(info: OpenApiInfo): object {
           },
           responses: {
             200: { description: 'The prediction with its maps', content: json({ $ref: '#/components/schemas/ExplainedPrediction' }) },
-            400: errorResponse('Bad query, empty body or malformed multipart'),
+            400: errorResponse('Bad query (code unknown_location: a body site the model does not know), empty body or malformed multipart'),
             413: errorResponse(`Body larger than ${mb} MB`),
             415: errorResponse('Not an image content type'),
             422: errorResponse('Not a readable image, or more pixels than allowed (code image_too_large)'),

@@ -8,7 +8,7 @@ import { lesionThresholds } from '../models/calibration.ts';
 import { MODEL_FILES, type LoadedModel } from '../models/modelFile.ts';
 import { DermtlError } from '../util/errors.ts';
 import { CamRunner } from './explain.ts';
-import { TTA_MODES, type DermtlModel, type LabelScore, type Prediction, type PredictOptions, type Tta } from './api.ts';
+import { TTA_MODES, type DermtlModel, type LabelScore, type Prediction, type PredictOptions, type SiteUse, type Tta } from './api.ts';
 
 const VIEW_MODE: Record<Tta, ViewMode> = { center: 'center', '10crop': 'tenCrop' };
 
@@ -31,6 +31,7 @@ export function createPredictor(loaded: LoadedModel, opts: PredictorOptions = {}
     const tta = p.tta ?? 'center';
     checkPredictOptions(tta, p.top);
     if (disposed) throw new DermtlError('this model was disposed; load it again to predict');
+    const site = siteOf(loaded, p.location);
     const name = typeof image === 'string' ? image : (p.name ?? 'image data');
     const views = await renderViews(image, VIEW_MODE[tta], null, { prep: loaded.preprocessing, maxPixels: p.maxPixels ?? opts.maxPixels, name });
     const t1 = performance.now();
@@ -39,7 +40,7 @@ export function createPredictor(loaded: LoadedModel, opts: PredictorOptions = {}
     const probs = await exclusive(async () => {
       if (disposed) throw new DermtlError('this model was disposed; load it again to predict');
       const s = performance.now();
-      const out = await loaded.predict(views.data, views.params.length, { conv5: explain });
+      const out = await loaded.predict(views.data, views.params.length, { conv5: explain, site: site.index });
       inferenceMs = performance.now() - s;
       return out;
     });
@@ -51,7 +52,7 @@ export function createPredictor(loaded: LoadedModel, opts: PredictorOptions = {}
       cam ??= CamRunner.open(loaded);
       cam.catch(() => (cam = null));
       const per = probs.conv5!.length / n;
-      return (await cam).run(loaded, probs.conv5!.subarray(centre * per, (centre + 1) * per), views.params[centre]);
+      return (await cam).run(loaded, probs.conv5!.subarray(centre * per, (centre + 1) * per), views.params[centre], site.index);
     }) : undefined;
     const prediction: Prediction = {
       lesions: probs.lesion ? withDecisions(rankLabels(loaded.labels.lesion, meanOverViews(probs.lesion, n), p.top), thresholds) : [],
@@ -59,6 +60,7 @@ export function createPredictor(loaded: LoadedModel, opts: PredictorOptions = {}
       timing: { decodeMs: round(t1 - t0), inferenceMs: round(inferenceMs), totalMs: 0 },
       tta,
       ...(explanation ? { explanation } : {}),
+      ...(site.use ? { site: site.use } : {}),
     };
     prediction.timing.totalMs = round(performance.now() - t0);
     return prediction;
@@ -72,6 +74,7 @@ export function createPredictor(loaded: LoadedModel, opts: PredictorOptions = {}
     preprocessing: loaded.preprocessing,
     metrics: loaded.metrics,
     network: loaded.network,
+    takesSite: loaded.takesSite,
     calibration: loaded.calibration,
     manifest: loaded.manifest,
     formatVersion: loaded.manifest.version,
@@ -86,6 +89,26 @@ export function createPredictor(loaded: LoadedModel, opts: PredictorOptions = {}
       });
     },
   };
+}
+
+/** A location name the model does not know (the server answers 400). */
+export class UnknownLocationError extends DermtlError {}
+
+/**
+ * The location index to feed for `location` (-1: none or unused) and what to report about it. A name must be one of
+ * the model's locations (when it has a location head); a model without site inputs ignores it, saying so.
+ */
+export function siteOf(model: { labels: { location: readonly string[] }; takesSite: boolean }, location: string | undefined): { index: number; use?: SiteUse } {
+  if (location === undefined) {
+    return model.takesSite ? { index: -1, use: { given: null, used: false, note: "no body site given: the lesion head used the model's own predicted location" } } : { index: -1 };
+  }
+  const known = model.labels.location;
+  const index = known.indexOf(location);
+  if (index < 0 && (model.takesSite || known.length)) {
+    throw new UnknownLocationError(`unknown body site '${location}'; this model's body sites are ${known.join(', ')}`);
+  }
+  if (!model.takesSite) return { index: -1, use: { given: location, used: false, note: 'this model does not take a body site (it was not trained with fusion): the location was ignored' } };
+  return { index, use: { given: location, used: true } };
 }
 
 export function checkPredictOptions(tta: unknown, top: unknown): void {

@@ -1,6 +1,6 @@
 /**
- * The HTTP API on Fastify: POST /api/predict (raw image body or multipart field 'image'), POST /api/explain (the same
- * with every label's Grad-CAM map), GET /api/model, GET /healthz, GET /api/openapi.json, GET /model.onnx,
+ * The HTTP API on Fastify: POST /api/predict (raw image body or multipart field 'image'; ?location=SITE for a model
+ * that takes the body site), POST /api/explain (the same with every label's Grad-CAM map), GET /api/model, GET /healthz, GET /api/openapi.json, GET /model.onnx,
  * GET /explain.onnx, and the web page's assets under GET.
  * Limits: body size, pixel count, a bounded queue in front of the model, a per-request timeout.
  */
@@ -13,6 +13,7 @@ import { TTA_MODES, type DermtlModel, type Prediction } from './api.ts';
 import { errorHandler, HttpError, predictionError } from './httpErrors.ts';
 import { openApiDocument, predictQuerySchema, type PredictQuery } from './openapi.ts';
 import { BoundedQueue, QueueFullError } from './queue.ts';
+import { siteOf, UnknownLocationError } from './predictor.ts';
 import { defaultWebAssets, memoWebAssets, type WebAssets } from './webAssets.ts';
 import { SERVER_DEFAULTS } from './defaults.ts';
 
@@ -74,10 +75,16 @@ export function createServer(opts: ServerOptions): FastifyInstance {
         if (queue.full) throw predictionError(new QueueFullError(queue.retryAfterSeconds()), () => 1, o.timeoutMs);
       },
     }, async (request, reply) => {
-      const { tta, top } = request.query as PredictQuery;
+      const { tta, top, location } = request.query as PredictQuery;
+      try {
+        siteOf(model, location);
+      } catch (e) {
+        if (e instanceof UnknownLocationError) throw new HttpError(400, 'unknown_location', e.message);
+        throw e;
+      }
       const upload = await readUpload(request);
       const prediction = await runPrediction(reply, () =>
-        model.predict(upload.bytes, { tta, top, explain, maxPixels: o.maxPixels, name: upload.filename ?? 'uploaded image' }));
+        model.predict(upload.bytes, { tta, top, explain, location, maxPixels: o.maxPixels, name: upload.filename ?? 'uploaded image' }));
       return explain ? { ...predictionJson(upload.filename, prediction), explanation: prediction.explanation } : predictionJson(upload.filename, prediction);
     });
   }
@@ -129,6 +136,7 @@ export function createServer(opts: ServerOptions): FastifyInstance {
     outputs: model.manifest.outputs,
     onnx: { url: '/model.onnx', bytes: model.onnx.byteLength, sha256: onnxEtag.slice(1, -1) },
     tta: [...TTA_MODES],
+    takesSite: model.takesSite,
   }));
 
   const started = Date.now();
@@ -176,7 +184,7 @@ function mountWeb(app: FastifyInstance, load: (() => Promise<WebAssets | null>) 
 
 /** The prediction as answered by the server (the CLI's JSON line plus tta and timing). */
 export function predictionJson(image: string | null, p: Prediction) {
-  return { image, lesions: p.lesions, location: p.location, tta: p.tta, timing: p.timing };
+  return { image, lesions: p.lesions, location: p.location, tta: p.tta, ...(p.site ? { site: p.site } : {}), timing: p.timing };
 }
 
 async function readUpload(request: FastifyRequest): Promise<{ bytes: Buffer; filename: string | null }> {

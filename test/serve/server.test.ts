@@ -274,6 +274,7 @@ test('GET /model.onnx (bytes, type, ETag, 304), /api/model, /healthz, /api/opena
     assert.deepEqual(info.onnx, { url: '/model.onnx', bytes: model.onnx.byteLength, sha256: etag.slice(1, -1) });
     assert.deepEqual(info.outputs.map((o: any) => o.name), ['lesion_probs', 'location_probs']);
     assert.deepEqual(info.tta, ['center', '10crop']);
+    assert.equal(info.takesSite, false);
 
     const health = (await (await fetch(`${s.url}/healthz`)).json()) as any;
     assert.equal(health.status, 'ok');
@@ -284,7 +285,7 @@ test('GET /model.onnx (bytes, type, ETag, 304), /api/model, /healthz, /api/opena
     assert.match(doc.openapi, /^3\.0\./);
     assert.deepEqual(Object.keys(doc.paths).sort(), ['/api/explain', '/api/model', '/api/openapi.json', '/api/predict', '/explain.onnx', '/healthz', '/model.onnx']);
     const params = doc.paths['/api/predict'].post.parameters;
-    assert.deepEqual(params.map((p: any) => [p.name, p.in]), [['tta', 'query'], ['top', 'query']]);
+    assert.deepEqual(params.map((p: any) => [p.name, p.in]), [['tta', 'query'], ['top', 'query'], ['location', 'query']]);
     assert.deepEqual(params[0].schema.enum, ['center', '10crop']);
     assert.deepEqual(Object.keys(doc.paths['/api/predict'].post.requestBody.content), ['image/jpeg', 'image/png', 'image/webp', 'application/octet-stream', 'multipart/form-data']);
     assert.deepEqual(Object.keys(doc.paths['/api/predict'].post.responses), ['200', '400', '413', '415', '422', '503', '504']);
