@@ -64,3 +64,25 @@ test('an unreadable image is named, the others are explained, the exit status is
   assert.match(r.stderr, /2 of 3 images failed/);
   assert.ok((await readdir(out)).includes('photo.json'));
 });
+
+test('--location: a fusion model\'s maps and scores use the site (IMG.json says so); an unknown one fails before any file', async () => {
+  const { fusionModel } = await import('../serve/fusionFixture.ts');
+  const fused = await fusionModel();
+  const image = fused.demo.loaded.samples[2].path;
+  const out = join(root, 'out-site');
+  const r = await runCommand(register, ['explain', image, '--model', fused.model, '--out', out, '--location', 'scalp']);
+  assert.equal(r.code, 0, r.stderr);
+  const [json] = (await readdir(out)).filter((f) => f.endsWith('.json'));
+  const doc = JSON.parse(await readFile(join(out, json), 'utf8'));
+  assert.deepEqual(doc.site, { given: 'scalp', used: true });
+  const model = await loadModel(fused.model, { threads: 1 });
+  const want = await model.predict(image, { explain: true, location: 'scalp' });
+  await model.dispose();
+  assert.deepEqual(doc.lesions, want.lesions);
+  assert.deepEqual(doc.explanation.lesions.map((m: { score: number }) => m.score), want.explanation!.lesions.map((m) => m.score));
+  const bad = join(root, 'out-site-bad');
+  const b = await runCommand(register, ['explain', image, '--model', fused.model, '--out', bad, '--location', 'elbow']);
+  assert.equal(b.code, 1);
+  assert.match(b.stderr, /unknown body site 'elbow'; this model's body sites are arm, back/);
+  await assert.rejects(readdir(bad), { code: 'ENOENT' });
+});

@@ -109,3 +109,36 @@ test('without --model: the default model folder when present, else one line sayi
   assert.equal(line.image, 'x.png');
   assert.deepEqual(line.location, (await model.predict(img, { top: 5 })).location);
 });
+
+test('--location: a fusion model\'s lesion head gets the site (lines carry "site"); an unknown site exits 1 naming the known ones', async () => {
+  const { fusionModel } = await import('../serve/fusionFixture.ts');
+  const fused = await fusionModel();
+  const photo = fused.demo.loaded.samples[1].path;
+  const fusion = await loadModel(fused.model, { threads: 1 });
+  try {
+    const r = await runCommand(register, ['predict', '--model', fused.model, '--location', 'leg', '--top', '3', photo]);
+    assert.equal(r.code, 0, r.stderr);
+    const [line] = lines(r.stdout);
+    assert.deepEqual(Object.keys(line), ['image', 'lesions', 'location', 'site']);
+    assert.deepEqual(line.site, { given: 'leg', used: true });
+    assert.deepEqual(line.lesions, (await fusion.predict(photo, { location: 'leg', top: 3 })).lesions);
+    const none = lines((await runCommand(register, ['predict', '--model', fused.model, '--top', '3', photo])).stdout)[0];
+    assert.equal(none.site.given, null);
+    assert.notDeepEqual(none.lesions, line.lesions);
+    const bad = await runCommand(register, ['predict', '--model', fused.model, '--location', 'elbow', photo]);
+    assert.equal(bad.code, 1);
+    assert.equal(bad.stdout, '', 'refused before any image');
+    assert.match(bad.stderr, /dermtl: unknown body site 'elbow'; this model's body sites are arm, back, chest, face, foot, hand, leg, scalp\n$/);
+  } finally {
+    await fusion.dispose();
+  }
+  // a model without site inputs: predicted as without --location, the line says the site was not used
+  const img = join(root, 'plain-site.jpg');
+  await image(img, 'jpeg', 9);
+  const r = await runCommand(register, ['predict', '--model', modelDir, '--location', 'face', img]);
+  assert.equal(r.code, 0, r.stderr);
+  const [line] = lines(r.stdout);
+  assert.equal(line.site.used, false);
+  assert.deepEqual(line.lesions, (await model.predict(img, { top: 5 })).lesions);
+  assert.equal((await runCommand(register, ['predict', '--model', modelDir, '--location', 'moon', img])).code, 1);
+});
