@@ -14,13 +14,13 @@ import { join, resolve } from 'node:path';
 import { loadManifest, manifestHash } from '../data/manifest.ts';
 import { loadFolds, selectFold } from '../data/splits.ts';
 import type { Manifest, Sample } from '../data/types.ts';
-import { lesionTemperatures, lesionThresholds, locationTemperature, type ModelCalibration } from '../models/calibration.ts';
+import { foldTemperatures, lesionTemperatures, lesionThresholds, locationTemperature, type ModelCalibration } from '../models/calibration.ts';
 import { loadModel } from '../models/modelFile.ts';
 import { stderrProgress } from '../util/progress.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
 import { DermtlError, errorList } from '../util/errors.ts';
 import type { Tta } from '../train/config.ts';
-import { viewLogits } from '../train/viewLogits.ts';
+import { viewLogits, type HeadLogits } from '../train/viewLogits.ts';
 import { readFinishedRun, runFile, storedConfig, type RunInfo, type RunLabels } from '../train/run.ts';
 import { preprocessingOf, SPLIT_FILE, type ProgressFactory } from '../train/trainTask.ts';
 import { ensembleMax } from './ensemble.ts';
@@ -178,19 +178,26 @@ export async function predictRun(dir: string, info: RunInfo, samples: readonly S
   const engine = info.mode === 'frozen' && !opts.fullModel ? 'features' : 'model';
   const fusion = model.network.heads.fusion === true;
   const site = fusion && (opts.site ?? 'given') === 'given' ? samples.map((s) => model.labels.location.indexOf(s.location)) : undefined;
-  const logits = await viewLogits(model.network, model.params(), samples, {
+  const scoreLogits = (params: ReadonlyMap<string, Float32Array>) => viewLogits(model.network, params, samples, {
     engine, config: storedConfig(dir, info), prep: model.preprocessing, threads: opts.threads, progress: opts.progress, centerOnly: opts.tta === 'center', site,
   });
+  const logits = await scoreLogits(model.params());
   const cal = model.calibration;
   // the folded logits are z / T: scores at temperature 1 are the model's, at 1 / T the uncalibrated ones
-  const table = (lesionT: number[], locationT: number): ScoreTable => ({
+  const table = (z: HeadLogits, lesionT: number[], locationT: number): ScoreTable => ({
     images: samples.map((s) => s.image), lesionLabels: [...model.labels.lesion], locationLabels: [...model.labels.location],
-    lesion: probs(logits.lesion, 'sigmoid', lesionT, samples.length, opts.tta), location: probs(logits.location, 'softmax', locationT, samples.length, opts.tta),
+    lesion: probs(z.lesion, 'sigmoid', lesionT, samples.length, opts.tta), location: probs(z.location, 'softmax', locationT, samples.length, opts.tta),
   });
   const ones = model.labels.lesion.map(() => 1);
+  const lesionT = lesionTemperatures(cal, model.labels.lesion);
+  const locationT = locationTemperature(cal);
+  // ...except where a fusion model's lesion head read its own (calibrated) location distribution (a site unknown):
+  // there the uncalibrated model is scored again, its temperatures unfolded
+  const readsLocation = fusion && locationT !== 1 && (site === undefined || site.some((c) => c < 0));
+  const before = cal && readsLocation ? await scoreLogits(foldTemperatures(model.params(), { lesion: lesionT.map((t) => 1 / t), location: 1 / locationT })) : null;
   return {
-    table: table(ones, 1),
-    uncalibrated: cal ? table(lesionTemperatures(cal, model.labels.lesion).map((t) => 1 / t), 1 / locationTemperature(cal)) : null,
+    table: table(logits, ones, 1),
+    uncalibrated: cal ? (before ? table(before, ones, 1) : table(logits, lesionT.map((t) => 1 / t), 1 / locationT)) : null,
     calibration: cal,
     fusion,
   };
