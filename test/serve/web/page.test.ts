@@ -121,6 +121,8 @@ describe('web page in Chromium', { skip }, () => {
     assert.match((await page.textContent('#timing'))!, new RegExp(`^${T} \\(model ${T}, decoding ${T}\\); ${T} including the upload$`));
     assert.match((await page.getAttribute('#preview', 'src'))!, /^blob:/);
     assert.ok(await page.isVisible('#crop'), 'the centre crop is outlined on the photo');
+    assert.equal(await page.isVisible('#site'), false, 'no body-site select for a model that does not take one');
+    assert.equal(await page.isVisible('#site-note'), false);
     await page.screenshot({ path: join(OUT, 'page-server.png'), fullPage: true });
     await page.close();
   });

@@ -32,13 +32,15 @@ export interface ModelInfo {
   trunk: string | null;
   /** Lesion label -> decision threshold (0.5 where the server names none). */
   thresholds: Record<string, number>;
+  /** Whether the model takes the photo's body site (one of labels.location; a model trained with fusion). */
+  takesSite: boolean;
 }
 
 /** An error to show in the page as it is (the server's message, or ours). */
 export class PageError extends Error {}
 
 export async function fetchModelInfo(): Promise<ModelInfo> {
-  const body = (await getJson('api/model')) as Partial<{ labels: ModelInfo['labels']; preprocessing: Preprocessing; network: { trunk?: { depth?: unknown } }; thresholds: Record<string, number> }>;
+  const body = (await getJson('api/model')) as Partial<{ labels: ModelInfo['labels']; preprocessing: Preprocessing; network: { trunk?: { depth?: unknown } }; thresholds: Record<string, number>; takesSite: boolean }>;
   if (!body.labels || !Array.isArray(body.labels.lesion) || !Array.isArray(body.labels.location)) {
     throw new PageError('The server did not describe its model (no label lists in /api/model).');
   }
@@ -47,12 +49,17 @@ export async function fetchModelInfo(): Promise<ModelInfo> {
   }
   const depth = body.network?.trunk?.depth;
   const thresholds = Object.fromEntries(body.labels.lesion.map((l) => [l, typeof body.thresholds?.[l] === 'number' ? body.thresholds[l] : 0.5]));
-  return { labels: body.labels, preprocessing: body.preprocessing, trunk: depth === undefined ? null : `ResNet-${String(depth)}`, thresholds };
+  return { labels: body.labels, preprocessing: body.preprocessing, trunk: depth === undefined ? null : `ResNet-${String(depth)}`, thresholds, takesSite: body.takesSite === true };
+}
+
+/** The query of api/predict and api/explain; `site` (a body location, '' = unknown) only when given. */
+export function predictQuery(tta: Tta, top: number, site = ''): string {
+  return `tta=${tta}&top=${top}${site ? `&location=${encodeURIComponent(site)}` : ''}`;
 }
 
 /** Sends the photo as it is; the server decodes, preprocesses and runs the model. */
-export async function predictOnServer(file: File, tta: Tta, top: number): Promise<ServerPrediction> {
-  const res = await send(`api/predict?tta=${tta}&top=${top}`, { method: 'POST', body: file, headers: { 'content-type': contentType(file) } });
+export async function predictOnServer(file: File, tta: Tta, top: number, site = ''): Promise<ServerPrediction> {
+  const res = await send(`api/predict?${predictQuery(tta, top, site)}`, { method: 'POST', body: file, headers: { 'content-type': contentType(file) } });
   return (await readJson(res)) as ServerPrediction;
 }
 

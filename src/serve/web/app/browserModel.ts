@@ -36,6 +36,9 @@ function loadOrt(): Promise<OrtModule> {
 
 /** explain.onnx's input: model.onnx's conv5_x output (src/models/cam.ts). */
 const CAM_INPUT = 'conv5_x';
+/** A fusion model's body-site inputs (src/models/fusion.ts SITE_TENSORS): one-hot [rows, Q] and known [rows, 1]. */
+const SITE_GIVEN = 'location_given';
+const SITE_KNOWN = 'location_known';
 
 export class BrowserModel {
   private cam: Promise<Ort.InferenceSession> | null = null;
@@ -73,7 +76,27 @@ export class BrowserModel {
     return new BrowserModel(ort, session, info, performance.now() - t0);
   }
 
-  async predict(file: Blob, tta: Tta): Promise<BrowserPrediction> {
+  /**
+   * The site feeds of `session` for `rows` rows, when it takes them: every row the one-hot of `site` (a body
+   * location; '' = unknown: zeros, the model uses its own predicted location). {} for a model without them.
+   */
+  private siteFeeds(session: Ort.InferenceSession, rows: number, site: string): Record<string, Ort.Tensor> {
+    if (!session.inputNames.includes(SITE_GIVEN)) return {};
+    const locations = this.info.labels.location;
+    const index = site ? locations.indexOf(site) : -1;
+    if (site && index < 0) throw new PageError(`Unknown body site '${site}'; this model's body sites are ${locations.join(', ')}.`);
+    const q = locations.length;
+    const given = new Float32Array(rows * q);
+    const known = new Float32Array(rows);
+    if (index >= 0) {
+      for (let r = 0; r < rows; r++) given[r * q + index] = 1;
+      known.fill(1);
+    }
+    return { [SITE_GIVEN]: new this.ort.Tensor('float32', given, [rows, q]), [SITE_KNOWN]: new this.ort.Tensor('float32', known, [rows, 1]) };
+  }
+
+  /** Predicts the photo; `site`: its known body site for a model that takes one ('' = unknown). */
+  async predict(file: Blob, tta: Tta, site = ''): Promise<BrowserPrediction> {
     const t0 = performance.now();
     const prep = this.info.preprocessing;
     let input: { data: Float32Array; views: number };
@@ -83,7 +106,7 @@ export class BrowserModel {
       throw new PageError(`This browser cannot read the photo (${messageOf(e)}).`);
     }
     const t1 = performance.now();
-    const feeds = { image: new this.ort.Tensor('float32', input.data, [input.views, 3, prep.size, prep.size]) };
+    const feeds = { image: new this.ort.Tensor('float32', input.data, [input.views, 3, prep.size, prep.size]), ...this.siteFeeds(this.session, input.views, site) };
     // the probabilities only: model.onnx also outputs conv5_x, which only explain() needs
     const out = await this.session.run(feeds, this.session.outputNames.filter((n) => n !== CAM_INPUT));
     const t2 = performance.now();
@@ -98,23 +121,26 @@ export class BrowserModel {
 
   /**
    * Every label's Grad-CAM map for the centre view, as the server computes them: model.onnx gives conv5_x, then
-   * explain.onnx (fetched on first use, a few MB) gives all the maps in one run.
+   * explain.onnx (fetched on first use, a few MB) gives all the maps in one run. `site` as for predict, so the lesion
+   * scores and maps are those of the prediction shown.
    */
-  async explain(file: Blob, progress: Progress): Promise<PageExplanation> {
+  async explain(file: Blob, progress: Progress, site = ''): Promise<PageExplanation> {
     if (!this.session.outputNames.includes(CAM_INPUT)) throw new PageError('This model has no conv5_x output, so it cannot show where it looked.');
     const prep = this.info.preprocessing;
     const img = await decodeResized(file, prep).catch((e: unknown) => {
       throw new PageError(`This browser cannot read the photo (${messageOf(e)}).`);
     });
     const input = viewsTensor(img, prep, 'center');
-    const trunk = await this.session.run({ image: new this.ort.Tensor('float32', input.data, [1, 3, prep.size, prep.size]) }, [CAM_INPUT]);
+    const trunk = await this.session.run({ image: new this.ort.Tensor('float32', input.data, [1, 3, prep.size, prep.size]), ...this.siteFeeds(this.session, 1, site) }, [CAM_INPUT]);
     this.cam ??= (async () => {
       const bytes = await fetchModel((m) => progress(m.replace('the model', 'the explain graph')), 'explain.onnx');
       return this.ort.InferenceSession.create(bytes, { executionProviders: ['wasm'], graphOptimizationLevel: 'all' });
     })();
     this.cam.catch(() => (this.cam = null));
     const cam = await this.cam;
-    const out = await cam.run({ [CAM_INPUT]: trunk[CAM_INPUT] });
+    // explain.onnx runs the heads on one row per label (src/models/cam.ts): its site inputs have P + Q rows
+    const rows = this.info.labels.lesion.length + this.info.labels.location.length;
+    const out = await cam.run({ [CAM_INPUT]: trunk[CAM_INPUT], ...this.siteFeeds(cam, rows, site) });
     const head = (labels: string[], key: 'lesion' | 'location'): PageLabelMap[] => {
       const maps = out[`${key}_cam`];
       if (!labels.length || !maps) return [];

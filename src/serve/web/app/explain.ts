@@ -3,7 +3,7 @@
  * then drawn over the photo with the server's own placement and colour code (src/explain/heatmap.ts).
  */
 import { heatLayer, mapOnPhoto, type ViewPlacement } from '../../../explain/heatmap.ts';
-import { readJson, send } from './api.ts';
+import { predictQuery, readJson, send } from './api.ts';
 import { contentType } from './files.ts';
 import type { Tta } from './preprocess.ts';
 
@@ -25,9 +25,9 @@ export interface PageExplanation {
   location: PageLabelMap[];
 }
 
-/** Every label's map from the server, for the centre view of the photo. */
-export async function explainOnServer(file: File, tta: Tta): Promise<PageExplanation> {
-  const res = await send(`api/explain?tta=${tta}&top=1`, { method: 'POST', body: file, headers: { 'content-type': contentType(file) } });
+/** Every label's map from the server, for the centre view of the photo (`site`: its known body site, '' = unknown). */
+export async function explainOnServer(file: File, tta: Tta, site = ''): Promise<PageExplanation> {
+  const res = await send(`api/explain?${predictQuery(tta, 1, site)}`, { method: 'POST', body: file, headers: { 'content-type': contentType(file) } });
   return ((await readJson(res)) as { explanation: PageExplanation }).explanation;
 }
 

@@ -27,6 +27,9 @@ const ui = {
   cropNote: $('crop-note'),
   inBrowser: $<HTMLInputElement>('in-browser'),
   tta: $<HTMLSelectElement>('tta'),
+  siteOption: $('site-option'),
+  site: $<HTMLSelectElement>('site'),
+  siteNote: $('site-note'),
   results: $('results'),
   status: $('status'),
   error: $('error'),
@@ -81,6 +84,7 @@ ui.tta.addEventListener('change', () => {
   void showCrop();
   void run();
 });
+ui.site.addEventListener('change', () => void run());
 ui.preview.addEventListener('load', () => void showCrop());
 // A file this browser cannot display (e.g. corrupt): no broken-image icon; the server's answer says what is wrong.
 ui.preview.addEventListener('error', () => ui.drop.classList.remove('has-photo'));
@@ -124,6 +128,8 @@ async function run(): Promise<void> {
   const id = ++runId;
   const file = photo;
   const tta = ui.tta.value as Tta;
+  // the body site, for a model that takes one ('' = unknown; the select stays hidden for other models)
+  const site = ui.siteOption.hidden ? '' : ui.site.value;
   const local = ui.inBrowser.checked;
   const current = () => id === runId;
   setState('busy');
@@ -135,18 +141,18 @@ async function run(): Promise<void> {
       const bm = await loadBrowserModel(model, (m) => current() && say(m));
       if (!current()) return;
       say('Classifying in your browser…');
-      const r = await bm.predict(file, tta);
+      const r = await bm.predict(file, tta, site);
       if (!current()) return;
       const threads = `WebAssembly, ${bm.threads} thread${bm.threads === 1 ? '' : 's'}`;
-      show(r, 'browser', tta, `${ms(r.timing.totalMs)} (model ${ms(r.timing.inferenceMs)}, preprocessing ${ms(r.timing.preprocessMs)}; ${threads})` +
+      show(r, 'browser', tta, site, `${ms(r.timing.totalMs)} (model ${ms(r.timing.inferenceMs)}, preprocessing ${ms(r.timing.preprocessMs)}; ${threads})` +
         (loadReported === bm ? '' : `. Loading the model took ${ms(bm.loadMs)} before that`));
       loadReported = bm;
     } else {
       say('Classifying on the server…');
       const t0 = performance.now();
-      const r = await predictOnServer(file, tta, Math.max(model.labels.lesion.length, model.labels.location.length, 1));
+      const r = await predictOnServer(file, tta, Math.max(model.labels.lesion.length, model.labels.location.length, 1), site);
       if (!current()) return;
-      show(r, 'server', tta, `${ms(r.timing.totalMs)} (model ${ms(r.timing.inferenceMs)}, decoding ${ms(r.timing.decodeMs)}); ${ms(performance.now() - t0)} including the upload`);
+      show(r, 'server', tta, site, `${ms(r.timing.totalMs)} (model ${ms(r.timing.inferenceMs)}, decoding ${ms(r.timing.decodeMs)}); ${ms(performance.now() - t0)} including the upload`);
     }
   } catch (e) {
     if (!current()) return;
@@ -171,7 +177,7 @@ function warmUp(): void {
     .then(() => !photo && say('The model is ready in your browser.'), (e) => !photo && showError(e));
 }
 
-function show(r: Prediction, engine: 'server' | 'browser', tta: Tta, timing: string): void {
+function show(r: Prediction, engine: 'server' | 'browser', tta: Tta, site: string, timing: string): void {
   renderBars(ui.lesions, r.lesions);
   renderBars(ui.locations, r.location.slice(0, TOP_LOCATIONS));
   explainable(ui.lesions, 'lesion');
@@ -181,6 +187,9 @@ function show(r: Prediction, engine: 'server' | 'browser', tta: Tta, timing: str
   ui.timing.textContent = timing;
   ui.results.dataset.engine = engine;
   ui.results.dataset.tta = tta;
+  ui.results.dataset.site = site;
+  ui.siteNote.hidden = ui.siteOption.hidden;
+  ui.siteNote.textContent = site ? `Lesion types scored knowing the body site: ${site}.` : 'Body site not given: the lesion types use the model\'s own estimate of the location.';
   say('');
   setState('done');
 }
@@ -190,6 +199,7 @@ function setState(state: 'busy' | 'done' | 'error'): void {
   if (state !== 'done') {
     delete ui.results.dataset.engine;
     delete ui.results.dataset.tta;
+    delete ui.results.dataset.site;
   }
   ui.results.setAttribute('aria-busy', String(state === 'busy'));
   ui.output.hidden = state !== 'done';
@@ -217,6 +227,11 @@ function showModelInfo(m: ModelInfo): void {
   // A model without one of the heads: hide that chart.
   ui.lesions.closest('section')!.hidden = lesion.length === 0;
   ui.locations.closest('section')!.hidden = location.length === 0;
+  // A model that takes the body site (trained with fusion): offer its locations.
+  if (m.takesSite && ui.site.options.length === 1) {
+    for (const l of location) ui.site.add(new Option(l, l));
+  }
+  ui.siteOption.hidden = !m.takesSite;
 }
 
 /** Outlines the centre crop on the preview (what the network sees with tta=center; ten crops cover it all). */
@@ -279,9 +294,11 @@ async function toggleMap(li: HTMLLIElement): Promise<void> {
   try {
     if (!explanation || explanation.run !== id) {
       const tta = (ui.results.dataset.tta ?? 'center') as Tta;
+      // the maps of the prediction shown: the same body site
+      const site = ui.results.dataset.site ?? '';
       const maps = engine === 'browser'
-        ? modelInfo().then((m) => loadBrowserModel(m, () => {})).then((bm) => bm.explain(file, (m) => (ui.camNote.textContent = m)))
-        : explainOnServer(file, tta);
+        ? modelInfo().then((m) => loadBrowserModel(m, () => {})).then((bm) => bm.explain(file, (m) => (ui.camNote.textContent = m), site))
+        : explainOnServer(file, tta, site);
       explanation = { run: id, maps };
       maps.catch(() => explanation?.maps === maps && (explanation = null));
     }
