@@ -51,7 +51,8 @@ export function conv5Shape(layout: TrunkLayout, size: number): [number, number, 
 /**
  * The Grad-CAM graph of a network with the head params `values` (each required): input 'conv5_x' [1, C, h, w];
  * outputs CAM_OUTPUTS of the heads present. A fusion model's site inputs (location_given [K, Q], location_known
- * [K, 1]) stay inputs: feed zeros (site unknown, the model's predicted location is used, as in predict).
+ * [K, 1], K = P + Q: one row per label's copy of the features) stay inputs: feed the prediction's site in every row
+ * (its one-hot and 1), or zeros when it is unknown (the model's predicted location is used, as in predict).
  */
 export function buildCamGraph(spec: NetworkSpec, values: ReadonlyMap<string, Float32Array>): Graph {
   return buildCamGraphOn(spec, values, conv5Shape(trunkLayout(spec.trunk.depth), spec.imageSize));

@@ -184,7 +184,8 @@ function headsModelBytes(m: ModelToSave): Uint8Array {
   return halfWeights(serializeInference(g, {
     metadata: { ...onnxMetadata(m), [METADATA_KEYS.input]: JSON.stringify(input) },
     docString: `The heads of a dermtl model without its trunk: input '${HEADS_INPUT}' float32 [N, ${input.shape[1]}] is the trunk's pooled features. ` +
-      'Weight matrices are float16, cast to float32. dermtl loadModel rebuilds the whole network; dermtl export writes it as one model.onnx.',
+      'Weight matrices are float16, cast to float32. dermtl loadModel rebuilds the whole network; dermtl export writes it as one model.onnx.' +
+      (m.network.heads.fusion ? ` Body site (late fusion): inputs '${SITE_TENSORS.locationGiven}' [N, ${m.network.heads.location}] (one-hot, zeros if unknown) and '${SITE_TENSORS.locationKnown}' [N, 1].` : ''),
   }));
 }
 

@@ -217,7 +217,7 @@ export function openApiDocument(info: OpenApiInfo): object {
       },
       '/explain.onnx': {
         get: {
-          summary: "The Grad-CAM graph (for in-browser maps): input conv5_x, model.onnx's output of that name",
+          summary: "The Grad-CAM graph (for in-browser maps): input conv5_x, model.onnx's output of that name (a model that takes the body site also takes location_given / location_known, one row per label)",
           responses: { 200: { description: 'ONNX model bytes', content: { 'application/octet-stream': imageBody } }, 304: { description: 'Not modified' } },
         },
       },

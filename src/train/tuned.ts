@@ -33,7 +33,8 @@ export async function trainTuned(dir: string, info: RunInfo, config: TrainConfig
   const log = opts.log ?? ((l: string) => console.log(l));
   const candidates: TunedCandidate[] = [];
   const timings: Record<string, number> = {};
-  for (const w of config.taskWeighting.grid) {
+  // a value given twice is one candidate (a second run into its folder would be refused as "already holds a run")
+  for (const w of [...new Set(config.taskWeighting.grid)]) {
     const out = candidateDir(dir, w);
     log(`tuned task weighting: candidate location weight ${w} (lesion 1) in ${out}`);
     const exists = await stat(runFile(out, 'run')).then(() => true, () => false);
