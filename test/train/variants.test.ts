@@ -59,7 +59,8 @@ test('uncertainty weighting: the learned weights in run.json and the model metri
 });
 
 test('tuned location weight: one candidate run per grid value, the best validation lesion mAP-class kept as the run\'s model', async () => {
-  const o = await options({ taskWeighting: { kind: 'tuned', grid: [0.1, 1] }, validation: { fraction: 0.2 } });
+  // a value given twice is one candidate
+  const o = await options({ taskWeighting: { kind: 'tuned', grid: [0.1, 1, 0.1] }, validation: { fraction: 0.2 } });
   const lines: string[] = [];
   const r = await trainRun({ ...o, log: (l) => lines.push(l) });
   assert.equal(r.status, 'done');
