@@ -10,8 +10,8 @@ import { ValidationAccumulator, openEvalSession, paramFeeds, type TrainBatch } f
 import { dropoutMasks, encodeTargets, labelFeeds, noDropout, stepsPerEpoch } from './targets.ts';
 import { sgdOf } from './config.ts';
 import { Trainer } from './step.ts';
-import type { ModeResult, TrainContext } from './trainTask.ts';
-import { loopOutcome, lossWeightsOf, multipliersOf, runTaskEpochs, siteRevealOf, taskWeightingOf } from './trainTask.ts';
+import type { ModeResult, TrainContext } from './trainContext.ts';
+import { loopOutcome, lossWeightsOf, multipliersOf, runTaskEpochs, siteRevealOf, taskWeightingOf } from './trainContext.ts';
 
 /** The training images of a finetune run: all, or a seeded subset (config finetune.subset, for timing runs). */
 export function finetuneImages(ctx: Pick<TrainContext, 'config' | 'train'>): Sample[] {

@@ -16,8 +16,8 @@ import { dropoutMasks, encodeTargets, labelFeeds, noDropout, stepsPerEpoch } fro
 import { featureStats, foldStandardization, standardizeInPlace, type FeatureStats } from './standardize.ts';
 import { sgdOf } from './config.ts';
 import { Trainer } from './step.ts';
-import type { ModeResult, TrainContext } from './trainTask.ts';
-import { loopOutcome, lossWeightsOf, multipliersOf, runTaskEpochs, siteRevealOf, taskWeightingOf } from './trainTask.ts';
+import type { ModeResult, TrainContext } from './trainContext.ts';
+import { loopOutcome, lossWeightsOf, multipliersOf, runTaskEpochs, siteRevealOf, taskWeightingOf } from './trainContext.ts';
 
 export const FEATURES_INPUT = 'features';
 

@@ -19,8 +19,8 @@ import { finetuneImages } from './finetune.ts';
 import { buildLowerTrunkGraph } from './lowerTrunk.ts';
 import { Trainer } from './step.ts';
 import { dropoutMasks, encodeTargets, labelFeeds, noDropout, stepsPerEpoch } from './targets.ts';
-import type { ModeResult, ProgressFactory, TrainContext } from './trainTask.ts';
-import { loopOutcome, lossWeightsOf, multipliersOf, runTaskEpochs, siteRevealOf, taskWeightingOf } from './trainTask.ts';
+import type { ModeResult, ProgressFactory, TrainContext } from './trainContext.ts';
+import { loopOutcome, lossWeightsOf, multipliersOf, runTaskEpochs, siteRevealOf, taskWeightingOf } from './trainContext.ts';
 
 /** The first trainable stage of finetune.trainable ('stage5' -> 5), or null for the whole network. */
 export function trainableStage(t: FinetuneTrainable): TrunkStage | null {

@@ -8,7 +8,7 @@ import { writeDirAtomic } from '../util/atomic.ts';
 import { DermtlError } from '../util/errors.ts';
 import type { TrainConfig } from './config.ts';
 import { readRunInfoIfAny, runFile, writeRunInfo, type RunInfo, type TaskWeightsRecord } from './run.ts';
-import type { TrainOptions, TrainResult } from './trainTask.ts';
+import type { TrainOptions, TrainResult } from './trainContext.ts';
 
 export const TUNE_DIR = 'tune';
 

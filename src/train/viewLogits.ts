@@ -17,7 +17,7 @@ import { concatFloat32 } from '../util/float32.ts';
 import type { TrainConfig } from './config.ts';
 import { TEN_CROP_VIEWS } from './features.ts';
 import { buildFeaturesNetwork, featureCacheFor, FEATURES_INPUT } from './frozen.ts';
-import type { ProgressFactory } from './trainTask.ts';
+import type { ProgressFactory } from './trainContext.ts';
 
 export type LogitsEngine = 'features' | 'model';
 
