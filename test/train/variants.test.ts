@@ -138,9 +138,10 @@ test('fusion: the site layer is saved and trained; eval with the site given or u
   assert.equal((await json(given.metricsFile)).site, 'given');
   assert.equal((await json(unknown.metricsFile)).site, 'unknown');
   assert.ok(given.lines[0].includes('body site given to the lesion head'), given.lines[0]);
-  // the whole network on the images agrees with the feature engine, the site fed per image in both
-  for (const [site, features] of [['given', given], ['unknown', unknown]] as const) {
-    const full = await evaluateRun(o.out, await evalOpts({ out: join(await tempDir(), `full-${site}`), site, fullModel: true }));
+  // the whole network on the images (centre crops) agrees with the feature engine, the site fed per image in both
+  for (const site of ['given', 'unknown'] as const) {
+    const features = await evaluateRun(o.out, await evalOpts({ out: join(await tempDir(), `center-${site}`), site, tta: 'center' }));
+    const full = await evaluateRun(o.out, await evalOpts({ out: join(await tempDir(), `full-${site}`), site, tta: 'center', fullModel: true }));
     full.table.lesion.forEach((row, i) => row.forEach((p, c) => assert.ok(Math.abs(p - features.table.lesion[i][c]) < 1e-4, `${site} lesion [${i}][${c}] ${p} vs ${features.table.lesion[i][c]}`)));
   }
   // before calibration with the site unknown: the model with its temperatures taken out (the lesion head then reads
@@ -167,6 +168,45 @@ test('fusion: the site layer is saved and trained; eval with the site given or u
   assert.deepEqual(a.table, b.table);
   assert.equal((await json(a.metricsFile)).site, null);
 });
+
+test('fusion with uncertainty weighting, interrupted mid-epoch and resumed: bit-identical to an uninterrupted run (site draws and log-variances replayed)', async () => {
+  const cfg = { fusion: { enabled: true, siteDropout: 0.3 }, taskWeighting: { kind: 'uncertainty' } };
+  const straight = await options(cfg, { seed: 4 });
+  await trainRun(straight);
+  const o = await options(cfg, { seed: 4 });
+  const ac = new AbortController();
+  const stopped = await trainRun({ ...o, signal: ac.signal, onStep: (r) => (r.step === 5 ? ac.abort() : undefined) });
+  assert.equal(stopped.status, 'stopped');
+  assert.equal((await trainRun({ ...o, resume: true })).status, 'done');
+  const [pa, pb] = [await modelParams(straight.out), await modelParams(o.out)];
+  assert.deepEqual([...pb.keys()], [...pa.keys()]);
+  assert.ok(pa.has(SITE_WEIGHT));
+  for (const [k, v] of pa) assert.ok(Buffer.from(v.buffer).equals(Buffer.from(pb.get(k)!.buffer)), `${k} differs`);
+  const [a, b] = [await json(join(straight.out, 'run.json')), await json(join(o.out, 'run.json'))];
+  assert.equal(a.taskWeights.kind, 'uncertainty');
+  assert.deepEqual(b.taskWeights, a.taskWeights);
+  assert.equal(await readFile(join(o.out, 'history.json'), 'utf8'), await readFile(join(straight.out, 'history.json'), 'utf8'));
+});
+
+for (const trainable of ['all', 'stage5'] as const) {
+  test(`finetune (trainable ${trainable}) with fusion and uncertainty weighting: U trained and saved, no log-variance, the site read at eval`, async () => {
+    const o = await options({
+      fusion: { enabled: true }, taskWeighting: { kind: 'uncertainty' }, batchSize: 4, optimizer: { lr: 1e-3 }, validation: { fraction: 0 },
+      finetune: { epochs: 1, subset: 8, trainable, views: 1 }, eval: { tta: 'center' },
+    }, { mode: 'finetune' });
+    assert.equal((await trainRun(o)).status, 'done');
+    const info = await json(join(o.out, 'run.json'));
+    assert.equal(info.taskWeights.kind, 'uncertainty');
+    assert.ok(info.taskWeights.lesion !== 1 && info.taskWeights.location !== 1);
+    const params = await modelParams(o.out);
+    assert.ok(params.get(SITE_WEIGHT)!.some((v) => v !== 0), 'U trained');
+    assert.ok(![...params.keys()].some((k) => k.includes('log_variance')));
+    const given = await evaluateRun(o.out, await evalOpts({ out: join(await tempDir(), 'given'), tta: 'center' }));
+    const unknown = await evaluateRun(o.out, await evalOpts({ out: join(await tempDir(), 'unknown'), tta: 'center', site: 'unknown' }));
+    assert.deepEqual(unknown.table.location, given.table.location);
+    assert.notDeepEqual(unknown.table.lesion, given.table.lesion);
+  });
+}
 
 test('fusion and non-fixed task weighting need task mtl', async () => {
   const refused = (cfg: Record<string, unknown>, task: string, re: RegExp) =>
