@@ -3,7 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { loadManifest } from '../src/data/manifest.ts';
-import { evaluate } from '../src/eval/metrics.ts';
+import { evaluate } from '../src/metrics/metrics.ts';
 import { labelsFor } from '../src/train/targets.ts';
 
 const { values: a, positionals } = parseArgs({ options: { manifest: { type: 'string' } }, allowPositionals: true });

@@ -7,7 +7,7 @@ import { loadManifest } from '../src/data/manifest.ts';
 import { loadFolds } from '../src/data/splits.ts';
 import type { Sample } from '../src/data/types.ts';
 import { GraphSession } from '../src/graph/index.ts';
-import { evaluate } from '../src/eval/metrics.ts';
+import { evaluate } from '../src/metrics/metrics.ts';
 import { resolveConfig } from '../src/train/config.ts';
 import { buildFeaturesNetwork, featureCacheFor, trainViewSet } from '../src/train/frozen.ts';
 import { encodeTargets, labelFeeds, dropoutMasks, validationSplit, labelsFor } from '../src/train/targets.ts';

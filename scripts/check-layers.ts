@@ -13,6 +13,7 @@ export const LAYERS: readonly (readonly string[])[] = [
   ['image'],
   ['graph'],
   ['models'],
+  ['metrics'],
   ['train'],
   ['eval'],
   ['report'],

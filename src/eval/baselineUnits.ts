@@ -12,8 +12,8 @@ import { checkTrainable, labelsFor } from '../train/targets.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
 import { DermtlError } from '../util/errors.ts';
 import { linearBaseline, priorScores, type CropFeatures, type LinearChoice } from './baselines.ts';
-import { evaluate, evaluationJson } from './metrics.ts';
-import { writeScores, type ScoreTable } from './scores.ts';
+import { evaluate, evaluationJson } from '../metrics/metrics.ts';
+import { writeScores, type ScoreTable } from '../metrics/scores.ts';
 import { readUnit, readUnitScores, unitDir, writeUnit } from './studyPlan.ts';
 
 export type BaselineName = 'prior' | 'linear';

@@ -13,10 +13,10 @@ import type { LinearHeads, ProbeFit } from '../train/linearProbe.ts';
 import type { RunLabels } from '../train/run.ts';
 import { validationSplit } from '../train/targets.ts';
 import { DermtlError } from '../util/errors.ts';
-import { lesionMetrics, locationMetrics } from './metrics.ts';
+import { lesionMetrics, locationMetrics } from '../metrics/metrics.ts';
 import { DEFAULT_LAMBDA, LAMBDA_GRID, PATIENCE } from './baselineGrid.ts';
 import { ProbeSession, type CropFeatures, type ImageScores } from './probeSession.ts';
-import type { ScoreTable } from './scores.ts';
+import type { ScoreTable } from '../metrics/scores.ts';
 
 export type { CropFeatures } from './probeSession.ts';
 

@@ -1,5 +1,5 @@
 import { errorList } from '../util/errors.ts';
-import { scoreColumn, type ScoreKind, type ScoreTable } from './scores.ts';
+import { scoreColumn, type ScoreKind, type ScoreTable } from '../metrics/scores.ts';
 
 /**
  * The paper's two-model combination: per image and label, the MAX of the two models' scores

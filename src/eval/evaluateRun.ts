@@ -24,10 +24,10 @@ import { viewLogits, type HeadLogits } from '../train/viewLogits.ts';
 import { readFinishedRun, runFile, storedConfig, type RunInfo, type RunLabels } from '../train/run.ts';
 import { preprocessingOf, SPLIT_FILE, type ProgressFactory } from '../train/trainTask.ts';
 import { ensembleMax } from './ensemble.ts';
-import { evaluate, evaluationJson, formatEvaluation, type Evaluation } from './metrics.ts';
-import { writeScores, type ScoreTable } from './scores.ts';
-import { viewAveragedProbs, type ViewLogits } from './temperature.ts';
-import { ttaViews } from './tta.ts';
+import { evaluate, evaluationJson, formatEvaluation, type Evaluation } from '../metrics/metrics.ts';
+import { writeScores, type ScoreTable } from '../metrics/scores.ts';
+import { viewAveragedProbs, type ViewLogits } from '../metrics/temperature.ts';
+import { ttaViews } from '../train/tta.ts';
 
 export interface EvaluateOptions {
   manifest: string;

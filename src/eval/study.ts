@@ -34,11 +34,11 @@ import { baselineUnit, type ChoiceSummary } from './baselineUnits.ts';
 import type { CropFeatures } from './baselines.ts';
 import { ensembleMax } from './ensemble.ts';
 import { evaluateRun, UNCALIBRATED_SCORES } from './evaluateRun.ts';
-import { evaluate, evaluationJson } from './metrics.ts';
-import { pooledOperatingPoint } from './thresholds.ts';
+import { evaluate, evaluationJson } from '../metrics/metrics.ts';
+import { pooledOperatingPoint } from '../metrics/thresholds.ts';
 import { CALIBRATION_FILE, CalibrationSchema } from '../models/calibration.ts';
 import { readJson, parseWith } from '../util/jsonFile.ts';
-import { writeScores, type ScoreTable } from './scores.ts';
+import { writeScores, type ScoreTable } from '../metrics/scores.ts';
 import {
   STUDY_FILES, StudyClock, TRAINED_MODELS, trainedModels, type TrainedModel, type TrainedName, cvCommand, formatDuration, parseModels, parseOnlyFolds, readStudyFile, readUnit, readUnitScores, refuseDifferentSettings,
   settingsDifferences, unitDir, writeStudyFile, writeUnit, type StudySettings,

@@ -16,7 +16,7 @@ import { writeFileAtomic } from '../util/atomic.ts';
 import { DermtlError, errorList } from '../util/errors.ts';
 import { MODEL_NAMES, type ModelName } from '../report/study/results.ts';
 import type { Sample } from '../data/types.ts';
-import { readScores, type ScoreTable } from './scores.ts';
+import { readScores, type ScoreTable } from '../metrics/scores.ts';
 import type { TrainConfig, TrainMode, Task, Tta } from '../train/config.ts';
 
 export const STUDY_FORMAT = 'dermtl-study';

@@ -1,5 +1,5 @@
 // Calibration after training, on the training part's VALIDATION groups only (never a test image): temperature
-// scaling (eval/temperature.ts) of each head, scored as the model is tested (config eval.tta), then the lesion
+// scaling (metrics/temperature.ts) of each head, scored as the model is tested (config eval.tta), then the lesion
 // decision thresholds (max F1) on the calibrated probabilities. The temperatures are folded into the heads
 // (models/calibration.ts), so the saved model outputs calibrated probabilities everywhere.
 //
@@ -8,9 +8,9 @@
 // the NLL is flat over a wide range of T); every other label takes one temperature shared by all labels, fitted on
 // all (image, label) pairs. The record says which (mode per-label / shared / mixed, and per label its source).
 import type { Sample } from '../data/types.ts';
-import { binaryNll, fitTemperature, softmaxNll, viewAveragedProbs, type TemperatureFit, type ViewLogits } from '../eval/temperature.ts';
-import { maxF1Threshold } from '../eval/thresholds.ts';
-import { ttaViews } from '../eval/tta.ts';
+import { binaryNll, fitTemperature, softmaxNll, viewAveragedProbs, type TemperatureFit, type ViewLogits } from '../metrics/temperature.ts';
+import { maxF1Threshold } from '../metrics/thresholds.ts';
+import { ttaViews } from './tta.ts';
 import { CALIBRATION_VERSION, DEFAULT_THRESHOLD, foldTemperatures, type ModelCalibration } from '../models/calibration.ts';
 import { HEAD_PREFIX } from '../models/heads.ts';
 import type { NetworkSpec } from '../models/network.ts';

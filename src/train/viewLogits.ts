@@ -12,7 +12,7 @@ import { siteFeeds } from '../models/fusion.ts';
 import { HEAD_TENSORS, type Heads } from '../models/heads.ts';
 import { serializeInference } from '../models/modelFile.ts';
 import { buildNetwork, IMAGE_INPUT, type NetworkSpec } from '../models/network.ts';
-import type { ViewLogits } from '../eval/temperature.ts';
+import type { ViewLogits } from '../metrics/temperature.ts';
 import { concatFloat32 } from '../util/float32.ts';
 import type { TrainConfig } from './config.ts';
 import { TEN_CROP_VIEWS } from './features.ts';

@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ensembleMax } from '../../src/eval/ensemble.ts';
-import { evaluate } from '../../src/eval/metrics.ts';
-import type { ScoreTable } from '../../src/eval/scores.ts';
+import { evaluate } from '../../src/metrics/metrics.ts';
+import type { ScoreTable } from '../../src/metrics/scores.ts';
 import { DermtlError } from '../../src/util/errors.ts';
 import { sample } from './helpers.ts';
 

@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { basename } from 'node:path';
-import type { MatchedScores } from '../../eval/scores.ts';
+import type { MatchedScores } from '../../metrics/scores.ts';
 
 /** `dermtl metrics --manifest M --scores S.csv [--out m.json]`: the paper's metrics for any tool's scores. */
 export function register(program: Command): void {
@@ -27,7 +27,7 @@ export function register(program: Command): void {
     .action(async (opts: { manifest: string; scores: string[]; out?: string; thresholds?: string }) => {
       const [{ loadManifest, manifestHash }, { loadScores }, { ensembleMax }, { evaluate, evaluationJson, formatEvaluation }, { writeFileAtomic }] =
         await Promise.all([
-          import('../../data/manifest.ts'), import('../../eval/scores.ts'), import('../../eval/ensemble.ts'), import('../../eval/metrics.ts'),
+          import('../../data/manifest.ts'), import('../../metrics/scores.ts'), import('../../eval/ensemble.ts'), import('../../metrics/metrics.ts'),
           import('../../util/atomic.ts'),
         ]);
       const manifest = await loadManifest(opts.manifest, { checkImages: false });
@@ -36,7 +36,7 @@ export function register(program: Command): void {
       const table = matched.slice(1).reduce((t, m, i) => ensembleMax(t, m.table, [opts.scores.slice(0, i + 1).join(' + '), opts.scores[i + 1]]), matched[0].table);
       const { samples, unscoredLesions, notes } = matched[0];
       const { loadThresholds } = await import('../../eval/thresholdSource.ts');
-      const { areProbabilities } = await import('../../eval/calibration.ts');
+      const { areProbabilities } = await import('../../metrics/calibration.ts');
       const thresholds = opts.thresholds !== undefined ? await loadThresholds(opts.thresholds, table.lesionLabels)
         : table.lesionLabels.length && areProbabilities(table.lesion) ? { byLabel: Object.fromEntries(table.lesionLabels.map((l) => [l, 0.5])), source: '0.5 for every label (default)' } : null;
       const ev = evaluate(samples, table, { thresholds: thresholds?.byLabel });

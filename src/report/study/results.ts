@@ -90,7 +90,7 @@ const MetricValuesSchema = z.object({
   mapImage: z.number().optional(),
   top1: z.number().optional(),
   top3: z.number().optional(),
-  /** Mean lesion ROC AUC, location balanced accuracy and one-vs-rest macro AUC (eval/metrics.ts). */
+  /** Mean lesion ROC AUC, location balanced accuracy and one-vs-rest macro AUC (metrics/metrics.ts). */
   meanAuc: z.number().optional(),
   balancedAccuracy: z.number().optional(),
   macroAuc: z.number().optional(),
@@ -134,7 +134,7 @@ const ComparisonSchema = z.object({
   top3: PairedSchema.nullable().optional(),
 });
 
-/** ECE (15 bins), MCE, Brier and the reliability bins of one head's probabilities (eval/calibration.ts). */
+/** ECE (15 bins), MCE, Brier and the reliability bins of one head's probabilities (metrics/calibration.ts). */
 const CalibrationSchema = z.object({
   ece: z.number(),
   mce: z.number(),

@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { averagePrecision, evaluate, evaluationJson, lesionMetrics, locationMetrics, rankOfTrue } from '../../src/eval/metrics.ts';
+import { averagePrecision, evaluate, evaluationJson, lesionMetrics, locationMetrics, rankOfTrue } from '../../src/metrics/metrics.ts';
 import { DermtlError } from '../../src/util/errors.ts';
 import { Rng } from '../../src/util/rng.ts';
-import { sample } from './helpers.ts';
+import { sample } from '../eval/helpers.ts';
 
 const close = (actual: number | null, expected: number, eps = 1e-12) =>
   assert.ok(actual !== null && Math.abs(actual - expected) <= eps, `expected ${expected}, got ${actual}`);

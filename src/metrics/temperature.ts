@@ -3,11 +3,11 @@
  * by minimising the negative log-likelihood on held-out data. T > 1 softens over-confident scores; the ranking of
  * a label's scores (AP, AUC) and the top-1 location never change.
  *
- * The model is scored with test-time augmentation (the mean of the views' probabilities, eval/tta.ts), so the NLL
+ * The model is scored with test-time augmentation (the mean of the views' probabilities, train/tta.ts), so the NLL
  * here is that of the view-averaged probability, with T applied to each view's logits: T is fitted for exactly
  * what is later reported.
  *
- * Logit layout: [images * views * classes], image i's view v at (i * views + v) * classes (eval/tta.ts).
+ * Logit layout: [images * views * classes], image i's view v at (i * views + v) * classes (train/tta.ts).
  */
 
 /** The search range of T. */

@@ -1,7 +1,7 @@
 // Test-time augmentation: the paper's 10-crop (four corners + centre, and their mirrors) averages the ten views'
 // PROBABILITIES per image; 'center' uses the single centre crop (view 4 of the ten, the same box of the same resize).
-import type { Tta } from '../train/config.ts';
-import { CENTER_VIEW, TEN_CROP_VIEWS } from '../train/features.ts';
+import type { Tta } from './config.ts';
+import { CENTER_VIEW, TEN_CROP_VIEWS } from './features.ts';
 
 /** Which of the ten test views a TTA mode averages. */
 export function ttaViews(tta: Tta): number[] {

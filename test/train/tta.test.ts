@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { averageViews, ttaViews } from '../../src/eval/tta.ts';
+import { averageViews, ttaViews } from '../../src/train/tta.ts';
 
 test('10crop averages all ten views, center picks view 4', () => {
   assert.deepEqual(ttaViews('10crop'), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { confusion, predictedClass } from '../../src/eval/confusion.ts';
+import { confusion, predictedClass } from '../../src/metrics/confusion.ts';
 
 test('confusion matrix and balanced accuracy by hand; a tie with the true class counts against it', () => {
   const scores = [[0.7, 0.2, 0.1], [0.5, 0.5, 0], [0.1, 0.8, 0.1], [0.3, 0.3, 0.4]];

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { oneVsRestAuc, rocAuc } from '../../src/eval/roc.ts';
+import { oneVsRestAuc, rocAuc } from '../../src/metrics/roc.ts';
 import { DermtlError } from '../../src/util/errors.ts';
 import { Rng } from '../../src/util/rng.ts';
 

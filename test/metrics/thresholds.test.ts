@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { maxF1Threshold, operatingPoint, pooledOperatingPoint } from '../../src/eval/thresholds.ts';
+import { maxF1Threshold, operatingPoint, pooledOperatingPoint } from '../../src/metrics/thresholds.ts';
 
 test('max-F1 threshold: the best cut by hand, placed between validation scores', () => {
   // ranks: .9+ .8- .7+ .4+ .2-: cut at .9 F1 2/4; at .8 2/5; at .7 4/6; at .4 6/7; at .2 6/8 -> .4, midpoint with .2

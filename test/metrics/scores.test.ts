@@ -3,9 +3,9 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { formatScores, loadScores, matchManifest, parseScoreColumn, parseScores, readScores, writeScores, type ScoreTable } from '../../src/eval/scores.ts';
+import { formatScores, loadScores, matchManifest, parseScoreColumn, parseScores, readScores, writeScores, type ScoreTable } from '../../src/metrics/scores.ts';
 import { DermtlError } from '../../src/util/errors.ts';
-import { manifestOf, sample } from './helpers.ts';
+import { manifestOf, sample } from '../eval/helpers.ts';
 
 const awkward: ScoreTable = {
   images: ['img/a b.jpg', 'img/"quoted",c.jpg', 'd.jpg'],

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ECE_BINS, lesionCalibration, locationCalibration, reliability } from '../../src/eval/calibration.ts';
+import { ECE_BINS, lesionCalibration, locationCalibration, reliability } from '../../src/metrics/calibration.ts';
 
 const close = (actual: number | null | undefined, expected: number, eps = 1e-12) =>
   assert.ok(typeof actual === 'number' && Math.abs(actual - expected) <= eps, `expected ${expected}, got ${actual}`);
