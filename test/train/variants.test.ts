@@ -14,7 +14,7 @@ import { LOG_VARIANCE } from '../../src/models/heads.ts';
 import { resolveConfig } from '../../src/train/config.ts';
 import type { EpochRecord } from '../../src/train/run.ts';
 import { trainRun, type TrainOptions } from '../../src/train/trainTask.ts';
-import { candidateDir } from '../../src/train/tuned.ts';
+import { bestCandidate, candidateDir } from '../../src/train/tuned.ts';
 import { DermtlError } from '../../src/util/errors.ts';
 import { demoSet, modelParams, tempDir, tinyConfig } from './fixture.ts';
 
@@ -96,6 +96,16 @@ test('tuned location weight: one candidate run per grid value, the best validati
   const winner = await evaluateRun(candidateDir(o.out, w.location), await evalOpts({ out: join(await tempDir(), 'eval-winner') }));
   assert.deepEqual(parent.table, winner.table);
   assert.equal((await trainRun({ ...o, resume: true })).status, 'already done');
+});
+
+test('bestCandidate: the best score; ties and missing scores go to the larger weight; an empty grid is an error', () => {
+  const c = (location: number, score: number | null) => ({ location, score, epoch: 1 });
+  assert.equal(bestCandidate([c(0.1, 0.5), c(0.3, 0.7), c(1, 0.6)]).location, 0.3);
+  assert.equal(bestCandidate([c(1, 0.5), c(0.1, 0.5)]).location, 1);
+  assert.equal(bestCandidate([c(0.1, 0.5), c(1, null)]).location, 0.1);
+  assert.equal(bestCandidate([c(0.1, null), c(1, null), c(0.3, null)]).location, 1);
+  assert.throws(() => bestCandidate([]), DermtlError);
+  assert.equal(candidateDir('/r', 0.1), join('/r', 'tune', 'location-0.1'));
 });
 
 test('a tuned run stopped inside a candidate resumes to the same result', async () => {
