@@ -11,7 +11,7 @@ import { loadModel, MODEL_FILES, saveModel } from '../models/modelFile.ts';
 import { RUN_FILES } from '../train/run.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
 import { writeFigure1 } from '../report/figure1.ts';
-import { formatTable1, REPORT_FILES } from '../report/study/index.ts';
+import { formatTable1, REPORT_FILES, writeStudyReport } from '../report/study/index.ts';
 import { DEMO_STUDY } from './demoStudy.ts';
 
 export { DEMO_STUDY };
@@ -105,7 +105,7 @@ async function runDemoStudy(opts: StartOptions, out: string, manifest: string, l
   log(`cross-validation study (${command}):`);
   return runStudyWithStopSignals({
     manifest: rel(manifest), out: dir, folds, mode: 'frozen', seed: opts.seed, configFile, tta: '10crop', force: opts.force,
-    progress: opts.progress, command, log,
+    progress: opts.progress, command, log, writeReport: writeStudyReport,
   });
 }
 

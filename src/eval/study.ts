@@ -4,7 +4,7 @@
 // lesion-only and MTL lesion scores. Two baselines are fitted on every fold too (baselines.ts): `prior` (the
 // training part's label frequencies) and `linear` (L2 logistic regression on the ImageNet trunk's ten-crop
 // features, whatever the mode). Then per-fold and pooled out-of-fold metrics, fold means and stds, the paired
-// MTL - lesion-only differences and those against the linear baseline, and the report (writeStudyReport). See
+// MTL - lesion-only differences and those against the linear baseline, and the report (opts.writeReport). See
 // studyPlan.ts for the folder layout.
 //
 // Interrupt and re-run: every model/fold is its own run folder, reused once its unit.json marker is written (after
@@ -19,9 +19,9 @@ import { cooccurrence, manifestStats } from '../data/statistics.ts';
 import type { Manifest, Sample } from '../data/types.ts';
 import { stderrProgress } from '../util/progress.ts';
 import {
-  BASELINE_NAMES, MODEL_NAMES, REPORT_FILES, VARIANT_NAMES, RESULTS_VERSION, comparisonResults, modelResult, pairedResults, versusLesionResults, writeStudyReport,
+  BASELINE_NAMES, MODEL_NAMES, VARIANT_NAMES, RESULTS_VERSION, comparisonResults, modelResult, pairedResults, versusLesionResults,
   type CalibrationPair, type Eval, type LesionEval, type LocationEval, type ModelName, type MtlEval, type Selection, type StudyResults,
-} from '../report/study/index.ts';
+} from './studyResults.ts';
 import { epochsOf, loadConfig, resolveConfig, type TrainConfig, type TrainMode, type Task, type Tta } from '../train/config.ts';
 import { featureCacheFor, trainViewSet } from '../train/frozen.ts';
 import { cacheActivations } from '../train/partial.ts';
@@ -40,7 +40,7 @@ import { CALIBRATION_FILE, CalibrationSchema } from '../models/calibration.ts';
 import { readJson, parseWith } from '../util/jsonFile.ts';
 import { writeScores, type ScoreTable } from '../metrics/scores.ts';
 import {
-  STUDY_FILES, StudyClock, TRAINED_MODELS, trainedModels, type TrainedModel, type TrainedName, cvCommand, formatDuration, parseModels, parseOnlyFolds, readStudyFile, readUnit, readUnitScores, refuseDifferentSettings,
+  REPORT_FILES, STUDY_FILES, StudyClock, TRAINED_MODELS, trainedModels, type TrainedModel, type TrainedName, cvCommand, formatDuration, parseModels, parseOnlyFolds, readStudyFile, readUnit, readUnitScores, refuseDifferentSettings,
   settingsDifferences, unitDir, writeStudyFile, writeUnit, type StudySettings,
 } from './studyPlan.ts';
 
@@ -76,6 +76,11 @@ export interface StudyOptions {
   log?: (line: string) => void;
   /** Stops after the current image being cached or training update (checkpointed); the study then ends with an exit-130 DermtlError. */
   signal?: AbortSignal;
+  /**
+   * Writes results.json and the report into the study folder and returns the paths written: report/study's
+   * writeStudyReport, passed in by the caller (the report layer sits above this one).
+   */
+  writeReport: (dir: string, results: StudyResults) => Promise<string[]>;
 }
 
 export interface StudyOutcome {
@@ -170,7 +175,7 @@ export async function runStudy(opts: StudyOptions): Promise<StudyOutcome> {
   }), spent());
   results.beforeCalibration = await beforeCalibration(ctx, units);
   results.operatingPoints = await operatingPoints(ctx, units);
-  const files = await writeStudyReport(dir, results);
+  const files = await opts.writeReport(dir, results);
   await writeStudyFile(dir, settings, results.timing.totalSeconds);
   log(`wrote ${join(dir, REPORT_FILES.results)} and the report ${join(dir, REPORT_FILES.html)} (${counts.trained} trained, ${counts.reused} reused, ${counts.skipped} skipped; ${formatDuration((performance.now() - t0) / 1000)})`);
   return { dir, results, files, counts };

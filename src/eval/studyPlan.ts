@@ -8,13 +8,14 @@
 //                                   completion marker. models/ensemble/fold-<f>/ holds the max-ensemble's scores;
 //                                   models/prior/fold-<f>/ and models/linear/fold-<f>/ the baselines' (the linear
 //                                   one with linear.json: the lambda path and choice; baselineUnits.ts).
-//   STUDY/results.json, table1.md, figure1/figure3 (.svg, .png), report.html   (src/report/study)
+//   STUDY/results.json, table1.md, figure1/figure3 (.svg, .png), report.html   (REPORT_FILES; studyResults.ts is
+//                                   results.json, src/report/study writes the report: StudyOptions.writeReport)
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { writeFileAtomic } from '../util/atomic.ts';
 import { DermtlError, errorList } from '../util/errors.ts';
-import { MODEL_NAMES, type ModelName } from '../report/study/results.ts';
+import { MODEL_NAMES, type ModelName } from './studyResults.ts';
 import type { Sample } from '../data/types.ts';
 import { readScores, type ScoreTable } from '../metrics/scores.ts';
 import type { TrainConfig, TrainMode, Task, Tta } from '../train/config.ts';
@@ -22,6 +23,21 @@ import type { TrainConfig, TrainMode, Task, Tta } from '../train/config.ts';
 export const STUDY_FORMAT = 'dermtl-study';
 export const STUDY_VERSION = 1;
 export const STUDY_FILES = { settings: 'study.json', folds: 'folds.json', models: 'models', unit: 'unit.json' } as const;
+
+/** The files of a study report (written by report/study/writeReport.ts), relative to the study folder. */
+export const REPORT_FILES = {
+  results: 'results.json',
+  table1: 'table1.md',
+  figure1Svg: 'figure1.svg',
+  figure1Png: 'figure1.png',
+  figure3Svg: 'figure3.svg',
+  figure3Png: 'figure3.png',
+  reliabilitySvg: 'reliability.svg',
+  reliabilityPng: 'reliability.png',
+  confusionSvg: 'confusion.svg',
+  confusionPng: 'confusion.png',
+  html: 'report.html',
+} as const;
 
 export type TrainedName = Extract<ModelName, 'lesion' | 'location' | 'mtl' | 'mtl-uw' | 'mtl-tuned' | 'fusion'>;
 

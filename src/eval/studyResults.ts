@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { pairedDifference, summarize } from '../../eval/stats.ts';
-import { DermtlError, errorList } from '../../util/errors.ts';
-import { issueLines, readJson } from '../../util/jsonFile.ts';
+import { pairedDifference, summarize } from './stats.ts';
+import { DermtlError, errorList } from '../util/errors.ts';
+import { issueLines, readJson } from '../util/jsonFile.ts';
 
 /**
  * results.json of a cross-validation study (`dermtl cv`): everything the report is drawn from, so

@@ -9,7 +9,7 @@ import { loadManifest, writeManifest } from '../../src/data/manifest.ts';
 import { runStudy, concatTables, type StudyOptions } from '../../src/eval/study.ts';
 import { evaluate, evaluationJson } from '../../src/metrics/metrics.ts';
 import { readScores, type ScoreTable } from '../../src/metrics/scores.ts';
-import { readResults, type StudyResults } from '../../src/report/study/index.ts';
+import { readResults, writeStudyReport, type StudyResults } from '../../src/report/study/index.ts';
 import { DEFAULT_MODEL_PATH } from '../../src/serve/defaultModel.ts';
 import { unitDir } from '../../src/eval/studyPlan.ts';
 import { DermtlError } from '../../src/util/errors.ts';
@@ -24,7 +24,7 @@ async function options(extra: Partial<StudyOptions> & { cfg?: Record<string, unk
   const demo = await studyDemo();
   const { cfg, ...rest } = extra;
   const lines: string[] = [];
-  return { manifest: demo.manifest, out: join(await tempDir(), 'study'), folds: 3, config: tinyStudyConfig(demo.cache, cfg), progress: false, log: (l) => lines.push(l), lines, ...rest };
+  return { manifest: demo.manifest, out: join(await tempDir(), 'study'), folds: 3, config: tinyStudyConfig(demo.cache, cfg), progress: false, log: (l) => lines.push(l), lines, writeReport: writeStudyReport, ...rest };
 }
 
 async function mtime(path: string): Promise<number> {

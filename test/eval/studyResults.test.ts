@@ -3,9 +3,9 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { modelResult, pairedResults, readResults, validateResults } from '../../../src/report/study/results.ts';
-import { DermtlError } from '../../../src/util/errors.ts';
-import { syntheticResults } from './fixture.ts';
+import { modelResult, pairedResults, readResults, validateResults } from '../../src/eval/studyResults.ts';
+import { DermtlError } from '../../src/util/errors.ts';
+import { syntheticResults } from '../report/study/fixture.ts';
 
 /** The fixture as it would come back from JSON.parse, for mutation. */
 function raw(): any {

@@ -33,12 +33,13 @@ export function register(program: Command): void {
       'fold and pooled out-of-fold, with fold means, stds and the paired MTL - lesion-only difference (95% t interval).',
     ].join('\n'))
     .action(async (o: { manifest: string; out: string; folds: number; mode?: TrainMode; seed?: number; config?: string; tta?: Tta; onlyFolds?: string; models?: string; force?: boolean; verbose?: boolean; progress: boolean }, cmd: Command) => {
-      const [{ runStudyWithStopSignals }, { shellQuote }, { formatTable1 }] = await Promise.all([
+      const [{ runStudyWithStopSignals }, { shellQuote }, { formatTable1, writeStudyReport }] = await Promise.all([
         import('../../eval/study.ts'), import('../../eval/studyPlan.ts'), import('../../report/study/index.ts'),
       ]);
       const r = await runStudyWithStopSignals({
         manifest: o.manifest, out: o.out, folds: o.folds, mode: o.mode, seed: o.seed, configFile: o.config, tta: o.tta, onlyFolds: o.onlyFolds, models: o.models,
         force: o.force ?? false, verbose: o.verbose ?? false, progress: o.progress, command: commandLine(cmd, shellQuote),
+        writeReport: writeStudyReport,
       });
       console.log('');
       for (const line of formatTable1(r.results)) console.log(line);

@@ -1,6 +1,6 @@
 import type { TopLevelSpec } from 'vega-lite';
 import { MODEL_TITLES } from './table1.ts';
-import type { HeadCalibration, StudyResults } from './results.ts';
+import type { HeadCalibration, StudyResults } from '../../eval/studyResults.ts';
 
 /**
  * The study's calibration and confusion figures (pooled out-of-fold scores of the trained models):

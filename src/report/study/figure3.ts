@@ -1,5 +1,5 @@
 import type { TopLevelSpec } from 'vega-lite';
-import type { StudyResults } from './results.ts';
+import type { StudyResults } from '../../eval/studyResults.ts';
 
 /**
  * Figure 3 of Liao & Luo: body-location top-1 and top-3 accuracy of the location-only model and

@@ -1,6 +1,6 @@
 import { DEFAULT_LAMBDA, LAMBDA_GRID, PATIENCE } from '../../eval/baselineGrid.ts';
 import { FIGURE3_COLORS } from './figure3.ts';
-import { MODEL_NAMES, type ModelName, type PairedMetric, type PairedResult, type StudyResults } from './results.ts';
+import { MODEL_NAMES, type ModelName, type PairedMetric, type PairedResult, type StudyResults } from '../../eval/studyResults.ts';
 import { BASELINE_NOTES, formatMeanStd, formatValue, MODEL_TITLES, partialLabel, table1, type Cell, type Table, type Table1 } from './table1.ts';
 
 /**

@@ -1,4 +1,4 @@
-import { type LesionEval, type MetricValues, type ModelName, type StudyResults } from './results.ts';
+import { type LesionEval, type MetricValues, type ModelName, type StudyResults } from '../../eval/studyResults.ts';
 
 /**
  * Table 1 of Liao & Luo for a study: lesion AP per class, mAP-class and mAP-image of the

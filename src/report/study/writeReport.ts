@@ -5,23 +5,12 @@ import { renderVegaLite } from '../render.ts';
 import { confusionSpec, reliabilitySpec } from './calibrationFigures.ts';
 import { figure3Spec } from './figure3.ts';
 import { reportHtml } from './html.ts';
-import { readResults, validateResults, type StudyResults } from './results.ts';
+import { readResults, validateResults, type StudyResults } from '../../eval/studyResults.ts';
 import { table1, table1Markdown } from './table1.ts';
+import { REPORT_FILES } from '../../eval/studyPlan.ts';
 
-/** The files of a study report, relative to the study folder. */
-export const REPORT_FILES = {
-  results: 'results.json',
-  table1: 'table1.md',
-  figure1Svg: 'figure1.svg',
-  figure1Png: 'figure1.png',
-  figure3Svg: 'figure3.svg',
-  figure3Png: 'figure3.png',
-  reliabilitySvg: 'reliability.svg',
-  reliabilityPng: 'reliability.png',
-  confusionSvg: 'confusion.svg',
-  confusionPng: 'confusion.png',
-  html: 'report.html',
-} as const;
+// The study folder's file names (eval/studyPlan.ts), re-exported where they have always been found.
+export { REPORT_FILES };
 
 /**
  * Writes a study's report into `dir`: results.json, table1.md, figure1.svg/.png, figure3.svg/.png

@@ -1,4 +1,4 @@
-import { comparisonResults, modelResult, pairedResults, type LesionEval, type LocationEval, type MtlEval, type StudyResults } from '../../../src/report/study/results.ts';
+import { comparisonResults, modelResult, pairedResults, type LesionEval, type LocationEval, type MtlEval, type StudyResults } from '../../../src/eval/studyResults.ts';
 
 /**
  * A synthetic 3-fold study with plausible numbers. Lesion labels: nevus and melanoma in every fold,

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { escapeHtml, formatSeconds, inlineSvg, pairedSentence, reportHtml } from '../../../src/report/study/html.ts';
-import { readResults, type StudyResults } from '../../../src/report/study/results.ts';
+import { readResults, type StudyResults } from '../../../src/eval/studyResults.ts';
 import { rewriteStudyReport, writeStudyReport } from '../../../src/report/study/writeReport.ts';
 import { syntheticResults } from './fixture.ts';
 
