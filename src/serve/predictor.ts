@@ -8,7 +8,8 @@ import { lesionThresholds } from '../models/calibration.ts';
 import { MODEL_FILES, type LoadedModel } from '../models/modelFile.ts';
 import { DermtlError } from '../util/errors.ts';
 import { CamRunner } from './explain.ts';
-import { TTA_MODES, type DermtlModel, type LabelScore, type Prediction, type PredictOptions, type SiteUse, type Tta } from './api.ts';
+import { TTA_MODES, type Tta } from './defaults.ts';
+import type { DermtlModel, LabelScore, Prediction, PredictOptions, SiteUse } from './types.ts';
 
 const VIEW_MODE: Record<Tta, ViewMode> = { center: 'center', '10crop': 'tenCrop' };
 
