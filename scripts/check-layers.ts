@@ -17,8 +17,8 @@ export const LAYERS: readonly (readonly string[])[] = [
   ['train'],
   ['eval'],
   ['report'],
-  ['explain'],
   ['serve'],
+  ['explain'], // Grad-CAM overlays and `dermtl explain`, drawn from the serving library's explanations
   ['cli'],
   ['.'], // src/index.ts, the library's public face
 ];

@@ -4,7 +4,7 @@
 // view's centre: the demo draws its lesions near the middle, so "look at the centre" scores above chance too).
 import type { DemoLesionBox } from '../data/demo/generate.ts';
 import type { Explanation } from '../serve/explain.ts';
-import { mapOnPhoto, massInBox, viewRegion } from './heatmap.ts';
+import { mapOnPhoto, massInBox, viewRegion } from '../image/heatmap.ts';
 
 export interface BoxShare {
   image: string;

@@ -5,7 +5,7 @@ import sharp from 'sharp';
 import { decodeImage, type ImageInput } from '../image/index.ts';
 import { FIGURE_FONT } from '../report/render.ts';
 import type { Explanation, LabelMap } from '../serve/explain.ts';
-import { heatLayer, mapOnPhoto, turbo, viewRegion } from './heatmap.ts';
+import { heatLayer, mapOnPhoto, turbo, viewRegion } from '../image/heatmap.ts';
 
 /** Longer side of an overlay's photo in pixels (a larger photo is scaled down). */
 export const OVERLAY_MAX_SIDE = 640;

@@ -8,7 +8,7 @@ import type { ViewParams } from '../image/index.ts';
 import { CAM_INPUT, CAM_OUTPUTS } from '../models/cam.ts';
 import { SITE_TENSORS } from '../models/fusion.ts';
 import { modelSiteFeeds, type LoadedModel } from '../models/modelFile.ts';
-import { mapMax, viewRegion, type ViewPlacement } from '../explain/heatmap.ts';
+import { mapMax, viewRegion, type ViewPlacement } from '../image/heatmap.ts';
 
 /** One label's Grad-CAM map. */
 export interface LabelMap {

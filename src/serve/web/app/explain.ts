@@ -1,8 +1,8 @@
 /**
  * Grad-CAM maps in the page: fetched from the server (POST api/explain) or computed in the browser (BrowserModel),
- * then drawn over the photo with the server's own placement and colour code (src/explain/heatmap.ts).
+ * then drawn over the photo with the server's own placement and colour code (src/image/heatmap.ts).
  */
-import { heatLayer, mapOnPhoto, type ViewPlacement } from '../../../explain/heatmap.ts';
+import { heatLayer, mapOnPhoto, type ViewPlacement } from '../../../image/heatmap.ts';
 import { predictQuery, readJson, send } from './api.ts';
 import { contentType } from './files.ts';
 import type { Tta } from './preprocess.ts';
