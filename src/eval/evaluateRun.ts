@@ -22,7 +22,7 @@ import { DermtlError, errorList } from '../util/errors.ts';
 import type { Tta } from '../train/config.ts';
 import { viewLogits, type HeadLogits } from '../train/viewLogits.ts';
 import { readFinishedRun, runFile, storedConfig, type RunInfo, type RunLabels } from '../train/run.ts';
-import { preprocessingOf, SPLIT_FILE, type ProgressFactory } from '../train/trainTask.ts';
+import { SPLIT_FILE, type ProgressFactory } from '../train/trainTask.ts';
 import { ensembleMax } from './ensemble.ts';
 import { evaluate, evaluationJson, formatEvaluation, type Evaluation } from '../metrics/metrics.ts';
 import { writeScores, type ScoreTable } from '../metrics/scores.ts';

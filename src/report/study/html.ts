@@ -213,7 +213,7 @@ ${body}
 </section>`;
 }
 
-function table1Section(r: StudyResults, t: Table1): string {
+function table1Section(_r: StudyResults, t: Table1): string {
   return `<section id="table-1">
 <h2>Table 1</h2>
 <p>Lesion average precision (AP) per class, mAP-class (mean of the class APs) and mAP-image (mean over images of the AP of
