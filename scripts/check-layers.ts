@@ -31,6 +31,8 @@ export interface ImportEdge {
 }
 
 export interface LayerReport {
+  /** Every source file, relative to src/. */
+  paths: string[];
   files: number;
   edges: ImportEdge[];
   /** Each group of files that reach one another (a strongly connected component), with one example loop. */
@@ -255,7 +257,7 @@ export function checkLayers(srcRoot: string): LayerReport {
     const b = layerOf(e.to);
     return a < 0 || b < 0 || b > a;
   });
-  return { files: files.length, edges, cycles, upward };
+  return { paths: files, files: files.length, edges, cycles, upward };
 }
 
 export function formatReport(r: LayerReport): string {
