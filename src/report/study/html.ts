@@ -335,7 +335,7 @@ function pairedSection(r: StudyResults): string {
   };
   const body = rows.map((x, i) => row(x, i === 0 || rows[i - 1].a !== x.a || rows[i - 1].b !== x.b));
   const level = Math.round((rows.find((x) => x.p)?.p?.level ?? 0.95) * 100);
-  const sentences = rows.filter((x) => x.b === 'lesion' && x.metric === 'mapClass').map((x) => `<p>${escapeHtml(pairedSentence(x.metric, x.p, x.a, x.b))}</p>`);
+  const sentences = rows.filter((x) => x.a === 'mtl' || (x.b === 'lesion' && x.metric === 'mapClass')).map((x) => `<p>${escapeHtml(pairedSentence(x.metric, x.p, x.a, x.b))}</p>`);
   return `<section id="paired">
 <h2>Paired differences, per fold</h2>
 <p>MTL − lesion-only, and each trained model − the linear baseline, on the same folds (positive: the first model higher),
