@@ -13,11 +13,15 @@ export async function createEnsemble(runA: string, runB: string, out: string): P
   if (dir === a || dir === b) throw new DermtlError(`--out ${dir} is one of the member runs; choose a new folder`);
   const [ia, ib] = [await readFinishedRun(a), await readFinishedRun(b)];
   const problems: string[] = [];
+  const labels = { lesion: [...ia.labels.lesion], location: [...ia.labels.location] };
   for (const kind of ['lesion', 'location'] as const) {
     const [la, lb] = [[...ia.labels[kind]].sort(), [...ib.labels[kind]].sort()];
     const list = (ls: string[]) => (ls.length ? ls.join(', ') : `(no ${kind} head)`);
-    if (la.join('\n') !== lb.join('\n')) problems.push(`${kind} labels differ: ${list(la)} vs ${list(lb)}`);
+    // the paper's ensemble, lesion-only + MTL: a head only one member has is left out, the other head max-combined
+    if (kind === 'location' && (la.length === 0 || lb.length === 0)) labels.location = [];
+    else if (la.join('\n') !== lb.join('\n')) problems.push(`${kind} labels differ: ${list(la)} vs ${list(lb)}`);
   }
+  if (!labels.lesion.length && !labels.location.length) problems.push('they share no head');
   if (ia.manifest.hash !== ib.manifest.hash) problems.push(`they were trained on different manifests (${ia.manifest.file} vs ${ib.manifest.file})`);
   if (JSON.stringify(ia.folds) !== JSON.stringify(ib.folds)) {
     const f = (i: RunInfo) => (i.folds ? `fold ${i.folds.fold} of ${i.folds.file}` : 'the whole manifest');
@@ -28,7 +32,7 @@ export async function createEnsemble(runA: string, runB: string, out: string): P
   if ((await readdir(dir).catch(() => [])).length) throw new DermtlError(`${dir} is not empty; choose a new folder for the ensemble`);
   const info: RunInfo = {
     format: RUN_FORMAT, version: RUN_VERSION, kind: 'ensemble', status: 'done', createdAt: new Date().toISOString(), finishedAt: new Date().toISOString(),
-    task: ia.task === ib.task ? ia.task : 'mtl', labels: ia.labels, manifest: ia.manifest, folds: ia.folds,
+    task: labels.lesion.length && labels.location.length ? 'mtl' : labels.lesion.length ? 'lesion' : 'location', labels, manifest: ia.manifest, folds: ia.folds,
     mode: null, seed: null, config: null, split: null, backbone: null, members: [a, b], timings: {},
   };
   await writeRunInfo(dir, info);

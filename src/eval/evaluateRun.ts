@@ -168,10 +168,16 @@ export async function predictRun(dir: string, info: RunInfo, samples: readonly S
   if (info.kind === 'ensemble') {
     const [a, b] = info.members ?? [];
     if (!a || !b) throw new DermtlError(`${runFile(dir, 'run')}: an ensemble needs two member runs`);
+    // each member's scores of the ensemble's heads only (lesion-only + MTL: the lesion scores)
+    const heads = (t: ScoreTable): ScoreTable => ({
+      ...t,
+      ...(info.labels.lesion.length ? {} : { lesionLabels: [], lesion: t.images.map(() => new Float64Array(0)) }),
+      ...(info.labels.location.length ? {} : { locationLabels: [], location: t.images.map(() => new Float64Array(0)) }),
+    });
     const ta = await predictRun(a, await readFinishedRun(a), samples, opts);
     const tb = await predictRun(b, await readFinishedRun(b), samples, opts);
-    const before = ta.uncalibrated || tb.uncalibrated ? ensembleMax(ta.uncalibrated ?? ta.table, tb.uncalibrated ?? tb.table, [a, b]) : null;
-    return { table: ensembleMax(ta.table, tb.table, [a, b]), uncalibrated: before, calibration: null, fusion: ta.fusion || tb.fusion };
+    const before = ta.uncalibrated || tb.uncalibrated ? ensembleMax(heads(ta.uncalibrated ?? ta.table), heads(tb.uncalibrated ?? tb.table), [a, b]) : null;
+    return { table: ensembleMax(heads(ta.table), heads(tb.table), [a, b]), uncalibrated: before, calibration: null, fusion: ta.fusion || tb.fusion };
   }
   await checkNotTrainingImages(dir, info, samples);
   const model = await loadModel(runFile(dir, 'model'), { session: false });

@@ -97,10 +97,22 @@ test('an ensemble run scores the per-image, per-label max of its two members', a
   await assert.rejects(createEnsemble(a, a, join(await tempDir(), 'x')), /two different runs/);
 });
 
-test('ensembles of runs with other labels or other folds are refused', async () => {
+test('the paper\'s ensemble (MTL + lesion-only) max-combines the lesion scores; other labels or other folds are refused', async () => {
   const { a } = await runs;
   const lesionOnly = await train({ task: 'lesion' });
-  await assert.rejects(createEnsemble(a, lesionOnly, join(await tempDir(), 'x')), /location labels differ: arm, back, .* vs \(no location head\)/);
+  // the paper's ensemble, MTL + lesion-only: the lesion scores only (the location head is MTL's alone)
+  const paper = join(await tempDir(), 'paper');
+  const info = await createEnsemble(a, lesionOnly, paper);
+  assert.equal(info.task, 'lesion');
+  assert.deepEqual(info.labels.location, []);
+  const out = await tempDir('dermtl-eval-');
+  const ra = await evaluateRun(a, await evalOpts({ out: join(out, 'a') }));
+  const rl = await evaluateRun(lesionOnly, await evalOpts({ out: join(out, 'l') }));
+  const re = await evaluateRun(paper, await evalOpts());
+  assert.deepEqual(re.table.locationLabels, []);
+  re.table.lesion.forEach((row, i) => row.forEach((v, c) => assert.equal(v, Math.max(ra.table.lesion[i][c], rl.table.lesion[i][c]))));
+  const location = await train({ task: 'location' });
+  await assert.rejects(createEnsemble(lesionOnly, location, join(await tempDir(), 'x')), /lesion labels differ: .* vs \(no lesion head\)/);
   const fold1 = await train({ fold: 1 });
   await assert.rejects(createEnsemble(a, fold1, join(await tempDir(), 'x')), /trained on different parts \(fold 0 of .* vs fold 1 of/);
 });
