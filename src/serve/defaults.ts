@@ -2,8 +2,11 @@
 // --help without loading onnxruntime, sharp or fastify.
 import { DEFAULT_MAX_PIXELS } from '../image/limits.ts';
 
-/** Test-time augmentation: the centre 224 crop, or the 10 crops (4 corners + centre, and mirrors) averaged. */
-export type Tta = 'center' | '10crop';
+import type { Tta } from '../image/tta.ts';
+
+/** Test-time augmentation (image/tta.ts): the centre 224 crop, or the 10 crops (4 corners + centre, and mirrors) averaged. */
+export type { Tta };
+/** The serving default first. */
 export const TTA_MODES: readonly Tta[] = ['center', '10crop'];
 
 export const SERVER_DEFAULTS = {

@@ -8,6 +8,7 @@ import { lesionThresholds } from '../models/calibration.ts';
 import { MODEL_FILES, type LoadedModel } from '../models/modelFile.ts';
 import { DermtlError } from '../util/errors.ts';
 import { CamRunner } from './explain.ts';
+import { meanOverViews } from '../image/tta.ts';
 import { TTA_MODES, type Tta } from './defaults.ts';
 import type { DermtlModel, LabelScore, Prediction, PredictOptions, SiteUse } from './types.ts';
 
@@ -117,14 +118,7 @@ export function checkPredictOptions(tta: unknown, top: unknown): void {
   if (top !== undefined && !(Number.isInteger(top) && (top as number) >= 1)) throw new DermtlError(`top must be a whole number >= 1, got ${String(top)}`);
 }
 
-/** Mean over the n views of [n, k] probabilities -> [k]. A mean of softmaxes still sums to 1. */
-export function meanOverViews(probs: Float32Array, n: number): Float64Array {
-  const k = probs.length / n;
-  const out = new Float64Array(k);
-  for (let v = 0; v < n; v++) for (let j = 0; j < k; j++) out[j] += probs[v * k + j];
-  for (let j = 0; j < k; j++) out[j] /= n;
-  return out;
-}
+export { meanOverViews };
 
 /** Each lesion score with its threshold and whether it is predicted present: p (as returned) >= threshold. */
 export function withDecisions(scores: LabelScore[], thresholds: Readonly<Record<string, number>>): LabelScore[] {

@@ -4,5 +4,4 @@ export const TASKS = ['mtl', 'lesion', 'location'] as const;
 export type Task = (typeof TASKS)[number];
 export const MODES = ['frozen', 'finetune'] as const;
 export type TrainMode = (typeof MODES)[number];
-export const TTAS = ['10crop', 'center'] as const;
-export type Tta = (typeof TTAS)[number];
+export { TTAS, type Tta } from '../image/tta.ts';

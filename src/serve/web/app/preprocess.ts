@@ -9,7 +9,9 @@ import type { RgbImage } from '../../../image/decode.ts';
 import { viewLength, writeView, type Preprocessing } from '../../../image/preprocess.ts';
 
 /** Test-time views: the centre crop, or the ten crops of the paper (corners + centre, and their mirrors). */
-export type Tta = 'center' | '10crop';
+import type { Tta } from '../../../image/tta.ts';
+export type { Tta };
+export { meanOverViews } from '../../../image/tta.ts';
 
 /** Canvas pixels (RGBA, alpha already composited onto an opaque background) to packed RGB. */
 export function rgbaToRgb(rgba: Uint8ClampedArray | Uint8Array, width: number, height: number): RgbImage {
@@ -60,10 +62,3 @@ export async function decodeResized(file: Blob, prep: Preprocessing): Promise<Rg
   }
 }
 
-/** Mean over views of [views, k] probabilities (how ten-crop scores become one per label). */
-export function meanOverViews(probs: Float32Array, views: number): Float32Array {
-  const k = probs.length / views;
-  const out = new Float32Array(k);
-  for (let v = 0; v < views; v++) for (let i = 0; i < k; i++) out[i] += probs[v * k + i] / views;
-  return out;
-}
