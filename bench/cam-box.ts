@@ -16,13 +16,23 @@ import { loadModel as loadFolder, saveModel } from '../src/models/modelFile.ts';
 import { loadModel } from '../src/serve/api.ts';
 import { Rng } from '../src/util/rng.ts';
 
-const { values: o } = parseArgs({ options: {
-  model: { type: 'string' }, data: { type: 'string' }, folds: { type: 'string' }, fold: { type: 'string', default: '0' },
-  'random-heads': { type: 'boolean', default: false }, limit: { type: 'string' },
-} });
+const { values: o } = parseArgs({
+  options: {
+    model: { type: 'string' },
+    data: { type: 'string' },
+    folds: { type: 'string' },
+    fold: { type: 'string', default: '0' },
+    'random-heads': { type: 'boolean', default: false },
+    limit: { type: 'string' },
+  },
+});
 if (!o.model || !o.data) throw new Error('--model DIR and --data DEMO_DIR are required');
 const demo = JSON.parse(await readFile(join(o.data, 'demo.json'), 'utf8')) as { n: number; seed: number; size: number };
-const rows = (await readFile(join(o.data, 'manifest.csv'), 'utf8')).trim().split('\n').slice(1).map((l) => l.split(','));
+const rows = (await readFile(join(o.data, 'manifest.csv'), 'utf8'))
+  .trim()
+  .split('\n')
+  .slice(1)
+  .map((l) => l.split(','));
 let images = rows.map((r) => ({ image: r[0], group: r[3] }));
 if (o.folds) {
   const folds = JSON.parse(await readFile(o.folds, 'utf8')) as { splits: { fold: number; test: string[] }[] };
@@ -57,7 +67,9 @@ async function run(modelDir: string) {
 const fmt = (s: ReturnType<typeof summarise>) =>
   `${s.n} (photo, lesion) pairs: mass in box ${s.share.toFixed(3)}, chance ${s.chance.toFixed(3)}, centre prior ${s.centre.toFixed(3)}, above chance in ${(100 * s.aboveChance).toFixed(0)}%`;
 const trained = await run(o.model);
-console.log(`${images.length} photos; trained model: ${fmt(summarise(trained.shares))}; ${trained.empty} empty maps; predict + explain median ${trained.medianMs.toFixed(0)} ms`);
+console.log(
+  `${images.length} photos; trained model: ${fmt(summarise(trained.shares))}; ${trained.empty} empty maps; predict + explain median ${trained.medianMs.toFixed(0)} ms`,
+);
 
 if (o['random-heads']) {
   const tmp = await mkdtemp(join(tmpdir(), 'dermtl-cam-random-'));
@@ -69,14 +81,22 @@ if (o['random-heads']) {
     for (const [k, v] of params) {
       if (!k.startsWith('heads/') || !k.endsWith('/weight')) continue;
       const sd = Math.sqrt(v.reduce((a, x) => a + x * x, 0) / v.length);
-      params.set(k, v.map(() => r.normal(0, sd)));
+      params.set(
+        k,
+        v.map(() => r.normal(0, sd)),
+      );
     }
-    await saveModel(join(tmp, 'm'), { network: loaded.network, params, labels: loaded.labels, preprocessing: loaded.preprocessing },
-      { trunk: loaded.manifest.trunk ? 'reference' : 'embed' });
+    await saveModel(
+      join(tmp, 'm'),
+      { network: loaded.network, params, labels: loaded.labels, preprocessing: loaded.preprocessing },
+      { trunk: loaded.manifest.trunk ? 'reference' : 'embed' },
+    );
     const random = await run(join(tmp, 'm'));
     console.log(`randomised heads: ${fmt(summarise(random.shares))}; ${random.empty} empty maps`);
     const rhos = [...trained.maps].map(([k, a]) => spearman(a, random.maps.get(k)!)).filter((v) => Number.isFinite(v));
-    console.log(`rank correlation trained vs randomised maps: mean ${mean(rhos).toFixed(3)}, mean |rho| ${mean(rhos.map(Math.abs)).toFixed(3)} over ${rhos.length} maps`);
+    console.log(
+      `rank correlation trained vs randomised maps: mean ${mean(rhos).toFixed(3)}, mean |rho| ${mean(rhos.map(Math.abs)).toFixed(3)} over ${rhos.length} maps`,
+    );
   } finally {
     await rm(tmp, { recursive: true, force: true });
   }

@@ -39,10 +39,17 @@ for (const arg of ['--version', '--help']) {
   once(arg); // warm-up: the file system cache
   const ms = Array.from({ length: runs }, () => once(arg));
   result[arg] = { median_ms: median(ms), min_ms: Math.min(...ms), max_ms: Math.max(...ms), runs };
-  console.log(`node ${entry} ${arg}: median ${median(ms).toFixed(0)} ms (min ${Math.min(...ms).toFixed(0)}, max ${Math.max(...ms).toFixed(0)}; ${runs} runs)`);
+  console.log(
+    `node ${entry} ${arg}: median ${median(ms).toFixed(0)} ms (min ${Math.min(...ms).toFixed(0)}, max ${Math.max(...ms).toFixed(0)}; ${runs} runs)`,
+  );
 }
 const loadAfter = loadavg()[0];
-console.log(`load average (1 min): ${loadBefore.toFixed(2)} before, ${loadAfter.toFixed(2)} after; node ${process.version}`);
+console.log(
+  `load average (1 min): ${loadBefore.toFixed(2)} before, ${loadAfter.toFixed(2)} after; node ${process.version}`,
+);
 if (values.json) {
-  writeFileSync(values.json, JSON.stringify({ entry, node: process.version, load: [loadBefore, loadAfter], ...result }, null, 2) + '\n');
+  writeFileSync(
+    values.json,
+    JSON.stringify({ entry, node: process.version, load: [loadBefore, loadAfter], ...result }, null, 2) + '\n',
+  );
 }

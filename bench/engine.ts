@@ -72,7 +72,12 @@ const cfg = {
   location: count(args.location, 9, 'location', 2),
   randomWeights: args['random-weights'],
 };
-const spec: NetworkSpec = { trunk: { depth: 50 }, imageSize: cfg.size, heads: { lesion: cfg.lesion, location: cfg.location }, seed: 1 };
+const spec: NetworkSpec = {
+  trunk: { depth: 50 },
+  imageSize: cfg.size,
+  heads: { lesion: cfg.lesion, location: cfg.location },
+  seed: 1,
+};
 
 const median = (xs: readonly number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -97,7 +102,10 @@ function memory(): { peakMb: number; rssMb: number } {
 async function trunkWeights(): Promise<{ weights: FoldedResNet50 | 'random'; source: string }> {
   if (cfg.randomWeights) return { weights: 'random', source: 'random' };
   try {
-    return { weights: await loadFoldedResNet50(await ensurePretrainedResNet50({ progress: false })), source: 'pretrained' };
+    return {
+      weights: await loadFoldedResNet50(await ensurePretrainedResNet50({ progress: false })),
+      source: 'pretrained',
+    };
   } catch (e) {
     log(`bench: no pretrained weights (${(e as Error).message.split('\n')[0]}); timing with random weights instead`);
     return { weights: 'random', source: 'random' };
@@ -122,11 +130,18 @@ interface Variant {
 
 /** The session options runtime.ts uses for inference, spelled out for the raw-ORT variants to start from. */
 function oursOptions(): ort.InferenceSession.SessionOptions {
-  return { intraOpNumThreads: cfg.threads, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all', enableMemPattern: true };
+  return {
+    intraOpNumThreads: cfg.threads,
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    graphOptimizationLevel: 'all',
+    enableMemPattern: true,
+  };
 }
 
 function rawOrt(model: Uint8Array | string, opts: ort.InferenceSession.SessionOptions): Promise<Runner> {
-  const create = typeof model === 'string' ? ort.InferenceSession.create(model, opts) : ort.InferenceSession.create(model, opts);
+  const create =
+    typeof model === 'string' ? ort.InferenceSession.create(model, opts) : ort.InferenceSession.create(model, opts);
   return create.then((s) => ({
     run: (data, dims) => s.run({ image: new ort.Tensor('float32', data, dims) }),
     release: () => s.release(),
@@ -136,11 +151,18 @@ function rawOrt(model: Uint8Array | string, opts: ort.InferenceSession.SessionOp
 /** Ours (GraphSession on the exported bytes, feed checks off) and the ORT settings it is compared with. */
 async function forwardVariants(bytes: Uint8Array, tmp: string): Promise<Variant[]> {
   const optimized = join(tmp, 'resnet50-ort-optimized.onnx');
-  const s = await ort.InferenceSession.create(bytes, { ...oursOptions(), optimizedModelFilePath: optimized, logSeverityLevel: 3 });
+  const s = await ort.InferenceSession.create(bytes, {
+    ...oursOptions(),
+    optimizedModelFilePath: optimized,
+    logSeverityLevel: 3,
+  });
   // (severity 3: ORT warns that an 'all'-level optimised file is specific to this CPU, which is the point here)
   await s.release();
-  const raw = (name: string, opts: ort.InferenceSession.SessionOptions, model: Uint8Array | string = bytes): Variant =>
-    ({ name, open: () => rawOrt(model, { ...oursOptions(), ...opts }) });
+  const raw = (
+    name: string,
+    opts: ort.InferenceSession.SessionOptions,
+    model: Uint8Array | string = bytes,
+  ): Variant => ({ name, open: () => rawOrt(model, { ...oursOptions(), ...opts }) });
   const variants: Variant[] = [
     {
       name: 'ours (GraphSession)',
@@ -150,19 +172,28 @@ async function forwardVariants(bytes: Uint8Array, tmp: string): Promise<Variant[
       },
     },
     { name: 'ORT default options', open: () => rawOrt(bytes, {}) },
-    { name: 'fixed batch (freeDimensionOverrides)', open: (batch) => rawOrt(bytes, { ...oursOptions(), freeDimensionOverrides: { N: batch } }) },
+    {
+      name: 'fixed batch (freeDimensionOverrides)',
+      open: (batch) => rawOrt(bytes, { ...oursOptions(), freeDimensionOverrides: { N: batch } }),
+    },
     raw('ORT offline-optimised model', {}, optimized),
     raw('graphOptimizationLevel extended', { graphOptimizationLevel: 'extended' }),
     raw('enableCpuMemArena false', { enableCpuMemArena: false }),
     raw(`parallel executor, ${cfg.threads} inter-op`, { executionMode: 'parallel', interOpNumThreads: cfg.threads }),
     raw('intra-op spinning off', { extra: { session: { intra_op: { allow_spinning: '0' } } } }),
   ];
-  if (cfg.threads >= 4) variants.push(raw(`${cfg.threads >> 1} intra-op threads`, { intraOpNumThreads: cfg.threads >> 1 }));
+  if (cfg.threads >= 4)
+    variants.push(raw(`${cfg.threads >> 1} intra-op threads`, { intraOpNumThreads: cfg.threads >> 1 }));
   return variants;
 }
 
 /** Median ms/image per variant; timed runs alternate between the variants so load drift hits all of them alike. */
-async function timeVariants(variants: Variant[], batch: number, warmup: number, runs: number): Promise<Record<string, { msPerImage: number; ms: number[] }>> {
+async function timeVariants(
+  variants: Variant[],
+  batch: number,
+  warmup: number,
+  runs: number,
+): Promise<Record<string, { msPerImage: number; ms: number[] }>> {
   const image = randomImages(batch, batch);
   const dims = [batch, 3, cfg.size, cfg.size];
   const open: [string, Runner][] = [];
@@ -255,10 +286,17 @@ async function trainChild() {
   const after = memory();
   await trainer.release();
   return {
-    ms, updateMs: updates, msPerImage: median(ms) / BATCH, updateMsMedian: median(updates),
-    peakRssMb: after.peakMb, maxRssMb: kbToMb(process.resourceUsage().maxRSS),
-    rssBeforeSessionMb: before.rssMb, peakBeforeSessionMb: before.peakMb,
-    params: sgd.params.length, firstLosses: losses[0], lastLosses: losses[losses.length - 1],
+    ms,
+    updateMs: updates,
+    msPerImage: median(ms) / BATCH,
+    updateMsMedian: median(updates),
+    peakRssMb: after.peakMb,
+    maxRssMb: kbToMb(process.resourceUsage().maxRSS),
+    rssBeforeSessionMb: before.rssMb,
+    peakBeforeSessionMb: before.peakMb,
+    params: sgd.params.length,
+    firstLosses: losses[0],
+    lastLosses: losses[losses.length - 1],
   };
 }
 
@@ -269,8 +307,16 @@ async function profileChild(): Promise<ProfileSummary> {
   const tg = buildTrainingGraph(net.graph, net.losses);
   const dir = mkdtempSync(join(os.tmpdir(), 'dermtl-profile-'));
   try {
-    const s = await GraphSession.fromGraph(tg, { training: true, threads: cfg.threads, checkFinite: false, profilePrefix: join(dir, 'train') });
-    const feeds: Feeds = { ...trainFeeds(BATCH), ...Object.fromEntries(net.graph.params({ trainable: true }).map((p) => [p.name, p.data])) };
+    const s = await GraphSession.fromGraph(tg, {
+      training: true,
+      threads: cfg.threads,
+      checkFinite: false,
+      profilePrefix: join(dir, 'train'),
+    });
+    const feeds: Feeds = {
+      ...trainFeeds(BATCH),
+      ...Object.fromEntries(net.graph.params({ trainable: true }).map((p) => [p.name, p.data])),
+    };
     for (let i = 0; i < Math.max(2, cfg.warmup) + 1; i++) await s.run(feeds);
     await s.profileEnd();
     await s.release();
@@ -290,8 +336,12 @@ function runJson<T>(cmd: string, argv: string[], marker = ''): Promise<T> {
     p.stdout.on('data', (d: Buffer) => (out += d.toString()));
     p.on('error', reject);
     p.on('close', (code) => {
-      const line = out.split('\n').filter((l) => l.startsWith(marker) && l.trim()).pop();
-      if (code !== 0 || !line) reject(new Error(`${cmd} ${argv.join(' ')} exited with ${code}${line ? '' : ' and no result'}`));
+      const line = out
+        .split('\n')
+        .filter((l) => l.startsWith(marker) && l.trim())
+        .pop();
+      if (code !== 0 || !line)
+        reject(new Error(`${cmd} ${argv.join(' ')} exited with ${code}${line ? '' : ' and no result'}`));
       else resolve(JSON.parse(line.slice(marker.length)) as T);
     });
   });
@@ -299,20 +349,43 @@ function runJson<T>(cmd: string, argv: string[], marker = ''): Promise<T> {
 
 const MARKER = 'BENCH_RESULT ';
 function nodeChild<T>(kind: 'train' | 'profile'): Promise<T> {
-  const pass = ['--warmup', String(cfg.warmup), '--runs', String(cfg.runs), '--threads', String(cfg.threads), '--size', String(cfg.size),
-    '--lesion', String(cfg.lesion), '--location', String(cfg.location), ...(cfg.randomWeights ? ['--random-weights'] : [])];
+  const pass = [
+    '--warmup',
+    String(cfg.warmup),
+    '--runs',
+    String(cfg.runs),
+    '--threads',
+    String(cfg.threads),
+    '--size',
+    String(cfg.size),
+    '--lesion',
+    String(cfg.lesion),
+    '--location',
+    String(cfg.location),
+    ...(cfg.randomWeights ? ['--random-weights'] : []),
+  ];
   return runJson<T>(process.execPath, [...process.execArgv, HERE, '--child', kind, ...pass], MARKER);
 }
 
 // ------------------------------------------------------------------------------------------------- (d) PyTorch
 
-interface TorchResult { mode: string; ms: number[]; median_ms_per_image: number; peak_rss_mb: number; threads: number; torch: string; memory_format: string }
+interface TorchResult {
+  mode: string;
+  ms: number[];
+  median_ms_per_image: number;
+  peak_rss_mb: number;
+  threads: number;
+  torch: string;
+  memory_format: string;
+}
 const TORCH_FORMATS = ['contiguous', 'channels_last'] as const;
 
 /** The first python that imports torch: --python, else python3 on PATH, else Debian's /usr/bin/python3 (python3-torch). */
 function findPython(): string | undefined {
   const candidates = args.python ? [args.python] : ['python3', '/usr/bin/python3'];
-  return candidates.find((c) => spawnSync(c, ['-c', 'import torch'], { stdio: 'ignore', timeout: 120_000 }).status === 0);
+  return candidates.find(
+    (c) => spawnSync(c, ['-c', 'import torch'], { stdio: 'ignore', timeout: 120_000 }).status === 0,
+  );
 }
 
 /**
@@ -322,8 +395,22 @@ function findPython(): string | undefined {
 /** Both memory formats of one PyTorch mode, each in its own process. */
 async function torchMode(python: string, mode: 'forward' | 'train'): Promise<TorchResult[]> {
   const script = join(HERE, '..', 'pytorch_resnet50.py');
-  const common = ['--batch', String(BATCH), '--size', String(cfg.size), '--threads', String(cfg.threads), '--warmup', String(cfg.warmup),
-    '--runs', String(cfg.runs), '--lesion', String(cfg.lesion), '--location', String(cfg.location)];
+  const common = [
+    '--batch',
+    String(BATCH),
+    '--size',
+    String(cfg.size),
+    '--threads',
+    String(cfg.threads),
+    '--warmup',
+    String(cfg.warmup),
+    '--runs',
+    String(cfg.runs),
+    '--lesion',
+    String(cfg.lesion),
+    '--location',
+    String(cfg.location),
+  ];
   const all: TorchResult[] = [];
   for (const format of TORCH_FORMATS) {
     log(`PyTorch (${python}): ${mode} batch ${BATCH}, ${format}`);
@@ -337,19 +424,30 @@ function poolTorch(rounds: readonly TorchResult[][]): TorchResult[] {
   return TORCH_FORMATS.map((format) => {
     const runs = rounds.map((r) => r.find((x) => x.memory_format === format)!);
     const ms = runs.flatMap((r) => r.ms);
-    return { ...runs[0], ms, median_ms_per_image: median(ms) / BATCH, peak_rss_mb: Math.max(...runs.map((r) => r.peak_rss_mb)) };
+    return {
+      ...runs[0],
+      ms,
+      median_ms_per_image: median(ms) / BATCH,
+      peak_rss_mb: Math.max(...runs.map((r) => r.peak_rss_mb)),
+    };
   });
 }
 
-const fastest = (all: readonly TorchResult[]) => all.reduce((a, b) => (b.median_ms_per_image < a.median_ms_per_image ? b : a));
+const fastest = (all: readonly TorchResult[]) =>
+  all.reduce((a, b) => (b.median_ms_per_image < a.median_ms_per_image ? b : a));
 
 /** Our training child's results over several rounds: timed runs pooled, the largest peak RSS. */
 function poolTrain(rounds: readonly ChildTrain[]): ChildTrain {
   const ms = rounds.flatMap((r) => r.ms);
   const updateMs = rounds.flatMap((r) => r.updateMs);
   return {
-    ...rounds[0], ms, updateMs, msPerImage: median(ms) / BATCH, updateMsMedian: median(updateMs),
-    peakRssMb: Math.max(...rounds.map((r) => r.peakRssMb)), maxRssMb: Math.max(...rounds.map((r) => r.maxRssMb)),
+    ...rounds[0],
+    ms,
+    updateMs,
+    msPerImage: median(ms) / BATCH,
+    updateMsMedian: median(updateMs),
+    peakRssMb: Math.max(...rounds.map((r) => r.peakRssMb)),
+    maxRssMb: Math.max(...rounds.map((r) => r.maxRssMb)),
     lastLosses: rounds[rounds.length - 1].lastLosses,
   };
 }
@@ -368,12 +466,15 @@ function table(rows: string[][]): string {
 async function main() {
   const ortVersion = (ort.env.versions as { node?: string }).node ?? 'unknown';
   const loadStart = os.loadavg()[0];
-  log(`ResNet-50 ${cfg.size}x${cfg.size}, heads P=${cfg.lesion} Q=${cfg.location}; ${cfg.threads} threads; warm-up ${cfg.warmup}, timed ${cfg.runs}${cfg.rounds > 1 ? `, ${cfg.rounds} alternating training rounds` : ''}; ` +
-    `node ${process.version}, onnxruntime-node ${ortVersion}; load average ${loadStart.toFixed(2)} on ${os.cpus().length} CPUs`);
+  log(
+    `ResNet-50 ${cfg.size}x${cfg.size}, heads P=${cfg.lesion} Q=${cfg.location}; ${cfg.threads} threads; warm-up ${cfg.warmup}, timed ${cfg.runs}${cfg.rounds > 1 ? `, ${cfg.rounds} alternating training rounds` : ''}; ` +
+      `node ${process.version}, onnxruntime-node ${ortVersion}; load average ${loadStart.toFixed(2)} on ${os.cpus().length} CPUs`,
+  );
   const { weights, source } = await trunkWeights();
   const fwd = await forwardBench(weights);
   const python = args['no-pytorch'] ? undefined : findPython();
-  if (!args['no-pytorch'] && !python) log('PyTorch: no python3 that imports torch (apt-get install python3-torch); skipped');
+  if (!args['no-pytorch'] && !python)
+    log('PyTorch: no python3 that imports torch (apt-get install python3-torch); skipped');
   let torchOk = python !== undefined;
   const torchFailed = (e: Error) => {
     log(`PyTorch failed (${e.message}); reported without it`);
@@ -388,10 +489,19 @@ async function main() {
     if (torchOk) torchTrainRounds.push(await torchMode(python!, 'train').catch(torchFailed));
   }
   const train = poolTrain(trainRounds);
-  const profile = args.profile ? (log('profiled training step (child process)'), await nodeChild<ProfileSummary>('profile')) : undefined;
+  const profile = args.profile
+    ? (log('profiled training step (child process)'), await nodeChild<ProfileSummary>('profile'))
+    : undefined;
   const torchForward = torchOk ? await torchMode(python!, 'forward').catch(torchFailed) : [];
   const torchTrain = torchOk ? poolTorch(torchTrainRounds) : [];
-  const torch = torchOk ? { python: python!, forward: fastest(torchForward), train: fastest(torchTrain), all: [...torchForward, ...torchTrain] } : undefined;
+  const torch = torchOk
+    ? {
+        python: python!,
+        forward: fastest(torchForward),
+        train: fastest(torchTrain),
+        all: [...torchForward, ...torchTrain],
+      }
+    : undefined;
   const loadEnd = os.loadavg()[0];
 
   const ours = 'ours (GraphSession)';
@@ -400,17 +510,35 @@ async function main() {
   const [bestNameB1, bestB1] = best(fwd.b1);
   const result = {
     date: new Date().toISOString(),
-    quick: args.quick, warmup: cfg.warmup, runs: cfg.runs, rounds: cfg.rounds, threads: cfg.threads, image_size: cfg.size, batch: BATCH,
-    heads: { lesion: cfg.lesion, location: cfg.location }, weights: source,
-    node: process.version, onnxruntime: ortVersion, cpu: os.cpus()[0]?.model, cpus: os.cpus().length,
-    load_average_start: loadStart, load_average_end: loadEnd,
+    quick: args.quick,
+    warmup: cfg.warmup,
+    runs: cfg.runs,
+    rounds: cfg.rounds,
+    threads: cfg.threads,
+    image_size: cfg.size,
+    batch: BATCH,
+    heads: { lesion: cfg.lesion, location: cfg.location },
+    weights: source,
+    node: process.version,
+    onnxruntime: ortVersion,
+    cpu: os.cpus()[0]?.model,
+    cpus: os.cpus().length,
+    load_average_start: loadStart,
+    load_average_end: loadEnd,
     forward_ms_per_image_b1: fwd.b1[ours].msPerImage,
     forward_ms_per_image_b20: fwd.b20[ours].msPerImage,
     train_ms_per_image_b20: train.msPerImage,
     train_update_ms_b20: train.updateMsMedian,
     ...(cfg.rounds > 1 && {
       train_round_ms_per_image_b20: trainRounds.map((r) => r.msPerImage),
-      ...(torch && { pytorch_train_round_ms_per_image_b20: Object.fromEntries(TORCH_FORMATS.map((f) => [f, torchTrainRounds.map((r) => r.find((x) => x.memory_format === f)?.median_ms_per_image)])) }),
+      ...(torch && {
+        pytorch_train_round_ms_per_image_b20: Object.fromEntries(
+          TORCH_FORMATS.map((f) => [
+            f,
+            torchTrainRounds.map((r) => r.find((x) => x.memory_format === f)?.median_ms_per_image),
+          ]),
+        ),
+      }),
     }),
     peak_rss_mb: train.peakRssMb,
     rss_before_training_session_mb: train.rssBeforeSessionMb,
@@ -418,47 +546,105 @@ async function main() {
     ort_best_setting_b20: bestName,
     forward_ratio_vs_ort_best_b1: fwd.b1[ours].msPerImage / bestB1.msPerImage,
     ort_best_setting_b1: bestNameB1,
-    forward_settings_ms_per_image: Object.fromEntries(Object.keys(fwd.b20).map((k) => [k, { b1: fwd.b1[k].msPerImage, b20: fwd.b20[k].msPerImage }])),
+    forward_settings_ms_per_image: Object.fromEntries(
+      Object.keys(fwd.b20).map((k) => [k, { b1: fwd.b1[k].msPerImage, b20: fwd.b20[k].msPerImage }]),
+    ),
     ...(torch && {
-      pytorch: torch.forward.torch, python: torch.python, pytorch_threads: torch.train.threads,
+      pytorch: torch.forward.torch,
+      python: torch.python,
+      pytorch_threads: torch.train.threads,
       pytorch_forward_ms_per_image_b20: torch.forward.median_ms_per_image,
       pytorch_train_ms_per_image_b20: torch.train.median_ms_per_image,
       pytorch_train_peak_rss_mb: torch.train.peak_rss_mb,
       pytorch_memory_format: { forward: torch.forward.memory_format, train: torch.train.memory_format },
-      pytorch_runs: torch.all.map((r) => ({ mode: r.mode, memory_format: r.memory_format, ms_per_image: r.median_ms_per_image, ms: r.ms, peak_rss_mb: r.peak_rss_mb })),
+      pytorch_runs: torch.all.map((r) => ({
+        mode: r.mode,
+        memory_format: r.memory_format,
+        ms_per_image: r.median_ms_per_image,
+        ms: r.ms,
+        peak_rss_mb: r.peak_rss_mb,
+      })),
       forward_ratio_vs_pytorch: fwd.b20[ours].msPerImage / torch.forward.median_ms_per_image,
       train_ratio_vs_pytorch: train.msPerImage / torch.train.median_ms_per_image,
     }),
     raw_ms: {
-      train_b20: train.ms, train_update_b20: train.updateMs,
-      forward_b1: fwd.b1[ours].ms, forward_b20: fwd.b20[ours].ms,
+      train_b20: train.ms,
+      train_update_b20: train.updateMs,
+      forward_b1: fwd.b1[ours].ms,
+      forward_b20: fwd.b20[ours].ms,
       ...(torch && { pytorch_forward_b20: torch.forward.ms, pytorch_train_b20: torch.train.ms }),
     },
-    ...(profile && { train_profile: { run_ms: profile.runMs, kernel_ms_by_pass: profile.byPass, top_ops: profile.byOp.slice(0, 8), top_nodes: profile.topNodes } }),
+    ...(profile && {
+      train_profile: {
+        run_ms: profile.runMs,
+        kernel_ms_by_pass: profile.byPass,
+        top_ops: profile.byOp.slice(0, 8),
+        top_nodes: profile.topNodes,
+      },
+    }),
   };
 
   const tf = torch?.forward.median_ms_per_image;
   const tt = torch?.train.median_ms_per_image;
-  console.log(`\nResNet-50 ${cfg.size}x${cfg.size}, MTL heads P=${cfg.lesion} Q=${cfg.location}, ${cfg.threads} threads, ${result.cpu}; ` +
-    `load average ${loadStart.toFixed(2)} -> ${loadEnd.toFixed(2)}${args.quick ? ' (--quick: smoke check)' : ''}`);
-  console.log(table([
-    ['', 'onnxruntime-node ' + ortVersion, torch ? `PyTorch ${torch.forward.torch} (best layout)` : 'PyTorch', 'ours / PyTorch'],
-    ['forward batch 1, ms/image', f1(result.forward_ms_per_image_b1), '-', '-'],
-    [`forward batch ${BATCH}, ms/image`, f1(result.forward_ms_per_image_b20), f1(tf), f2(tf && result.forward_ms_per_image_b20 / tf)],
-    [`training step batch ${BATCH}, ms/image`, f1(train.msPerImage), f1(tt), f2(tt && train.msPerImage / tt)],
-    [`  of which SGD update, ms/step`, f1(train.updateMsMedian), '-', '-'],
-    [`training step peak RSS, MB`, train.peakRssMb.toFixed(0), torch ? torch.train.peak_rss_mb.toFixed(0) : '-', '-'],
-  ]));
+  console.log(
+    `\nResNet-50 ${cfg.size}x${cfg.size}, MTL heads P=${cfg.lesion} Q=${cfg.location}, ${cfg.threads} threads, ${result.cpu}; ` +
+      `load average ${loadStart.toFixed(2)} -> ${loadEnd.toFixed(2)}${args.quick ? ' (--quick: smoke check)' : ''}`,
+  );
+  console.log(
+    table([
+      [
+        '',
+        'onnxruntime-node ' + ortVersion,
+        torch ? `PyTorch ${torch.forward.torch} (best layout)` : 'PyTorch',
+        'ours / PyTorch',
+      ],
+      ['forward batch 1, ms/image', f1(result.forward_ms_per_image_b1), '-', '-'],
+      [
+        `forward batch ${BATCH}, ms/image`,
+        f1(result.forward_ms_per_image_b20),
+        f1(tf),
+        f2(tf && result.forward_ms_per_image_b20 / tf),
+      ],
+      [`training step batch ${BATCH}, ms/image`, f1(train.msPerImage), f1(tt), f2(tt && train.msPerImage / tt)],
+      [`  of which SGD update, ms/step`, f1(train.updateMsMedian), '-', '-'],
+      [`training step peak RSS, MB`, train.peakRssMb.toFixed(0), torch ? torch.train.peak_rss_mb.toFixed(0) : '-', '-'],
+    ]),
+  );
   if (cfg.rounds > 1) {
     const per = (xs: readonly (number | undefined)[]) => xs.map((x) => f1(x)).join(' / ');
-    console.log(`(training ms/image per round, ours: ${per(trainRounds.map((r) => r.msPerImage))}` +
-      (torch ? `; PyTorch ${torch.train.memory_format}: ${per(torchTrainRounds.map((r) => r.find((x) => x.memory_format === torch.train.memory_format)?.median_ms_per_image))}` : '') + ')');
+    console.log(
+      `(training ms/image per round, ours: ${per(trainRounds.map((r) => r.msPerImage))}` +
+        (torch
+          ? `; PyTorch ${torch.train.memory_format}: ${per(torchTrainRounds.map((r) => r.find((x) => x.memory_format === torch.train.memory_format)?.median_ms_per_image))}`
+          : '') +
+        ')',
+    );
   }
-  if (torch) console.log(`(PyTorch ms/image, NCHW / channels_last: ${['forward', 'train'].map((m) => `${m} ${torch.all.filter((r) => r.mode === m).map((r) => f1(r.median_ms_per_image)).join(' / ')}`).join(', ')})`);
-  console.log(`(peak RSS in MiB, target 2.5 GB; the training process held ${train.rssBeforeSessionMb.toFixed(0)} MB before its session opened)`);
-  console.log(`\nforward, ORT session settings on the same exported model (ms/image; ours / best: b1 ${f2(result.forward_ratio_vs_ort_best_b1)}, ` +
-    `b${BATCH} ${f2(result.forward_ratio_vs_ort_best)})`);
-  console.log(table([['setting', 'batch 1', `batch ${BATCH}`], ...Object.entries(result.forward_settings_ms_per_image).map(([k, v]) => [k, f1(v.b1), f1(v.b20)])]));
+  if (torch)
+    console.log(
+      `(PyTorch ms/image, NCHW / channels_last: ${['forward', 'train']
+        .map(
+          (m) =>
+            `${m} ${torch.all
+              .filter((r) => r.mode === m)
+              .map((r) => f1(r.median_ms_per_image))
+              .join(' / ')}`,
+        )
+        .join(', ')})`,
+    );
+  console.log(
+    `(peak RSS in MiB, target 2.5 GB; the training process held ${train.rssBeforeSessionMb.toFixed(0)} MB before its session opened)`,
+  );
+  console.log(
+    `\nforward, ORT session settings on the same exported model (ms/image; ours / best: b1 ${f2(result.forward_ratio_vs_ort_best_b1)}, ` +
+      `b${BATCH} ${f2(result.forward_ratio_vs_ort_best)})`,
+  );
+  console.log(
+    table([
+      ['setting', 'batch 1', `batch ${BATCH}`],
+      ...Object.entries(result.forward_settings_ms_per_image).map(([k, v]) => [k, f1(v.b1), f1(v.b20)]),
+    ]),
+  );
   if (profile) console.log(`\n${formatProfile(profile).join('\n')}`);
   if (args.out) {
     await writeFileAtomic(args.out, `${JSON.stringify(result, null, 2)}\n`);

@@ -7,7 +7,11 @@ interface TraceEvent {
   name: string;
   ts: number;
   dur: number;
-  args?: { op_name?: string; input_type_shape?: Record<string, number[]>[]; output_type_shape?: Record<string, number[]>[] };
+  args?: {
+    op_name?: string;
+    input_type_shape?: Record<string, number[]>[];
+    output_type_shape?: Record<string, number[]>[];
+  };
 }
 
 export interface OpTypeTime {
@@ -44,7 +48,9 @@ export function summarizeProfile(path: string, forwardNodes: number, topN = 12):
   const runs = events.filter((e) => e.cat === 'Session' && e.name === 'model_run');
   if (!runs.length) throw new Error(`${path}: no model_run event (was the session run while profiling?)`);
   const last = runs[runs.length - 1];
-  const kernels = events.filter((e) => e.cat === 'Node' && e.name.endsWith('_kernel_time') && e.ts >= last.ts && e.ts <= last.ts + last.dur);
+  const kernels = events.filter(
+    (e) => e.cat === 'Node' && e.name.endsWith('_kernel_time') && e.ts >= last.ts && e.ts <= last.ts + last.dur,
+  );
   const kernelUs = kernels.reduce((s, e) => s + e.dur, 0);
   const byOp = new Map<string, { us: number; nodes: number }>();
   for (const e of kernels) {
@@ -67,19 +73,31 @@ export function summarizeProfile(path: string, forwardNodes: number, topN = 12):
     runMs: last.dur / 1000,
     kernelMs: kernelUs / 1000,
     byPass,
-    byOp: [...byOp].map(([op, o]) => ({ op, ms: o.us / 1000, share: o.us / kernelUs, nodes: o.nodes })).sort((a, b) => b.ms - a.ms),
+    byOp: [...byOp]
+      .map(([op, o]) => ({ op, ms: o.us / 1000, share: o.us / kernelUs, nodes: o.nodes }))
+      .sort((a, b) => b.ms - a.ms),
     topNodes: nodes.sort((a, b) => b.ms - a.ms).slice(0, topN),
   };
 }
 
 /** Lines for the console: the op-type table and the slowest nodes. */
 export function formatProfile(p: ProfileSummary, topOps = 8): string[] {
-  const pass = Object.entries(p.byPass).map(([k, ms]) => `${k} ${ms.toFixed(0)}`).join(', ');
-  const lines = [`ORT profile of one training step: run ${p.runMs.toFixed(0)} ms, kernels ${p.kernelMs.toFixed(0)} ms (${pass})`, 'top op types:'];
+  const pass = Object.entries(p.byPass)
+    .map(([k, ms]) => `${k} ${ms.toFixed(0)}`)
+    .join(', ');
+  const lines = [
+    `ORT profile of one training step: run ${p.runMs.toFixed(0)} ms, kernels ${p.kernelMs.toFixed(0)} ms (${pass})`,
+    'top op types:',
+  ];
   for (const o of p.byOp.slice(0, topOps)) {
-    lines.push(`  ${o.op.padEnd(22)} ${o.ms.toFixed(0).padStart(7)} ms  ${(100 * o.share).toFixed(1).padStart(5)}%  (${o.nodes} nodes)`);
+    lines.push(
+      `  ${o.op.padEnd(22)} ${o.ms.toFixed(0).padStart(7)} ms  ${(100 * o.share).toFixed(1).padStart(5)}%  (${o.nodes} nodes)`,
+    );
   }
   lines.push('slowest nodes:');
-  for (const n of p.topNodes) lines.push(`  ${n.ms.toFixed(1).padStart(7)} ms  ${n.pass.padEnd(8)} ${n.op.padEnd(16)} ${n.node.padEnd(26)} ${n.inputs}`);
+  for (const n of p.topNodes)
+    lines.push(
+      `  ${n.ms.toFixed(1).padStart(7)} ms  ${n.pass.padEnd(8)} ${n.op.padEnd(16)} ${n.node.padEnd(26)} ${n.inputs}`,
+    );
   return lines;
 }

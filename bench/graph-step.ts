@@ -35,25 +35,39 @@ function build(trainable: boolean): Graph {
   };
   let x = g.input('image', [N, 3, S, S]);
   x = g.maxPool(conv(x, 32, 7, 2), { kernel: 3, strides: 2, pads: 1 });
-  for (const [mid, out, blocks, stride] of [[32, 128, 2, 1], [64, 256, 2, 2], [128, 512, 2, 2]]) {
+  for (const [mid, out, blocks, stride] of [
+    [32, 128, 2, 1],
+    [64, 256, 2, 2],
+    [128, 512, 2, 2],
+  ]) {
     for (let i = 0; i < blocks; i++) x = bottleneck(x, mid, out, i === 0 ? stride : 1);
   }
   const feat = g.dropout(g.flatten(g.globalAveragePool(x)), 0.5, 1, { training: trainable });
   const head = (name: string, k: number) => {
     const r = Math.sqrt(3 / feat.shape[1]);
     const w = g.param(`${name}W`, [k, feat.shape[1]], randomData(900 + k, k * feat.shape[1], -r, r), { trainable });
-    return g.gemm(feat, w, g.param(`${name}B`, [k], new Float32Array(k), { trainable }), { transB: true, name: `${name}Logits` });
+    return g.gemm(feat, w, g.param(`${name}B`, [k], new Float32Array(k), { trainable }), {
+      transB: true,
+      name: `${name}Logits`,
+    });
   };
   const lesion = head('lesion', 20);
   const location = head('location', 12);
   g.sigmoidCrossEntropy(lesion, g.input('lesion', [N, 20]), g.input('lesionWeight', [N]), { name: 'lesionLoss' });
-  g.softmaxCrossEntropy(location, g.input('location', [N], 'int64'), g.input('locationWeight', [N]), { name: 'locationLoss' });
+  g.softmaxCrossEntropy(location, g.input('location', [N], 'int64'), g.input('locationWeight', [N]), {
+    name: 'locationLoss',
+  });
   g.output(lesion);
   g.output(location);
   return g;
 }
 
-async function time(label: string, s: GraphSession, feeds: Record<string, Float32Array | BigInt64Array>, fetches?: string[]) {
+async function time(
+  label: string,
+  s: GraphSession,
+  feeds: Record<string, Float32Array | BigInt64Array>,
+  fetches?: string[],
+) {
   for (let i = 0; i < 3; i++) await s.run(feeds, fetches); // the arena grows during the first runs
   const t0 = performance.now();
   for (let i = 0; i < STEPS; i++) await s.run(feeds, fetches);
@@ -62,15 +76,23 @@ async function time(label: string, s: GraphSession, feeds: Record<string, Float3
 }
 
 const data = {
-  image: randomData(7, N * 3 * S * S), lesion: new Float32Array(N * 20), lesionWeight: new Float32Array(N).fill(1),
-  location: new BigInt64Array(N), locationWeight: new Float32Array(N).fill(1),
+  image: randomData(7, N * 3 * S * S),
+  lesion: new Float32Array(N * 20),
+  lesionWeight: new Float32Array(N).fill(1),
+  location: new BigInt64Array(N),
+  locationWeight: new Float32Array(N).fill(1),
 };
 const fwd = build(false);
 const train = build(true);
-const tg = buildTrainingGraph(train, [{ tensor: train.tensor('lesionLoss') }, { tensor: train.tensor('locationLoss') }]);
+const tg = buildTrainingGraph(train, [
+  { tensor: train.tensor('lesionLoss') },
+  { tensor: train.tensor('locationLoss') },
+]);
 const params = Object.fromEntries(train.params({ trainable: true }).map((p) => [p.name, p.data]));
 const nParams = train.params().reduce((a, p) => a + p.data.length, 0);
-console.log(`${N}x3x${S}x${S}, ${train.params().length / 2} convs/linears, ${(nParams / 1e6).toFixed(2)}M params, ${tg.nodes.length} ONNX nodes in the training graph`);
+console.log(
+  `${N}x3x${S}x${S}, ${train.params().length / 2} convs/linears, ${(nParams / 1e6).toFixed(2)}M params, ${tg.nodes.length} ONNX nodes in the training graph`,
+);
 const sf = await GraphSession.fromGraph(fwd);
 await time('forward, weights as initializers', sf, data, ['lesionLogits', 'locationLogits']);
 await sf.release();

@@ -36,7 +36,9 @@ const { values } = parseArgs({
 if (values['serve-child']) {
   const { serveModel } = await import('../src/serve/run.ts');
   await serveModel({
-    modelPath: values.model!, port: 0, host: '127.0.0.1',
+    modelPath: values.model!,
+    port: 0,
+    host: '127.0.0.1',
     threads: values.threads ? Number(values.threads) : undefined,
     queueSize: values.queue ? Number(values.queue) : undefined,
     concurrency: values.concurrency ? Number(values.concurrency) : undefined,
@@ -59,33 +61,72 @@ interface Input {
 const n = Number(values.n);
 const c = Number(values.c);
 const badShare = Number(values.bad);
-if (!(Number.isInteger(n) && n > 0 && Number.isInteger(c) && c > 0 && badShare >= 0 && badShare <= 1)) throw new Error('bad --n / --c / --bad');
+if (!(Number.isInteger(n) && n > 0 && Number.isInteger(c) && c > 0 && badShare >= 0 && badShare <= 1))
+  throw new Error('bad --n / --c / --bad');
 if (!values.model === !values.url) throw new Error('give exactly one of --model DIR and --url URL');
 
 /** Good images: those of --images, or synthetic 480x320 JPEGs (the size of the derm7pt clinical photos). */
 async function goodImages(): Promise<Input[]> {
   if (values.images) {
-    const files = (await readdir(values.images)).filter((f) => ['.jpg', '.jpeg', '.png', '.webp'].includes(extname(f).toLowerCase())).sort().slice(0, 50);
+    const files = (await readdir(values.images))
+      .filter((f) => ['.jpg', '.jpeg', '.png', '.webp'].includes(extname(f).toLowerCase()))
+      .sort()
+      .slice(0, 50);
     if (!files.length) throw new Error(`no images in ${values.images}`);
-    return Promise.all(files.map(async (f) => ({ kind: 'good', body: await readFile(join(values.images!, f)), type: 'application/octet-stream', expect: 200 })));
+    return Promise.all(
+      files.map(async (f) => ({
+        kind: 'good',
+        body: await readFile(join(values.images!, f)),
+        type: 'application/octet-stream',
+        expect: 200,
+      })),
+    );
   }
   const rng = Rng.seeded(Number(values.seed));
-  return Promise.all(Array.from({ length: 8 }, async () => {
-    const [w, h] = [480, 320];
-    const data = Buffer.alloc(w * h * 3);
-    const base = [rng.int(120, 230), rng.int(80, 180), rng.int(60, 160)];
-    for (let i = 0; i < w * h; i++) for (let k = 0; k < 3; k++) data[i * 3 + k] = Math.max(0, Math.min(255, base[k] + rng.normal(0, 20)));
-    return { kind: 'good', body: await sharp(data, { raw: { width: w, height: h, channels: 3 } }).jpeg({ quality: 88 }).toBuffer(), type: 'image/jpeg', expect: 200 };
-  }));
+  return Promise.all(
+    Array.from({ length: 8 }, async () => {
+      const [w, h] = [480, 320];
+      const data = Buffer.alloc(w * h * 3);
+      const base = [rng.int(120, 230), rng.int(80, 180), rng.int(60, 160)];
+      for (let i = 0; i < w * h; i++)
+        for (let k = 0; k < 3; k++) data[i * 3 + k] = Math.max(0, Math.min(255, base[k] + rng.normal(0, 20)));
+      return {
+        kind: 'good',
+        body: await sharp(data, { raw: { width: w, height: h, channels: 3 } })
+          .jpeg({ quality: 88 })
+          .toBuffer(),
+        type: 'image/jpeg',
+        expect: 200,
+      };
+    }),
+  );
 }
 
 /** The bad inputs, one of each kind, with the status each must get. */
 function badInputs(good: Uint8Array): Input[] {
   return [
-    { kind: 'truncated jpeg', body: good.subarray(0, Math.floor(good.length / 3)), type: 'image/jpeg', expect: 422, expectCode: 'bad_image' },
-    { kind: 'text as jpeg', body: Buffer.from('not an image\n'.repeat(50)), type: 'image/jpeg', expect: 422, expectCode: 'bad_image' },
+    {
+      kind: 'truncated jpeg',
+      body: good.subarray(0, Math.floor(good.length / 3)),
+      type: 'image/jpeg',
+      expect: 422,
+      expectCode: 'bad_image',
+    },
+    {
+      kind: 'text as jpeg',
+      body: Buffer.from('not an image\n'.repeat(50)),
+      type: 'image/jpeg',
+      expect: 422,
+      expectCode: 'bad_image',
+    },
     { kind: 'empty body', body: new Uint8Array(0), type: 'image/jpeg', expect: 400, expectCode: 'empty_body' },
-    { kind: 'huge png header', body: hugePng(30000, 30000), type: 'image/png', expect: 422, expectCode: 'image_too_large' },
+    {
+      kind: 'huge png header',
+      body: hugePng(30000, 30000),
+      type: 'image/png',
+      expect: 422,
+      expectCode: 'image_too_large',
+    },
   ];
 }
 
@@ -115,7 +156,12 @@ function hugePng(w: number, h: number): Buffer {
   ihdr[8] = 8;
   ihdr[9] = 2;
   const idat = chunk('IDAT', deflateSync(Buffer.alloc(1000)));
-  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), idat, chunk('IEND', Buffer.alloc(0))]);
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', ihdr),
+    idat,
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
 }
 
 // ---------------------------------------------------------------- running
@@ -148,14 +194,24 @@ interface Result {
 async function one(url: string, input: Input): Promise<Result> {
   const t0 = performance.now();
   try {
-    const res = await fetch(`${url}/api/predict?tta=${values.tta}`, { method: 'POST', body: input.body as BodyInit, headers: { 'content-type': input.type } });
+    const res = await fetch(`${url}/api/predict?tta=${values.tta}`, {
+      method: 'POST',
+      body: input.body as BodyInit,
+      headers: { 'content-type': input.type },
+    });
     const json = (await res.json()) as { error?: { code: string }; timing?: { decodeMs: number; inferenceMs: number } };
     const ms = performance.now() - t0;
     const code = json.error?.code ?? 'ok';
     const expected = (res.status === input.expect && (input.expectCode ?? 'ok') === code) || code === 'busy';
     return { kind: input.kind, status: res.status, code, ms, expected, timing: json.timing };
   } catch (e) {
-    return { kind: input.kind, status: 'network', code: (e as Error).message, ms: performance.now() - t0, expected: false };
+    return {
+      kind: input.kind,
+      status: 'network',
+      code: (e as Error).message,
+      ms: performance.now() - t0,
+      expected: false,
+    };
   }
 }
 
@@ -168,7 +224,9 @@ const percentile = (xs: number[], q: number) => {
 const good = await goodImages();
 const bad = badInputs(good[0].body);
 const rng = Rng.seeded(Number(values.seed) + 1);
-const plan: Input[] = Array.from({ length: n }, () => (rng.bool(badShare) ? bad[rng.int(0, bad.length - 1)] : good[rng.int(0, good.length - 1)]));
+const plan: Input[] = Array.from({ length: n }, () =>
+  rng.bool(badShare) ? bad[rng.int(0, bad.length - 1)] : good[rng.int(0, good.length - 1)],
+);
 
 const server = values.model ? await startServer() : null;
 const url = server?.url ?? values.url!.replace(/\/$/, '');
@@ -178,29 +236,47 @@ try {
   const results: Result[] = [];
   let next = 0;
   const t0 = performance.now();
-  await Promise.all(Array.from({ length: c }, async () => {
-    while (next < plan.length) results.push(await one(url, plan[next++]));
-  }));
+  await Promise.all(
+    Array.from({ length: c }, async () => {
+      while (next < plan.length) results.push(await one(url, plan[next++]));
+    }),
+  );
   const wallS = (performance.now() - t0) / 1000;
-  const health = (await (await fetch(`${url}/healthz`)).json()) as { memory?: { peakRssBytes: number; rssBytes: number } };
+  const health = (await (await fetch(`${url}/healthz`)).json()) as {
+    memory?: { peakRssBytes: number; rssBytes: number };
+  };
 
   const goodMs = results.filter((r) => r.kind === 'good' && r.status === 200).map((r) => r.ms);
   const badMs = results.filter((r) => r.kind !== 'good' && r.code !== 'busy').map((r) => r.ms);
   const f = (x: number) => x.toFixed(1);
-  console.log(`dermtl serve load: ${n} requests, concurrency ${c}, ${Math.round(badShare * 100)}% bad inputs, tta ${values.tta}, ${values.model ? `model ${values.model}` : url}`);
-  console.log(`  wall ${wallS.toFixed(2)} s, throughput ${f(n / wallS)} req/s (${f(goodMs.length / wallS)} good predictions/s)`);
-  console.log(`  latency good: p50 ${f(percentile(goodMs, 0.5))} ms, p99 ${f(percentile(goodMs, 0.99))} ms, max ${f(Math.max(...goodMs))} ms (n=${goodMs.length})`);
-  console.log(`  latency bad:  p50 ${f(percentile(badMs, 0.5))} ms, p99 ${f(percentile(badMs, 0.99))} ms (n=${badMs.length}; 503 busy answers not counted)`);
+  console.log(
+    `dermtl serve load: ${n} requests, concurrency ${c}, ${Math.round(badShare * 100)}% bad inputs, tta ${values.tta}, ${values.model ? `model ${values.model}` : url}`,
+  );
+  console.log(
+    `  wall ${wallS.toFixed(2)} s, throughput ${f(n / wallS)} req/s (${f(goodMs.length / wallS)} good predictions/s)`,
+  );
+  console.log(
+    `  latency good: p50 ${f(percentile(goodMs, 0.5))} ms, p99 ${f(percentile(goodMs, 0.99))} ms, max ${f(Math.max(...goodMs))} ms (n=${goodMs.length})`,
+  );
+  console.log(
+    `  latency bad:  p50 ${f(percentile(badMs, 0.5))} ms, p99 ${f(percentile(badMs, 0.99))} ms (n=${badMs.length}; 503 busy answers not counted)`,
+  );
   const timings = results.filter((r) => r.timing).map((r) => r.timing!);
   if (timings.length) {
-    console.log(`  server time per good request: decode ${f(timings.reduce((s, t) => s + t.decodeMs, 0) / timings.length)} ms, ` +
-      `inference ${f(timings.reduce((s, t) => s + t.inferenceMs, 0) / timings.length)} ms (means)`);
+    console.log(
+      `  server time per good request: decode ${f(timings.reduce((s, t) => s + t.decodeMs, 0) / timings.length)} ms, ` +
+        `inference ${f(timings.reduce((s, t) => s + t.inferenceMs, 0) / timings.length)} ms (means)`,
+    );
   }
   const byKind = new Map<string, number>();
-  for (const r of results) byKind.set(`${r.kind} -> ${r.status} ${r.code}`, (byKind.get(`${r.kind} -> ${r.status} ${r.code}`) ?? 0) + 1);
+  for (const r of results)
+    byKind.set(`${r.kind} -> ${r.status} ${r.code}`, (byKind.get(`${r.kind} -> ${r.status} ${r.code}`) ?? 0) + 1);
   console.log('  answers by input kind:');
   for (const [k, v] of [...byKind].sort()) console.log(`    ${String(v).padStart(5)}  ${k}`);
-  if (health.memory) console.log(`  server RSS: peak ${f(health.memory.peakRssBytes / 1e6)} MB, now ${f(health.memory.rssBytes / 1e6)} MB`);
+  if (health.memory)
+    console.log(
+      `  server RSS: peak ${f(health.memory.peakRssBytes / 1e6)} MB, now ${f(health.memory.rssBytes / 1e6)} MB`,
+    );
   const unexpected = results.filter((r) => !r.expected);
   if (unexpected.length) {
     console.log(`  UNEXPECTED answers: ${unexpected.length}`);

@@ -18,13 +18,25 @@ const demo = await generateDemo(join(root, 'demo'), { n: Math.max(images, 12), s
 const t0 = performance.now();
 const losses: string[] = [];
 const r = await trainRun({
-  manifest: demo.manifest, out: join(root, 'run'), task: 'mtl', mode: 'finetune', progress: false, log: (l) => losses.push(l),
+  manifest: demo.manifest,
+  out: join(root, 'run'),
+  task: 'mtl',
+  mode: 'finetune',
+  progress: false,
+  log: (l) => losses.push(l),
   config: {
-    trunk: 'resnet50', batchSize: images, optimizer: { lr, lrMult: { trunk: 1, headWeight: headMult, headBias: 2 * headMult } }, validation: { fraction: 0 },
+    trunk: 'resnet50',
+    batchSize: images,
+    optimizer: { lr, lrMult: { trunk: 1, headWeight: headMult, headBias: 2 * headMult } },
+    validation: { fraction: 0 },
     image: { size: 224, resizeShorter: 256, jitter: { min: 256, max: 256 } },
-    finetune: { epochs, subset: images }, runtime: { loaderWorkers: 0 },
+    finetune: { epochs, subset: images },
+    runtime: { loaderWorkers: 0 },
   },
 });
 console.log(losses.filter((l) => l.startsWith('epoch')).join('\n'));
-for (const h of r.history) console.log(`epoch ${String(h.epoch).padStart(3)}  lesion ${h.train.lesion_loss.toFixed(4)}  location ${h.train.location_loss.toFixed(4)}`);
+for (const h of r.history)
+  console.log(
+    `epoch ${String(h.epoch).padStart(3)}  lesion ${h.train.lesion_loss.toFixed(4)}  location ${h.train.location_loss.toFixed(4)}`,
+  );
 console.log(`${images} images, ${r.step} updates, ${((performance.now() - t0) / 1000).toFixed(0)} s`);

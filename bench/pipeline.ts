@@ -26,7 +26,8 @@ const batchSize = Number(values.batch);
 const mode = values.mode as ViewMode;
 const workerCounts = values.workers.split(',').map(Number);
 if (!VIEW_MODES.includes(mode)) throw new Error(`--mode must be one of ${VIEW_MODES.join(', ')}`);
-if (!(n > 0 && batchSize > 0 && workerCounts.every((w) => Number.isInteger(w) && w >= 0))) throw new Error('bad --n/--batch/--workers');
+if (!(n > 0 && batchSize > 0 && workerCounts.every((w) => Number.isInteger(w) && w >= 0)))
+  throw new Error('bad --n/--batch/--workers');
 
 function clinicalImages(root: string): LoaderItem[] {
   const rows = parse(readFileSync(join(root, 'meta/meta.csv')), { columns: true }) as Record<string, string>[];
@@ -34,7 +35,11 @@ function clinicalImages(root: string): LoaderItem[] {
   return unique.map((p) => ({ path: join(root, 'images', p) }));
 }
 
-async function pass(loader: ImageLoader, items: LoaderItem[], epoch: number): Promise<{ images: number; views: number; ms: number }> {
+async function pass(
+  loader: ImageLoader,
+  items: LoaderItem[],
+  epoch: number,
+): Promise<{ images: number; views: number; ms: number }> {
   const t0 = performance.now();
   let images = 0;
   let views = 0;
@@ -56,8 +61,13 @@ for (const workers of workerCounts) {
     await pass(loader, warm, 0);
     const r = await pass(loader, items, 1);
     const s = r.ms / 1000;
-    rows.push([workers === 0 ? '0 (inline)' : String(workers), (r.images / s).toFixed(1), (r.views / s).toFixed(1),
-      (r.ms / r.images).toFixed(2), s.toFixed(2)]);
+    rows.push([
+      workers === 0 ? '0 (inline)' : String(workers),
+      (r.images / s).toFixed(1),
+      (r.views / s).toFixed(1),
+      (r.ms / r.images).toFixed(2),
+      s.toFixed(2),
+    ]);
   } finally {
     await loader.close();
   }

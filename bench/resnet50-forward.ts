@@ -17,11 +17,18 @@ const folder = await ensurePretrainedResNet50({ progress: false });
 const tEnsure = performance.now() - t0;
 t0 = performance.now();
 const folded = await loadFoldedResNet50(folder);
-console.log(`weights: ensure (cached, size check) ${tEnsure.toFixed(0)} ms, read + fold ${(performance.now() - t0).toFixed(0)} ms; peak RSS ${mb()} MB`);
+console.log(
+  `weights: ensure (cached, size check) ${tEnsure.toFixed(0)} ms, read + fold ${(performance.now() - t0).toFixed(0)} ms; peak RSS ${mb()} MB`,
+);
 
 function graph(weights: FoldedResNet50, batch: number): Graph {
   const g = new Graph();
-  const t = buildResNet(g, g.input('image', [batch, 3, 224, 224]), { depth: 50, weights, trainable: 'none', fc1000: true });
+  const t = buildResNet(g, g.input('image', [batch, 3, 224, 224]), {
+    depth: 50,
+    weights,
+    trainable: 'none',
+    fc1000: true,
+  });
   g.output(t.imagenetProbs!);
   return g;
 }
@@ -41,7 +48,9 @@ async function time(batch: number, sessions: Record<string, GraphSession>) {
     }
   }
   for (const [k, m] of Object.entries(ms)) {
-    console.log(`${k} batch ${batch}: median ${(median(m) / batch).toFixed(1)} ms/image (${m.map((x) => x.toFixed(0)).join(', ')} ms per batch)`);
+    console.log(
+      `${k} batch ${batch}: median ${(median(m) / batch).toFixed(1)} ms/image (${m.map((x) => x.toFixed(0)).join(', ')} ms per batch)`,
+    );
   }
   console.log(`peak RSS ${mb()} MB`);
 }
@@ -50,7 +59,9 @@ t0 = performance.now();
 const bytes = serializeInference(graph(folded, 1));
 const t1 = performance.now();
 const dynamic = await GraphSession.fromBytes(bytes);
-console.log(`inference export: build + serialise ${(t1 - t0).toFixed(0)} ms (${(bytes.length / 1e6).toFixed(1)} MB), ORT session ${(performance.now() - t1).toFixed(0)} ms`);
+console.log(
+  `inference export: build + serialise ${(t1 - t0).toFixed(0)} ms (${(bytes.length / 1e6).toFixed(1)} MB), ORT session ${(performance.now() - t1).toFixed(0)} ms`,
+);
 await time(1, { 'dynamic N': dynamic });
 const fixed = await GraphSession.fromBytes(serialize(graph(folded, 20)));
 await time(20, { 'dynamic N': dynamic, 'fixed 20 ': fixed });

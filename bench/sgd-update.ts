@@ -13,7 +13,12 @@ function resnet50Shapes(): number[][] {
   const shapes: number[][] = [[64, 3, 7, 7], [64]];
   const conv = (cout: number, cin: number, k: number) => shapes.push([cout, cin, k, k], [cout]);
   let cin = 64;
-  for (const [mid, blocks] of [[64, 3], [128, 4], [256, 6], [512, 3]]) {
+  for (const [mid, blocks] of [
+    [64, 3],
+    [128, 4],
+    [256, 6],
+    [512, 3],
+  ]) {
     for (let b = 0; b < blocks; b++) {
       conv(mid, cin, 1);
       conv(mid, mid, 3);
@@ -49,7 +54,9 @@ function median(label: string, fn: () => void): void {
     ms.push(performance.now() - t0);
   }
   ms.sort((a, b) => a - b);
-  console.log(`${label}: median ${ms[ms.length >> 1].toFixed(1)} ms (min ${ms[0].toFixed(1)}, max ${ms[ms.length - 1].toFixed(1)}, ${REPEATS} runs)`);
+  console.log(
+    `${label}: median ${ms[ms.length >> 1].toFixed(1)} ms (min ${ms[0].toFixed(1)}, max ${ms[ms.length - 1].toFixed(1)}, ${REPEATS} runs)`,
+  );
 }
 
 const opt = new SgdMomentum(specs, { lr: 1e-3 });
@@ -77,7 +84,9 @@ if (arena) {
 const velocity = specs.map((p) => new Float32Array(size(p.shape)));
 median('unfused update (3 passes: decay, velocity, weights)', () => {
   specs.forEach((p, k) => {
-    const w = params.get(p.name)!, g = grads[p.name], v = velocity[k];
+    const w = params.get(p.name)!,
+      g = grads[p.name],
+      v = velocity[k];
     const d = new Float32Array(g.length);
     for (let i = 0; i < g.length; i++) d[i] = g[i] + 1e-4 * w[i];
     for (let i = 0; i < g.length; i++) v[i] = 0.9 * v[i] + 1e-3 * d[i];

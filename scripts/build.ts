@@ -40,10 +40,13 @@ for (const file of walk(DIST)) {
 const page = await buildPage();
 const pageDir = join(DIST, 'serve', 'web', PREBUILT_DIR);
 mkdirSync(pageDir, { recursive: true });
-for (const key of Object.keys(PAGE_FILES) as (keyof typeof PAGE_FILES)[]) writeFileSync(join(pageDir, PAGE_FILES[key]), page[key]);
+for (const key of Object.keys(PAGE_FILES) as (keyof typeof PAGE_FILES)[])
+  writeFileSync(join(pageDir, PAGE_FILES[key]), page[key]);
 
 const files = [...walk(DIST)].length;
-console.log(`build: dist/ (${files} files, ${declarations} declarations, web page in dist/serve/web/${PREBUILT_DIR}) in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+console.log(
+  `build: dist/ (${files} files, ${declarations} declarations, web page in dist/serve/web/${PREBUILT_DIR}) in ${((Date.now() - t0) / 1000).toFixed(1)} s`,
+);
 
 function* walk(dir: string): Generator<string> {
   for (const e of readdirSync(dir, { withFileTypes: true })) {

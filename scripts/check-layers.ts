@@ -136,8 +136,7 @@ export function scanImports(src: string): { specifier: string; kind: ImportEdge[
   const lineOf = (at: number) => code.slice(0, at).split('\n').length;
   // import x from '...', import { a, type b } from '...', import type { T } from '...', export { a } from '...',
   // export * from '...', import '...'
-  const statement =
-    /(^|[;}\s])(import|export)(\s+type)?(?:\s*[\w$*{][^;'"`]*?\bfrom)?\s*(['"])([^'"\n]+)\4/g;
+  const statement = /(^|[;}\s])(import|export)(\s+type)?(?:\s*[\w$*{][^;'"`]*?\bfrom)?\s*(['"])([^'"\n]+)\4/g;
   for (let m = statement.exec(code); m; m = statement.exec(code)) {
     const head = code.slice(m.index, m.index + m[0].length);
     if (m[2] === 'export' && !/\bfrom\s*['"]/.test(head)) continue;

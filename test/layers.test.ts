@@ -11,7 +11,10 @@ const SRC = join(import.meta.dirname, '..', 'src');
 test('src/: no import cycles and no import up the layers', () => {
   const r = checkLayers(SRC);
   assert.ok(r.files > 100 && r.edges.length > 400, `scanned ${r.files} files, ${r.edges.length} imports`);
-  const problems = [...r.cycles.map((c) => c.loop.join(' -> ')), ...r.upward.map((e) => `${e.from}:${e.line} -> ${e.to}`)];
+  const problems = [
+    ...r.cycles.map((c) => c.loop.join(' -> ')),
+    ...r.upward.map((e) => `${e.from}:${e.line} -> ${e.to}`),
+  ];
   assert.deepEqual(problems, [], formatReport(r));
 });
 
@@ -34,7 +37,7 @@ test('scanImports: every kind of relative import, with its line; bare and commen
     "import fs from 'node:fs';", // 9
     '// import { x } from "./commented.ts";', // 10
     '/* export * from "./block.ts"; */', // 11
-    "const s = 'import y from \"./in-a-string\"';", // 12 import-like text right after a quote is not taken
+    'const s = \'import y from "./in-a-string"\';', // 12 import-like text right after a quote is not taken
     'const re = /["\']/g;', // 13
     "const m = await import('./lazy.ts');", // 14
     'const t = `${a}`; export const k = 1;', // 15

@@ -29,7 +29,24 @@ export function packageVersion(): string {
  * and small modules of constants at its top: the heavy modules (onnxruntime, sharp, vega, fastify, zod, ...) are
  * imported inside the command's action, so --help and --version start fast (test/cli/main.test.ts checks it).
  */
-const COMMANDS = [start, importCmd, refine, stats, correlation, split, train, evalCmd, ensemble, cv, metrics, exportCmd, predict, explain, serve, demoData];
+const COMMANDS = [
+  start,
+  importCmd,
+  refine,
+  stats,
+  correlation,
+  split,
+  train,
+  evalCmd,
+  ensemble,
+  cv,
+  metrics,
+  exportCmd,
+  predict,
+  explain,
+  serve,
+  demoData,
+];
 
 /** Builds the `dermtl` program; each sub-command lives in its own file under src/cli/commands. */
 export function buildProgram(): Command {

@@ -62,7 +62,12 @@ export async function runStart(opts: StartOptions): Promise<StartResult> {
   const generated = !(await exists(manifestFile));
   if (generated) {
     log(`no dataset at ${opts.data}: generating ${opts.n} SYNTHETIC demo images (seed ${opts.seed})`);
-    const r = await generateDemo(opts.data, { n: opts.n, seed: opts.seed, size: opts.size, onProgress: opts.onProgress });
+    const r = await generateDemo(opts.data, {
+      n: opts.n,
+      seed: opts.seed,
+      size: opts.size,
+      onProgress: opts.onProgress,
+    });
     log(`generated ${r.images} images in ${r.groups} groups in ${(r.ms / 1000).toFixed(1)} s`);
   } else {
     log(`using the dataset at ${opts.data}`);
@@ -91,7 +96,12 @@ export async function runStart(opts: StartOptions): Promise<StartResult> {
 }
 
 /** `dermtl cv --mode frozen` on the dataset, with the demo's config unless one is given. */
-async function runDemoStudy(opts: StartOptions, out: string, manifest: string, log: (line: string) => void): Promise<StudyOutcome> {
+async function runDemoStudy(
+  opts: StartOptions,
+  out: string,
+  manifest: string,
+  log: (line: string) => void,
+): Promise<StudyOutcome> {
   let configFile = opts.configFile;
   if (!configFile) {
     configFile = join(out, 'cv-config.json');
@@ -100,12 +110,30 @@ async function runDemoStudy(opts: StartOptions, out: string, manifest: string, l
   const dir = join(out, 'study');
   const folds = opts.folds ?? DEMO_STUDY.folds;
   const rel = (p: string) => relative(process.cwd(), p) || '.';
-  const command = cvCommand({ manifest: rel(manifest), out: rel(dir), folds, mode: 'frozen', seed: opts.seed, configFile: rel(configFile), tta: '10crop' });
+  const command = cvCommand({
+    manifest: rel(manifest),
+    out: rel(dir),
+    folds,
+    mode: 'frozen',
+    seed: opts.seed,
+    configFile: rel(configFile),
+    tta: '10crop',
+  });
   log('');
   log(`cross-validation study (${command}):`);
   return runStudyWithStopSignals({
-    manifest: rel(manifest), out: dir, folds, mode: 'frozen', seed: opts.seed, configFile, tta: '10crop', force: opts.force,
-    progress: opts.progress, command, log, writeReport: writeStudyReport,
+    manifest: rel(manifest),
+    out: dir,
+    folds,
+    mode: 'frozen',
+    seed: opts.seed,
+    configFile,
+    tta: '10crop',
+    force: opts.force,
+    progress: opts.progress,
+    command,
+    log,
+    writeReport: writeStudyReport,
   });
 }
 
@@ -114,12 +142,23 @@ async function runDemoStudy(opts: StartOptions, out: string, manifest: string, l
  * its run stored the heads only (frozen trunk), and this one model is made standalone. Returns its folder, or null
  * when the study has no such model; a model that is whole already is left as it is.
  */
-export async function writeDefaultModel(studyDir: string, log: (line: string) => void = () => {}): Promise<string | null> {
+export async function writeDefaultModel(
+  studyDir: string,
+  log: (line: string) => void = () => {},
+): Promise<string | null> {
   const dir = join(unitDir(studyDir, 'mtl', 0), RUN_FILES.model);
   if (!(await exists(join(dir, MODEL_FILES.manifest)))) return null;
   const m = await loadModel(dir, { session: false });
   if (!m.manifest.trunk) return dir;
-  await saveModel(dir, { network: m.network, params: m.params(), labels: m.labels, preprocessing: m.preprocessing, config: m.config, metrics: m.metrics, calibration: m.calibration });
+  await saveModel(dir, {
+    network: m.network,
+    params: m.params(),
+    labels: m.labels,
+    preprocessing: m.preprocessing,
+    config: m.config,
+    metrics: m.metrics,
+    calibration: m.calibration,
+  });
   log(`default model (dermtl predict / serve): ${dir}, written whole (model.onnx)`);
   return dir;
 }

@@ -41,7 +41,10 @@ export async function loadManifest(file: string, opts: LoadManifestOptions = {})
   if (opts.checkImages ?? true) problems.push(...(await missingImages(samples)));
   if (problems.length > 0) {
     problems.sort((a, b) => a.line - b.line);
-    throw errorList(`invalid manifest ${file}`, problems.map((p) => p.message));
+    throw errorList(
+      `invalid manifest ${file}`,
+      problems.map((p) => p.message),
+    );
   }
   return { file: abs, dir: dirname(abs), samples, extraColumns };
 }
@@ -75,8 +78,16 @@ export function parseManifest(text: string, file: string, confine = false): Pars
   const missing = MANIFEST_COLUMNS.filter((c) => !names.includes(c));
   const dupes = names.filter((n, i) => names.indexOf(n) !== i);
   if (missing.length > 0 || dupes.length > 0) {
-    if (missing.length) problems.push({ line: header.line, message: `line ${header.line}: header lacks column(s) ${missing.join(', ')} (has: ${names.join(',')})` });
-    if (dupes.length) problems.push({ line: header.line, message: `line ${header.line}: duplicate header column(s) ${[...new Set(dupes)].join(', ')}` });
+    if (missing.length)
+      problems.push({
+        line: header.line,
+        message: `line ${header.line}: header lacks column(s) ${missing.join(', ')} (has: ${names.join(',')})`,
+      });
+    if (dupes.length)
+      problems.push({
+        line: header.line,
+        message: `line ${header.line}: duplicate header column(s) ${[...new Set(dupes)].join(', ')}`,
+      });
     return { samples: [], extraColumns: [], problems };
   }
   const extraColumns = names.filter((n) => !(MANIFEST_COLUMNS as readonly string[]).includes(n));
@@ -99,7 +110,8 @@ export function parseManifest(text: string, file: string, confine = false): Pars
     firstLine.set(sample.image, line);
     samples.push(sample);
   }
-  if (records.length === 0 && problems.length === 0) problems.push({ line: header.line, message: `manifest has a header but no rows` });
+  if (records.length === 0 && problems.length === 0)
+    problems.push({ line: header.line, message: `manifest has a header but no rows` });
   return { samples, extraColumns, problems };
 }
 
@@ -124,7 +136,11 @@ function parseCsv(text: string, problems: Problem[]): RawRecord[] {
         skip_empty_lines: true,
         on_record: (rec: { record: string[]; raw: string }, ctx: { lines: number }) => {
           // ctx.lines is the record's last line (quoted fields may span lines); raw includes skipped blank lines before it
-          const spanned = rec.raw.replace(/^(\r?\n)+/, '').replace(/\r?\n$/, '').split('\n').length - 1;
+          const spanned =
+            rec.raw
+              .replace(/^(\r?\n)+/, '')
+              .replace(/\r?\n$/, '')
+              .split('\n').length - 1;
           lastEnd = from - 1 + ctx.lines;
           out.push({ record: rec.record, line: lastEnd - spanned });
           return null;
@@ -139,7 +155,10 @@ function parseCsv(text: string, problems: Problem[]): RawRecord[] {
       const reached = end > start ? `, record runs on to line ${end}` : '';
       // the parser's own line numbers count from where we resumed, so drop them from its message
       const what = /QUOTE/.test(e.code) ? 'malformed CSV quoting' : 'malformed CSV';
-      problems.push({ line: start, message: `line ${start}: ${what}${reached} (${e.message.replace(/ at line \d+/g, '')})` });
+      problems.push({
+        line: start,
+        message: `line ${start}: ${what}${reached} (${e.message.replace(/ at line \d+/g, '')})`,
+      });
       if (attempts >= 1000) {
         problems.push({ line: start, message: `line ${start}: too many quoting errors, rest of the file not checked` });
         return out;
@@ -150,17 +169,33 @@ function parseCsv(text: string, problems: Problem[]): RawRecord[] {
   return out;
 }
 
-function toSample(cells: Record<string, string>, extraColumns: string[], dir: string, line: number, problems: Problem[], confine: boolean): Sample | undefined {
+function toSample(
+  cells: Record<string, string>,
+  extraColumns: string[],
+  dir: string,
+  line: number,
+  problems: Problem[],
+  confine: boolean,
+): Sample | undefined {
   const before = problems.length;
   const image = normaliseImagePath(cells.image, line, problems, confine);
   const location = cells.location.trim();
   const group = cells.group.trim();
   if (location === '') problems.push({ line, message: `line ${line}: empty location` });
-  else if (location.includes(LESION_SEPARATOR)) problems.push({ line, message: `line ${line}: location must be exactly one label, got "${location}"` });
+  else if (location.includes(LESION_SEPARATOR))
+    problems.push({ line, message: `line ${line}: location must be exactly one label, got "${location}"` });
   if (group === '') problems.push({ line, message: `line ${line}: empty group` });
   if (problems.length > before || image === undefined) return undefined;
   const extra = Object.fromEntries(extraColumns.map((c) => [c, cells[c]]));
-  return { image, path: resolve(dir, ...image.split('/')), lesions: splitLesions(cells.lesions), location, group, line, extra };
+  return {
+    image,
+    path: resolve(dir, ...image.split('/')),
+    lesions: splitLesions(cells.lesions),
+    location,
+    group,
+    line,
+    extra,
+  };
 }
 
 /**
@@ -176,14 +211,20 @@ function normaliseImagePath(raw: string, line: number, problems: Problem[], conf
     return undefined;
   }
   if (isAbsolute(image) || win32.isAbsolute(image) || posix.isAbsolute(image)) {
-    problems.push({ line, message: `line ${line}: image path "${image}" is absolute; it must be relative to the manifest's folder` });
+    problems.push({
+      line,
+      message: `line ${line}: image path "${image}" is absolute; it must be relative to the manifest's folder`,
+    });
     return undefined;
   }
   const slashed = image.replaceAll('\\', '/');
   const norm = posix.normalize(slashed);
   const escapes = norm === '..' || norm.startsWith('../');
   if (escapes && (confine || !leadingParentsOnly(slashed))) {
-    problems.push({ line, message: `line ${line}: image path "${image}" leaves the manifest's folder (path traversal refused)` });
+    problems.push({
+      line,
+      message: `line ${line}: image path "${image}" leaves the manifest's folder (path traversal refused)`,
+    });
     return undefined;
   }
   return norm;
@@ -198,7 +239,10 @@ function leadingParentsOnly(path: string): boolean {
 
 /** `a; b;;a` -> [a, b]: trimmed, empty pieces dropped, duplicates removed (first kept). */
 export function splitLesions(cell: string): string[] {
-  const pieces = cell.split(LESION_SEPARATOR).map((s) => s.trim()).filter((s) => s !== '');
+  const pieces = cell
+    .split(LESION_SEPARATOR)
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
   return [...new Set(pieces)];
 }
 
@@ -207,9 +251,17 @@ async function missingImages(samples: Sample[]): Promise<Problem[]> {
   const batch = 64; // bounded concurrency: thousands of stats at once exhaust file handles
   for (let i = 0; i < samples.length; i += batch) {
     const chunk = samples.slice(i, i + batch);
-    const ok = await Promise.all(chunk.map((s) => stat(s.path).then((st) => st.isFile(), () => false)));
+    const ok = await Promise.all(
+      chunk.map((s) =>
+        stat(s.path).then(
+          (st) => st.isFile(),
+          () => false,
+        ),
+      ),
+    );
     chunk.forEach((s, k) => {
-      if (!ok[k]) problems.push({ line: s.line, message: `line ${s.line}: image file not found: ${s.image} (${s.path})` });
+      if (!ok[k])
+        problems.push({ line: s.line, message: `line ${s.line}: image file not found: ${s.image} (${s.path})` });
     });
   }
   return problems;
@@ -221,18 +273,28 @@ async function missingImages(samples: Sample[]): Promise<Problem[]> {
  */
 export async function writeManifest(file: string, rows: ManifestRow[], extraColumns?: string[]): Promise<void> {
   const core: readonly string[] = MANIFEST_COLUMNS;
-  const extras = extraColumns ?? [...new Set(rows.flatMap((r) => Object.keys(r.extra ?? {})))].filter((c) => !core.includes(c));
+  const extras =
+    extraColumns ?? [...new Set(rows.flatMap((r) => Object.keys(r.extra ?? {})))].filter((c) => !core.includes(c));
   const problems: string[] = [];
   const clash = extras.filter((c, i) => core.includes(c) || extras.indexOf(c) !== i);
-  if (clash.length) problems.push(`extra column name(s) clash with the manifest columns or repeat: ${[...new Set(clash)].join(', ')}`);
+  if (clash.length)
+    problems.push(`extra column name(s) clash with the manifest columns or repeat: ${[...new Set(clash)].join(', ')}`);
   rows.forEach((r, i) => {
     const bad = r.lesions.filter((l) => l.includes(LESION_SEPARATOR));
-    if (bad.length) problems.push(`row ${i + 1} (${r.image}): lesion label(s) contain "${LESION_SEPARATOR}": ${bad.join(', ')}`);
-    if (r.location.includes(LESION_SEPARATOR)) problems.push(`row ${i + 1} (${r.image}): location contains "${LESION_SEPARATOR}"`);
+    if (bad.length)
+      problems.push(`row ${i + 1} (${r.image}): lesion label(s) contain "${LESION_SEPARATOR}": ${bad.join(', ')}`);
+    if (r.location.includes(LESION_SEPARATOR))
+      problems.push(`row ${i + 1} (${r.image}): location contains "${LESION_SEPARATOR}"`);
   });
   if (problems.length) throw errorList(`cannot write manifest ${file}`, problems);
   const header = [...MANIFEST_COLUMNS, ...extras];
-  const body = rows.map((r) => [r.image, r.lesions.join(LESION_SEPARATOR), r.location, r.group, ...extras.map((c) => r.extra?.[c] ?? '')]);
+  const body = rows.map((r) => [
+    r.image,
+    r.lesions.join(LESION_SEPARATOR),
+    r.location,
+    r.group,
+    ...extras.map((c) => r.extra?.[c] ?? ''),
+  ]);
   await writeFileAtomic(file, stringify([header, ...body]));
 }
 
@@ -241,15 +303,15 @@ export async function writeManifest(file: string, rows: ManifestRow[], extraColu
  * order and of extra columns: fold files record it to detect a changed manifest.
  */
 export function manifestHash(m: Pick<Manifest, 'samples'>): string {
-  const rows = m.samples
-    .map((s) => JSON.stringify([s.image, [...s.lesions].sort(), s.location, s.group]))
-    .sort();
+  const rows = m.samples.map((s) => JSON.stringify([s.image, [...s.lesions].sort(), s.location, s.group])).sort();
   return createHash('sha256').update(rows.join('\n')).digest('hex');
 }
 
 /** Image path of `absImage` as written in a manifest at `manifestFile`: relative, with `/` separators. */
 export function imagePathFor(manifestFile: string, absImage: string): string {
-  return relative(dirname(resolve(manifestFile)), absImage).split(sep).join('/');
+  return relative(dirname(resolve(manifestFile)), absImage)
+    .split(sep)
+    .join('/');
 }
 
 /** A sample as a row to write again (e.g. after refinement), with its image re-based on `newManifestFile`. */

@@ -40,7 +40,10 @@ interface Unit {
 export function assignFolds(samples: Sample[], k: number, seed: number): number[] {
   const groups = new Set(samples.map((s) => s.group)).size;
   if (!Number.isInteger(k) || k < 2) throw new DermtlError(`--folds must be a whole number >= 2, got ${k}`);
-  if (k > groups) throw new DermtlError(`--folds ${k} is more than the ${groups} group(s) in the manifest: every fold needs at least one group`);
+  if (k > groups)
+    throw new DermtlError(
+      `--folds ${k} is more than the ${groups} group(s) in the manifest: every fold needs at least one group`,
+    );
   const { units, totals } = buildUnits(samples);
   const order = Rng.seeded(seed)
     .shuffle(units)
@@ -114,8 +117,18 @@ function buildUnits(samples: Sample[]): { units: Unit[]; totals: number[] } {
 /** Builds the fold file for a loaded manifest. */
 export function makeFolds(manifest: Manifest, k: number, seed: number): FoldFile {
   const fold = assignFolds(manifest.samples, k, seed);
-  const splits = Array.from({ length: k }, (_, f) => ({ fold: f, test: manifest.samples.filter((_, i) => fold[i] === f).map((s) => s.image) }));
-  return { version: 1, folds: k, seed, manifest: basename(manifest.file), manifestHash: manifestHash(manifest), splits };
+  const splits = Array.from({ length: k }, (_, f) => ({
+    fold: f,
+    test: manifest.samples.filter((_, i) => fold[i] === f).map((s) => s.image),
+  }));
+  return {
+    version: 1,
+    folds: k,
+    seed,
+    manifest: basename(manifest.file),
+    manifestHash: manifestHash(manifest),
+    splits,
+  };
 }
 
 export async function writeFolds(file: string, folds: FoldFile): Promise<void> {
@@ -134,7 +147,8 @@ export interface FoldBalance {
 
 /** How far each fold's label proportions are from the whole manifest's: the check on stratification. */
 export function foldBalance(samples: Sample[], fold: number[], k: number): FoldBalance[] {
-  const share = (ss: Sample[], has: (s: Sample, l: string) => boolean, labels: string[]) => labels.map((l) => ss.filter((s) => has(s, l)).length / Math.max(ss.length, 1));
+  const share = (ss: Sample[], has: (s: Sample, l: string) => boolean, labels: string[]) =>
+    labels.map((l) => ss.filter((s) => has(s, l)).length / Math.max(ss.length, 1));
   const locations = [...new Set(samples.map((s) => s.location))];
   const lesions = [...new Set(samples.flatMap((s) => s.lesions))];
   const atLoc = (s: Sample, l: string) => s.location === l;
@@ -198,19 +212,23 @@ export async function loadFolds(file: string, manifest: Manifest): Promise<Loade
 
 /** Fold `k` of a loaded fold file; out of range is a user error naming the file. */
 export function selectFold(loaded: LoadedFolds, k: number): Fold {
-  if (!Number.isInteger(k) || k < 0 || k >= loaded.folds) throw new DermtlError(`--fold ${k} is out of range: ${loaded.file} has folds 0..${loaded.folds - 1}`);
+  if (!Number.isInteger(k) || k < 0 || k >= loaded.folds)
+    throw new DermtlError(`--fold ${k} is out of range: ${loaded.file} has folds 0..${loaded.folds - 1}`);
   return loaded.splits[k];
 }
 
 async function readFoldFile(file: string): Promise<FoldFile> {
   return (await readJsonWith(FoldFileSchema, file, {
-    missing: `fold file not found: ${file}`, notJson: (why) => `fold file ${file} is not valid JSON: ${why}`, invalid: `invalid fold file ${file}`,
+    missing: `fold file not found: ${file}`,
+    notJson: (why) => `fold file ${file} is not valid JSON: ${why}`,
+    invalid: `invalid fold file ${file}`,
   })) as FoldFile;
 }
 
 function checkCoverage(doc: FoldFile, manifest: Manifest, file: string): Map<string, number> {
   const problems: string[] = [];
-  if (doc.splits.length !== doc.folds) problems.push(`"folds" is ${doc.folds} but there are ${doc.splits.length} splits`);
+  if (doc.splits.length !== doc.folds)
+    problems.push(`"folds" is ${doc.folds} but there are ${doc.splits.length} splits`);
   doc.splits.forEach((s, i) => {
     if (s.fold !== i) problems.push(`splits[${i}] has fold ${s.fold}, expected ${i}`);
   });
@@ -219,7 +237,8 @@ function checkCoverage(doc: FoldFile, manifest: Manifest, file: string): Map<str
   for (const s of doc.splits) {
     for (const image of s.test) {
       if (!known.has(image)) problems.push(`fold ${s.fold}: image not in the manifest: ${image}`);
-      else if (foldOf.has(image)) problems.push(`fold ${s.fold}: image listed twice (also in fold ${foldOf.get(image)}): ${image}`);
+      else if (foldOf.has(image))
+        problems.push(`fold ${s.fold}: image listed twice (also in fold ${foldOf.get(image)}): ${image}`);
       else foldOf.set(image, s.fold);
     }
   }

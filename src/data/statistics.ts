@@ -76,7 +76,8 @@ export function cooccurrence(samples: Sample[]): {
 /** The `dermtl stats` text: one fact per line, label tables sorted by count. */
 export function formatStats(s: ManifestStats): string[] {
   const width = String(Math.max(s.images, 1)).length;
-  const table = (cs: LabelCount[]) => cs.map((c) => `  ${String(c.count).padStart(width)}  ${pct(c.count, s.images)}  ${c.label}`);
+  const table = (cs: LabelCount[]) =>
+    cs.map((c) => `  ${String(c.count).padStart(width)}  ${pct(c.count, s.images)}  ${c.label}`);
   return [
     `images: ${s.images}`,
     `groups: ${s.groups}`,

@@ -14,7 +14,8 @@ export type MergeSpec = z.infer<typeof MergeSchema>;
 
 export async function loadMergeSpec(file: string): Promise<MergeSpec> {
   const spec = await readJsonWith(MergeSchema, file, {
-    missing: `merge file not found: ${file}`, notJson: (why) => `merge file ${file} is not valid JSON: ${why}`,
+    missing: `merge file not found: ${file}`,
+    notJson: (why) => `merge file ${file} is not valid JSON: ${why}`,
     invalid: `invalid merge file ${file}; expected {"lesion": {"from": "to"}, "location": {"from": "to"}}`,
   });
   for (const kind of ['lesion', 'location'] as const) resolveChains(spec[kind] ?? {}, `${file} (${kind})`);
@@ -33,7 +34,8 @@ function resolveChains(map: Record<string, string>, where: string): Map<string, 
       seen.push(to);
       to = map[to];
     }
-    if (to === from || seen.includes(to)) throw new DermtlError(`merge file ${where}: label cycle ${[...seen, to].join(' -> ')}`);
+    if (to === from || seen.includes(to))
+      throw new DermtlError(`merge file ${where}: label cycle ${[...seen, to].join(' -> ')}`);
     out.set(from, to);
   }
   return out;
@@ -67,13 +69,32 @@ export interface RefineReport {
  * only location drops the image), then lesions are counted on the images that remain, so every
  * label of the result has at least `minCount` images.
  */
-export function refine(samples: Sample[], minCount: number, merge: MergeSpec = {}): { samples: Sample[]; report: RefineReport } {
+export function refine(
+  samples: Sample[],
+  minCount: number,
+  merge: MergeSpec = {},
+): { samples: Sample[]; report: RefineReport } {
   const lesionMap = resolveChains(merge.lesion ?? {}, 'lesion');
   const locationMap = resolveChains(merge.location ?? {}, 'location');
-  const merged = [...appliedMerges('lesion', lesionMap, samples.flatMap((s) => s.lesions)), ...appliedMerges('location', locationMap, samples.map((s) => s.location))];
+  const merged = [
+    ...appliedMerges(
+      'lesion',
+      lesionMap,
+      samples.flatMap((s) => s.lesions),
+    ),
+    ...appliedMerges(
+      'location',
+      locationMap,
+      samples.map((s) => s.location),
+    ),
+  ];
   const unusedMerges = [
-    ...[...lesionMap.keys()].filter((f) => !merged.some((m) => m.kind === 'lesion' && m.from === f)).map((from) => ({ kind: 'lesion' as const, from })),
-    ...[...locationMap.keys()].filter((f) => !merged.some((m) => m.kind === 'location' && m.from === f)).map((from) => ({ kind: 'location' as const, from })),
+    ...[...lesionMap.keys()]
+      .filter((f) => !merged.some((m) => m.kind === 'lesion' && m.from === f))
+      .map((from) => ({ kind: 'lesion' as const, from })),
+    ...[...locationMap.keys()]
+      .filter((f) => !merged.some((m) => m.kind === 'location' && m.from === f))
+      .map((from) => ({ kind: 'location' as const, from })),
   ];
   const renamed = samples.map((s) => ({
     ...s,
@@ -92,33 +113,59 @@ export function refine(samples: Sample[], minCount: number, merge: MergeSpec = {
 
   return {
     samples: kept,
-    report: { merged, unusedMerges, droppedLocations, droppedLesions, droppedImages: renamed.length - placed.length, emptiedImages, imagesIn: samples.length, imagesOut: kept.length },
+    report: {
+      merged,
+      unusedMerges,
+      droppedLocations,
+      droppedLesions,
+      droppedImages: renamed.length - placed.length,
+      emptiedImages,
+      imagesIn: samples.length,
+      imagesOut: kept.length,
+    },
   };
 }
 
 function appliedMerges(kind: 'lesion' | 'location', map: Map<string, string>, labels: string[]): MergeApplied[] {
   const counts = countLabels(labels);
-  return counts.filter((c) => map.has(c.label)).map((c) => ({ kind, from: c.label, to: map.get(c.label)!, images: c.count }));
+  return counts
+    .filter((c) => map.has(c.label))
+    .map((c) => ({ kind, from: c.label, to: map.get(c.label)!, images: c.count }));
 }
 
 /** `dermtl refine`: reads `input`, refines, writes `out` with image paths re-based on its folder. */
-export async function refineManifest(input: string, out: string, minCount: number, mergeFile?: string): Promise<RefineReport> {
-  if (!Number.isInteger(minCount) || minCount < 0) throw new DermtlError(`--min-count must be a whole number >= 0, got ${minCount}`);
+export async function refineManifest(
+  input: string,
+  out: string,
+  minCount: number,
+  mergeFile?: string,
+): Promise<RefineReport> {
+  if (!Number.isInteger(minCount) || minCount < 0)
+    throw new DermtlError(`--min-count must be a whole number >= 0, got ${minCount}`);
   const merge = mergeFile ? await loadMergeSpec(mergeFile) : {};
   const manifest = await loadManifest(input);
   const { samples, report } = refine(manifest.samples, minCount, merge);
-  if (samples.length === 0) throw new DermtlError(`refining ${input} with --min-count ${minCount} leaves no images; nothing written to ${out}`);
-  await writeManifest(out, samples.map((s) => sampleToRow(s, out)), manifest.extraColumns);
+  if (samples.length === 0)
+    throw new DermtlError(`refining ${input} with --min-count ${minCount} leaves no images; nothing written to ${out}`);
+  await writeManifest(
+    out,
+    samples.map((s) => sampleToRow(s, out)),
+    manifest.extraColumns,
+  );
   return report;
 }
 
 /** Human-readable account of a refinement, one line per fact. */
 export function formatRefineReport(r: RefineReport, minCount: number): string[] {
   const labels = (cs: LabelCount[]) => (cs.length ? cs.map((c) => `${c.label} (${c.count})`).join(', ') : 'none');
-  const lines = r.merged.map((m) => `merged ${m.kind} "${m.from}" -> "${m.to}" (${m.images} image${m.images === 1 ? '' : 's'})`);
+  const lines = r.merged.map(
+    (m) => `merged ${m.kind} "${m.from}" -> "${m.to}" (${m.images} image${m.images === 1 ? '' : 's'})`,
+  );
   for (const u of r.unusedMerges) lines.push(`merge entry for ${u.kind} "${u.from}" matched no image`);
   lines.push(`dropped location labels with < ${minCount} images: ${labels(r.droppedLocations)}`);
   lines.push(`dropped lesion labels with < ${minCount} images: ${labels(r.droppedLesions)}`);
-  lines.push(`images: ${r.imagesIn} in, ${r.droppedImages} dropped (location dropped), ${r.imagesOut} out; ${r.emptiedImages} kept image(s) lost all lesion labels`);
+  lines.push(
+    `images: ${r.imagesIn} in, ${r.droppedImages} dropped (location dropped), ${r.imagesOut} out; ${r.emptiedImages} kept image(s) lost all lesion labels`,
+  );
   return lines;
 }

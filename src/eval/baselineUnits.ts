@@ -31,7 +31,10 @@ export interface BaselineContext {
 }
 
 /** The lambdas of a linear unit, as results.json keeps them. */
-export type ChoiceSummary = Pick<LinearChoice, 'lesionLambda' | 'locationLambda' | 'rule' | 'reason' | 'validationImages'>;
+export type ChoiceSummary = Pick<
+  LinearChoice,
+  'lesionLambda' | 'locationLambda' | 'rule' | 'reason' | 'validationImages'
+>;
 
 export type BaselineOutcome =
   | { status: 'trained' | 'reused'; table: ScoreTable; seconds: number; choice: ChoiceSummary | null }
@@ -42,13 +45,21 @@ const LINEAR_FORMAT = 'dermtl-linear-baseline';
 /** Bumped when the method changes (grid, selection rule, solver settings): older linear units are then refitted. */
 export const LINEAR_VERSION = 1;
 
-const LinearFileSchema = z.object({
-  format: z.literal(LINEAR_FORMAT),
-  version: z.literal(LINEAR_VERSION),
-  choice: z.object({
-    lesionLambda: z.number(), locationLambda: z.number(), rule: z.enum(['validation', 'default']), reason: z.string().optional(), validationImages: z.number(),
-  }).loose(),
-}).loose();
+const LinearFileSchema = z
+  .object({
+    format: z.literal(LINEAR_FORMAT),
+    version: z.literal(LINEAR_VERSION),
+    choice: z
+      .object({
+        lesionLambda: z.number(),
+        locationLambda: z.number(),
+        rule: z.enum(['validation', 'default']),
+        reason: z.string().optional(),
+        validationImages: z.number(),
+      })
+      .loose(),
+  })
+  .loose();
 
 /** One baseline of fold f: reused when finished, else fitted, scored and written. */
 export async function baselineUnit(ctx: BaselineContext, model: BaselineName, f: number): Promise<BaselineOutcome> {
@@ -69,8 +80,14 @@ export async function baselineUnit(ctx: BaselineContext, model: BaselineName, f:
   if (model === 'prior') table = priorScores(fold.train, fold.test, labels);
   else {
     const r = await linearBaseline({
-      features: await ctx.features(), train: fold.train, test: fold.test, labels, tta: ctx.tta,
-      validation: { fraction: ctx.config.validation.fraction, seed: ctx.config.seed }, threads: ctx.config.runtime.threads ?? undefined, log: ctx.detail,
+      features: await ctx.features(),
+      train: fold.train,
+      test: fold.test,
+      labels,
+      tta: ctx.tta,
+      validation: { fraction: ctx.config.validation.fraction, seed: ctx.config.seed },
+      threads: ctx.config.runtime.threads ?? undefined,
+      log: ctx.detail,
     });
     table = r.table;
     choice = r.choice;
@@ -115,19 +132,55 @@ function safeJson(text: string): unknown {
   }
 }
 
-async function write(ctx: BaselineContext, model: BaselineName, f: number, table: ScoreTable, choice: LinearChoice | null, seconds: number): Promise<void> {
+async function write(
+  ctx: BaselineContext,
+  model: BaselineName,
+  f: number,
+  table: ScoreTable,
+  choice: LinearChoice | null,
+  seconds: number,
+): Promise<void> {
   const dir = unitDir(ctx.dir, model, f);
   const ev = evaluate(ctx.folds[f].test, table);
   await writeScores(join(dir, 'scores.csv'), table);
-  const method = model === 'prior'
-    ? 'training-part label frequencies'
-    : 'L2 logistic regression on the ten-crop features of the trunk as initialised (lesion one-vs-rest, location softmax)';
+  const method =
+    model === 'prior'
+      ? 'training-part label frequencies'
+      : 'L2 logistic regression on the ten-crop features of the trunk as initialised (lesion one-vs-rest, location softmax)';
   const json = (x: unknown) => `${JSON.stringify(x, null, 2)}\n`;
-  await writeFileAtomic(join(dir, 'metrics.json'), json({ kind: model, method, fold: f, tta: ctx.tta, ...(choice ? { lambdas: summary(choice) } : {}), ...evaluationJson(ev) }));
-  if (choice) await writeFileAtomic(join(dir, LINEAR_FILE), json({ format: LINEAR_FORMAT, version: LINEAR_VERSION, fold: f, tta: ctx.tta, choice }));
-  await writeUnit(dir, { model, fold: f, status: 'done', finishedAt: new Date().toISOString(), tta: ctx.tta, images: table.images.length, seconds: { train: seconds, evaluate: 0 } });
+  await writeFileAtomic(
+    join(dir, 'metrics.json'),
+    json({
+      kind: model,
+      method,
+      fold: f,
+      tta: ctx.tta,
+      ...(choice ? { lambdas: summary(choice) } : {}),
+      ...evaluationJson(ev),
+    }),
+  );
+  if (choice)
+    await writeFileAtomic(
+      join(dir, LINEAR_FILE),
+      json({ format: LINEAR_FORMAT, version: LINEAR_VERSION, fold: f, tta: ctx.tta, choice }),
+    );
+  await writeUnit(dir, {
+    model,
+    fold: f,
+    status: 'done',
+    finishedAt: new Date().toISOString(),
+    tta: ctx.tta,
+    images: table.images.length,
+    seconds: { train: seconds, evaluate: 0 },
+  });
 }
 
 function summary(c: ChoiceSummary): ChoiceSummary {
-  return { lesionLambda: c.lesionLambda, locationLambda: c.locationLambda, rule: c.rule, ...(c.reason ? { reason: c.reason } : {}), validationImages: c.validationImages };
+  return {
+    lesionLambda: c.lesionLambda,
+    locationLambda: c.locationLambda,
+    rule: c.rule,
+    ...(c.reason ? { reason: c.reason } : {}),
+    validationImages: c.validationImages,
+  };
 }

@@ -26,11 +26,18 @@ export type { CropFeatures } from './probeSession.ts';
 export function priorScores(train: readonly Sample[], test: readonly Sample[], labels: RunLabels): ScoreTable {
   const withLesions = train.filter((s) => s.lesions.some((l) => labels.lesion.includes(l)));
   const share = (n: number, of: number) => (of > 0 ? n / of : 0);
-  const lesion = Float64Array.from(labels.lesion, (l) => share(withLesions.filter((s) => s.lesions.includes(l)).length, withLesions.length));
-  const location = Float64Array.from(labels.location, (l) => share(train.filter((s) => s.location === l).length, train.length));
+  const lesion = Float64Array.from(labels.lesion, (l) =>
+    share(withLesions.filter((s) => s.lesions.includes(l)).length, withLesions.length),
+  );
+  const location = Float64Array.from(labels.location, (l) =>
+    share(train.filter((s) => s.location === l).length, train.length),
+  );
   return {
-    images: test.map((s) => s.image), lesionLabels: [...labels.lesion], locationLabels: [...labels.location],
-    lesion: test.map(() => Float64Array.from(lesion)), location: test.map(() => Float64Array.from(location)),
+    images: test.map((s) => s.image),
+    lesionLabels: [...labels.lesion],
+    locationLabels: [...labels.location],
+    lesion: test.map(() => Float64Array.from(lesion)),
+    location: test.map(() => Float64Array.from(location)),
   };
 }
 
@@ -89,13 +96,25 @@ export async function linearBaseline(o: LinearBaselineOptions): Promise<{ table:
   let choice: Omit<LinearChoice, 'refit'>;
   let init: LinearHeads | undefined;
   if ('reason' in split) {
-    choice = { lesionLambda: DEFAULT_LAMBDA, locationLambda: DEFAULT_LAMBDA, rule: 'default', reason: split.reason, validationImages: 0, grid, path: [] };
+    choice = {
+      lesionLambda: DEFAULT_LAMBDA,
+      locationLambda: DEFAULT_LAMBDA,
+      rule: 'default',
+      reason: split.reason,
+      validationImages: 0,
+      grid,
+      path: [],
+    };
   } else {
     const path = await lambdaPath(o, split.train, split.validation, grid);
     const { lesion, location } = path.best;
     choice = {
-      lesionLambda: lesion === null ? DEFAULT_LAMBDA : grid[lesion], locationLambda: grid[location], rule: 'validation',
-      validationImages: split.validation.length, grid, path: path.points,
+      lesionLambda: lesion === null ? DEFAULT_LAMBDA : grid[lesion],
+      locationLambda: grid[location],
+      rule: 'validation',
+      validationImages: split.validation.length,
+      grid,
+      path: path.points,
       ...(lesion === null ? { reason: `no validation image has a lesion label: lesion lambda ${DEFAULT_LAMBDA}` } : {}),
     };
     init = { ...path.heads[lesion ?? location], location: path.heads[location].location };
@@ -103,7 +122,10 @@ export async function linearBaseline(o: LinearBaselineOptions): Promise<{ table:
   const session = await ProbeSession.open(o.features, o.train, o.test, o.labels, o.tta, o.threads);
   try {
     const r = await timedFit(o, session, { lesion: choice.lesionLambda, location: choice.locationLambda }, init);
-    return { table: scoreTable(o, r.scores), choice: { ...choice, refit: { iterations: r.fit.iterations, converged: r.fit.converged } } };
+    return {
+      table: scoreTable(o, r.scores),
+      choice: { ...choice, refit: { iterations: r.fit.iterations, converged: r.fit.converged } },
+    };
   } finally {
     await session.release();
   }
@@ -129,7 +151,12 @@ interface Path {
 }
 
 /** Fits along the grid on `train` (each warm-started from the last), scoring `validation` at every lambda. */
-async function lambdaPath(o: LinearBaselineOptions, train: Sample[], validation: Sample[], grid: number[]): Promise<Path> {
+async function lambdaPath(
+  o: LinearBaselineOptions,
+  train: Sample[],
+  validation: Sample[],
+  grid: number[],
+): Promise<Path> {
   const session = await ProbeSession.open(o.features, train, validation, o.labels, o.tta, o.threads);
   const path: Path = { points: [], heads: [], best: { lesion: null, location: 0 } };
   try {
@@ -138,8 +165,14 @@ async function lambdaPath(o: LinearBaselineOptions, train: Sample[], validation:
       path.points.push(validationPoint(o.labels, validation, grid[i], r));
       path.heads.push(r.fit.heads);
       path.best = {
-        lesion: bestIndex(path.points.map((p) => p.lesionMapClass), 'max'),
-        location: bestIndex(path.points.map((p) => p.locationLogLoss), 'min')!,
+        lesion: bestIndex(
+          path.points.map((p) => p.lesionMapClass),
+          'max',
+        ),
+        location: bestIndex(
+          path.points.map((p) => p.locationLogLoss),
+          'min',
+        )!,
       };
       const stale = (at: number | null) => at === null || i - at >= PATIENCE;
       if (stale(path.best.lesion) && stale(path.best.location)) break;
@@ -150,11 +183,22 @@ async function lambdaPath(o: LinearBaselineOptions, train: Sample[], validation:
   return path;
 }
 
-function validationPoint(labels: RunLabels, validation: Sample[], lambda: number, r: { fit: ProbeFit; scores: ImageScores }): PathPoint {
+function validationPoint(
+  labels: RunLabels,
+  validation: Sample[],
+  lambda: number,
+  r: { fit: ProbeFit; scores: ImageScores },
+): PathPoint {
   const truth = validation.map((s) => s.location);
   return {
     lambda,
-    lesionMapClass: labels.lesion.length ? lesionMetrics(labels.lesion, validation.map((s) => s.lesions), r.scores.lesion).mapClass : null,
+    lesionMapClass: labels.lesion.length
+      ? lesionMetrics(
+          labels.lesion,
+          validation.map((s) => s.lesions),
+          r.scores.lesion,
+        ).mapClass
+      : null,
     locationLogLoss: logLoss(labels.location, truth, r.scores.location),
     locationTop1: locationMetrics(labels.location, truth, r.scores.location).top1,
     iterations: r.fit.iterations,
@@ -162,16 +206,29 @@ function validationPoint(labels: RunLabels, validation: Sample[], lambda: number
   };
 }
 
-async function timedFit(o: LinearBaselineOptions, session: ProbeSession, lambdas: { lesion: number; location: number }, init?: LinearHeads) {
+async function timedFit(
+  o: LinearBaselineOptions,
+  session: ProbeSession,
+  lambdas: { lesion: number; location: number },
+  init?: LinearHeads,
+) {
   const t0 = performance.now();
   const r = await session.fit(lambdas, init);
   const slow = r.fit.problems.filter((p) => !p.converged).map((p) => p.name);
-  o.log?.(`linear: ${session.trainingRows} training rows, lambda ${lambdas.lesion}/${lambdas.location}: ${r.fit.iterations} iterations, ${r.fit.products} products (${r.fit.productSeconds.toFixed(1)} s), ${((performance.now() - t0) / 1000).toFixed(1)} s${slow.length ? `; NOT converged: ${slow.join(', ')}` : ''}`);
+  o.log?.(
+    `linear: ${session.trainingRows} training rows, lambda ${lambdas.lesion}/${lambdas.location}: ${r.fit.iterations} iterations, ${r.fit.products} products (${r.fit.productSeconds.toFixed(1)} s), ${((performance.now() - t0) / 1000).toFixed(1)} s${slow.length ? `; NOT converged: ${slow.join(', ')}` : ''}`,
+  );
   return r;
 }
 
 function scoreTable(o: LinearBaselineOptions, s: ImageScores): ScoreTable {
-  return { images: o.test.map((x) => x.image), lesionLabels: [...o.labels.lesion], locationLabels: [...o.labels.location], lesion: s.lesion, location: s.location };
+  return {
+    images: o.test.map((x) => x.image),
+    lesionLabels: [...o.labels.lesion],
+    locationLabels: [...o.labels.location],
+    lesion: s.lesion,
+    location: s.location,
+  };
 }
 
 /** Mean -log p(true location), p floored at 1e-12 (a class unseen in training has p = 0). */

@@ -17,7 +17,11 @@ export function ensembleMax(a: ScoreTable, b: ScoreTable, names: [string, string
     ...setDifference('image', a.images, b.images, names),
     ...setDifference('column', columns(a), columns(b), names),
   ];
-  if (problems.length) throw errorList(`cannot ensemble ${names[0]} and ${names[1]}: they must score the same images and labels`, problems);
+  if (problems.length)
+    throw errorList(
+      `cannot ensemble ${names[0]} and ${names[1]}: they must score the same images and labels`,
+      problems,
+    );
   const rowOfB = new Map(b.images.map((image, i) => [image, i]));
   const combine = (kind: ScoreKind) => {
     const aLabels = kind === 'lesion' ? a.lesionLabels : a.locationLabels;
@@ -40,7 +44,10 @@ export function ensembleMax(a: ScoreTable, b: ScoreTable, names: [string, string
 }
 
 function columns(t: ScoreTable): string[] {
-  return [...t.lesionLabels.map((l) => scoreColumn('lesion', l)), ...t.locationLabels.map((l) => scoreColumn('location', l))];
+  return [
+    ...t.lesionLabels.map((l) => scoreColumn('lesion', l)),
+    ...t.locationLabels.map((l) => scoreColumn('location', l)),
+  ];
 }
 
 function setDifference(what: string, a: string[], b: string[], names: [string, string]): string[] {

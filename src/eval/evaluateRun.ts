@@ -14,7 +14,13 @@ import { join, resolve } from 'node:path';
 import { loadManifest, manifestHash } from '../data/manifest.ts';
 import { loadFolds, selectFold } from '../data/splits.ts';
 import type { Manifest, Sample } from '../data/types.ts';
-import { foldTemperatures, lesionTemperatures, lesionThresholds, locationTemperature, type ModelCalibration } from '../models/calibration.ts';
+import {
+  foldTemperatures,
+  lesionTemperatures,
+  lesionThresholds,
+  locationTemperature,
+  type ModelCalibration,
+} from '../models/calibration.ts';
 import { loadModel } from '../models/modelFile.ts';
 import { stderrProgress } from '../util/progress.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
@@ -68,14 +74,25 @@ export interface EvaluateResult {
 export async function evaluateRun(runDir: string, opts: EvaluateOptions): Promise<EvaluateResult> {
   const dir = resolve(runDir);
   const info = await readFinishedRun(dir);
-  if ((opts.folds === undefined) !== (opts.fold === undefined)) throw new DermtlError('--folds and --fold go together: give both (evaluate fold k\'s test images) or neither (the whole manifest)');
+  if ((opts.folds === undefined) !== (opts.fold === undefined))
+    throw new DermtlError(
+      "--folds and --fold go together: give both (evaluate fold k's test images) or neither (the whole manifest)",
+    );
   const manifest = await loadManifest(opts.manifest);
   checkManifestLabels(manifest, info.labels, dir);
-  const samples = opts.folds !== undefined ? selectFold(await loadFolds(opts.folds, manifest), opts.fold!).test : manifest.samples;
+  const samples =
+    opts.folds !== undefined ? selectFold(await loadFolds(opts.folds, manifest), opts.fold!).test : manifest.samples;
   const tta = opts.tta ?? (info.kind === 'model' ? storedConfig(dir, info).eval.tta : '10crop');
-  const progress: ProgressFactory = (opts.progress ?? true) ? (label) => stderrProgress(label) : () => Object.assign(() => {}, { stop: () => {} });
+  const progress: ProgressFactory =
+    (opts.progress ?? true) ? (label) => stderrProgress(label) : () => Object.assign(() => {}, { stop: () => {} });
   const site = opts.site ?? 'given';
-  const scored = await predictRun(dir, info, samples, { tta, fullModel: opts.fullModel ?? false, threads: opts.threads, progress, site });
+  const scored = await predictRun(dir, info, samples, {
+    tta,
+    fullModel: opts.fullModel ?? false,
+    threads: opts.threads,
+    progress,
+    site,
+  });
   const { table } = scored;
   const thresholds = lesionThresholds(scored.calibration, info.labels.lesion);
   const evaluation = evaluate(samples, table, { thresholds });
@@ -86,20 +103,46 @@ export async function evaluateRun(runDir: string, opts: EvaluateOptions): Promis
   await writeScores(scoresFile, table);
   if (scored.uncalibrated) await writeScores(join(out, UNCALIBRATED_SCORES), scored.uncalibrated);
   const doc = {
-    run: dir, kind: info.kind, members: info.members, manifest: manifest.file, manifestHash: manifestHash(manifest),
-    folds: opts.folds !== undefined ? { file: resolve(opts.folds), fold: opts.fold } : null, tta,
-    engine: engineOf(info, opts.fullModel ?? false), site: scored.fusion ? site : null, ...evaluationJson(evaluation),
-    thresholdSource: scored.calibration?.thresholds ? 'the model (chosen on its validation part)' : 'default 0.5 (the model has no thresholds)',
+    run: dir,
+    kind: info.kind,
+    members: info.members,
+    manifest: manifest.file,
+    manifestHash: manifestHash(manifest),
+    folds: opts.folds !== undefined ? { file: resolve(opts.folds), fold: opts.fold } : null,
+    tta,
+    engine: engineOf(info, opts.fullModel ?? false),
+    site: scored.fusion ? site : null,
+    ...evaluationJson(evaluation),
+    thresholdSource: scored.calibration?.thresholds
+      ? 'the model (chosen on its validation part)'
+      : 'default 0.5 (the model has no thresholds)',
     temperatures: scored.calibration ? temperaturesOf(scored.calibration, info.labels) : null,
     beforeCalibration: beforeCalibration ? { calibration: evaluationJson(beforeCalibration).calibration } : null,
   };
   await writeFileAtomic(metricsFile, `${JSON.stringify(doc, null, 2)}\n`);
-  const what = opts.folds !== undefined ? `the test part of fold ${opts.fold} (${opts.folds})` : `every image of ${opts.manifest}`;
-  const siteNote = scored.fusion ? `; body site ${site === 'given' ? 'given to the lesion head' : 'unknown (the model\'s predicted location)'}` : '';
-  const lines = [`evaluated ${samples.length} image(s): ${what}; tta ${tta}, ${doc.engine}${siteNote}`, ...formatEvaluation(evaluation),
-    ...calibrationLines(evaluation, beforeCalibration), `wrote ${scoresFile}${scored.uncalibrated ? ` (and ${UNCALIBRATED_SCORES})` : ''} and ${metricsFile}`];
+  const what =
+    opts.folds !== undefined ? `the test part of fold ${opts.fold} (${opts.folds})` : `every image of ${opts.manifest}`;
+  const siteNote = scored.fusion
+    ? `; body site ${site === 'given' ? 'given to the lesion head' : "unknown (the model's predicted location)"}`
+    : '';
+  const lines = [
+    `evaluated ${samples.length} image(s): ${what}; tta ${tta}, ${doc.engine}${siteNote}`,
+    ...formatEvaluation(evaluation),
+    ...calibrationLines(evaluation, beforeCalibration),
+    `wrote ${scoresFile}${scored.uncalibrated ? ` (and ${UNCALIBRATED_SCORES})` : ''} and ${metricsFile}`,
+  ];
   for (const l of lines) (opts.log ?? console.log)(l);
-  return { samples, table, evaluation, uncalibrated: scored.uncalibrated, beforeCalibration, tta, scoresFile, metricsFile, lines };
+  return {
+    samples,
+    table,
+    evaluation,
+    uncalibrated: scored.uncalibrated,
+    beforeCalibration,
+    tta,
+    scoresFile,
+    metricsFile,
+    lines,
+  };
 }
 
 /** Written next to scores.csv for a calibrated model: its scores before calibration (the study pools them). */
@@ -108,7 +151,9 @@ export const UNCALIBRATED_SCORES = 'scores-uncalibrated.csv';
 function temperaturesOf(cal: ModelCalibration, labels: RunLabels): Record<string, unknown> {
   return {
     location: cal.location ? cal.location.temperature : null,
-    lesion: cal.lesion ? Object.fromEntries(labels.lesion.map((l, c) => [l, lesionTemperatures(cal, labels.lesion)[c]])) : null,
+    lesion: cal.lesion
+      ? Object.fromEntries(labels.lesion.map((l, c) => [l, lesionTemperatures(cal, labels.lesion)[c]]))
+      : null,
     lesionMode: cal.lesion?.mode ?? null,
     fittedOn: cal.fittedOn,
   };
@@ -118,8 +163,16 @@ function temperaturesOf(cal: ModelCalibration, labels: RunLabels): Record<string
 function calibrationLines(after: Evaluation, before: Evaluation | null): string[] {
   if (!before) return [];
   const f = (x: number | undefined) => (x === undefined ? 'n/a' : x.toFixed(4));
-  const line = (head: string, b: Evaluation['lesion'] | Evaluation['location'], a: Evaluation['lesion'] | Evaluation['location']) =>
-    b?.calibration && a?.calibration ? [`${head} before -> after calibration: ECE ${f(b.calibration.ece)} -> ${f(a.calibration.ece)}  Brier ${f(b.calibration.brier)} -> ${f(a.calibration.brier)}`] : [];
+  const line = (
+    head: string,
+    b: Evaluation['lesion'] | Evaluation['location'],
+    a: Evaluation['lesion'] | Evaluation['location'],
+  ) =>
+    b?.calibration && a?.calibration
+      ? [
+          `${head} before -> after calibration: ECE ${f(b.calibration.ece)} -> ${f(a.calibration.ece)}  Brier ${f(b.calibration.brier)} -> ${f(a.calibration.brier)}`,
+        ]
+      : [];
   return [...line('lesion', before.lesion, after.lesion), ...line('location', before.location, after.location)];
 }
 
@@ -136,12 +189,18 @@ export function checkManifestLabels(manifest: Manifest, labels: RunLabels, dir: 
     if (model.size === 0) return;
     const notInModel = [...have].filter((l) => !model.has(l)).sort();
     const notInManifest = [...model].filter((l) => !have.has(l)).sort();
-    if (notInModel.length) problems.push(`${kind} label(s) of the manifest the model has no output for: ${notInModel.join(', ')}`);
-    if (notInManifest.length) problems.push(`${kind} label(s) of the model that no image of the manifest has: ${notInManifest.join(', ')}`);
+    if (notInModel.length)
+      problems.push(`${kind} label(s) of the manifest the model has no output for: ${notInModel.join(', ')}`);
+    if (notInManifest.length)
+      problems.push(`${kind} label(s) of the model that no image of the manifest has: ${notInManifest.join(', ')}`);
   };
   compare('lesion', new Set(manifest.samples.flatMap((s) => s.lesions)));
   compare('location', new Set(manifest.samples.map((s) => s.location)));
-  if (problems.length) throw errorList(`the labels of manifest ${manifest.file} differ from those of the model in ${dir} (refine the manifest the same way as the training manifest)`, problems);
+  if (problems.length)
+    throw errorList(
+      `the labels of manifest ${manifest.file} differ from those of the model in ${dir} (refine the manifest the same way as the training manifest)`,
+      problems,
+    );
 }
 
 interface PredictOptions {
@@ -164,7 +223,12 @@ export interface RunScores {
 }
 
 /** Scores of `samples` by a finished run (a model, or the max over an ensemble's members). */
-export async function predictRun(dir: string, info: RunInfo, samples: readonly Sample[], opts: PredictOptions): Promise<RunScores> {
+export async function predictRun(
+  dir: string,
+  info: RunInfo,
+  samples: readonly Sample[],
+  opts: PredictOptions,
+): Promise<RunScores> {
   if (info.kind === 'ensemble') {
     const [a, b] = info.members ?? [];
     if (!a || !b) throw new DermtlError(`${runFile(dir, 'run')}: an ensemble needs two member runs`);
@@ -176,23 +240,44 @@ export async function predictRun(dir: string, info: RunInfo, samples: readonly S
     });
     const ta = await predictRun(a, await readFinishedRun(a), samples, opts);
     const tb = await predictRun(b, await readFinishedRun(b), samples, opts);
-    const before = ta.uncalibrated || tb.uncalibrated ? ensembleMax(heads(ta.uncalibrated ?? ta.table), heads(tb.uncalibrated ?? tb.table), [a, b]) : null;
-    return { table: ensembleMax(heads(ta.table), heads(tb.table), [a, b]), uncalibrated: before, calibration: null, fusion: ta.fusion || tb.fusion };
+    const before =
+      ta.uncalibrated || tb.uncalibrated
+        ? ensembleMax(heads(ta.uncalibrated ?? ta.table), heads(tb.uncalibrated ?? tb.table), [a, b])
+        : null;
+    return {
+      table: ensembleMax(heads(ta.table), heads(tb.table), [a, b]),
+      uncalibrated: before,
+      calibration: null,
+      fusion: ta.fusion || tb.fusion,
+    };
   }
   await checkNotTrainingImages(dir, info, samples);
   const model = await loadModel(runFile(dir, 'model'), { session: false });
   const engine = info.mode === 'frozen' && !opts.fullModel ? 'features' : 'model';
   const fusion = model.network.heads.fusion === true;
-  const site = fusion && (opts.site ?? 'given') === 'given' ? samples.map((s) => model.labels.location.indexOf(s.location)) : undefined;
-  const scoreLogits = (params: ReadonlyMap<string, Float32Array>) => viewLogits(model.network, params, samples, {
-    engine, config: storedConfig(dir, info), prep: model.preprocessing, threads: opts.threads, progress: opts.progress, centerOnly: opts.tta === 'center', site,
-  });
+  const site =
+    fusion && (opts.site ?? 'given') === 'given'
+      ? samples.map((s) => model.labels.location.indexOf(s.location))
+      : undefined;
+  const scoreLogits = (params: ReadonlyMap<string, Float32Array>) =>
+    viewLogits(model.network, params, samples, {
+      engine,
+      config: storedConfig(dir, info),
+      prep: model.preprocessing,
+      threads: opts.threads,
+      progress: opts.progress,
+      centerOnly: opts.tta === 'center',
+      site,
+    });
   const logits = await scoreLogits(model.params());
   const cal = model.calibration;
   // the folded logits are z / T: scores at temperature 1 are the model's, at 1 / T the uncalibrated ones
   const table = (z: HeadLogits, lesionT: number[], locationT: number): ScoreTable => ({
-    images: samples.map((s) => s.image), lesionLabels: [...model.labels.lesion], locationLabels: [...model.labels.location],
-    lesion: probs(z.lesion, 'sigmoid', lesionT, samples.length, opts.tta), location: probs(z.location, 'softmax', locationT, samples.length, opts.tta),
+    images: samples.map((s) => s.image),
+    lesionLabels: [...model.labels.lesion],
+    locationLabels: [...model.labels.location],
+    lesion: probs(z.lesion, 'sigmoid', lesionT, samples.length, opts.tta),
+    location: probs(z.location, 'softmax', locationT, samples.length, opts.tta),
   });
   const ones = model.labels.lesion.map(() => 1);
   const lesionT = lesionTemperatures(cal, model.labels.lesion);
@@ -200,16 +285,35 @@ export async function predictRun(dir: string, info: RunInfo, samples: readonly S
   // ...except where a fusion model's lesion head read its own (calibrated) location distribution (a site unknown):
   // there the uncalibrated model is scored again, its temperatures unfolded
   const readsLocation = fusion && locationT !== 1 && (site === undefined || site.some((c) => c < 0));
-  const before = cal && readsLocation ? await scoreLogits(foldTemperatures(model.params(), { lesion: lesionT.map((t) => 1 / t), location: 1 / locationT })) : null;
+  const before =
+    cal && readsLocation
+      ? await scoreLogits(
+          foldTemperatures(model.params(), { lesion: lesionT.map((t) => 1 / t), location: 1 / locationT }),
+        )
+      : null;
   return {
     table: table(logits, ones, 1),
-    uncalibrated: cal ? (before ? table(before, ones, 1) : table(logits, lesionT.map((t) => 1 / t), 1 / locationT)) : null,
+    uncalibrated: cal
+      ? before
+        ? table(before, ones, 1)
+        : table(
+            logits,
+            lesionT.map((t) => 1 / t),
+            1 / locationT,
+          )
+      : null,
     calibration: cal,
     fusion,
   };
 }
 
-function probs(z: ViewLogits | undefined, activation: 'sigmoid' | 'softmax', t: number | number[], images: number, tta: Tta): Float64Array[] {
+function probs(
+  z: ViewLogits | undefined,
+  activation: 'sigmoid' | 'softmax',
+  t: number | number[],
+  images: number,
+  tta: Tta,
+): Float64Array[] {
   if (!z) return Array.from({ length: images }, () => new Float64Array(0));
   return viewAveragedProbs(z, z.views === 1 ? [0] : ttaViews(tta), activation, t);
 }
@@ -227,6 +331,8 @@ async function checkNotTrainingImages(dir: string, info: RunInfo, samples: reado
   const leaked = samples.filter((s) => used.has(s.path));
   if (leaked.length) {
     const hint = info.folds ? `; evaluate its own test part: --folds ${info.folds.file} --fold ${info.folds.fold}` : '';
-    throw new DermtlError(`${leaked.length} of the ${samples.length} image(s) to evaluate were used to train ${dir} (e.g. ${leaked[0].image})${hint}`);
+    throw new DermtlError(
+      `${leaked.length} of the ${samples.length} image(s) to evaluate were used to train ${dir} (e.g. ${leaked[0].image})${hint}`,
+    );
   }
 }

@@ -4,7 +4,15 @@
 import type { Sample } from '../data/types.ts';
 import type { Tta } from '../train/config.ts';
 import { CENTER_VIEW, TEN_CROP_VIEWS, type ViewFeatures } from '../train/features.ts';
-import { fitLinearHeads, fitStandardiser, predictLinearHeads, standardise, type LinearHeads, type ProbeFit, type ProbeTargets } from '../train/linearProbe.ts';
+import {
+  fitLinearHeads,
+  fitStandardiser,
+  predictLinearHeads,
+  standardise,
+  type LinearHeads,
+  type ProbeFit,
+  type ProbeTargets,
+} from '../train/linearProbe.ts';
 import { Preconditioner } from '../train/preconditioner.ts';
 import { OrtRowMatrix } from '../train/rowMatrix.ts';
 import type { RunLabels } from '../train/run.ts';
@@ -39,22 +47,52 @@ export class ProbeSession {
     private readonly labels: RunLabels,
   ) {}
 
-  static async open(f: CropFeatures, train: readonly Sample[], score: readonly Sample[], labels: RunLabels, tta: Tta, threads?: number): Promise<ProbeSession> {
+  static async open(
+    f: CropFeatures,
+    train: readonly Sample[],
+    score: readonly Sample[],
+    labels: RunLabels,
+    tta: Tta,
+    threads?: number,
+  ): Promise<ProbeSession> {
     const dim = f.views.dim;
     const raw = cropRows(f, train, ALL_CROPS);
     const std = fitStandardiser(raw, raw.length / dim, dim);
     const trainX = new OrtRowMatrix(standardise(raw, std), raw.length / dim, dim, threads, 'training features');
     const views = tta === 'center' ? [CENTER_VIEW] : ALL_CROPS;
-    const scoreX = new OrtRowMatrix(standardise(cropRows(f, score, views), std), score.length * views.length, dim, threads, 'features to score');
+    const scoreX = new OrtRowMatrix(
+      standardise(cropRows(f, score, views), std),
+      score.length * views.length,
+      dim,
+      threads,
+      'features to score',
+    );
     const preconditioner = await Preconditioner.create(trainX, { threads });
-    return new ProbeSession(trainX, scoreX, rowTargets(train, labels, ALL_CROPS.length), preconditioner, score.length, views.length, labels);
+    return new ProbeSession(
+      trainX,
+      scoreX,
+      rowTargets(train, labels, ALL_CROPS.length),
+      preconditioner,
+      score.length,
+      views.length,
+      labels,
+    );
   }
 
   /** Fits the heads at these lambdas (warm-started from `init`) and scores the images. */
-  async fit(lambdas: { lesion: number; location: number }, init?: LinearHeads): Promise<{ fit: ProbeFit; scores: ImageScores }> {
+  async fit(
+    lambdas: { lesion: number; location: number },
+    init?: LinearHeads,
+  ): Promise<{ fit: ProbeFit; scores: ImageScores }> {
     const fit = await fitLinearHeads(this.trainX, this.targets, lambdas, { init, preconditioner: this.preconditioner });
     const p = await predictLinearHeads(this.scoreX, fit.heads);
-    return { fit, scores: { lesion: this.meanOverViews(p.lesion, this.labels.lesion.length), location: this.meanOverViews(p.location, this.labels.location.length) } };
+    return {
+      fit,
+      scores: {
+        lesion: this.meanOverViews(p.lesion, this.labels.lesion.length),
+        location: this.meanOverViews(p.location, this.labels.location.length),
+      },
+    };
   }
 
   get trainingRows(): number {
@@ -86,7 +124,9 @@ function cropRows(f: CropFeatures, samples: readonly Sample[], views: readonly n
   samples.forEach((s, i) => {
     const at = f.index.get(s.image);
     if (at === undefined) throw new Error(`linear baseline: no ten-crop features for ${s.image}`);
-    views.forEach((v, k) => out.set(data.subarray((at * per + v) * dim, (at * per + v + 1) * dim), (i * views.length + k) * dim));
+    views.forEach((v, k) =>
+      out.set(data.subarray((at * per + v) * dim, (at * per + v + 1) * dim), (i * views.length + k) * dim),
+    );
   });
   return out;
 }
@@ -97,7 +137,12 @@ function rowTargets(samples: readonly Sample[], labels: RunLabels, views: number
   const P = labels.lesion.length;
   const rows = samples.length * views;
   const out: ProbeTargets = {
-    rows, lesionLabels: P, lesion: new Float32Array(rows * P), lesionKnown: new Uint8Array(rows), locationClasses: labels.location.length, location: new Int32Array(rows),
+    rows,
+    lesionLabels: P,
+    lesion: new Float32Array(rows * P),
+    lesionKnown: new Uint8Array(rows),
+    locationClasses: labels.location.length,
+    location: new Int32Array(rows),
   };
   for (let i = 0; i < samples.length; i++) {
     for (let k = 0; k < views; k++) {

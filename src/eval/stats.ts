@@ -33,7 +33,8 @@ export function summarize(xs: readonly number[]): Summary {
 /** Quantile of Student's t distribution: P(T <= x) = p with `df` degrees of freedom. */
 export function tQuantile(p: number, df: number): number {
   if (!(p > 0 && p < 1)) throw new DermtlError(`t quantile: probability must be in (0, 1), got ${p}`);
-  if (!(df > 0) || !Number.isFinite(df)) throw new DermtlError(`t quantile: degrees of freedom must be a positive number, got ${df}`);
+  if (!(df > 0) || !Number.isFinite(df))
+    throw new DermtlError(`t quantile: degrees of freedom must be a positive number, got ${df}`);
   return tQuantileOf(p, df);
 }
 
@@ -62,8 +63,10 @@ export interface PairedDifference {
  * comparing two independent means.
  */
 export function pairedDifference(a: readonly number[], b: readonly number[], level = 0.95): PairedDifference {
-  if (a.length !== b.length) throw new DermtlError(`paired difference: ${a.length} values against ${b.length}; each fold needs both`);
-  if (!(level > 0 && level < 1)) throw new DermtlError(`paired difference: confidence level must be in (0, 1), got ${level}`);
+  if (a.length !== b.length)
+    throw new DermtlError(`paired difference: ${a.length} values against ${b.length}; each fold needs both`);
+  if (!(level > 0 && level < 1))
+    throw new DermtlError(`paired difference: confidence level must be in (0, 1), got ${level}`);
   checkValues(a, 2, 'paired difference');
   checkValues(b, 2, 'paired difference');
   const differences = a.map((x, i) => x - b[i]);
@@ -75,7 +78,8 @@ export function pairedDifference(a: readonly number[], b: readonly number[], lev
 }
 
 function checkValues(xs: readonly number[], min: number, what: string): void {
-  if (xs.length < min) throw new DermtlError(`${what}: needs at least ${min} value${min === 1 ? '' : 's'}, got ${xs.length}`);
+  if (xs.length < min)
+    throw new DermtlError(`${what}: needs at least ${min} value${min === 1 ? '' : 's'}, got ${xs.length}`);
   const bad = xs.findIndex((x) => !Number.isFinite(x));
   if (bad >= 0) throw new DermtlError(`${what}: value ${bad} is ${xs[bad]}, not a finite number`);
 }

@@ -19,10 +19,32 @@ import { cooccurrence, manifestStats } from '../data/statistics.ts';
 import type { Manifest, Sample } from '../data/types.ts';
 import { stderrProgress } from '../util/progress.ts';
 import {
-  BASELINE_NAMES, MODEL_NAMES, VARIANT_NAMES, RESULTS_VERSION, comparisonResults, modelResult, pairedResults, versusLesionResults,
-  type CalibrationPair, type Eval, type LesionEval, type LocationEval, type ModelName, type MtlEval, type Selection, type StudyResults,
+  BASELINE_NAMES,
+  MODEL_NAMES,
+  VARIANT_NAMES,
+  RESULTS_VERSION,
+  comparisonResults,
+  modelResult,
+  pairedResults,
+  versusLesionResults,
+  type CalibrationPair,
+  type Eval,
+  type LesionEval,
+  type LocationEval,
+  type ModelName,
+  type MtlEval,
+  type Selection,
+  type StudyResults,
 } from './studyResults.ts';
-import { epochsOf, loadConfig, resolveConfig, type TrainConfig, type TrainMode, type Task, type Tta } from '../train/config.ts';
+import {
+  epochsOf,
+  loadConfig,
+  resolveConfig,
+  type TrainConfig,
+  type TrainMode,
+  type Task,
+  type Tta,
+} from '../train/config.ts';
 import { featureCacheFor, trainViewSet } from '../train/frozen.ts';
 import { cacheActivations } from '../train/partial.ts';
 import { readRunInfoIfAny } from '../train/run.ts';
@@ -40,8 +62,26 @@ import { CALIBRATION_FILE, CalibrationSchema } from '../models/calibration.ts';
 import { readJson, parseWith } from '../util/jsonFile.ts';
 import { writeScores, type ScoreTable } from '../metrics/scores.ts';
 import {
-  REPORT_FILES, STUDY_FILES, StudyClock, TRAINED_MODELS, trainedModels, type TrainedModel, type TrainedName, cvCommand, formatDuration, parseModels, parseOnlyFolds, readStudyFile, readUnit, readUnitScores, refuseDifferentSettings,
-  settingsDifferences, unitDir, writeStudyFile, writeUnit, type StudySettings,
+  REPORT_FILES,
+  STUDY_FILES,
+  StudyClock,
+  TRAINED_MODELS,
+  trainedModels,
+  type TrainedModel,
+  type TrainedName,
+  cvCommand,
+  formatDuration,
+  parseModels,
+  parseOnlyFolds,
+  readStudyFile,
+  readUnit,
+  readUnitScores,
+  refuseDifferentSettings,
+  settingsDifferences,
+  unitDir,
+  writeStudyFile,
+  writeUnit,
+  type StudySettings,
 } from './studyPlan.ts';
 
 export interface StudyOptions {
@@ -95,8 +135,16 @@ export interface StudyOutcome {
 }
 
 const MODEL_LABELS: Record<ModelName, string> = {
-  lesion: 'lesion-only', location: 'location-only', mtl: 'MTL', ensemble: 'ensemble', prior: 'prior', linear: 'linear',
-  'mtl-uw': 'MTL-UW', 'mtl-tuned': 'MTL-tuned', fusion: 'fusion', 'fusion-nosite': 'fusion, no site',
+  lesion: 'lesion-only',
+  location: 'location-only',
+  mtl: 'MTL',
+  ensemble: 'ensemble',
+  prior: 'prior',
+  linear: 'linear',
+  'mtl-uw': 'MTL-UW',
+  'mtl-tuned': 'MTL-tuned',
+  fusion: 'fusion',
+  'fusion-nosite': 'fusion, no site',
 };
 
 interface Ctx {
@@ -118,14 +166,18 @@ interface Ctx {
   cropFeatures: Promise<CropFeatures> | null;
 }
 
-type Outcome = { status: 'trained' | 'reused'; table: ScoreTable; seconds: number } | { status: 'skipped'; reason: string };
+type Outcome =
+  | { status: 'trained' | 'reused'; table: ScoreTable; seconds: number }
+  | { status: 'skipped'; reason: string };
 
 export async function runStudy(opts: StudyOptions): Promise<StudyOutcome> {
   const t0 = performance.now();
   const log = opts.log ?? ((line: string) => console.log(line));
   const k = opts.folds ?? 5;
   const overrides = { mode: opts.mode, seed: opts.seed, task: 'mtl' as Task };
-  const resolved = opts.configFile ? await loadConfig(opts.configFile, overrides) : resolveConfig(opts.config ?? {}, overrides, 'the config');
+  const resolved = opts.configFile
+    ? await loadConfig(opts.configFile, overrides)
+    : resolveConfig(opts.config ?? {}, overrides, 'the config');
   const tta = opts.tta ?? resolved.eval.tta;
   // The tta is part of every run's config, so a run folder says how the study scored it.
   const config: TrainConfig = { ...resolved, eval: { ...resolved.eval, tta } };
@@ -135,7 +187,15 @@ export async function runStudy(opts: StudyOptions): Promise<StudyOutcome> {
   const onlyFolds = parseOnlyFolds(opts.onlyFolds, k);
   const models = parseModels(opts.models);
   const settings: StudySettings = {
-    manifest: opts.manifest, manifestHash: manifestHash(manifest), folds: k, seed: config.seed, mode: config.mode, tta, config: shared, onlyFolds, models,
+    manifest: opts.manifest,
+    manifestHash: manifestHash(manifest),
+    folds: k,
+    seed: config.seed,
+    mode: config.mode,
+    tta,
+    config: shared,
+    onlyFolds,
+    models,
   };
   const foldFile = makeFolds(manifest, k, config.seed); // before anything is written: a bad --folds leaves no study behind
   const spentBefore = await prepareStudyFolder(dir, settings, opts.force ?? false, log);
@@ -144,13 +204,23 @@ export async function runStudy(opts: StudyOptions): Promise<StudyOutcome> {
   const folds = (await loadFolds(foldsFile, manifest)).splits;
   const bars = opts.progress ?? true;
   const ctx: Ctx = {
-    opts, dir, manifest, foldsFile, folds, config, tta, log, runFolds: onlyFolds ?? folds.map((_, f) => f),
+    opts,
+    dir,
+    manifest,
+    foldsFile,
+    folds,
+    config,
+    tta,
+    log,
+    runFolds: onlyFolds ?? folds.map((_, f) => f),
     trained: trainedModels(models),
     progress: bars ? (label) => stderrProgress(label) : () => Object.assign(() => {}, { stop: () => {} }),
     detail: opts.verbose ? log : () => {},
     cropFeatures: null,
   };
-  log(`study ${dir}: ${manifest.samples.length} images, ${k} folds (test parts of ${folds.map((f) => f.test.length).join(', ')} images), ${config.mode} trunk (${config.trunk}), seed ${config.seed}, tta ${tta}${onlyFolds ? `; PARTIAL STUDY: fold(s) ${onlyFolds.join(', ')} only` : ''}${models ? `; models: ${models.join(', ')}` : ''}`);
+  log(
+    `study ${dir}: ${manifest.samples.length} images, ${k} folds (test parts of ${folds.map((f) => f.test.length).join(', ')} images), ${config.mode} trunk (${config.trunk}), seed ${config.seed}, tta ${tta}${onlyFolds ? `; PARTIAL STUDY: fold(s) ${onlyFolds.join(', ')} only` : ''}${models ? `; models: ${models.join(', ')}` : ''}`,
+  );
 
   // the study's wall time is kept up to date in study.json, so an interrupted invocation's work is counted too
   const spent = () => spentBefore + (performance.now() - t0) / 1000;
@@ -161,30 +231,55 @@ export async function runStudy(opts: StudyOptions): Promise<StudyOutcome> {
   }
   if (config.mode === 'finetune' && !(await allFinished(ctx))) {
     // partial fine-tuning: the activations entering the first trainable stage, once for every fold's trainings
-    const r = await cacheActivations({ config, prep: preprocessingOf(config), images: manifest.samples, progress: ctx.progress, signal: opts.signal });
+    const r = await cacheActivations({
+      config,
+      prep: preprocessingOf(config),
+      images: manifest.samples,
+      progress: ctx.progress,
+      signal: opts.signal,
+    });
     if (r) {
-      log(`activations (${config.finetune.trainable} input, ${r.id}): ${r.misses} image(s) computed, ${r.hits} from the cache, ${formatDuration(r.seconds)}`);
+      log(
+        `activations (${config.finetune.trainable} input, ${r.id}): ${r.misses} image(s) computed, ${r.hits} from the cache, ${formatDuration(r.seconds)}`,
+      );
       await saveTime();
     }
   }
   const units = await runUnits(ctx, saveTime);
   const counts = units.counts;
 
-  const results = buildResults(ctx, units, opts.command ?? cvCommand({
-    manifest: opts.manifest, out: opts.out, folds: k, mode: config.mode, seed: config.seed, configFile: opts.configFile, tta, onlyFolds, models,
-  }), spent());
+  const results = buildResults(
+    ctx,
+    units,
+    opts.command ??
+      cvCommand({
+        manifest: opts.manifest,
+        out: opts.out,
+        folds: k,
+        mode: config.mode,
+        seed: config.seed,
+        configFile: opts.configFile,
+        tta,
+        onlyFolds,
+        models,
+      }),
+    spent(),
+  );
   results.beforeCalibration = await beforeCalibration(ctx, units);
   results.operatingPoints = await operatingPoints(ctx, units);
   const files = await opts.writeReport(dir, results);
   await writeStudyFile(dir, settings, results.timing.totalSeconds);
-  log(`wrote ${join(dir, REPORT_FILES.results)} and the report ${join(dir, REPORT_FILES.html)} (${counts.trained} trained, ${counts.reused} reused, ${counts.skipped} skipped; ${formatDuration((performance.now() - t0) / 1000)})`);
+  log(
+    `wrote ${join(dir, REPORT_FILES.results)} and the report ${join(dir, REPORT_FILES.html)} (${counts.trained} trained, ${counts.reused} reused, ${counts.skipped} skipped; ${formatDuration((performance.now() - t0) / 1000)})`,
+  );
   return { dir, results, files, counts };
 }
 
 /** Runs runStudy with the first SIGINT/SIGTERM turned into a clean stop, a second one into an immediate exit. */
 export function runStudyWithStopSignals(opts: StudyOptions): Promise<StudyOutcome> {
   return withStopSignals(
-    () => 'stopping after the current image (feature caching) or training update; finished models and cached features are kept, re-run the same command to continue. Press Ctrl-C again to quit at once.',
+    () =>
+      'stopping after the current image (feature caching) or training update; finished models and cached features are kept, re-run the same command to continue. Press Ctrl-C again to quit at once.',
     (signal) => runStudy({ ...opts, signal }),
   );
 }
@@ -192,13 +287,24 @@ export function runStudyWithStopSignals(opts: StudyOptions): Promise<StudyOutcom
 // ---------------------------------------------------------------- the study folder
 
 /** Creates or checks STUDY/study.json; returns the seconds earlier invocations spent on this study. */
-async function prepareStudyFolder(dir: string, settings: StudySettings, force: boolean, log: (l: string) => void): Promise<number> {
-  const kind = await stat(dir).then((s) => (s.isDirectory() ? 'dir' : 'file'), () => null);
+async function prepareStudyFolder(
+  dir: string,
+  settings: StudySettings,
+  force: boolean,
+  log: (l: string) => void,
+): Promise<number> {
+  const kind = await stat(dir).then(
+    (s) => (s.isDirectory() ? 'dir' : 'file'),
+    () => null,
+  );
   if (kind === 'file') throw new DermtlError(`--out ${dir} is a file; expected a study folder`);
   const existing = kind ? await readStudyFile(dir) : undefined;
   if (!existing) {
     const entries = kind ? await readdir(dir) : [];
-    if (entries.length) throw new DermtlError(`--out ${dir} is not empty and holds no dermtl study (${STUDY_FILES.settings} missing); refusing to write into it`);
+    if (entries.length)
+      throw new DermtlError(
+        `--out ${dir} is not empty and holds no dermtl study (${STUDY_FILES.settings} missing); refusing to write into it`,
+      );
     await writeStudyFile(dir, settings, 0);
     return 0;
   }
@@ -210,13 +316,17 @@ async function prepareStudyFolder(dir: string, settings: StudySettings, force: b
   if (!force) throw refuseDifferentSettings(dir, problems);
   log(`${dir}: --force: discarding the study started with other settings (${problems.join('; ')})`);
   // only what a study writes; anything else in the folder is left alone
-  for (const name of [STUDY_FILES.models, STUDY_FILES.folds, ...Object.values(REPORT_FILES)]) await rm(join(dir, name), { recursive: true, force: true });
+  for (const name of [STUDY_FILES.models, STUDY_FILES.folds, ...Object.values(REPORT_FILES)])
+    await rm(join(dir, name), { recursive: true, force: true });
   await writeStudyFile(dir, settings, 0);
   return 0;
 }
 
 async function exists(path: string): Promise<boolean> {
-  return stat(path).then(() => true, () => false);
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
 }
 
 // ---------------------------------------------------------------- features
@@ -225,7 +335,12 @@ async function exists(path: string): Promise<boolean> {
 async function cacheFeatures(ctx: Ctx): Promise<void> {
   const t0 = performance.now();
   const c = ctx.config;
-  const cache = featureCacheFor({ config: c, prep: preprocessingOf(c), progress: ctx.progress, signal: ctx.opts.signal });
+  const cache = featureCacheFor({
+    config: c,
+    prep: preprocessingOf(c),
+    progress: ctx.progress,
+    signal: ctx.opts.signal,
+  });
   const samples = ctx.manifest.samples;
   try {
     await cache.features(samples, trainViewSet({ config: c }), 'caching training views');
@@ -236,7 +351,9 @@ async function cacheFeatures(ctx: Ctx): Promise<void> {
   }
   checkStop(ctx);
   const s = cache.stats;
-  ctx.log(`features (${c.frozen.views} training views + 10 test crops per image): ${s.misses} image set(s) computed, ${s.hits} from the cache, ${formatDuration((performance.now() - t0) / 1000)}`);
+  ctx.log(
+    `features (${c.frozen.views} training views + 10 test crops per image): ${s.misses} image set(s) computed, ${s.hits} from the cache, ${formatDuration((performance.now() - t0) / 1000)}`,
+  );
 }
 
 /** Every trained model/fold has its completion marker: nothing needs a feature. */
@@ -255,11 +372,18 @@ function cropFeatures(ctx: Ctx): Promise<CropFeatures> {
   ctx.cropFeatures ??= (async () => {
     const t0 = performance.now();
     const c = ctx.config;
-    const cache = featureCacheFor({ config: c, prep: preprocessingOf(c), progress: ctx.progress, signal: ctx.opts.signal });
+    const cache = featureCacheFor({
+      config: c,
+      prep: preprocessingOf(c),
+      progress: ctx.progress,
+      signal: ctx.opts.signal,
+    });
     const samples = ctx.manifest.samples;
     try {
       const views = await cache.features(samples, { kind: 'tenCrop' }, 'caching test views (baselines)');
-      ctx.log(`baseline features (10 test crops per image): ${cache.stats.misses} image(s) computed, ${cache.stats.hits} from the cache, ${formatDuration((performance.now() - t0) / 1000)}`);
+      ctx.log(
+        `baseline features (10 test crops per image): ${cache.stats.misses} image(s) computed, ${cache.stats.hits} from the cache, ${formatDuration((performance.now() - t0) / 1000)}`,
+      );
       return { index: new Map(samples.map((s, i) => [s.image, i])), views };
     } finally {
       await cache.close();
@@ -269,7 +393,11 @@ function cropFeatures(ctx: Ctx): Promise<CropFeatures> {
 }
 
 function checkStop(ctx: Ctx): void {
-  if (ctx.opts.signal?.aborted) throw new DermtlError(`the study in ${ctx.dir} was stopped; run the same command again to continue where it stopped`, 130);
+  if (ctx.opts.signal?.aborted)
+    throw new DermtlError(
+      `the study in ${ctx.dir} was stopped; run the same command again to continue where it stopped`,
+      130,
+    );
 }
 
 // ---------------------------------------------------------------- model/fold units
@@ -289,12 +417,15 @@ interface UnitsResult {
 
 async function runUnits(ctx: Ctx, saveTime: () => Promise<void>): Promise<UnitsResult> {
   const k = ctx.folds.length;
-  const empty = <T>() => Object.fromEntries(MODEL_NAMES.map((m) => [m, Array<T | null>(k).fill(null)])) as Record<ModelName, (T | null)[]>;
+  const empty = <T>() =>
+    Object.fromEntries(MODEL_NAMES.map((m) => [m, Array<T | null>(k).fill(null)])) as Record<ModelName, (T | null)[]>;
   const tables = empty<ScoreTable>();
   const seconds = empty<number>();
   const skipped: StudyResults['skipped'] = [];
   const choices = Array<ChoiceSummary | null>(k).fill(null);
-  const selection = Object.fromEntries(TRAINED_MODELS.map(({ model }) => [model, Array<Selection | null>(k).fill(null)])) as UnitsResult['selection'];
+  const selection = Object.fromEntries(
+    TRAINED_MODELS.map(({ model }) => [model, Array<Selection | null>(k).fill(null)]),
+  ) as UnitsResult['selection'];
   const counts = { trained: 0, reused: 0, skipped: 0 };
   const taskWeights: UnitsResult['taskWeights'] = {};
   const clock = new StudyClock(ctx.runFolds.length * ctx.trained.length);
@@ -304,10 +435,13 @@ async function runUnits(ctx: Ctx, saveTime: () => Promise<void>): Promise<UnitsR
   let trainedLeft = clock.units;
   const line = (model: ModelName, f: number, what: string, eta: string) => {
     done++;
-    ctx.log(`[${String(done).padStart(String(units).length)}/${units}] ${MODEL_LABELS[model].padEnd(13)} fold ${f + 1}/${k}: ${what}${eta ? ` | ${eta}` : ''}`);
+    ctx.log(
+      `[${String(done).padStart(String(units).length)}/${units}] ${MODEL_LABELS[model].padEnd(13)} fold ${f + 1}/${k}: ${what}${eta ? ` | ${eta}` : ''}`,
+    );
   };
   for (const f of ctx.runFolds) {
-    for (const { model } of TRAINED_MODELS.filter((m) => m.standard && !ctx.trained.includes(m))) skipped.push({ model, fold: f, reason: 'not in --models' });
+    for (const { model } of TRAINED_MODELS.filter((m) => m.standard && !ctx.trained.includes(m)))
+      skipped.push({ model, fold: f, reason: 'not in --models' });
     for (const m of ctx.trained) {
       const { model } = m;
       checkStop(ctx);
@@ -322,18 +456,33 @@ async function runUnits(ctx: Ctx, saveTime: () => Promise<void>): Promise<UnitsR
       tables[model][f] = o.table;
       seconds[model][f] = o.seconds;
       selection[model][f] = await selectionOf(unitDir(ctx.dir, model, f));
-      if (m.task === 'mtl') (taskWeights[model] ??= Array(k).fill(null))[f] = await taskWeightsOf(unitDir(ctx.dir, model, f));
+      if (m.task === 'mtl')
+        (taskWeights[model] ??= Array(k).fill(null))[f] = await taskWeightsOf(unitDir(ctx.dir, model, f));
       counts[o.status]++;
       if (o.status === 'trained') await saveTime();
-      const what = o.status === 'reused' ? `reused (finished earlier, ${o.seconds.toFixed(1)} s)` : `trained and evaluated in ${o.seconds.toFixed(1)} s`;
-      line(model, f, `${what}; ${headline(ctx, o.table, f)}`, clock.finish(o.status === 'trained' ? o.seconds : null, trainedLeft));
+      const what =
+        o.status === 'reused'
+          ? `reused (finished earlier, ${o.seconds.toFixed(1)} s)`
+          : `trained and evaluated in ${o.seconds.toFixed(1)} s`;
+      line(
+        model,
+        f,
+        `${what}; ${headline(ctx, o.table, f)}`,
+        clock.finish(o.status === 'trained' ? o.seconds : null, trainedLeft),
+      );
       if (model !== 'fusion') continue;
       const u = await siteUnknownUnit(ctx, f);
       tables['fusion-nosite'][f] = u.table;
       seconds['fusion-nosite'][f] = u.seconds;
-      line('fusion-nosite', f, `the fusion model with the body site unknown; ${headline(ctx, u.table, f)}`, clock.finish(null, trainedLeft));
+      line(
+        'fusion-nosite',
+        f,
+        `the fusion model with the body site unknown; ${headline(ctx, u.table, f)}`,
+        clock.finish(null, trainedLeft),
+      );
     }
-    if (fusion && !tables.fusion[f]) skipped.push({ model: 'fusion-nosite', fold: f, reason: 'the fusion model was skipped' });
+    if (fusion && !tables.fusion[f])
+      skipped.push({ model: 'fusion-nosite', fold: f, reason: 'the fusion model was skipped' });
     const e = await ensembleUnit(ctx, f, tables.lesion[f], tables.mtl[f]);
     if (e.status === 'skipped') {
       skipped.push({ model: 'ensemble', fold: f, reason: e.reason });
@@ -341,7 +490,12 @@ async function runUnits(ctx: Ctx, saveTime: () => Promise<void>): Promise<UnitsR
     } else {
       tables.ensemble[f] = e.table;
       seconds.ensemble[f] = e.seconds;
-      line('ensemble', f, `max of the lesion-only and MTL scores; ${headline(ctx, e.table, f)}`, clock.finish(null, trainedLeft));
+      line(
+        'ensemble',
+        f,
+        `max of the lesion-only and MTL scores; ${headline(ctx, e.table, f)}`,
+        clock.finish(null, trainedLeft),
+      );
     }
     for (const model of BASELINE_NAMES) {
       checkStop(ctx);
@@ -356,8 +510,13 @@ async function runUnits(ctx: Ctx, saveTime: () => Promise<void>): Promise<UnitsR
       seconds[model][f] = b.seconds;
       if (b.choice) choices[f] = b.choice;
       if (b.status === 'trained') await saveTime();
-      const lambdas = b.choice ? `lambda ${b.choice.lesionLambda} (lesion), ${b.choice.locationLambda} (location); ` : '';
-      const what = b.status === 'reused' ? `reused (finished earlier, ${b.seconds.toFixed(1)} s)` : `baseline fitted in ${b.seconds.toFixed(1)} s`;
+      const lambdas = b.choice
+        ? `lambda ${b.choice.lesionLambda} (lesion), ${b.choice.locationLambda} (location); `
+        : '';
+      const what =
+        b.status === 'reused'
+          ? `reused (finished earlier, ${b.seconds.toFixed(1)} s)`
+          : `baseline fitted in ${b.seconds.toFixed(1)} s`;
       line(model, f, `${what}; ${lambdas}${headline(ctx, b.table, f)}`, clock.finish(null, trainedLeft));
     }
   }
@@ -411,8 +570,13 @@ async function trainedUnit(ctx: Ctx, { model, task, configure }: TrainedModel, f
     t1 = performance.now();
     try {
       e = await evaluateRun(dir, {
-        manifest: ctx.opts.manifest, folds: ctx.foldsFile, fold: f, tta: ctx.tta, threads: ctx.config.runtime.threads ?? undefined,
-        progress: ctx.opts.progress ?? true, log: ctx.detail,
+        manifest: ctx.opts.manifest,
+        folds: ctx.foldsFile,
+        fold: f,
+        tta: ctx.tta,
+        threads: ctx.config.runtime.threads ?? undefined,
+        progress: ctx.opts.progress ?? true,
+        log: ctx.detail,
       });
     } catch (err) {
       // e.g. a finished run whose model folder was removed: train it again, once
@@ -424,7 +588,15 @@ async function trainedUnit(ctx: Ctx, { model, task, configure }: TrainedModel, f
   }
   const t2 = performance.now();
   const seconds = { train: (t1 - t0) / 1000, evaluate: (t2 - t1) / 1000 };
-  await writeUnit(dir, { model, fold: f, status: 'done', finishedAt: new Date().toISOString(), tta: ctx.tta, images: e.samples.length, seconds });
+  await writeUnit(dir, {
+    model,
+    fold: f,
+    status: 'done',
+    finishedAt: new Date().toISOString(),
+    tta: ctx.tta,
+    images: e.samples.length,
+    seconds,
+  });
   return { status: 'trained', table: e.table, seconds: seconds.train + seconds.evaluate };
 }
 
@@ -436,10 +608,19 @@ async function train(ctx: Ctx, dir: string, task: Task, f: number, config: Train
   const info = await readRunInfoIfAny(dir).catch(() => undefined);
   if (info?.status === 'done') return true;
   if (!info) await rm(dir, { recursive: true, force: true }); // leftovers of a run that never got its run.json
-  const attempt = (resume: boolean) => trainRun({
-    manifest: ctx.opts.manifest, out: dir, task, folds: ctx.foldsFile, fold: f, config, resume,
-    signal: ctx.opts.signal, progress: ctx.opts.progress ?? true, log: ctx.detail,
-  });
+  const attempt = (resume: boolean) =>
+    trainRun({
+      manifest: ctx.opts.manifest,
+      out: dir,
+      task,
+      folds: ctx.foldsFile,
+      fold: f,
+      config,
+      resume,
+      signal: ctx.opts.signal,
+      progress: ctx.opts.progress ?? true,
+      log: ctx.detail,
+    });
   try {
     let r;
     try {
@@ -472,11 +653,26 @@ async function siteUnknownUnit(ctx: Ctx, f: number): Promise<{ table: ScoreTable
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true });
   const e = await evaluateRun(unitDir(ctx.dir, 'fusion', f), {
-    manifest: ctx.opts.manifest, folds: ctx.foldsFile, fold: f, tta: ctx.tta, threads: ctx.config.runtime.threads ?? undefined,
-    progress: ctx.opts.progress ?? true, log: ctx.detail, site: 'unknown', out: dir,
+    manifest: ctx.opts.manifest,
+    folds: ctx.foldsFile,
+    fold: f,
+    tta: ctx.tta,
+    threads: ctx.config.runtime.threads ?? undefined,
+    progress: ctx.opts.progress ?? true,
+    log: ctx.detail,
+    site: 'unknown',
+    out: dir,
   });
   const seconds = (performance.now() - t0) / 1000;
-  await writeUnit(dir, { model: 'fusion-nosite', fold: f, status: 'done', finishedAt: new Date().toISOString(), tta: ctx.tta, images: e.samples.length, seconds: { train: 0, evaluate: seconds } });
+  await writeUnit(dir, {
+    model: 'fusion-nosite',
+    fold: f,
+    status: 'done',
+    finishedAt: new Date().toISOString(),
+    tta: ctx.tta,
+    images: e.samples.length,
+    seconds: { train: 0, evaluate: seconds },
+  });
   return { table: e.table, seconds };
 }
 
@@ -489,16 +685,30 @@ async function ensembleUnit(ctx: Ctx, f: number, lesion: ScoreTable | null, mtl:
   const dir = unitDir(ctx.dir, 'ensemble', f);
   if (!lesion || !mtl) {
     await rm(dir, { recursive: true, force: true });
-    return { status: 'skipped', reason: `needs the lesion-only and MTL models of fold ${f}; ${missing.join(' and ')} skipped` };
+    return {
+      status: 'skipped',
+      reason: `needs the lesion-only and MTL models of fold ${f}; ${missing.join(' and ')} skipped`,
+    };
   }
   const t0 = performance.now();
   const table = ensembleMax(lesion, lesionColumns(mtl), ['lesion-only', 'MTL']);
   const ev = evaluate(samplesOf(ctx.manifest, table), table);
   await writeScores(join(dir, 'scores.csv'), table);
   const members = [unitDir(ctx.dir, 'lesion', f), unitDir(ctx.dir, 'mtl', f)];
-  await writeFileAtomic(join(dir, 'metrics.json'), `${JSON.stringify({ kind: 'ensemble', members, rule: 'max', fold: f, tta: ctx.tta, ...evaluationJson(ev) }, null, 2)}\n`);
+  await writeFileAtomic(
+    join(dir, 'metrics.json'),
+    `${JSON.stringify({ kind: 'ensemble', members, rule: 'max', fold: f, tta: ctx.tta, ...evaluationJson(ev) }, null, 2)}\n`,
+  );
   const seconds = (performance.now() - t0) / 1000;
-  await writeUnit(dir, { model: 'ensemble', fold: f, status: 'done', finishedAt: new Date().toISOString(), tta: ctx.tta, images: table.images.length, seconds: { train: 0, evaluate: seconds } });
+  await writeUnit(dir, {
+    model: 'ensemble',
+    fold: f,
+    status: 'done',
+    finishedAt: new Date().toISOString(),
+    tta: ctx.tta,
+    images: table.images.length,
+    seconds: { train: 0, evaluate: seconds },
+  });
   return { status: 'trained', table, seconds };
 }
 
@@ -523,13 +733,19 @@ function samplesOf(manifest: Manifest, table: ScoreTable): Sample[] {
 export function concatTables(tables: readonly ScoreTable[]): ScoreTable {
   const [first] = tables;
   for (const t of tables) {
-    if (t.lesionLabels.join('\n') !== first.lesionLabels.join('\n') || t.locationLabels.join('\n') !== first.locationLabels.join('\n')) {
+    if (
+      t.lesionLabels.join('\n') !== first.lesionLabels.join('\n') ||
+      t.locationLabels.join('\n') !== first.locationLabels.join('\n')
+    ) {
       throw new Error('concatTables: the tables score different labels');
     }
   }
   return {
-    images: tables.flatMap((t) => t.images), lesionLabels: [...first.lesionLabels], locationLabels: [...first.locationLabels],
-    lesion: tables.flatMap((t) => t.lesion), location: tables.flatMap((t) => t.location),
+    images: tables.flatMap((t) => t.images),
+    lesionLabels: [...first.lesionLabels],
+    locationLabels: [...first.locationLabels],
+    lesion: tables.flatMap((t) => t.lesion),
+    location: tables.flatMap((t) => t.location),
   };
 }
 
@@ -546,12 +762,20 @@ function evalOf(manifest: Manifest, table: ScoreTable | null): Eval | null {
 async function beforeCalibration(ctx: Ctx, { tables }: UnitsResult): Promise<StudyResults['beforeCalibration']> {
   const out: NonNullable<StudyResults['beforeCalibration']> = {};
   for (const model of [...TRAINED_MODELS.map((m) => m.model), 'fusion-nosite'] as const) {
-    const before = await Promise.all(tables[model].map((t, f) => (t ? readUnitScores(unitDir(ctx.dir, model, f), ctx.folds[f].test, UNCALIBRATED_SCORES) : null)));
+    const before = await Promise.all(
+      tables[model].map((t, f) =>
+        t ? readUnitScores(unitDir(ctx.dir, model, f), ctx.folds[f].test, UNCALIBRATED_SCORES) : null,
+      ),
+    );
     // pooled only when every fold with scores has its uncalibrated scores too (else before and after differ in images)
     if (!before.some((t) => t !== null)) continue;
     const complete = before.every((t, f) => (t === null) === (tables[model][f] === null));
-    const calibrationOf = (t: ScoreTable | null) => (t ? (evaluationJson(evaluate(samplesOf(ctx.manifest, t), t)).calibration as CalibrationPair) : null);
-    out[model] = { pooled: complete ? calibrationOf(concatTables(before.filter((t): t is ScoreTable => t !== null))) : null, folds: before.map(calibrationOf) };
+    const calibrationOf = (t: ScoreTable | null) =>
+      t ? (evaluationJson(evaluate(samplesOf(ctx.manifest, t), t)).calibration as CalibrationPair) : null;
+    out[model] = {
+      pooled: complete ? calibrationOf(concatTables(before.filter((t): t is ScoreTable => t !== null))) : null,
+      folds: before.map(calibrationOf),
+    };
   }
   return out;
 }
@@ -564,29 +788,65 @@ async function beforeCalibration(ctx: Ctx, { tables }: UnitsResult): Promise<Stu
 async function operatingPoints(ctx: Ctx, { tables }: UnitsResult): Promise<StudyResults['operatingPoints']> {
   const out: NonNullable<StudyResults['operatingPoints']> = {};
   for (const model of ['lesion', 'mtl'] as const) {
-    const thresholds = await Promise.all(tables[model].map(async (t, f) => {
-      if (!t) return null;
-      const file = join(unitDir(ctx.dir, model, f), 'model', CALIBRATION_FILE);
-      if (!(await stat(file).then(() => true, () => false))) return undefined;
-      const labels = parseWith(CalibrationSchema, await readJson(file), file).thresholds?.labels;
-      return labels ? Object.fromEntries(Object.entries(labels).map(([l, v]) => [l, v.threshold])) : undefined;
-    }));
+    const thresholds = await Promise.all(
+      tables[model].map(async (t, f) => {
+        if (!t) return null;
+        const file = join(unitDir(ctx.dir, model, f), 'model', CALIBRATION_FILE);
+        if (
+          !(await stat(file).then(
+            () => true,
+            () => false,
+          ))
+        )
+          return undefined;
+        const labels = parseWith(CalibrationSchema, await readJson(file), file).thresholds?.labels;
+        return labels ? Object.fromEntries(Object.entries(labels).map(([l, v]) => [l, v.threshold])) : undefined;
+      }),
+    );
     if (thresholds.some((t) => t === undefined) || !thresholds.some((t) => t)) continue;
-    const parts = tables[model].map((t, f) => (t && thresholds[f] ? { t, thresholds: thresholds[f]!, samples: samplesOf(ctx.manifest, t) } : null));
-    const column = (p: NonNullable<(typeof parts)[number]>, c: number) => ({ relevant: p.samples.map((s) => s.lesions.includes(p.t.lesionLabels[c])), scores: p.t.lesion.map((row) => row[c]) });
+    const parts = tables[model].map((t, f) =>
+      t && thresholds[f] ? { t, thresholds: thresholds[f]!, samples: samplesOf(ctx.manifest, t) } : null,
+    );
+    const column = (p: NonNullable<(typeof parts)[number]>, c: number) => ({
+      relevant: p.samples.map((s) => s.lesions.includes(p.t.lesionLabels[c])),
+      scores: p.t.lesion.map((row) => row[c]),
+    });
     const labels = parts.find((p) => p)!.t.lesionLabels;
     out[model] = {
-      pooled: Object.fromEntries(labels.map((label, c) => [label, pooledOperatingPoint(parts.filter((p) => p !== null).map((p) => ({ ...column(p, c), threshold: p.thresholds[label] })))])),
-      folds: parts.map((p) => (p ? Object.fromEntries(labels.map((label, c) => [label, { threshold: p.thresholds[label], ...pooledOperatingPoint([{ ...column(p, c), threshold: p.thresholds[label] }]) }])) : null)),
+      pooled: Object.fromEntries(
+        labels.map((label, c) => [
+          label,
+          pooledOperatingPoint(
+            parts.filter((p) => p !== null).map((p) => ({ ...column(p, c), threshold: p.thresholds[label] })),
+          ),
+        ]),
+      ),
+      folds: parts.map((p) =>
+        p
+          ? Object.fromEntries(
+              labels.map((label, c) => [
+                label,
+                {
+                  threshold: p.thresholds[label],
+                  ...pooledOperatingPoint([{ ...column(p, c), threshold: p.thresholds[label] }]),
+                },
+              ]),
+            )
+          : null,
+      ),
     };
   }
   return out;
 }
 
 /** The task weights a finished MTL run used (run.json), without the log-variances; null for an older run. */
-async function taskWeightsOf(dir: string): Promise<NonNullable<StudyResults['taskWeights']>[ModelName] extends (infer T)[] | undefined ? T : never> {
+async function taskWeightsOf(
+  dir: string,
+): Promise<NonNullable<StudyResults['taskWeights']>[ModelName] extends (infer T)[] | undefined ? T : never> {
   const w = (await readRunInfoIfAny(dir).catch(() => undefined))?.taskWeights;
-  return w ? { kind: w.kind, lesion: w.lesion, location: w.location, ...(w.candidates ? { candidates: w.candidates } : {}) } : null;
+  return w
+    ? { kind: w.kind, lesion: w.lesion, location: w.location, ...(w.candidates ? { candidates: w.candidates } : {}) }
+    : null;
 }
 
 /** The epoch a finished run kept on validation (run.json), or null (the last epoch, or an older run). */
@@ -602,7 +862,10 @@ function buildResults(ctx: Ctx, units: UnitsResult, command: string, totalSecond
   const result = <E extends Eval>(name: ModelName) => {
     const present = tables[name].filter((t): t is ScoreTable => t !== null);
     const pooled = present.length ? evalOf(m, concatTables(present)) : null;
-    return modelResult(pooled as E | null, tables[name].map((t) => evalOf(m, t) as E | null));
+    return modelResult(
+      pooled as E | null,
+      tables[name].map((t) => evalOf(m, t) as E | null),
+    );
   };
   const lesion = result<LesionEval>('lesion');
   const mtl = result<MtlEval>('mtl');
@@ -612,16 +875,28 @@ function buildResults(ctx: Ctx, units: UnitsResult, command: string, totalSecond
   if (ran.has('fusion')) ran.add('fusion-nosite');
   const variant = (name: ModelName) => (ran.has(name) ? { [name]: result<MtlEval>(name) } : {});
   const models = {
-    lesion, location: result<LocationEval>('location'), mtl, ensemble: result<LesionEval>('ensemble'),
-    prior: result<MtlEval>('prior'), linear: { ...result<MtlEval>('linear'), choices },
-    ...variant('mtl-uw'), ...variant('mtl-tuned'), ...variant('fusion'), ...variant('fusion-nosite'),
+    lesion,
+    location: result<LocationEval>('location'),
+    mtl,
+    ensemble: result<LesionEval>('ensemble'),
+    prior: result<MtlEval>('prior'),
+    linear: { ...result<MtlEval>('linear'), choices },
+    ...variant('mtl-uw'),
+    ...variant('mtl-tuned'),
+    ...variant('fusion'),
+    ...variant('fusion-nosite'),
   };
   return {
     version: RESULTS_VERSION,
     createdAt: new Date().toISOString(),
     command,
     config: config as unknown as Record<string, unknown>,
-    dataset: { manifest: ctx.opts.manifest, manifestHash: manifestHash(m), stats: manifestStats(m), cooccurrence: cooccurrence(m.samples) },
+    dataset: {
+      manifest: ctx.opts.manifest,
+      manifestHash: manifestHash(m),
+      stats: manifestStats(m),
+      cooccurrence: cooccurrence(m.samples),
+    },
     lesionLabels: labels.lesion,
     locationLabels: labels.location,
     folds: ctx.folds.length,
@@ -632,7 +907,14 @@ function buildResults(ctx: Ctx, units: UnitsResult, command: string, totalSecond
     comparisons: comparisonResults(models),
     versusLesion: versusLesionResults(models),
     taskWeights: units.taskWeights,
-    timing: { totalSeconds, models: Object.fromEntries(Object.entries(seconds).filter(([n]) => !(VARIANT_NAMES as readonly string[]).includes(n) || ran.has(n as ModelName))) },
+    timing: {
+      totalSeconds,
+      models: Object.fromEntries(
+        Object.entries(seconds).filter(
+          ([n]) => !(VARIANT_NAMES as readonly string[]).includes(n) || ran.has(n as ModelName),
+        ),
+      ),
+    },
     skipped,
   };
 }

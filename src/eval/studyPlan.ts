@@ -22,7 +22,12 @@ import type { TrainConfig, TrainMode, Task, Tta } from '../train/config.ts';
 
 export const STUDY_FORMAT = 'dermtl-study';
 export const STUDY_VERSION = 1;
-export const STUDY_FILES = { settings: 'study.json', folds: 'folds.json', models: 'models', unit: 'unit.json' } as const;
+export const STUDY_FILES = {
+  settings: 'study.json',
+  folds: 'folds.json',
+  models: 'models',
+  unit: 'unit.json',
+} as const;
 
 /** The files of a study report (written by report/study/writeReport.ts), relative to the study folder. */
 export const REPORT_FILES = {
@@ -59,9 +64,24 @@ export const TRAINED_MODELS: TrainedModel[] = [
   { model: 'lesion', task: 'lesion', standard: true },
   { model: 'location', task: 'location', standard: true },
   { model: 'mtl', task: 'mtl', standard: true },
-  { model: 'mtl-uw', task: 'mtl', standard: false, configure: (c) => ({ ...c, taskWeighting: { ...c.taskWeighting, kind: 'uncertainty' } }) },
-  { model: 'mtl-tuned', task: 'mtl', standard: false, configure: (c) => ({ ...c, taskWeighting: { ...c.taskWeighting, kind: 'tuned' } }) },
-  { model: 'fusion', task: 'mtl', standard: false, configure: (c) => ({ ...c, fusion: { ...c.fusion, enabled: true } }) },
+  {
+    model: 'mtl-uw',
+    task: 'mtl',
+    standard: false,
+    configure: (c) => ({ ...c, taskWeighting: { ...c.taskWeighting, kind: 'uncertainty' } }),
+  },
+  {
+    model: 'mtl-tuned',
+    task: 'mtl',
+    standard: false,
+    configure: (c) => ({ ...c, taskWeighting: { ...c.taskWeighting, kind: 'tuned' } }),
+  },
+  {
+    model: 'fusion',
+    task: 'mtl',
+    standard: false,
+    configure: (c) => ({ ...c, fusion: { ...c.fusion, enabled: true } }),
+  },
 ];
 
 /** The trained models a study runs: --models, or the standard three. */
@@ -89,10 +109,18 @@ const SettingsFileSchema = z.object({
   format: z.literal(STUDY_FORMAT),
   version: z.literal(STUDY_VERSION),
   settings: z.object({
-    manifest: z.string(), manifestHash: z.string(), folds: z.number().int(), seed: z.number().int(),
-    mode: z.enum(['frozen', 'finetune']), tta: z.enum(['10crop', 'center']), config: z.record(z.string(), z.unknown()),
+    manifest: z.string(),
+    manifestHash: z.string(),
+    folds: z.number().int(),
+    seed: z.number().int(),
+    mode: z.enum(['frozen', 'finetune']),
+    tta: z.enum(['10crop', 'center']),
+    config: z.record(z.string(), z.unknown()),
     onlyFolds: z.array(z.number().int()).nullable().default(null),
-    models: z.array(z.enum(['lesion', 'location', 'mtl', 'mtl-uw', 'mtl-tuned', 'fusion'])).nullable().default(null),
+    models: z
+      .array(z.enum(['lesion', 'location', 'mtl', 'mtl-uw', 'mtl-tuned', 'fusion']))
+      .nullable()
+      .default(null),
   }),
   /** Wall-clock seconds spent on this study by every invocation so far. */
   spentSeconds: z.number().nonnegative(),
@@ -117,42 +145,67 @@ export async function readStudyFile(study: string): Promise<StudyFile | undefine
     throw new DermtlError(`${file} is damaged (not JSON); delete the study folder ${study} or choose another --out`);
   }
   const r = SettingsFileSchema.safeParse(raw);
-  if (!r.success) throw new DermtlError(`${file} is not a dermtl study file of version ${STUDY_VERSION}; delete ${study} or choose another --out`);
+  if (!r.success)
+    throw new DermtlError(
+      `${file} is not a dermtl study file of version ${STUDY_VERSION}; delete ${study} or choose another --out`,
+    );
   return r.data;
 }
 
 export async function writeStudyFile(study: string, settings: StudySettings, spentSeconds: number): Promise<void> {
-  const doc: StudyFile = { format: STUDY_FORMAT, version: STUDY_VERSION, settings: settings as StudyFile['settings'], spentSeconds };
+  const doc: StudyFile = {
+    format: STUDY_FORMAT,
+    version: STUDY_VERSION,
+    settings: settings as StudyFile['settings'],
+    spentSeconds,
+  };
   await writeFileAtomic(join(study, STUDY_FILES.settings), `${JSON.stringify(doc, null, 2)}\n`);
 }
 
 /** Every difference between the stored settings and these (empty: the same study). */
 export function settingsDifferences(before: StudyFile['settings'], now: StudySettings): string[] {
   const problems: string[] = [];
-  if (before.manifestHash !== now.manifestHash) problems.push(`the manifest differs (started with ${before.manifest}, hash ${before.manifestHash.slice(0, 12)}…; now ${now.manifest}, hash ${now.manifestHash.slice(0, 12)}…)`);
+  if (before.manifestHash !== now.manifestHash)
+    problems.push(
+      `the manifest differs (started with ${before.manifest}, hash ${before.manifestHash.slice(0, 12)}…; now ${now.manifest}, hash ${now.manifestHash.slice(0, 12)}…)`,
+    );
   if (before.folds !== now.folds) problems.push(`--folds: started with ${before.folds}, now ${now.folds}`);
   if (before.seed !== now.seed) problems.push(`--seed: started with ${before.seed}, now ${now.seed}`);
   if (before.mode !== now.mode) problems.push(`--mode: started with ${before.mode}, now ${now.mode}`);
   if (before.tta !== now.tta) problems.push(`--tta: started with ${before.tta}, now ${now.tta}`);
   const list = (x: readonly (string | number)[] | null | undefined) => (x ? x.join(',') : 'all');
-  if (list(before.onlyFolds) !== list(now.onlyFolds)) problems.push(`--only-folds: started with ${list(before.onlyFolds)}, now ${list(now.onlyFolds)}`);
+  if (list(before.onlyFolds) !== list(now.onlyFolds))
+    problems.push(`--only-folds: started with ${list(before.onlyFolds)}, now ${list(now.onlyFolds)}`);
   const models = (x: readonly string[] | null | undefined) => (x ? x.join(',') : 'the standard lesion,location,mtl');
-  if (models(before.models) !== models(now.models)) problems.push(`--models: started with ${models(before.models)}, now ${models(now.models)}`);
+  if (models(before.models) !== models(now.models))
+    problems.push(`--models: started with ${models(before.models)}, now ${models(now.models)}`);
   const keys = diffKeys(before.config, now.config);
   if (keys.length) problems.push(`the resolved config differs in ${keys.join(', ')}`);
   return problems;
 }
 
 export function refuseDifferentSettings(study: string, problems: string[]): DermtlError {
-  return errorList(`${study} holds a study started with other settings; refusing to mix results. Re-run with the same settings, choose another --out, or pass --force to discard the old study`, problems);
+  return errorList(
+    `${study} holds a study started with other settings; refusing to mix results. Re-run with the same settings, choose another --out, or pass --force to discard the old study`,
+    problems,
+  );
 }
 
 function diffKeys(a: unknown, b: unknown, at = ''): string[] {
-  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null || Array.isArray(a) || Array.isArray(b)) {
+  if (
+    typeof a !== 'object' ||
+    typeof b !== 'object' ||
+    a === null ||
+    b === null ||
+    Array.isArray(a) ||
+    Array.isArray(b)
+  ) {
     return JSON.stringify(a) === JSON.stringify(b) ? [] : [at || '(all)'];
   }
   const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])];
-  return keys.flatMap((k) => diffKeys((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], at ? `${at}.${k}` : k));
+  return keys.flatMap((k) =>
+    diffKeys((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], at ? `${at}.${k}` : k),
+  );
 }
 
 // ---------------------------------------------------------------- unit.json: a finished model/fold
@@ -185,7 +238,11 @@ export async function writeUnit(dir: string, unit: UnitRecord): Promise<void> {
 }
 
 /** A finished unit's scores, or null when they are missing, damaged or not exactly the fold's test images. */
-export async function readUnitScores(dir: string, test: readonly Sample[], file = 'scores.csv'): Promise<ScoreTable | null> {
+export async function readUnitScores(
+  dir: string,
+  test: readonly Sample[],
+  file = 'scores.csv',
+): Promise<ScoreTable | null> {
   try {
     const t = await readScores(join(dir, file));
     const want = new Set(test.map((s) => s.image));
@@ -229,9 +286,32 @@ export function formatDuration(s: number): string {
 }
 
 /** The `dermtl cv` command line equivalent to a set of options (shell-quoted where needed). */
-export function cvCommand(o: { manifest: string; out: string; folds: number; mode: TrainMode; seed: number; configFile?: string; tta: Tta; onlyFolds?: number[] | null; models?: TrainedName[] | null }): string {
+export function cvCommand(o: {
+  manifest: string;
+  out: string;
+  folds: number;
+  mode: TrainMode;
+  seed: number;
+  configFile?: string;
+  tta: Tta;
+  onlyFolds?: number[] | null;
+  models?: TrainedName[] | null;
+}): string {
   const q = shellQuote;
-  const parts = ['dermtl', 'cv', '--manifest', q(o.manifest), '--out', q(o.out), '--folds', String(o.folds), '--mode', o.mode, '--seed', String(o.seed)];
+  const parts = [
+    'dermtl',
+    'cv',
+    '--manifest',
+    q(o.manifest),
+    '--out',
+    q(o.out),
+    '--folds',
+    String(o.folds),
+    '--mode',
+    o.mode,
+    '--seed',
+    String(o.seed),
+  ];
   if (o.configFile) parts.push('--config', q(o.configFile));
   parts.push('--tta', o.tta);
   if (o.onlyFolds) parts.push('--only-folds', o.onlyFolds.join(','));
@@ -250,7 +330,10 @@ export function parseOnlyFolds(list: string | number[] | undefined, k: number): 
   const parts = typeof list === 'string' ? list.split(',').map((x) => x.trim()) : list.map(String);
   const folds = parts.map(Number);
   const bad = parts.filter((x, i) => !/^\d+$/.test(x) || folds[i] >= k);
-  if (!parts.length || bad.length) throw new DermtlError(`--only-folds ${parts.join(',')}: expected fold numbers 0..${k - 1} separated by commas${bad.length ? `; not a fold: ${bad.join(', ')}` : ''}`);
+  if (!parts.length || bad.length)
+    throw new DermtlError(
+      `--only-folds ${parts.join(',')}: expected fold numbers 0..${k - 1} separated by commas${bad.length ? `; not a fold: ${bad.join(', ')}` : ''}`,
+    );
   const unique = [...new Set(folds)].sort((a, b) => a - b);
   return unique.length === k ? null : unique;
 }
@@ -261,7 +344,10 @@ export function parseModels(list: string | readonly string[] | undefined): Train
   const parts = (typeof list === 'string' ? list.split(',') : [...list]).map((x) => x.trim());
   const known = TRAINED_MODELS.map((m) => m.model as string);
   const bad = parts.filter((x) => !known.includes(x));
-  if (!parts.length || bad.length) throw new DermtlError(`--models ${parts.join(',')}: expected trained models among ${known.join(', ')} separated by commas${bad.length ? `; not one: ${bad.map((b) => JSON.stringify(b)).join(', ')}` : ''} (the baselines prior and linear are always fitted; the ensemble needs lesion and mtl; the standard set is lesion,location,mtl)`);
+  if (!parts.length || bad.length)
+    throw new DermtlError(
+      `--models ${parts.join(',')}: expected trained models among ${known.join(', ')} separated by commas${bad.length ? `; not one: ${bad.map((b) => JSON.stringify(b)).join(', ')}` : ''} (the baselines prior and linear are always fitted; the ensemble needs lesion and mtl; the standard set is lesion,location,mtl)`,
+    );
   const chosen = TRAINED_MODELS.map((m) => m.model).filter((m) => parts.includes(m));
   const standard = TRAINED_MODELS.filter((m) => m.standard).map((m) => m.model);
   return chosen.length === standard.length && standard.every((m) => chosen.includes(m)) ? null : chosen;

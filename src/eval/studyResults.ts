@@ -25,7 +25,18 @@ export const RESULTS_VERSION = 2;
  * fusion = late fusion of the body location into the lesion head scored with each image's site given, and
  * fusion-nosite = the same models scored with the site unknown (their own predicted location).
  */
-export const MODEL_NAMES = ['lesion', 'location', 'mtl', 'ensemble', 'prior', 'linear', 'mtl-uw', 'mtl-tuned', 'fusion', 'fusion-nosite'] as const;
+export const MODEL_NAMES = [
+  'lesion',
+  'location',
+  'mtl',
+  'ensemble',
+  'prior',
+  'linear',
+  'mtl-uw',
+  'mtl-tuned',
+  'fusion',
+  'fusion-nosite',
+] as const;
 export type ModelName = (typeof MODEL_NAMES)[number];
 export const BASELINE_NAMES = ['prior', 'linear'] as const satisfies readonly ModelName[];
 
@@ -47,7 +58,14 @@ export const MODEL_HEADS: Record<ModelName, { lesion: boolean; location: boolean
 export const VARIANT_NAMES = ['mtl-uw', 'mtl-tuned', 'fusion', 'fusion-nosite'] as const satisfies readonly ModelName[];
 
 /** Every model with a lesion head is compared with lesion-only (paired differences, per-label AP change). */
-export const VERSUS_LESION = ['mtl', 'ensemble', 'mtl-uw', 'mtl-tuned', 'fusion', 'fusion-nosite'] as const satisfies readonly ModelName[];
+export const VERSUS_LESION = [
+  'mtl',
+  'ensemble',
+  'mtl-uw',
+  'mtl-tuned',
+  'fusion',
+  'fusion-nosite',
+] as const satisfies readonly ModelName[];
 
 /** The paired comparisons against the linear baseline, and the metrics each is made on (both models have them). */
 export const COMPARISONS = [
@@ -75,8 +93,12 @@ const lesionKeys = {
   mapImageImages: count,
 };
 const locationKeys = { top1: fraction, top3: fraction };
-const noLesionKeys = Object.fromEntries(Object.keys(lesionKeys).map((k) => [k, absent('a model without a lesion head has no lesion metrics')]));
-const noLocationKeys = Object.fromEntries(Object.keys(locationKeys).map((k) => [k, absent('a model without a location head has no location metrics')]));
+const noLesionKeys = Object.fromEntries(
+  Object.keys(lesionKeys).map((k) => [k, absent('a model without a lesion head has no lesion metrics')]),
+);
+const noLocationKeys = Object.fromEntries(
+  Object.keys(locationKeys).map((k) => [k, absent('a model without a location head has no location metrics')]),
+);
 
 // loose: keys evaluationJson may gain later are kept; only the other head's metrics are refused
 export const LesionEvalSchema = z.object({ ...evalBase, ...lesionKeys, ...noLocationKeys }).loose();
@@ -140,10 +162,21 @@ const CalibrationSchema = z.object({
   mce: z.number(),
   brier: z.number(),
   n: count,
-  bins: z.array(z.object({ lo: z.number(), hi: z.number(), count, confidence: z.number().nullable(), accuracy: z.number().nullable() })),
+  bins: z.array(
+    z.object({
+      lo: z.number(),
+      hi: z.number(),
+      count,
+      confidence: z.number().nullable(),
+      accuracy: z.number().nullable(),
+    }),
+  ),
 });
 /** Per head; null where the scores are not probabilities. */
-const CalibrationPairSchema = z.object({ lesion: CalibrationSchema.nullable().optional(), location: CalibrationSchema.nullable().optional() });
+const CalibrationPairSchema = z.object({
+  lesion: CalibrationSchema.nullable().optional(),
+  location: CalibrationSchema.nullable().optional(),
+});
 export type CalibrationPair = z.infer<typeof CalibrationPairSchema>;
 export type HeadCalibration = z.infer<typeof CalibrationSchema>;
 
@@ -158,7 +191,12 @@ const LinearChoiceSchema = z.object({
 });
 
 /** The epoch a trained model kept by model selection on its validation part (selection.epoch 'best'). */
-const SelectionSchema = z.object({ epoch: z.number().int().min(1), epochs: z.number().int().min(1), metric: z.string(), score: z.number() });
+const SelectionSchema = z.object({
+  epoch: z.number().int().min(1),
+  epochs: z.number().int().min(1),
+  metric: z.string(),
+  score: z.number(),
+});
 export type Selection = z.infer<typeof SelectionSchema>;
 
 const LabelCountSchema = z.object({ label: z.string(), count });
@@ -219,16 +257,36 @@ export const ResultsSchema = z.object({
    * differences of mapClass and mapImage, and per lesion label the AP change (pooled out-of-fold AP, model minus
    * lesion-only; null where either AP is undefined).
    */
-  versusLesion: z.partialRecord(z.enum(MODEL_NAMES), z.object({
-    mapClass: PairedSchema.nullable(),
-    mapImage: PairedSchema.nullable(),
-    apChange: z.record(z.string(), z.number().nullable()),
-  })).optional(),
+  versusLesion: z
+    .partialRecord(
+      z.enum(MODEL_NAMES),
+      z.object({
+        mapClass: PairedSchema.nullable(),
+        mapImage: PairedSchema.nullable(),
+        apChange: z.record(z.string(), z.number().nullable()),
+      }),
+    )
+    .optional(),
   /** Per MTL model and fold, the task weights its run used: fixed, learned (mtl-uw) or chosen on validation (mtl-tuned). */
-  taskWeights: z.partialRecord(z.enum(MODEL_NAMES), z.array(z.object({
-    kind: z.enum(['fixed', 'uncertainty', 'tuned']), lesion: z.number(), location: z.number(),
-    candidates: z.array(z.object({ location: z.number(), score: z.number().nullable(), epoch: z.number().int().nullable() })).optional(),
-  }).nullable())).optional(),
+  taskWeights: z
+    .partialRecord(
+      z.enum(MODEL_NAMES),
+      z.array(
+        z
+          .object({
+            kind: z.enum(['fixed', 'uncertainty', 'tuned']),
+            lesion: z.number(),
+            location: z.number(),
+            candidates: z
+              .array(
+                z.object({ location: z.number(), score: z.number().nullable(), epoch: z.number().int().nullable() }),
+              )
+              .optional(),
+          })
+          .nullable(),
+      ),
+    )
+    .optional(),
   /** Per trained model and fold, the epoch kept on validation (null: the last epoch, or not run). */
   selection: z.partialRecord(z.enum(MODEL_NAMES), z.array(SelectionSchema.nullable())).optional(),
   /** MTL - lesion-only per fold, with a t confidence interval; null with fewer than 2 folds having both. */
@@ -245,15 +303,32 @@ export const ResultsSchema = z.object({
    * Per trained model, the calibration of its scores BEFORE the temperatures fitted on each run's validation part
    * (pooled: null unless every fold has them); the calibrated scores' are in models.<name>.pooled.calibration.
    */
-  beforeCalibration: z.partialRecord(z.enum(MODEL_NAMES), z.object({ pooled: CalibrationPairSchema.nullable(), folds: z.array(CalibrationPairSchema.nullable()) })).optional(),
+  beforeCalibration: z
+    .partialRecord(
+      z.enum(MODEL_NAMES),
+      z.object({ pooled: CalibrationPairSchema.nullable(), folds: z.array(CalibrationPairSchema.nullable()) }),
+    )
+    .optional(),
   /**
    * Sensitivity / specificity per lesion label of lesion-only and MTL, each fold's model at its own thresholds (max F1
    * on its validation part): per fold, and pooled (counts summed over the folds).
    */
-  operatingPoints: z.partialRecord(z.enum(['lesion', 'mtl']), z.object({
-    pooled: z.record(z.string(), z.object({ sensitivity: fraction.nullable(), specificity: fraction.nullable() })),
-    folds: z.array(z.record(z.string(), z.object({ threshold: z.number(), sensitivity: fraction.nullable(), specificity: fraction.nullable() })).nullable()),
-  })).optional(),
+  operatingPoints: z
+    .partialRecord(
+      z.enum(['lesion', 'mtl']),
+      z.object({
+        pooled: z.record(z.string(), z.object({ sensitivity: fraction.nullable(), specificity: fraction.nullable() })),
+        folds: z.array(
+          z
+            .record(
+              z.string(),
+              z.object({ threshold: z.number(), sensitivity: fraction.nullable(), specificity: fraction.nullable() }),
+            )
+            .nullable(),
+        ),
+      }),
+    )
+    .optional(),
   /** Models that could not be trained in a fold, e.g. because the fold's training part has no label for a head. */
   skipped: z.array(z.object({ model: z.enum(MODEL_NAMES), fold: count, reason: z.string().min(1) })),
 });
@@ -298,7 +373,10 @@ export function validateResults(raw: unknown, source = 'results.json'): StudyRes
 
 /** Reads and validates a results.json file. */
 export async function readResults(file: string): Promise<StudyResults> {
-  const raw = await readJson(file, { missing: `results file not found: ${file}`, notJson: (why) => `${file} is not valid JSON: ${why}` });
+  const raw = await readJson(file, {
+    missing: `results file not found: ${file}`,
+    notJson: (why) => `${file} is not valid JSON: ${why}`,
+  });
   return validateResults(raw, file);
 }
 
@@ -307,7 +385,8 @@ function consistencyProblems(r: StudyResults): string[] {
   const problems: string[] = [];
   const k = r.folds;
   const skipped = new Set(r.skipped.map((s) => `${s.model}/${s.fold}`));
-  for (const s of r.skipped) if (s.fold >= k) problems.push(`skipped: ${s.model} fold ${s.fold} is outside 0..${k - 1}`);
+  for (const s of r.skipped)
+    if (s.fold >= k) problems.push(`skipped: ${s.model} fold ${s.fold} is outside 0..${k - 1}`);
   for (const name of MODEL_NAMES) {
     const m = r.models[name];
     if (!m) continue; // a variant the study did not run
@@ -315,10 +394,13 @@ function consistencyProblems(r: StudyResults): string[] {
     m.folds.forEach((ev, f) => {
       const notRun = r.onlyFolds && !r.onlyFolds.includes(f);
       if (notRun && ev !== null) problems.push(`models.${name}.folds.${f}: a result for a fold outside onlyFolds`);
-      if (ev === null && !notRun && !skipped.has(`${name}/${f}`)) problems.push(`models.${name}.folds.${f}: null, but "skipped" has no entry for ${name} fold ${f}`);
-      if (ev !== null && skipped.has(`${name}/${f}`)) problems.push(`models.${name}.folds.${f}: has results, but "skipped" lists ${name} fold ${f}`);
+      if (ev === null && !notRun && !skipped.has(`${name}/${f}`))
+        problems.push(`models.${name}.folds.${f}: null, but "skipped" has no entry for ${name} fold ${f}`);
+      if (ev !== null && skipped.has(`${name}/${f}`))
+        problems.push(`models.${name}.folds.${f}: has results, but "skipped" lists ${name} fold ${f}`);
     });
-    if (m.pooled === null && m.folds.some((f) => f !== null)) problems.push(`models.${name}.pooled: null although some folds have results`);
+    if (m.pooled === null && m.folds.some((f) => f !== null))
+      problems.push(`models.${name}.pooled: null although some folds have results`);
     const known = new Set(r.lesionLabels);
     for (const ev of [m.pooled, ...m.folds]) {
       for (const label of Object.keys((ev as LesionEval | null)?.ap ?? {})) {
@@ -329,7 +411,10 @@ function consistencyProblems(r: StudyResults): string[] {
   const choices = r.models.linear.choices;
   if (choices.length !== k) problems.push(`models.linear.choices: ${choices.length} entries for ${k} folds`);
   choices.forEach((c, f) => {
-    if ((c === null) !== (r.models.linear.folds[f] === null)) problems.push(`models.linear.choices.${f}: ${c === null ? 'null for a fold with results' : 'present for a skipped fold'}`);
+    if ((c === null) !== (r.models.linear.folds[f] === null))
+      problems.push(
+        `models.linear.choices.${f}: ${c === null ? 'null for a fold with results' : 'present for a skipped fold'}`,
+      );
   });
   for (const [name, secs] of Object.entries(r.timing.models)) {
     if (secs && secs.length !== k) problems.push(`timing.models.${name}: ${secs.length} entries for ${k} folds`);
@@ -347,7 +432,10 @@ function scalar(ev: Eval | null, key: PairedMetric | SummaryMetric): number | un
  * A model's entry of `models`: its pooled and per-fold evaluations plus mean, std and fold count of
  * every scalar metric (each AP, mapClass, mapImage, top1, top3) over the folds that define it.
  */
-export function modelResult<E extends Eval>(pooled: E | null, folds: (E | null)[]): { pooled: E | null; folds: (E | null)[]; mean: MetricValues; std: MetricValues; n: MetricValues } {
+export function modelResult<E extends Eval>(
+  pooled: E | null,
+  folds: (E | null)[],
+): { pooled: E | null; folds: (E | null)[]; mean: MetricValues; std: MetricValues; n: MetricValues } {
   const mean: MetricValues = {};
   const std: MetricValues = {};
   const n: MetricValues = {};
@@ -380,7 +468,12 @@ function describe(values: (number | undefined)[]): { n: number; mean?: number; s
 }
 
 /** a - b per fold in one metric, over the folds where both have it, with a t interval; null below 2 such folds. */
-export function pairedMetric(a: { folds: (Eval | null)[] }, b: { folds: (Eval | null)[] }, key: PairedMetric, level = 0.95): PairedResult | null {
+export function pairedMetric(
+  a: { folds: (Eval | null)[] },
+  b: { folds: (Eval | null)[] },
+  key: PairedMetric,
+  level = 0.95,
+): PairedResult | null {
   const folds: number[] = [];
   const x: number[] = [];
   const y: number[] = [];
@@ -399,12 +492,22 @@ export function pairedMetric(a: { folds: (Eval | null)[] }, b: { folds: (Eval | 
  * MTL - lesion-only per fold in mapClass and mapImage, over the folds where both have the metric,
  * with a 95% t interval; null where fewer than 2 folds qualify.
  */
-export function pairedResults(mtl: { folds: (Eval | null)[] }, lesion: { folds: (Eval | null)[] }, level = 0.95): StudyResults['paired'] {
-  return { mapClass: pairedMetric(mtl, lesion, 'mapClass', level), mapImage: pairedMetric(mtl, lesion, 'mapImage', level) };
+export function pairedResults(
+  mtl: { folds: (Eval | null)[] },
+  lesion: { folds: (Eval | null)[] },
+  level = 0.95,
+): StudyResults['paired'] {
+  return {
+    mapClass: pairedMetric(mtl, lesion, 'mapClass', level),
+    mapImage: pairedMetric(mtl, lesion, 'mapImage', level),
+  };
 }
 
 /** Each VERSUS_LESION model the study has against lesion-only: paired mapClass / mapImage and the per-label AP change. */
-export function versusLesionResults(models: Partial<Record<ModelName, { folds: (Eval | null)[]; pooled: Eval | null }>>, level = 0.95): NonNullable<StudyResults['versusLesion']> {
+export function versusLesionResults(
+  models: Partial<Record<ModelName, { folds: (Eval | null)[]; pooled: Eval | null }>>,
+  level = 0.95,
+): NonNullable<StudyResults['versusLesion']> {
   const lesion = models.lesion;
   const out: NonNullable<StudyResults['versusLesion']> = {};
   if (!lesion) return out;
@@ -418,12 +521,23 @@ export function versusLesionResults(models: Partial<Record<ModelName, { folds: (
       const b = ap(lesion.pooled)[l];
       return a === undefined || b === undefined ? null : a - b;
     };
-    out[name] = { mapClass: pairedMetric(m, lesion, 'mapClass', level), mapImage: pairedMetric(m, lesion, 'mapImage', level), apChange: Object.fromEntries(labels.map((l) => [l, change(l)])) };
+    out[name] = {
+      mapClass: pairedMetric(m, lesion, 'mapClass', level),
+      mapImage: pairedMetric(m, lesion, 'mapImage', level),
+      apChange: Object.fromEntries(labels.map((l) => [l, change(l)])),
+    };
   }
   return out;
 }
 
 /** The COMPARISONS of a study's models (every model's `folds`). */
-export function comparisonResults(models: Pick<Record<ModelName, { folds: (Eval | null)[] }>, (typeof COMPARISONS)[number]['a' | 'b']>, level = 0.95): Comparison[] {
-  return COMPARISONS.map((c) => ({ a: c.a, b: c.b, ...Object.fromEntries(c.metrics.map((m) => [m, pairedMetric(models[c.a], models[c.b], m, level)])) }));
+export function comparisonResults(
+  models: Pick<Record<ModelName, { folds: (Eval | null)[] }>, (typeof COMPARISONS)[number]['a' | 'b']>,
+  level = 0.95,
+): Comparison[] {
+  return COMPARISONS.map((c) => ({
+    a: c.a,
+    b: c.b,
+    ...Object.fromEntries(c.metrics.map((m) => [m, pairedMetric(models[c.a], models[c.b], m, level)])),
+  }));
 }

@@ -23,17 +23,36 @@ export async function loadThresholds(arg: string, labels: readonly string[]): Pr
     if (!(t >= 0 && t <= 1)) throw new DermtlError(`--thresholds ${arg}: a single threshold must be in [0, 1]`);
     return { byLabel: Object.fromEntries(labels.map((l) => [l, t])), source: `${t} for every label (--thresholds)` };
   }
-  const kind = await stat(value).then((s) => (s.isDirectory() ? 'dir' : 'file'), () => null);
-  if (!kind) throw new DermtlError(`--thresholds ${arg}: neither a number in [0, 1] nor an existing model folder or JSON file`);
+  const kind = await stat(value).then(
+    (s) => (s.isDirectory() ? 'dir' : 'file'),
+    () => null,
+  );
+  if (!kind)
+    throw new DermtlError(`--thresholds ${arg}: neither a number in [0, 1] nor an existing model folder or JSON file`);
   const file = kind === 'dir' ? join(value, CALIBRATION_FILE) : value;
-  const raw = await readJson(file, { missing: `--thresholds ${arg}: the model folder has no ${CALIBRATION_FILE} (it was trained without calibration)` });
+  const raw = await readJson(file, {
+    missing: `--thresholds ${arg}: the model folder has no ${CALIBRATION_FILE} (it was trained without calibration)`,
+  });
   const fromModel = typeof raw === 'object' && raw !== null && 'version' in raw;
   const byLabel = fromModel
-    ? Object.fromEntries(Object.entries(parseWith(CalibrationSchema, raw, file).thresholds?.labels ?? {}).map(([l, t]) => [l, t.threshold]))
-    : parseWith(plainSchema, raw, file, `${file}: expected {"<lesion label>": <threshold>, ...} or a model's ${CALIBRATION_FILE}`);
+    ? Object.fromEntries(
+        Object.entries(parseWith(CalibrationSchema, raw, file).thresholds?.labels ?? {}).map(([l, t]) => [
+          l,
+          t.threshold,
+        ]),
+      )
+    : parseWith(
+        plainSchema,
+        raw,
+        file,
+        `${file}: expected {"<lesion label>": <threshold>, ...} or a model's ${CALIBRATION_FILE}`,
+      );
   const missing = labels.filter((l) => !(l in byLabel));
-  if (missing.length) throw errorList(`--thresholds ${file}: no threshold for ${missing.length} scored lesion label(s)`, missing);
-  const bad = Object.entries(byLabel).filter(([, t]) => !(t >= 0 && t <= 1)).map(([l, t]) => `${l}: ${t} is not in [0, 1]`);
+  if (missing.length)
+    throw errorList(`--thresholds ${file}: no threshold for ${missing.length} scored lesion label(s)`, missing);
+  const bad = Object.entries(byLabel)
+    .filter(([, t]) => !(t >= 0 && t <= 1))
+    .map(([l, t]) => `${l}: ${t} is not in [0, 1]`);
   if (bad.length) throw errorList(`--thresholds ${file}`, bad);
   return { byLabel, source: fromModel ? `${file} (chosen on the model's validation part)` : file };
 }

@@ -24,17 +24,34 @@ export function checkLabels(model: Pick<DermtlModel, 'labels'>, labels: readonly
   const known = new Set([...model.labels.lesion, ...model.labels.location]);
   const bad = labels.filter((l) => !known.has(l));
   if (bad.length) {
-    throw new DermtlError(`--label: unknown label${bad.length > 1 ? 's' : ''} ${bad.map((b) => `'${b}'`).join(', ')}; ` +
-      `the model's lesion labels are ${model.labels.lesion.join(', ') || '(none)'} and its body locations ${model.labels.location.join(', ') || '(none)'}`);
+    throw new DermtlError(
+      `--label: unknown label${bad.length > 1 ? 's' : ''} ${bad.map((b) => `'${b}'`).join(', ')}; ` +
+        `the model's lesion labels are ${model.labels.lesion.join(', ') || '(none)'} and its body locations ${model.labels.location.join(', ') || '(none)'}`,
+    );
   }
 }
 
 /** The (head, map) pairs to draw for one photo. */
-export function chosenMaps(e: Explanation, ranked: { lesions: { label: string }[]; location: { label: string }[] }, labels?: readonly string[]): { head: 'lesion' | 'location'; map: LabelMap }[] {
+export function chosenMaps(
+  e: Explanation,
+  ranked: { lesions: { label: string }[]; location: { label: string }[] },
+  labels?: readonly string[],
+): { head: 'lesion' | 'location'; map: LabelMap }[] {
   const pick = (head: 'lesion' | 'location', list: LabelMap[], names: readonly string[]) =>
     names.flatMap((n) => list.filter((m) => m.label === n).map((map) => ({ head, map })));
   if (labels?.length) return [...pick('lesion', e.lesions, labels), ...pick('location', e.location, labels)];
-  return [...pick('lesion', e.lesions, ranked.lesions.slice(0, 3).map((l) => l.label)), ...pick('location', e.location, ranked.location.slice(0, 1).map((l) => l.label))];
+  return [
+    ...pick(
+      'lesion',
+      e.lesions,
+      ranked.lesions.slice(0, 3).map((l) => l.label),
+    ),
+    ...pick(
+      'location',
+      e.location,
+      ranked.location.slice(0, 1).map((l) => l.label),
+    ),
+  ];
 }
 
 /** A file-name-safe form of a label ('pigment_network:atypical' -> 'pigment_network-atypical'). */
@@ -43,7 +60,11 @@ export function fileSafe(label: string): string {
 }
 
 /** Explains each image in turn; an image that cannot be read is recorded in `errors` (message naming it) and skipped. */
-export async function explainImages(modelPath: string, images: readonly string[], opts: ExplainRunOptions): Promise<{ written: string[]; errors: string[] }> {
+export async function explainImages(
+  modelPath: string,
+  images: readonly string[],
+  opts: ExplainRunOptions,
+): Promise<{ written: string[]; errors: string[] }> {
   const model = await loadModel(modelPath, { threads: opts.threads });
   const log = opts.log ?? (() => {});
   const written: string[] = [];
@@ -56,9 +77,11 @@ export async function explainImages(modelPath: string, images: readonly string[]
     const stems = new Set<string>();
     for (const image of images) {
       try {
-        const bytes = new Uint8Array(await readFile(image).catch((e: NodeJS.ErrnoException) => {
-          throw new DermtlError(`${image}: cannot read it (${e.code ?? e.message})`);
-        }));
+        const bytes = new Uint8Array(
+          await readFile(image).catch((e: NodeJS.ErrnoException) => {
+            throw new DermtlError(`${image}: cannot read it (${e.code ?? e.message})`);
+          }),
+        );
         const t0 = performance.now();
         const prediction = await model.predict(bytes, { name: image, explain: true, location: opts.location });
         const ms = performance.now() - t0;
@@ -75,7 +98,9 @@ export async function explainImages(modelPath: string, images: readonly string[]
         const json = join(opts.out, `${stem}.json`);
         await writeFileAtomic(json, `${JSON.stringify({ image, model: model.dir, ...prediction }, null, 1)}\n`);
         written.push(json);
-        log(`${image}: ${chosenMaps(e, prediction, opts.labels).length} overlay(s) and ${json} (predict + explain ${ms.toFixed(0)} ms, explain.onnx ${e.explainMs.toFixed(1)} ms)`);
+        log(
+          `${image}: ${chosenMaps(e, prediction, opts.labels).length} overlay(s) and ${json} (predict + explain ${ms.toFixed(0)} ms, explain.onnx ${e.explainMs.toFixed(1)} ms)`,
+        );
       } catch (e) {
         if (!(e instanceof DermtlError)) throw e;
         errors.push(e.message);

@@ -26,10 +26,16 @@ export interface TrainingGraphOptions {
  * labels, weights and every trainable param). Outputs: the forward's outputs, each loss (under its own
  * name) and `grad/<name>` for every wrt tensor, the gradient of sum_i weight_i * loss_i.
  */
-export function buildTrainingGraph(forward: Graph, losses: readonly (Tensor | Loss)[], opts: TrainingGraphOptions = {}): Graph {
+export function buildTrainingGraph(
+  forward: Graph,
+  losses: readonly (Tensor | Loss)[],
+  opts: TrainingGraphOptions = {},
+): Graph {
   const g = forward.clone();
   const opCount = g.ops.length;
-  const wrt = (opts.wrt ?? forward.params({ trainable: true }).map((p) => p.name)).map((w) => (typeof w === 'string' ? w : w.name));
+  const wrt = (opts.wrt ?? forward.params({ trainable: true }).map((p) => p.name)).map((w) =>
+    typeof w === 'string' ? w : w.name,
+  );
   for (const name of wrt) {
     const t = g.tensor(name);
     if (t.dtype !== 'float32') throw new Error(`cannot differentiate with respect to ${name}: it is ${t.dtype}`);
@@ -40,7 +46,8 @@ export function buildTrainingGraph(forward: Graph, losses: readonly (Tensor | Lo
 
   const seeds: string[] = [];
   for (const l of losses.map((x) => ('tensor' in x ? x : { tensor: x }))) {
-    if (numel(l.tensor.shape) !== 1 || l.tensor.dtype !== 'float32') throw new Error(`loss ${l.tensor.name} must be a float32 scalar, got ${shapeStr(l.tensor.shape)}`);
+    if (numel(l.tensor.shape) !== 1 || l.tensor.dtype !== 'float32')
+      throw new Error(`loss ${l.tensor.name} must be a float32 scalar, got ${shapeStr(l.tensor.shape)}`);
     const seed = g.constant([l.weight ?? 1], l.tensor.shape, 'float32', true);
     seeds.push(seed.name);
     push(l.tensor.name, seed);
@@ -62,7 +69,8 @@ export function buildTrainingGraph(forward: Graph, losses: readonly (Tensor | Lo
       if (!needs[k]) return;
       const d = dIn[k];
       if (!d) throw new Error(`${op.type} has no gradient for its input ${k} (${t.name})`);
-      if (!sameShape(d.shape, t.shape)) throw new Error(`bug: ${op.type} gradient for ${t.name} is ${shapeStr(d.shape)}, not ${shapeStr(t.shape)}`);
+      if (!sameShape(d.shape, t.shape))
+        throw new Error(`bug: ${op.type} gradient for ${t.name} is ${shapeStr(d.shape)}, not ${shapeStr(t.shape)}`);
       push(t.name, d);
     });
   }
@@ -80,7 +88,8 @@ export function buildTrainingGraph(forward: Graph, losses: readonly (Tensor | Lo
   }
   for (const name of wrt) {
     const list = grads.get(name);
-    if (!list && opts.unused !== 'zeros') throw new Error(`no loss depends on ${name}; freeze it or pass unused: 'zeros'`);
+    if (!list && opts.unused !== 'zeros')
+      throw new Error(`no loss depends on ${name}; freeze it or pass unused: 'zeros'`);
     g.output(list ? accumulate(g, list) : g.zeros(g.tensor(name).shape), `grad/${name}`);
   }
   scheduleForOrt(g, forwardNodes, seeds, wrt);

@@ -3,9 +3,21 @@
 // the path from the trainable params to the losses (and refuses ops that have no rule there).
 import type { AttrValue, DType, Initializer, InputSpec, NodeSpec, OpRecord, Tensor } from './types.ts';
 import { numel, sameShape, shapeStr } from './types.ts';
-import { broadcast, normAxis, pair, quad, resolveReshape, sliceShape, windowOut, type Pair, type Quad } from './shapes.ts';
+import {
+  broadcast,
+  normAxis,
+  pair,
+  quad,
+  resolveReshape,
+  sliceShape,
+  windowOut,
+  type Pair,
+  type Quad,
+} from './shapes.ts';
 
-export interface Named { name?: string }
+export interface Named {
+  name?: string;
+}
 export interface ConvOptions extends Named {
   strides?: number | readonly number[];
   /** [top, left, bottom, right], [h, w] or one number. */
@@ -18,9 +30,20 @@ export interface PoolOptions extends Named {
   strides?: number | readonly number[];
   pads?: number | readonly number[];
 }
-export interface GemmOptions extends Named { transA?: boolean; transB?: boolean; alpha?: number; beta?: number }
-export interface ParamOptions { trainable: boolean }
-export interface ConvTransposeOptions extends Named { strides: Pair; pads: Quad; outputPadding: Pair }
+export interface GemmOptions extends Named {
+  transA?: boolean;
+  transB?: boolean;
+  alpha?: number;
+  beta?: number;
+}
+export interface ParamOptions {
+  trainable: boolean;
+}
+export interface ConvTransposeOptions extends Named {
+  strides: Pair;
+  pads: Quad;
+  outputPadding: Pair;
+}
 
 /** Attributes kept on the Conv record (normalised) for the gradient rule. */
 export type ConvAttrs = { kernel: Pair; strides: Pair; pads: Quad; dilations: Pair; group: number };
@@ -37,7 +60,12 @@ interface OpExtra {
   opType?: string;
 }
 
-export interface Param { name: string; shape: readonly number[]; data: Float32Array; trainable: boolean }
+export interface Param {
+  name: string;
+  shape: readonly number[];
+  data: Float32Array;
+  trainable: boolean;
+}
 
 export class Graph {
   readonly nodes: NodeSpec[] = [];
@@ -53,7 +81,9 @@ export class Graph {
   /** A deep enough copy that adding nodes, outputs or node outputs to it leaves this graph unchanged. */
   clone(): Graph {
     const g = new Graph();
-    g.nodes.push(...this.nodes.map((n) => ({ ...n, inputs: [...n.inputs], outputs: [...n.outputs], attrs: { ...n.attrs } })));
+    g.nodes.push(
+      ...this.nodes.map((n) => ({ ...n, inputs: [...n.inputs], outputs: [...n.outputs], attrs: { ...n.attrs } })),
+    );
     g.ops.push(...this.ops);
     g.inputs.push(...this.inputs);
     g.initializers.push(...this.initializers);
@@ -98,11 +128,17 @@ export class Graph {
    * A constant initializer (deduplicated by value for small tensors such as shapes and axes, unless `unique`:
    * autodiff's loss-gradient seeds must not be shared with other constants, it tells them apart by name).
    */
-  constant(values: ArrayLike<number>, shape: readonly number[], dtype: 'float32' | 'int64' = 'float32', unique = false): Tensor {
+  constant(
+    values: ArrayLike<number>,
+    shape: readonly number[],
+    dtype: 'float32' | 'int64' = 'float32',
+    unique = false,
+  ): Tensor {
     const key = values.length <= 64 && !unique ? `${dtype}|${shape.join(',')}|${Array.from(values).join(',')}` : '';
     const hit = key ? this.constCache.get(key) : undefined;
     if (hit) return hit;
-    const data = dtype === 'int64' ? BigInt64Array.from(Array.from(values), (v) => BigInt(v)) : Float32Array.from(values);
+    const data =
+      dtype === 'int64' ? BigInt64Array.from(Array.from(values), (v) => BigInt(v)) : Float32Array.from(values);
     const t = this.declare(this.fresh('const'), shape, dtype);
     this.initializers.push({ name: t.name, shape: [...shape], dtype, data });
     if (key) this.constCache.set(key, t);
@@ -144,18 +180,25 @@ export class Graph {
     const [n, c, h, wd] = x.shape;
     const [m, cg, kh, kw] = w.shape;
     const group = opts.group ?? 1;
-    if (cg * group !== c) throw new Error(`conv: input ${x.name} has ${c} channels, weight ${w.name} ${shapeStr(w.shape)} expects ${cg * group}`);
+    if (cg * group !== c)
+      throw new Error(
+        `conv: input ${x.name} has ${c} channels, weight ${w.name} ${shapeStr(w.shape)} expects ${cg * group}`,
+      );
     if (b && !sameShape(b.shape, [m])) throw new Error(`conv: bias ${b.name} must be [${m}], got ${shapeStr(b.shape)}`);
     const attrs: ConvAttrs = {
-      kernel: [kh, kw], strides: pair(opts.strides, 1, 'conv strides'), pads: quad(opts.pads, 'conv'),
-      dilations: pair(opts.dilations, 1, 'conv dilations'), group,
+      kernel: [kh, kw],
+      strides: pair(opts.strides, 1, 'conv strides'),
+      pads: quad(opts.pads, 'conv'),
+      dilations: pair(opts.dilations, 1, 'conv dilations'),
+      group,
     };
     const ho = windowOut(h, kh, attrs.strides[0], attrs.pads[0], attrs.pads[2], attrs.dilations[0]);
     const wo = windowOut(wd, kw, attrs.strides[1], attrs.pads[1], attrs.pads[3], attrs.dilations[1]);
     if (ho < 1 || wo < 1) throw new Error(`conv: input ${shapeStr(x.shape)} too small for kernel ${kh}x${kw}`);
     const inputs = b ? [x, w, b] : [x, w];
     return this.op('Conv', inputs, [n, m, ho, wo], 'float32', opts, {
-      onnx: { kernel_shape: attrs.kernel, strides: attrs.strides, pads: attrs.pads, dilations: attrs.dilations, group }, attrs,
+      onnx: { kernel_shape: attrs.kernel, strides: attrs.strides, pads: attrs.pads, dilations: attrs.dilations, group },
+      attrs,
     });
   }
 
@@ -182,13 +225,20 @@ export class Graph {
   /** Max pooling, floor mode. Its Indices output is added only when a training graph needs it. */
   maxPool(x: Tensor, opts: PoolOptions): Tensor {
     this.rank(x, 4, 'maxPool input');
-    const attrs: PoolAttrs = { kernel: pair(opts.kernel, 1, 'maxPool kernel'), strides: pair(opts.strides, 1, 'maxPool strides'), pads: quad(opts.pads, 'maxPool') };
+    const attrs: PoolAttrs = {
+      kernel: pair(opts.kernel, 1, 'maxPool kernel'),
+      strides: pair(opts.strides, 1, 'maxPool strides'),
+      pads: quad(opts.pads, 'maxPool'),
+    };
     const [n, c, h, w] = x.shape;
     const ho = windowOut(h, attrs.kernel[0], attrs.strides[0], attrs.pads[0], attrs.pads[2]);
     const wo = windowOut(w, attrs.kernel[1], attrs.strides[1], attrs.pads[1], attrs.pads[3]);
-    if (attrs.pads.some((p, i) => p >= attrs.kernel[i % 2])) throw new Error('maxPool: each pad must be smaller than the kernel');
-    return this.op('MaxPool', [x], [n, c, ho, wo], 'float32', opts,
-      { onnx: { kernel_shape: attrs.kernel, strides: attrs.strides, pads: attrs.pads }, attrs });
+    if (attrs.pads.some((p, i) => p >= attrs.kernel[i % 2]))
+      throw new Error('maxPool: each pad must be smaller than the kernel');
+    return this.op('MaxPool', [x], [n, c, ho, wo], 'float32', opts, {
+      onnx: { kernel_shape: attrs.kernel, strides: attrs.strides, pads: attrs.pads },
+      attrs,
+    });
   }
 
   globalAveragePool(x: Tensor, opts: Named = {}): Tensor {
@@ -212,11 +262,18 @@ export class Graph {
     const transB = opts.transB ?? false;
     const [m, k] = transA ? [a.shape[1], a.shape[0]] : a.shape;
     const [k2, n] = transB ? [b.shape[1], b.shape[0]] : b.shape;
-    if (k !== k2) throw new Error(`gemm: inner sizes differ (${shapeStr(a.shape)}${transA ? 'T' : ''} x ${shapeStr(b.shape)}${transB ? 'T' : ''})`);
-    if (c && !sameShape(broadcast([m, n], c.shape, 'gemm C'), [m, n])) throw new Error(`gemm: C ${shapeStr(c.shape)} does not broadcast to [${m},${n}]`);
+    if (k !== k2)
+      throw new Error(
+        `gemm: inner sizes differ (${shapeStr(a.shape)}${transA ? 'T' : ''} x ${shapeStr(b.shape)}${transB ? 'T' : ''})`,
+      );
+    if (c && !sameShape(broadcast([m, n], c.shape, 'gemm C'), [m, n]))
+      throw new Error(`gemm: C ${shapeStr(c.shape)} does not broadcast to [${m},${n}]`);
     const attrs = { transA, transB, alpha: opts.alpha ?? 1, beta: opts.beta ?? 1 };
-    return this.op('Gemm', c ? [a, b, c] : [a, b], [m, n], 'float32', opts,
-      { onnx: { transA: +transA, transB: +transB, alpha: attrs.alpha, beta: attrs.beta }, attrs, floats: ['alpha', 'beta'] });
+    return this.op('Gemm', c ? [a, b, c] : [a, b], [m, n], 'float32', opts, {
+      onnx: { transA: +transA, transB: +transB, alpha: attrs.alpha, beta: attrs.beta },
+      attrs,
+      floats: ['alpha', 'beta'],
+    });
   }
 
   reshape(x: Tensor, shape: readonly number[], opts: Named = {}): Tensor {
@@ -249,9 +306,13 @@ export class Graph {
   dropout(x: Tensor, ratio: number, seed: number, opts: Named & { training?: boolean } = {}): Tensor {
     if (!(ratio >= 0 && ratio < 1)) throw new Error(`dropout: ratio must be in [0, 1), got ${ratio}`);
     const active = (opts.training ?? true) && ratio > 0;
-    if (!active) return this.op('Dropout', [x], x.shape, x.dtype, opts, { attrs: { ratio, active }, opType: 'Identity' });
+    if (!active)
+      return this.op('Dropout', [x], x.shape, x.dtype, opts, { attrs: { ratio, active }, opType: 'Identity' });
     const inputs = [x, this.scalar(ratio), this.boolScalar(true)];
-    return this.op('Dropout', inputs, x.shape, x.dtype, opts, { onnx: { seed: Math.trunc(seed) }, attrs: { ratio, active } });
+    return this.op('Dropout', inputs, x.shape, x.dtype, opts, {
+      onnx: { seed: Math.trunc(seed) },
+      attrs: { ratio, active },
+    });
   }
 
   concat(xs: readonly Tensor[], axis: number, opts: Named = {}): Tensor {
@@ -261,7 +322,8 @@ export class Graph {
     shape[a] = 0;
     for (const t of xs) {
       const ok = t.shape.length === shape.length && t.shape.every((d, i) => i === a || d === xs[0].shape[i]);
-      if (!ok) throw new Error(`concat: ${t.name} ${shapeStr(t.shape)} does not match ${shapeStr(xs[0].shape)} off axis ${a}`);
+      if (!ok)
+        throw new Error(`concat: ${t.name} ${shapeStr(t.shape)} does not match ${shapeStr(xs[0].shape)} off axis ${a}`);
       shape[a] += t.shape[a];
     }
     return this.op('Concat', xs, shape, xs[0].dtype, opts, { onnx: { axis: a }, attrs: { axis: a } });
@@ -269,9 +331,14 @@ export class Graph {
 
   /** Sum over `axes` (all axes when omitted). */
   reduceSum(x: Tensor, axes?: readonly number[], keepdims = false, opts: Named = {}): Tensor {
-    const ax = (axes ?? x.shape.map((_, i) => i)).map((v) => normAxis(v, x.shape.length, 'reduceSum')).sort((p, q) => p - q);
+    const ax = (axes ?? x.shape.map((_, i) => i))
+      .map((v) => normAxis(v, x.shape.length, 'reduceSum'))
+      .sort((p, q) => p - q);
     const shape = x.shape.flatMap((d, i) => (ax.includes(i) ? (keepdims ? [1] : []) : [d]));
-    return this.op('ReduceSum', [x, this.ints(ax)], shape, x.dtype, opts, { onnx: { keepdims: +keepdims }, attrs: { axes: ax, keepdims } });
+    return this.op('ReduceSum', [x, this.ints(ax)], shape, x.dtype, opts, {
+      onnx: { keepdims: +keepdims },
+      attrs: { axes: ax, keepdims },
+    });
   }
 
   /**
@@ -281,17 +348,26 @@ export class Graph {
    */
   sigmoidCrossEntropy(logits: Tensor, targets: Tensor, weights?: Tensor, opts: Named = {}): Tensor {
     this.rank(logits, 2, 'sigmoidCrossEntropy logits');
-    if (!sameShape(logits.shape, targets.shape)) throw new Error(`sigmoidCrossEntropy: targets ${shapeStr(targets.shape)} != logits ${shapeStr(logits.shape)}`);
+    if (!sameShape(logits.shape, targets.shape))
+      throw new Error(`sigmoidCrossEntropy: targets ${shapeStr(targets.shape)} != logits ${shapeStr(logits.shape)}`);
     const n = logits.shape[0];
     this.checkWeights(weights, n, 'sigmoidCrossEntropy');
     const first = this.nodes.length;
     const softplus = this.raw('Softplus', [this.raw('Neg', [this.raw('Abs', [logits])])]);
-    const perLabel = this.raw('Add', [this.raw('Sub', [this.raw('Relu', [logits]), this.raw('Mul', [logits, targets])]), softplus]);
+    const perLabel = this.raw('Add', [
+      this.raw('Sub', [this.raw('Relu', [logits]), this.raw('Mul', [logits, targets])]),
+      softplus,
+    ]);
     let perSample = this.raw('ReduceSum', [perLabel, this.ints([1])], [n], { keepdims: 0 });
     if (weights) perSample = this.raw('Mul', [perSample, weights], [n]);
     const total = this.raw('ReduceSum', [perSample, this.ints([0])], [], { keepdims: 0 });
-    return this.record('SigmoidCrossEntropy', weights ? [logits, targets, weights] : [logits, targets],
-      this.raw('Mul', [total, this.scalar(1 / n)], [], {}, opts.name), { n }, first);
+    return this.record(
+      'SigmoidCrossEntropy',
+      weights ? [logits, targets, weights] : [logits, targets],
+      this.raw('Mul', [total, this.scalar(1 / n)], [], {}, opts.name),
+      { n },
+      first,
+    );
   }
 
   /**
@@ -302,7 +378,10 @@ export class Graph {
   softmaxCrossEntropy(logits: Tensor, labels: Tensor, weights?: Tensor, opts: Named = {}): Tensor {
     this.rank(logits, 2, 'softmaxCrossEntropy logits');
     const [n, k] = logits.shape;
-    if (!sameShape(labels.shape, [n]) || labels.dtype !== 'int64') throw new Error(`softmaxCrossEntropy: labels must be int64 [${n}], got ${labels.dtype} ${shapeStr(labels.shape)}`);
+    if (!sameShape(labels.shape, [n]) || labels.dtype !== 'int64')
+      throw new Error(
+        `softmaxCrossEntropy: labels must be int64 [${n}], got ${labels.dtype} ${shapeStr(labels.shape)}`,
+      );
     this.checkWeights(weights, n, 'softmaxCrossEntropy');
     const first = this.nodes.length;
     const oneHot = this.oneHot(labels, k);
@@ -311,8 +390,13 @@ export class Graph {
     let perSample = picked;
     if (weights) perSample = this.raw('Mul', [perSample, weights], [n]);
     const total = this.raw('ReduceSum', [perSample, this.ints([0])], [], { keepdims: 0 });
-    return this.record('SoftmaxCrossEntropy', weights ? [logits, labels, weights] : [logits, labels],
-      this.raw('Mul', [total, this.scalar(-1 / n)], [], {}, opts.name), { n }, first);
+    return this.record(
+      'SoftmaxCrossEntropy',
+      weights ? [logits, labels, weights] : [logits, labels],
+      this.raw('Mul', [total, this.scalar(-1 / n)], [], {}, opts.name),
+      { n },
+      first,
+    );
   }
 
   identity(x: Tensor, opts: Named = {}): Tensor {
@@ -327,7 +411,14 @@ export class Graph {
   // ---------------------------------------------------------------- helper ops (no gradient rule)
 
   transpose(x: Tensor, perm: readonly number[], opts: Named = {}): Tensor {
-    return this.op('Transpose', [x], perm.map((p) => x.shape[p]), x.dtype, opts, { onnx: { perm } });
+    return this.op(
+      'Transpose',
+      [x],
+      perm.map((p) => x.shape[p]),
+      x.dtype,
+      opts,
+      { onnx: { perm } },
+    );
   }
 
   /**
@@ -337,13 +428,27 @@ export class Graph {
   batchMatMul(a: Tensor, b: Tensor, opts: Named = {}): Tensor {
     this.rank(a, 3, 'batchMatMul A');
     this.rank(b, 3, 'batchMatMul B');
-    if (a.shape[0] !== b.shape[0] || a.shape[2] !== b.shape[1]) throw new Error(`batchMatMul: ${shapeStr(a.shape)} x ${shapeStr(b.shape)}`);
+    if (a.shape[0] !== b.shape[0] || a.shape[2] !== b.shape[1])
+      throw new Error(`batchMatMul: ${shapeStr(a.shape)} x ${shapeStr(b.shape)}`);
     return this.op('BatchMatMul', [a, b], [a.shape[0], a.shape[1], b.shape[2]], 'float32', opts, { opType: 'MatMul' });
   }
 
-  slice(x: Tensor, starts: readonly number[], ends: readonly number[], axes: readonly number[], steps: readonly number[], opts: Named = {}): Tensor {
+  slice(
+    x: Tensor,
+    starts: readonly number[],
+    ends: readonly number[],
+    axes: readonly number[],
+    steps: readonly number[],
+    opts: Named = {},
+  ): Tensor {
     const shape = sliceShape(x.shape, starts, ends, axes, steps);
-    return this.op('Slice', [x, this.ints(starts), this.ints(ends), this.ints(axes), this.ints(steps)], shape, x.dtype, opts);
+    return this.op(
+      'Slice',
+      [x, this.ints(starts), this.ints(ends), this.ints(axes), this.ints(steps)],
+      shape,
+      x.dtype,
+      opts,
+    );
   }
 
   /** Zero padding; `pads` in ONNX order (all begins, then all ends). */
@@ -357,9 +462,11 @@ export class Graph {
   convTranspose(x: Tensor, w: Tensor, opts: ConvTransposeOptions): Tensor {
     const [n, , h, wd] = x.shape;
     const [, co, kh, kw] = w.shape;
-    const out = (i: number, k: number, a: number) => opts.strides[a] * (i - 1) + opts.outputPadding[a] + k - opts.pads[a] - opts.pads[a + 2];
-    return this.op('ConvTranspose', [x, w], [n, co, out(h, kh, 0), out(wd, kw, 1)], 'float32', opts,
-      { onnx: { kernel_shape: [kh, kw], strides: opts.strides, pads: opts.pads, output_padding: opts.outputPadding } });
+    const out = (i: number, k: number, a: number) =>
+      opts.strides[a] * (i - 1) + opts.outputPadding[a] + k - opts.pads[a] - opts.pads[a + 2];
+    return this.op('ConvTranspose', [x, w], [n, co, out(h, kh, 0), out(wd, kw, 1)], 'float32', opts, {
+      onnx: { kernel_shape: [kh, kw], strides: opts.strides, pads: opts.pads, output_padding: opts.outputPadding },
+    });
   }
 
   expand(x: Tensor, shape: readonly number[], opts: Named = {}): Tensor {
@@ -389,24 +496,51 @@ export class Graph {
 
   /** ScatterElements with reduction='add' onto `data` (exact for overlapping pooling windows). */
   scatterAdd(data: Tensor, indices: Tensor, updates: Tensor, axis: number, opts: Named = {}): Tensor {
-    return this.op('ScatterElements', [data, indices, updates], data.shape, data.dtype, opts, { onnx: { axis, reduction: 'add' } });
+    return this.op('ScatterElements', [data, indices, updates], data.shape, data.dtype, opts, {
+      onnx: { axis, reduction: 'add' },
+    });
   }
 
   /** Splits along `axis` into pieces of the given sizes (not recorded: several outputs). */
   split(x: Tensor, axis: number, sizes: readonly number[]): Tensor[] {
-    const outs = sizes.map((s) => this.declare(this.fresh('Split'), x.shape.map((d, i) => (i === axis ? s : d)), x.dtype));
-    this.nodes.push({ opType: 'Split', inputs: [x.name, this.ints(sizes).name], outputs: outs.map((o) => o.name), attrs: { axis } });
+    const outs = sizes.map((s) =>
+      this.declare(
+        this.fresh('Split'),
+        x.shape.map((d, i) => (i === axis ? s : d)),
+        x.dtype,
+      ),
+    );
+    this.nodes.push({
+      opType: 'Split',
+      inputs: [x.name, this.ints(sizes).name],
+      outputs: outs.map((o) => o.name),
+      attrs: { axis },
+    });
     return outs;
   }
 
   zeros(shape: readonly number[], opts: Named = {}): Tensor {
-    return this.op('ConstantOfShape', [this.ints(shape)], shape, 'float32', opts, { onnx: { value: 0 }, tensors: ['value'] });
+    return this.op('ConstantOfShape', [this.ints(shape)], shape, 'float32', opts, {
+      onnx: { value: 0 },
+      tensors: ['value'],
+    });
   }
 
   /** One-hot float rows [N, depth] from int64 class indices; out-of-range indices give all-zero rows. */
   oneHot(labels: Tensor, depth: number): Tensor {
-    const classes = this.constant(Array.from({ length: depth }, (_, i) => i), [1, depth], 'int64');
-    const col = this.raw('Reshape', [labels, this.ints([labels.shape[0], 1])], [labels.shape[0], 1], {}, undefined, 'int64');
+    const classes = this.constant(
+      Array.from({ length: depth }, (_, i) => i),
+      [1, depth],
+      'int64',
+    );
+    const col = this.raw(
+      'Reshape',
+      [labels, this.ints([labels.shape[0], 1])],
+      [labels.shape[0], 1],
+      {},
+      undefined,
+      'int64',
+    );
     const eq = this.raw('Equal', [col, classes], [labels.shape[0], depth], {}, undefined, 'bool');
     return this.raw('Cast', [eq], [labels.shape[0], depth], { to: ONNX_TYPE.float32 });
   }
@@ -416,13 +550,18 @@ export class Graph {
    * producers of its inputs); op records follow their nodes.
    */
   reorderNodes(order: readonly number[]): void {
-    if (order.length !== this.nodes.length || new Set(order).size !== order.length || order.some((i) => !(i >= 0 && i < order.length))) {
+    if (
+      order.length !== this.nodes.length ||
+      new Set(order).size !== order.length ||
+      order.some((i) => !(i >= 0 && i < order.length))
+    ) {
       throw new Error('reorderNodes: not a permutation of the node indices');
     }
     const produced = new Set([...this.inputs.map((i) => i.name), ...this.initializers.map((i) => i.name), '']);
     for (const i of order) {
       const missing = this.nodes[i].inputs.find((x) => !produced.has(x));
-      if (missing !== undefined) throw new Error(`reorderNodes: ${this.nodes[i].opType} would run before the producer of ${missing}`);
+      if (missing !== undefined)
+        throw new Error(`reorderNodes: ${this.nodes[i].opType} would run before the producer of ${missing}`);
       for (const o of this.nodes[i].outputs) produced.add(o);
     }
     const where = new Array<number>(order.length);
@@ -453,7 +592,8 @@ export class Graph {
   }
 
   private checkWeights(w: Tensor | undefined, n: number, what: string): void {
-    if (w && (!sameShape(w.shape, [n]) || w.dtype !== 'float32')) throw new Error(`${what}: weights must be float32 [${n}], got ${shapeStr(w.shape)}`);
+    if (w && (!sameShape(w.shape, [n]) || w.dtype !== 'float32'))
+      throw new Error(`${what}: weights must be float32 [${n}], got ${shapeStr(w.shape)}`);
   }
 
   private rank(t: Tensor, r: number, what: string): void {
@@ -470,7 +610,8 @@ export class Graph {
 
   private declare(name: string, shape: readonly number[], dtype: DType): Tensor {
     if (this.tensors.has(name)) throw new Error(`tensor name ${name} is already used`);
-    if (shape.some((d) => !Number.isInteger(d) || d < 0)) throw new Error(`tensor ${name}: bad shape ${shapeStr(shape)}`);
+    if (shape.some((d) => !Number.isInteger(d) || d < 0))
+      throw new Error(`tensor ${name}: bad shape ${shapeStr(shape)}`);
     const t: Tensor = { name, shape: [...shape], dtype };
     this.tensors.set(name, t);
     return t;
@@ -478,30 +619,54 @@ export class Graph {
 
   private fresh(prefix: string): string {
     let name: string;
-    do name = `${prefix}_${++this.counter}`; while (this.tensors.has(name));
+    do name = `${prefix}_${++this.counter}`;
+    while (this.tensors.has(name));
     return name;
   }
 
   /** Emits one node with one output and records it as a logical op. */
-  private op(type: string, inputs: readonly Tensor[], shape: readonly number[], dtype: DType, opts: Named, extra: OpExtra = {}): Tensor {
+  private op(
+    type: string,
+    inputs: readonly Tensor[],
+    shape: readonly number[],
+    dtype: DType,
+    opts: Named,
+    extra: OpExtra = {},
+  ): Tensor {
     for (const t of inputs) this.check(t);
     const first = this.nodes.length;
     const out = this.declare(opts.name ?? this.fresh(type), shape, dtype);
     this.nodes.push({
-      opType: extra.opType ?? type, inputs: inputs.map((t) => t.name), outputs: [out.name],
-      attrs: extra.onnx ?? {}, floatAttrs: extra.floats, tensorAttrs: extra.tensors,
+      opType: extra.opType ?? type,
+      inputs: inputs.map((t) => t.name),
+      outputs: [out.name],
+      attrs: extra.onnx ?? {},
+      floatAttrs: extra.floats,
+      tensorAttrs: extra.tensors,
     });
     return this.record(type, inputs, out, extra.attrs ?? {}, first);
   }
 
-  private record(type: string, inputs: readonly Tensor[], output: Tensor, attrs: Record<string, unknown>, node: number): Tensor {
+  private record(
+    type: string,
+    inputs: readonly Tensor[],
+    output: Tensor,
+    attrs: Record<string, unknown>,
+    node: number,
+  ): Tensor {
     this.ops.push({ type, inputs: [...inputs], output, attrs, node });
     return output;
   }
 
   /** Emits an unrecorded node (inside a composite op); the output shape defaults to the first input's. */
-  private raw(opType: string, inputs: readonly Tensor[], shape?: readonly number[], attrs: Record<string, AttrValue> = {},
-    name?: string, dtype: DType = 'float32'): Tensor {
+  private raw(
+    opType: string,
+    inputs: readonly Tensor[],
+    shape?: readonly number[],
+    attrs: Record<string, AttrValue> = {},
+    name?: string,
+    dtype: DType = 'float32',
+  ): Tensor {
     const out = this.declare(name ?? this.fresh(opType), shape ?? inputs[0].shape, dtype);
     this.nodes.push({ opType, inputs: inputs.map((t) => t.name), outputs: [out.name], attrs });
     return out;

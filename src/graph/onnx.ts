@@ -36,11 +36,15 @@ export function graphInputs(g: Graph, opts: SerializeOptions = {}): InputSpec[] 
 export function toModelProto(g: Graph, opts: SerializeOptions = {}): onnxProto.onnx.ModelProto {
   const inlined = inlinedNames(g, opts);
   const values = opts.inlineParams instanceof Map ? opts.inlineParams : new Map<string, Float32Array>();
-  const extra: Initializer[] = g.params({ trainable: true }).filter((p) => inlined.has(p.name)).map((p) => {
-    const data = values.get(p.name) ?? p.data;
-    if (data.length !== p.data.length) throw new Error(`inlineParams: ${p.name} has ${data.length} values, expected ${p.data.length}`);
-    return { name: p.name, shape: p.shape, dtype: 'float32', data };
-  });
+  const extra: Initializer[] = g
+    .params({ trainable: true })
+    .filter((p) => inlined.has(p.name))
+    .map((p) => {
+      const data = values.get(p.name) ?? p.data;
+      if (data.length !== p.data.length)
+        throw new Error(`inlineParams: ${p.name} has ${data.length} values, expected ${p.data.length}`);
+      return { name: p.name, shape: p.shape, dtype: 'float32', data };
+    });
   const graph = onnx.GraphProto.create({
     name: opts.graphName ?? 'dermtl',
     node: g.nodes.map((n, i) => nodeProto(n, i)),
@@ -62,13 +66,15 @@ export function readModelInputs(bytes: Uint8Array): InputSpec[] {
   const model = onnx.ModelProto.decode(bytes);
   const inits = new Set((model.graph?.initializer ?? []).map((t) => t.name));
   const byCode = new Map(Object.entries(ONNX_TYPE).map(([k, v]) => [v, k as DType]));
-  return (model.graph?.input ?? []).filter((i) => !inits.has(i.name)).map((i) => {
-    const tt = i.type?.tensorType;
-    const dtype = byCode.get(tt?.elemType ?? 0);
-    if (!dtype) throw new Error(`model input ${i.name} has an unsupported element type ${tt?.elemType}`);
-    const shape = (tt?.shape?.dim ?? []).map((d) => (d.dimValue == null ? -1 : Number(d.dimValue)));
-    return { name: i.name ?? '', shape, dtype };
-  });
+  return (model.graph?.input ?? [])
+    .filter((i) => !inits.has(i.name))
+    .map((i) => {
+      const tt = i.type?.tensorType;
+      const dtype = byCode.get(tt?.elemType ?? 0);
+      if (!dtype) throw new Error(`model input ${i.name} has an unsupported element type ${tt?.elemType}`);
+      const shape = (tt?.shape?.dim ?? []).map((d) => (d.dimValue == null ? -1 : Number(d.dimValue)));
+      return { name: i.name ?? '', shape, dtype };
+    });
 }
 
 export function readMetadata(bytes: Uint8Array): Record<string, string> {

@@ -13,7 +13,8 @@ export const rules: Record<string, GradRule> = {
   Conv: (g, op, dY, needs) => {
     const [x, w, b] = op.inputs;
     const a = op.attrs as ConvAttrs;
-    if (a.group !== 1 || a.dilations.some((d) => d !== 1)) throw new Error(`Conv gradient supports group=1, dilation 1 only (${op.output.name})`);
+    if (a.group !== 1 || a.dilations.some((d) => d !== 1))
+      throw new Error(`Conv gradient supports group=1, dilation 1 only (${op.output.name})`);
     return [
       needs[0] ? convDx(g, dY, w, x.shape, a) : undefined,
       needs[1] ? convDw(g, x, dY, a) : undefined,
@@ -34,7 +35,10 @@ export const rules: Record<string, GradRule> = {
   // a * b: da = dY * b, db = dY * a (each summed over its broadcast axes).
   Mul: (g, op, dY, needs) => {
     const [a, b] = op.inputs;
-    return [needs[0] ? unbroadcast(g, g.mul(dY, b), a.shape) : undefined, needs[1] ? unbroadcast(g, g.mul(dY, a), b.shape) : undefined];
+    return [
+      needs[0] ? unbroadcast(g, g.mul(dY, b), a.shape) : undefined,
+      needs[1] ? unbroadcast(g, g.mul(dY, a), b.shape) : undefined,
+    ];
   },
   // max pool: dY goes to the argmax of each window; ScatterElements(add) sums overlapping windows exactly.
   MaxPool: (g, op, dY) => {
@@ -51,7 +55,10 @@ export const rules: Record<string, GradRule> = {
   // A B: dA = dY B^T, dB = A^T dY.
   MatMul: (g, op, dY, needs) => {
     const [a, b] = op.inputs;
-    return [needs[0] ? g.gemm(dY, b, undefined, { transB: true }) : undefined, needs[1] ? g.gemm(a, dY, undefined, { transA: true }) : undefined];
+    return [
+      needs[0] ? g.gemm(dY, b, undefined, { transB: true }) : undefined,
+      needs[1] ? g.gemm(a, dY, undefined, { transA: true }) : undefined,
+    ];
   },
   // alpha op(A) op(B) + beta C: dop(A) = alpha dY op(B)^T, dop(B) = alpha op(A)^T dY, dC = beta * dY summed to C's shape.
   Gemm: (g, op, dY, needs) => gemmGrad(g, op, dY, needs),
@@ -78,7 +85,12 @@ export const rules: Record<string, GradRule> = {
     return [g.mul(g.mul(dY, g.cast(mask, 'float32')), g.scalar(1 / (1 - (op.attrs.ratio as number))))];
   },
   // concat: each input gets its slice of dY along the axis.
-  Concat: (g, op, dY) => g.split(dY, op.attrs.axis as number, op.inputs.map((t) => t.shape[op.attrs.axis as number])),
+  Concat: (g, op, dY) =>
+    g.split(
+      dY,
+      op.attrs.axis as number,
+      op.inputs.map((t) => t.shape[op.attrs.axis as number]),
+    ),
   // sum over axes: dX = dY broadcast back over the summed axes.
   ReduceSum: (g, op, dY) => {
     const x = op.inputs[0];
@@ -148,12 +160,14 @@ function convTaps(g: Graph, x: Tensor, xp: Tensor, a: ConvAttrs, ho: number, wo:
   const [kh, kw] = a.kernel;
   const [sh, sw] = a.strides;
   const [pt, pl] = a.pads;
-  const isX = (i: number, j: number) => i === pt && j === pl && sh === 1 && sw === 1 && x.shape[2] === ho && x.shape[3] === wo;
+  const isX = (i: number, j: number) =>
+    i === pt && j === pl && sh === 1 && sw === 1 && x.shape[2] === ho && x.shape[3] === wo;
   // A Slice with a step on the innermost axis copies value by value (~6x slower per value than a unit-stride
   // one, which ORT copies row by row). For a strided kxk conv (the 7x7/2 stem), column j = sw*b + q of every
   // tap is column b of phase q (every sw-th column from q): slicing the sw phases once leaves kh*kw tap slices
   // that are unit-stride along rows. The stem's dW im2col went from ~85 to ~25 ms at batch 20.
-  const phases = sw > 1 && kw > 1 ? Array.from({ length: sw }, (_, q) => g.slice(xp, [q], [xp.shape[3]], [3], [sw])) : undefined;
+  const phases =
+    sw > 1 && kw > 1 ? Array.from({ length: sw }, (_, q) => g.slice(xp, [q], [xp.shape[3]], [3], [sw])) : undefined;
   const taps: Tensor[] = [];
   for (let i = 0; i < kh; i++) {
     for (let j = 0; j < kw; j++) {
@@ -182,10 +196,20 @@ function convDwPerImage(g: Graph, x: Tensor, dY: Tensor, a: ConvAttrs): Tensor {
   const dy = g.reshape(dY, [n, m, ho * wo]);
   const taps = convTaps(g, x, xp, a, ho, wo);
   if (taps.length > 1 && c >= PER_TAP_MIN_CHANNELS) {
-    const parts = taps.map((t) => g.reshape(g.batchMatMul(dy, g.transpose(g.reshape(t, [n, c, ho * wo]), [0, 2, 1])), [n, m, c, 1]));
+    const parts = taps.map((t) =>
+      g.reshape(g.batchMatMul(dy, g.transpose(g.reshape(t, [n, c, ho * wo]), [0, 2, 1])), [n, m, c, 1]),
+    );
     return g.reshape(g.reduceSum(g.concat(parts, 3), [0]), [m, c, kh, kw]);
   }
-  const cols = g.reshape(taps.length === 1 ? taps[0] : g.concat(taps.map((t) => g.reshape(t, [n, c, 1, ho * wo])), 2), [n, c * kh * kw, ho * wo]);
+  const cols = g.reshape(
+    taps.length === 1
+      ? taps[0]
+      : g.concat(
+          taps.map((t) => g.reshape(t, [n, c, 1, ho * wo])),
+          2,
+        ),
+    [n, c * kh * kw, ho * wo],
+  );
   const perImage = g.batchMatMul(dy, g.transpose(cols, [0, 2, 1]));
   return g.reshape(g.reduceSum(perImage, [0]), [m, c, kh, kw]);
 }
@@ -205,10 +229,20 @@ function convDwBatch(g: Graph, x: Tensor, dY: Tensor, a: ConvAttrs): Tensor {
   const taps = convTaps(g, xt, xtp, a, ho, wo);
   const dyMat = g.reshape(g.transpose(dY, [1, 0, 2, 3]), [m, p]);
   if (taps.length > 1 && c >= PER_TAP_MIN_CHANNELS) {
-    const parts = taps.map((t) => g.reshape(g.gemm(dyMat, g.reshape(t, [c, p]), undefined, { transB: true }), [m, c, 1]));
+    const parts = taps.map((t) =>
+      g.reshape(g.gemm(dyMat, g.reshape(t, [c, p]), undefined, { transB: true }), [m, c, 1]),
+    );
     return g.reshape(g.concat(parts, 2), [m, c, kh, kw]);
   }
-  const cols = g.reshape(taps.length === 1 ? taps[0] : g.concat(taps.map((t) => g.reshape(t, [c, 1, p])), 1), [c * kh * kw, p]);
+  const cols = g.reshape(
+    taps.length === 1
+      ? taps[0]
+      : g.concat(
+          taps.map((t) => g.reshape(t, [c, 1, p])),
+          1,
+        ),
+    [c * kh * kw, p],
+  );
   return g.reshape(g.gemm(dyMat, cols, undefined, { transB: true }), [m, c, kh, kw]);
 }
 
@@ -227,7 +261,10 @@ function convDx(g: Graph, dY: Tensor, w: Tensor, xShape: readonly number[], a: C
     return g.conv(dY, flipTransposed(g, w), zeroBias, { pads: [kh - 1 - pt, kw - 1 - pl, kh - 1 - pb, kw - 1 - pr] });
   }
   const [, , ho, wo] = dY.shape;
-  const outputPadding = [xShape[2] - (sh * (ho - 1) + kh - pt - pb), xShape[3] - (sw * (wo - 1) + kw - pl - pr)] as const;
+  const outputPadding = [
+    xShape[2] - (sh * (ho - 1) + kh - pt - pb),
+    xShape[3] - (sw * (wo - 1) + kw - pl - pr),
+  ] as const;
   return g.convTranspose(dY, w, { strides: a.strides, pads: a.pads, outputPadding });
 }
 
@@ -247,12 +284,16 @@ function gemmGrad(g: Graph, op: OpRecord, dY: Tensor, needs: readonly boolean[])
   const [a, b, c] = op.inputs;
   const { transA, transB, alpha, beta } = op.attrs as { transA: boolean; transB: boolean; alpha: number; beta: number };
   // Each case writes the needed product directly in Gemm's transposition flags.
-  const dA = !needs[0] ? undefined : transA
-    ? g.gemm(b, dY, undefined, { transA: transB, transB: true, alpha })
-    : g.gemm(dY, b, undefined, { transB: !transB, alpha });
-  const dB = !needs[1] ? undefined : transB
-    ? g.gemm(dY, a, undefined, { transA: true, transB: transA, alpha })
-    : g.gemm(a, dY, undefined, { transA: !transA, alpha });
+  const dA = !needs[0]
+    ? undefined
+    : transA
+      ? g.gemm(b, dY, undefined, { transA: transB, transB: true, alpha })
+      : g.gemm(dY, b, undefined, { transB: !transB, alpha });
+  const dB = !needs[1]
+    ? undefined
+    : transB
+      ? g.gemm(dY, a, undefined, { transA: true, transB: transA, alpha })
+      : g.gemm(a, dY, undefined, { transA: !transA, alpha });
   let dC: Tensor | undefined;
   if (c && needs[2]) {
     dC = unbroadcast(g, dY, c.shape);

@@ -11,9 +11,15 @@ import { numel, shapeStr } from './types.ts';
 export type FeedData = Float32Array | BigInt64Array | Int32Array | Uint8Array | readonly number[];
 /** A feed: the data alone (shape taken from the model) or data with explicit dims (checked against the model). */
 export type Feed = FeedData | { data: FeedData; dims: readonly number[] };
-export interface Fetched { data: Float32Array | BigInt64Array | Uint8Array; dims: number[] }
+export interface Fetched {
+  data: Float32Array | BigInt64Array | Uint8Array;
+  dims: number[];
+}
 /** A caller-owned float32 buffer for an output, with the output's exact dims. */
-export interface Preallocated { data: Float32Array; dims: readonly number[] }
+export interface Preallocated {
+  data: Float32Array;
+  dims: readonly number[];
+}
 
 export interface RunOptions {
   /** Training graphs: turns ORT's memory pattern planning off (halves peak memory at no speed cost). */
@@ -29,7 +35,11 @@ export interface RunOptions {
 export class GraphSession {
   private readonly specs: Map<string, InputSpec>;
 
-  private constructor(private readonly session: ort.InferenceSession, inputs: InputSpec[], private readonly opts: RunOptions) {
+  private constructor(
+    private readonly session: ort.InferenceSession,
+    inputs: InputSpec[],
+    private readonly opts: RunOptions,
+  ) {
     this.specs = new Map(inputs.map((i) => [i.name, i]));
   }
 
@@ -69,29 +79,46 @@ export class GraphSession {
    * into the caller's arrays (fetched too, whether listed in `fetches` or not): a training step reuses its
    * gradient buffers instead of receiving ~100 MB of fresh memory per run.
    */
-  async run(feeds: Record<string, Feed>, fetches: readonly string[] = this.session.outputNames, into: Readonly<Record<string, Preallocated>> = {}): Promise<Record<string, Fetched>> {
+  async run(
+    feeds: Record<string, Feed>,
+    fetches: readonly string[] = this.session.outputNames,
+    into: Readonly<Record<string, Preallocated>> = {},
+  ): Promise<Record<string, Fetched>> {
     const names = [...new Set([...fetches, ...Object.keys(into)])];
     const unknownFetch = names.filter((f) => !this.session.outputNames.includes(f));
-    if (unknownFetch.length) throw new DermtlError(`unknown output(s) ${unknownFetch.join(', ')}; the model has ${this.session.outputNames.join(', ')}`);
+    if (unknownFetch.length)
+      throw new DermtlError(
+        `unknown output(s) ${unknownFetch.join(', ')}; the model has ${this.session.outputNames.join(', ')}`,
+      );
     const tensors: Record<string, ort.Tensor> = {};
     for (const name of Object.keys(feeds)) {
-      if (!this.specs.has(name)) throw new DermtlError(`unknown input '${name}'; the model takes ${this.inputNames.join(', ')}`);
+      if (!this.specs.has(name))
+        throw new DermtlError(`unknown input '${name}'; the model takes ${this.inputNames.join(', ')}`);
     }
     for (const spec of this.specs.values()) {
       const feed = feeds[spec.name];
-      if (feed === undefined) throw new DermtlError(`missing input '${spec.name}' (${spec.dtype} ${shapeStr(spec.shape)})`);
+      if (feed === undefined)
+        throw new DermtlError(`missing input '${spec.name}' (${spec.dtype} ${shapeStr(spec.shape)})`);
       tensors[spec.name] = this.toTensor(spec, feed);
     }
     const targets: Record<string, ort.Tensor | null> = Object.fromEntries(names.map((f) => [f, null]));
     for (const [f, p] of Object.entries(into)) {
-      if (p.data.length !== numel(p.dims)) throw new Error(`output buffer for ${f} has ${p.data.length} values, its dims ${shapeStr(p.dims)} need ${numel(p.dims)}`);
+      if (p.data.length !== numel(p.dims))
+        throw new Error(
+          `output buffer for ${f} has ${p.data.length} values, its dims ${shapeStr(p.dims)} need ${numel(p.dims)}`,
+        );
       targets[f] = new ort.Tensor('float32', p.data, [...p.dims]);
     }
     const out = await this.session.run(tensors, targets);
-    return Object.fromEntries(names.map((f) => {
-      const p = into[f];
-      return [f, p ? { data: p.data, dims: [...p.dims] } : { data: out[f].data as Fetched['data'], dims: [...out[f].dims] }];
-    }));
+    return Object.fromEntries(
+      names.map((f) => {
+        const p = into[f];
+        return [
+          f,
+          p ? { data: p.data, dims: [...p.dims] } : { data: out[f].data as Fetched['data'], dims: [...out[f].dims] },
+        ];
+      }),
+    );
   }
 
   async profileEnd(): Promise<void> {
@@ -106,12 +133,20 @@ export class GraphSession {
     const data = isWithDims(feed) ? feed.data : feed;
     const dims = isWithDims(feed) ? [...feed.dims] : spec.shape.map((d) => d);
     const label = `input '${spec.name}'`;
-    if (isWithDims(feed) && (dims.length !== spec.shape.length || dims.some((d, i) => spec.shape[i] >= 0 && d !== spec.shape[i]))) {
+    if (
+      isWithDims(feed) &&
+      (dims.length !== spec.shape.length || dims.some((d, i) => spec.shape[i] >= 0 && d !== spec.shape[i]))
+    ) {
       throw new DermtlError(`${label}: expected shape ${shapeStr(spec.shape)}, got ${shapeStr(dims)}`);
     }
-    if (dims.some((d) => d < 0)) throw new DermtlError(`${label}: the model shape ${shapeStr(spec.shape)} has free dimensions; feed { data, dims }`);
+    if (dims.some((d) => d < 0))
+      throw new DermtlError(
+        `${label}: the model shape ${shapeStr(spec.shape)} has free dimensions; feed { data, dims }`,
+      );
     if (data.length !== numel(dims)) {
-      throw new DermtlError(`${label}: expected shape ${shapeStr(dims)} (${numel(dims)} values), got ${data.length} values`);
+      throw new DermtlError(
+        `${label}: expected shape ${shapeStr(dims)} (${numel(dims)} values), got ${data.length} values`,
+      );
     }
     const typed = convert(spec.dtype, data, label);
     if (typed instanceof Float32Array && this.wantsFiniteCheck(spec.name)) assertFinite(typed, dims, label);
@@ -139,12 +174,15 @@ function convert(dtype: DType, data: FeedData, label: string): Float32Array | Bi
     if (data instanceof Int32Array || Array.isArray(data)) {
       const out = new BigInt64Array(data.length);
       for (let i = 0; i < data.length; i++) {
-        if (!Number.isInteger(data[i])) throw new DermtlError(`${label}: value ${data[i]} at index ${i} is not an integer`);
+        if (!Number.isInteger(data[i]))
+          throw new DermtlError(`${label}: value ${data[i]} at index ${i} is not an integer`);
         out[i] = BigInt(data[i]);
       }
       return out;
     }
-    throw new DermtlError(`${label}: expected int64 data (BigInt64Array, Int32Array or integers), got ${data.constructor.name}`);
+    throw new DermtlError(
+      `${label}: expected int64 data (BigInt64Array, Int32Array or integers), got ${data.constructor.name}`,
+    );
   }
   if (data instanceof Uint8Array) return data;
   if (Array.isArray(data)) return Uint8Array.from(data, (v) => (v ? 1 : 0));
@@ -156,7 +194,9 @@ export function assertFinite(data: Float32Array, dims: readonly number[], label:
   for (let i = 0; i < data.length; i++) {
     const v = data[i];
     if (v - v !== 0) {
-      throw new DermtlError(`${label} contains ${Number.isNaN(v) ? 'NaN' : v > 0 ? 'Infinity' : '-Infinity'} at index ${i} (coordinates ${shapeStr(unravel(i, dims))})`);
+      throw new DermtlError(
+        `${label} contains ${Number.isNaN(v) ? 'NaN' : v > 0 ? 'Infinity' : '-Infinity'} at index ${i} (coordinates ${shapeStr(unravel(i, dims))})`,
+      );
     }
   }
 }

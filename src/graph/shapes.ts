@@ -22,7 +22,14 @@ export function quad(v: number | readonly number[] | undefined, what: string): Q
 }
 
 /** Output size of a sliding window (conv / pool, floor mode). */
-export function windowOut(size: number, k: number, stride: number, padBegin: number, padEnd: number, dilation = 1): number {
+export function windowOut(
+  size: number,
+  k: number,
+  stride: number,
+  padBegin: number,
+  padEnd: number,
+  dilation = 1,
+): number {
   return Math.floor((size + padBegin + padEnd - dilation * (k - 1) - 1) / stride) + 1;
 }
 
@@ -33,7 +40,8 @@ export function broadcast(a: readonly number[], b: readonly number[], what: stri
   for (let i = 0; i < r; i++) {
     const da = a[a.length - r + i] ?? 1;
     const db = b[b.length - r + i] ?? 1;
-    if (da !== db && da !== 1 && db !== 1) throw new Error(`${what}: shapes ${shapeStr(a)} and ${shapeStr(b)} do not broadcast`);
+    if (da !== db && da !== 1 && db !== 1)
+      throw new Error(`${what}: shapes ${shapeStr(a)} and ${shapeStr(b)} do not broadcast`);
     out.push(da === 1 ? db : da);
   }
   return out;
@@ -46,8 +54,13 @@ export function normAxis(axis: number, rank: number, what: string): number {
 }
 
 /** Shape after Slice with positive steps (ONNX clamping rules for starts/ends). */
-export function sliceShape(shape: readonly number[], starts: readonly number[], ends: readonly number[],
-  axes: readonly number[], steps: readonly number[]): number[] {
+export function sliceShape(
+  shape: readonly number[],
+  starts: readonly number[],
+  ends: readonly number[],
+  axes: readonly number[],
+  steps: readonly number[],
+): number[] {
   const out = [...shape];
   axes.forEach((ax, i) => {
     const d = shape[ax];

@@ -30,7 +30,7 @@ function sleb(n: number): number[] {
   for (;;) {
     const b = n & 0x7f;
     n >>= 7;
-    const done = (n === 0 && !(b & 0x40)) || (n === -1 && (b & 0x40));
+    const done = (n === 0 && !(b & 0x40)) || (n === -1 && b & 0x40);
     out.push(done ? b : b | 0x80);
     if (done) return out;
   }
@@ -40,21 +40,37 @@ const vec = (items: number[][]): number[] => [...uleb(items.length), ...items.fl
 const name = (s: string): number[] => [...uleb(s.length), ...Array.from(s, (c) => c.charCodeAt(0))];
 const section = (id: number, body: number[]): number[] => [id, ...uleb(body.length), ...body];
 
-const I32 = 0x7f, F64 = 0x7c, V128 = 0x7b;
+const I32 = 0x7f,
+  F64 = 0x7c,
+  V128 = 0x7b;
 
 /** The instructions the kernels use (core opcodes, and 0xFD-prefixed SIMD ones with LEB128 sub-opcodes). */
 const op = {
-  block: [0x02, 0x40], loop: [0x03, 0x40], end: [0x0b], br: (l: number) => [0x0c, ...uleb(l)], brIf: (l: number) => [0x0d, ...uleb(l)],
-  get: (i: number) => [0x20, ...uleb(i)], set: (i: number) => [0x21, ...uleb(i)],
-  i32Const: (v: number) => [0x41, ...sleb(v)], i32Add: [0x6a], i32Shl: [0x74], i32GeU: [0x4f],
+  block: [0x02, 0x40],
+  loop: [0x03, 0x40],
+  end: [0x0b],
+  br: (l: number) => [0x0c, ...uleb(l)],
+  brIf: (l: number) => [0x0d, ...uleb(l)],
+  get: (i: number) => [0x20, ...uleb(i)],
+  set: (i: number) => [0x21, ...uleb(i)],
+  i32Const: (v: number) => [0x41, ...sleb(v)],
+  i32Add: [0x6a],
+  i32Shl: [0x74],
+  i32GeU: [0x4f],
   // memarg: alignment exponent 0 (the arrays may be any multiple of 4 bytes apart), offset 0
-  v128Load: [0xfd, ...uleb(0x00), 0, 0], v128Store: [0xfd, ...uleb(0x0b), 0, 0],
+  v128Load: [0xfd, ...uleb(0x00), 0, 0],
+  v128Store: [0xfd, ...uleb(0x0b), 0, 0],
   shuffle: (lanes: number[]) => [0xfd, ...uleb(0x0d), ...lanes],
   f64x2Splat: [0xfd, ...uleb(0x14)],
-  f32x4Ne: [0xfd, ...uleb(0x42)], v128AnyTrue: [0xfd, ...uleb(0x53)],
-  demote: [0xfd, ...uleb(0x5e)], promoteLow: [0xfd, ...uleb(0x5f)],
-  f32x4Add: [0xfd, ...uleb(0xe4)], f32x4Sub: [0xfd, ...uleb(0xe5)], f32x4Mul: [0xfd, ...uleb(0xe6)],
-  f64x2Add: [0xfd, ...uleb(0xf0)], f64x2Mul: [0xfd, ...uleb(0xf2)],
+  f32x4Ne: [0xfd, ...uleb(0x42)],
+  v128AnyTrue: [0xfd, ...uleb(0x53)],
+  demote: [0xfd, ...uleb(0x5e)],
+  promoteLow: [0xfd, ...uleb(0x5f)],
+  f32x4Add: [0xfd, ...uleb(0xe4)],
+  f32x4Sub: [0xfd, ...uleb(0xe5)],
+  f32x4Mul: [0xfd, ...uleb(0xe6)],
+  f64x2Add: [0xfd, ...uleb(0xf0)],
+  f64x2Mul: [0xfd, ...uleb(0xf2)],
 };
 const range = (a: number, n: number) => Array.from({ length: n }, (_, i) => a + i);
 /** Bytes 8..15 of a vector moved to 0..7, so promoteLow converts the upper two floats. */
@@ -71,32 +87,85 @@ function sgdBody(): number[] {
   const [END, MU2, RATE2, DECAY2, WV, VV, GV, LO, HI] = [7, 8, 9, 10, 11, 12, 13, 14, 15];
   // One f64x2 half of v': mu*v + rate*(g + decay*w), with `pick` selecting the low or high two lanes.
   const half = (pick: (local: number) => number[]) => [
-    ...op.get(MU2), ...pick(VV), ...op.f64x2Mul,
-    ...op.get(RATE2), ...pick(GV), ...op.get(DECAY2), ...pick(WV), ...op.f64x2Mul, ...op.f64x2Add, ...op.f64x2Mul,
+    ...op.get(MU2),
+    ...pick(VV),
+    ...op.f64x2Mul,
+    ...op.get(RATE2),
+    ...pick(GV),
+    ...op.get(DECAY2),
+    ...pick(WV),
+    ...op.f64x2Mul,
+    ...op.f64x2Add,
+    ...op.f64x2Mul,
     ...op.f64x2Add,
   ];
   const low = (l: number) => [...op.get(l), ...op.promoteLow];
   const high = (l: number) => [...op.get(l), ...op.get(l), ...op.shuffle(HIGH_HALF), ...op.promoteLow];
   const advance = (l: number) => [...op.get(l), ...op.i32Const(16), ...op.i32Add, ...op.set(l)];
   const code = [
-    ...op.get(W), ...op.get(GROUPS), ...op.i32Const(4), ...op.i32Shl, ...op.i32Add, ...op.set(END),
-    ...op.get(MU), ...op.f64x2Splat, ...op.set(MU2),
-    ...op.get(RATE), ...op.f64x2Splat, ...op.set(RATE2),
-    ...op.get(DECAY), ...op.f64x2Splat, ...op.set(DECAY2),
-    ...op.block, ...op.loop,
-    ...op.get(W), ...op.get(END), ...op.i32GeU, ...op.brIf(1),
-    ...op.get(W), ...op.v128Load, ...op.set(WV),
-    ...op.get(V), ...op.v128Load, ...op.set(VV),
-    ...op.get(G), ...op.v128Load, ...op.set(GV),
-    ...half(low), ...op.set(LO),
-    ...half(high), ...op.set(HI),
-    ...op.get(LO), ...op.demote, ...op.get(HI), ...op.demote, ...op.shuffle(JOIN_PAIRS), ...op.set(VV),
-    ...op.get(V), ...op.get(VV), ...op.v128Store,
-    ...op.get(W), ...op.get(WV), ...op.get(VV), ...op.f32x4Sub, ...op.v128Store,
-    ...advance(W), ...advance(V), ...advance(G),
-    ...op.br(0), ...op.end, ...op.end,
+    ...op.get(W),
+    ...op.get(GROUPS),
+    ...op.i32Const(4),
+    ...op.i32Shl,
+    ...op.i32Add,
+    ...op.set(END),
+    ...op.get(MU),
+    ...op.f64x2Splat,
+    ...op.set(MU2),
+    ...op.get(RATE),
+    ...op.f64x2Splat,
+    ...op.set(RATE2),
+    ...op.get(DECAY),
+    ...op.f64x2Splat,
+    ...op.set(DECAY2),
+    ...op.block,
+    ...op.loop,
+    ...op.get(W),
+    ...op.get(END),
+    ...op.i32GeU,
+    ...op.brIf(1),
+    ...op.get(W),
+    ...op.v128Load,
+    ...op.set(WV),
+    ...op.get(V),
+    ...op.v128Load,
+    ...op.set(VV),
+    ...op.get(G),
+    ...op.v128Load,
+    ...op.set(GV),
+    ...half(low),
+    ...op.set(LO),
+    ...half(high),
+    ...op.set(HI),
+    ...op.get(LO),
+    ...op.demote,
+    ...op.get(HI),
+    ...op.demote,
+    ...op.shuffle(JOIN_PAIRS),
+    ...op.set(VV),
+    ...op.get(V),
+    ...op.get(VV),
+    ...op.v128Store,
+    ...op.get(W),
+    ...op.get(WV),
+    ...op.get(VV),
+    ...op.f32x4Sub,
+    ...op.v128Store,
+    ...advance(W),
+    ...advance(V),
+    ...advance(G),
+    ...op.br(0),
+    ...op.end,
+    ...op.end,
   ];
-  return [...vec([[1, I32], [8, V128]]), ...code, ...op.end];
+  return [
+    ...vec([
+      [1, I32],
+      [8, V128],
+    ]),
+    ...code,
+    ...op.end,
+  ];
 }
 
 /**
@@ -107,22 +176,62 @@ function nonFiniteBody(): number[] {
   const [P, BLOCKS] = [0, 1];
   const [END, A0, A1, A2, A3, ZERO] = [2, 3, 4, 5, 6, 7];
   const acc = (a: number, offset: number) => [
-    ...op.get(a), ...op.get(P), ...(offset ? [...op.i32Const(offset), ...op.i32Add] : []), ...op.v128Load, ...op.get(ZERO), ...op.f32x4Mul,
-    ...op.f32x4Add, ...op.set(a),
+    ...op.get(a),
+    ...op.get(P),
+    ...(offset ? [...op.i32Const(offset), ...op.i32Add] : []),
+    ...op.v128Load,
+    ...op.get(ZERO),
+    ...op.f32x4Mul,
+    ...op.f32x4Add,
+    ...op.set(a),
   ];
   const code = [
-    ...op.get(P), ...op.get(BLOCKS), ...op.i32Const(6), ...op.i32Shl, ...op.i32Add, ...op.set(END),
-    ...op.block, ...op.loop,
-    ...op.get(P), ...op.get(END), ...op.i32GeU, ...op.brIf(1),
-    ...acc(A0, 0), ...acc(A1, 16), ...acc(A2, 32), ...acc(A3, 48),
-    ...op.get(P), ...op.i32Const(64), ...op.i32Add, ...op.set(P),
-    ...op.br(0), ...op.end, ...op.end,
+    ...op.get(P),
+    ...op.get(BLOCKS),
+    ...op.i32Const(6),
+    ...op.i32Shl,
+    ...op.i32Add,
+    ...op.set(END),
+    ...op.block,
+    ...op.loop,
+    ...op.get(P),
+    ...op.get(END),
+    ...op.i32GeU,
+    ...op.brIf(1),
+    ...acc(A0, 0),
+    ...acc(A1, 16),
+    ...acc(A2, 32),
+    ...acc(A3, 48),
+    ...op.get(P),
+    ...op.i32Const(64),
+    ...op.i32Add,
+    ...op.set(P),
+    ...op.br(0),
+    ...op.end,
+    ...op.end,
     // (a0 + a1) + (a2 + a3) != itself exactly when some lane is NaN
-    ...op.get(A0), ...op.get(A1), ...op.f32x4Add, ...op.get(A2), ...op.get(A3), ...op.f32x4Add, ...op.f32x4Add, ...op.set(A0),
-    ...op.get(A0), ...op.get(A0), ...op.f32x4Ne, ...op.v128AnyTrue,
+    ...op.get(A0),
+    ...op.get(A1),
+    ...op.f32x4Add,
+    ...op.get(A2),
+    ...op.get(A3),
+    ...op.f32x4Add,
+    ...op.f32x4Add,
+    ...op.set(A0),
+    ...op.get(A0),
+    ...op.get(A0),
+    ...op.f32x4Ne,
+    ...op.v128AnyTrue,
   ];
   // locals are zero-initialised, so ZERO and the accumulators start at +0
-  return [...vec([[1, I32], [5, V128]]), ...code, ...op.end];
+  return [
+    ...vec([
+      [1, I32],
+      [5, V128],
+    ]),
+    ...code,
+    ...op.end,
+  ];
 }
 
 /** The module: imports env.memory, exports sgd and nonFinite. */
@@ -133,11 +242,25 @@ export function kernelModuleBytes(): Uint8Array<ArrayBuffer> {
   ]);
   const imports = vec([[...name('env'), ...name('memory'), 0x02, 0x00, ...uleb(0)]]);
   const funcs = vec([uleb(0), uleb(1)]);
-  const exports = vec([[...name('sgd'), 0x00, 0], [...name('nonFinite'), 0x00, 1]]);
+  const exports = vec([
+    [...name('sgd'), 0x00, 0],
+    [...name('nonFinite'), 0x00, 1],
+  ]);
   const bodies = [sgdBody(), nonFiniteBody()].map((b) => [...uleb(b.length), ...b]);
   return Uint8Array.from([
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-    ...section(1, types), ...section(2, imports), ...section(3, funcs), ...section(7, exports), ...section(10, vec(bodies)),
+    0x00,
+    0x61,
+    0x73,
+    0x6d,
+    0x01,
+    0x00,
+    0x00,
+    0x00,
+    ...section(1, types),
+    ...section(2, imports),
+    ...section(3, funcs),
+    ...section(7, exports),
+    ...section(10, vec(bodies)),
   ]);
 }
 
@@ -170,7 +293,10 @@ const MAX_PAGES = 65536;
 export class Float32Arena {
   private used = 0;
 
-  private constructor(private readonly memory: WebAssembly.Memory, private readonly kernels: Kernels) {}
+  private constructor(
+    private readonly memory: WebAssembly.Memory,
+    private readonly kernels: Kernels,
+  ) {}
 
   /**
    * An arena with room for `floats` values (plus alignment padding of 3 per array), or undefined: no

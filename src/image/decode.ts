@@ -77,7 +77,9 @@ async function readInput(input: ImageInput, name: string): Promise<Buffer> {
   } catch (e) {
     if (e instanceof DermtlError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
-    throw new DermtlError(code === 'ENOENT' ? `${name}: image file not found` : `${name}: cannot read (${messageOf(e)})`);
+    throw new DermtlError(
+      code === 'ENOENT' ? `${name}: image file not found` : `${name}: cannot read (${messageOf(e)})`,
+    );
   }
   if (size === 0) throw new DermtlError(`${name}: image file is empty`);
   try {
@@ -88,7 +90,11 @@ async function readInput(input: ImageInput, name: string): Promise<Buffer> {
 }
 
 /** Reads only the header: dimensions after EXIF orientation, checked against the pixel limit. */
-async function orientedSize(bytes: Buffer, name: string, maxPixels: number): Promise<{ width: number; height: number }> {
+async function orientedSize(
+  bytes: Buffer,
+  name: string,
+  maxPixels: number,
+): Promise<{ width: number; height: number }> {
   let meta: Metadata;
   try {
     meta = await sharp(bytes, { limitInputPixels: false }).metadata();
@@ -98,7 +104,7 @@ async function orientedSize(bytes: Buffer, name: string, maxPixels: number): Pro
   if (!meta.width || !meta.height) throw new DermtlError(`${name}: image has no dimensions (format ${meta.format})`);
   if (meta.width * meta.height > maxPixels) {
     throw new DermtlError(
-      `${name}: image is ${meta.width}x${meta.height} (${(meta.width * meta.height / 1e6).toFixed(1)} megapixels), ` +
+      `${name}: image is ${meta.width}x${meta.height} (${((meta.width * meta.height) / 1e6).toFixed(1)} megapixels), ` +
         `more than the limit of ${maxPixels} pixels; refusing to decode it`,
     );
   }

@@ -20,8 +20,13 @@ export interface RawMap {
 }
 
 /** The photo region the view covers, in photo pixels (continuous edges). */
-export function viewRegion(view: ViewPlacement, photoWidth: number, photoHeight: number): { x0: number; y0: number; x1: number; y1: number } {
-  const sx = photoWidth / view.width, sy = photoHeight / view.height;
+export function viewRegion(
+  view: ViewPlacement,
+  photoWidth: number,
+  photoHeight: number,
+): { x0: number; y0: number; x1: number; y1: number } {
+  const sx = photoWidth / view.width,
+    sy = photoHeight / view.height;
   return { x0: view.x * sx, y0: view.y * sy, x1: (view.x + view.size) * sx, y1: (view.y + view.size) * sy };
 }
 
@@ -34,12 +39,15 @@ export function viewRegion(view: ViewPlacement, photoWidth: number, photoHeight:
 export function mapOnPhoto(map: RawMap, view: ViewPlacement, outWidth: number, outHeight: number): Float32Array {
   const out = new Float32Array(outWidth * outHeight);
   const { h, w, values } = map;
-  const kx = view.width / outWidth, ky = view.height / outHeight;
+  const kx = view.width / outWidth,
+    ky = view.height / outHeight;
   for (let oy = 0; oy < outHeight; oy++) {
     const vy = (oy + 0.5) * ky - view.y;
     const inY = vy >= 0 && vy < view.size;
     const my = clamp((vy / view.size) * h - 0.5, 0, h - 1);
-    const y0 = Math.floor(my), y1 = Math.min(h - 1, y0 + 1), fy = my - y0;
+    const y0 = Math.floor(my),
+      y1 = Math.min(h - 1, y0 + 1),
+      fy = my - y0;
     for (let ox = 0; ox < outWidth; ox++) {
       let vx = (ox + 0.5) * kx - view.x;
       if (!inY || vx < 0 || vx >= view.size) {
@@ -48,7 +56,9 @@ export function mapOnPhoto(map: RawMap, view: ViewPlacement, outWidth: number, o
       }
       if (view.flip) vx = view.size - vx;
       const mx = clamp((vx / view.size) * w - 0.5, 0, w - 1);
-      const x0 = Math.floor(mx), x1 = Math.min(w - 1, x0 + 1), fx = mx - x0;
+      const x0 = Math.floor(mx),
+        x1 = Math.min(w - 1, x0 + 1),
+        fx = mx - x0;
       const top = values[y0 * w + x0] + (values[y0 * w + x1] - values[y0 * w + x0]) * fx;
       const bottom = values[y1 * w + x0] + (values[y1 * w + x1] - values[y1 * w + x0]) * fx;
       out[oy * outWidth + ox] = top + (bottom - top) * fy;
@@ -68,8 +78,14 @@ export function mapMax(values: ArrayLike<number>): number {
  * Share of a picture-sized map's mass (NaN pixels excluded) inside a box given in the picture's pixels (continuous
  * edges; partly covered pixels count by their covered fraction). NaN when the map has no mass.
  */
-export function massInBox(values: Float32Array, width: number, height: number, box: { x0: number; y0: number; x1: number; y1: number }): number {
-  let inside = 0, total = 0;
+export function massInBox(
+  values: Float32Array,
+  width: number,
+  height: number,
+  box: { x0: number; y0: number; x1: number; y1: number },
+): number {
+  let inside = 0,
+    total = 0;
   for (let y = 0; y < height; y++) {
     const cy = Math.max(0, Math.min(y + 1, box.y1) - Math.max(y, box.y0));
     for (let x = 0; x < width; x++) {
@@ -88,7 +104,10 @@ export function massInBox(values: Float32Array, width: number, height: number, b
  */
 export function turbo(t: number): [number, number, number] {
   const x = clamp(t, 0, 1);
-  const x2 = x * x, x3 = x2 * x, x4 = x3 * x, x5 = x4 * x;
+  const x2 = x * x,
+    x3 = x2 * x,
+    x4 = x3 * x,
+    x5 = x4 * x;
   const r = 0.13572138 + 4.6153926 * x - 42.66032258 * x2 + 132.13108234 * x3 - 152.94239396 * x4 + 59.28637943 * x5;
   const g = 0.09140261 + 2.19418839 * x + 4.84296658 * x2 - 14.18503333 * x3 + 4.27729857 * x4 + 2.82956604 * x5;
   const b = 0.1066733 + 12.64194608 * x - 60.58204836 * x2 + 110.36276771 * x3 - 89.90310912 * x4 + 27.34824973 * x5;

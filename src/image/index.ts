@@ -11,5 +11,21 @@ export {
   type ViewParams,
 } from './crops.ts';
 export { CAFFE_PREPROCESSING, viewLength, writeView, type Preprocessing } from './preprocess.ts';
-export { centerCrop, renderViews, scaleJitter, tenCrop, VIEW_MODES, viewsPerImage, type ViewMode, type Views } from './views.ts';
-export { batchOrder, ImageLoader, type Batch, type BatchOptions, type LoaderItem, type LoaderOptions } from './loader.ts';
+export {
+  centerCrop,
+  renderViews,
+  scaleJitter,
+  tenCrop,
+  VIEW_MODES,
+  viewsPerImage,
+  type ViewMode,
+  type Views,
+} from './views.ts';
+export {
+  batchOrder,
+  ImageLoader,
+  type Batch,
+  type BatchOptions,
+  type LoaderItem,
+  type LoaderOptions,
+} from './loader.ts';

@@ -88,11 +88,19 @@ export class ImageLoader {
     const prep = opts.prep ?? CAFFE_PREPROCESSING;
     const jitter = opts.jitter ?? HE_SCALE_JITTER;
     if (jitter.min < prep.size || jitter.max < jitter.min) {
-      throw new DermtlError(`scale jitter range [${jitter.min}, ${jitter.max}] must satisfy ${prep.size} <= min <= max`);
+      throw new DermtlError(
+        `scale jitter range [${jitter.min}, ${jitter.max}] must satisfy ${prep.size} <= min <= max`,
+      );
     }
-    if (prep.resizeShorter < prep.size) throw new DermtlError(`resizeShorter ${prep.resizeShorter} is below the crop size ${prep.size}`);
+    if (prep.resizeShorter < prep.size)
+      throw new DermtlError(`resizeShorter ${prep.resizeShorter} is below the crop size ${prep.size}`);
     this.config = {
-      prep: { ...prep, mean: [...prep.mean], std: prep.std ? [...prep.std] : null, alphaBackground: [...prep.alphaBackground] },
+      prep: {
+        ...prep,
+        mean: [...prep.mean],
+        std: prep.std ? [...prep.std] : null,
+        alphaBackground: [...prep.alphaBackground],
+      },
       jitter: { ...jitter },
       maxPixels: opts.maxPixels ?? DEFAULT_MAX_PIXELS,
       concurrency: opts.concurrency ?? 2,

@@ -9,8 +9,15 @@ export type Tta = (typeof TTAS)[number];
  * owning rows i*views .. i*views+views-1 (the loader's and the feature cache's layout). A mean of softmaxes still
  * sums to 1.
  */
-export function averageViews(probs: ArrayLike<number>, images: number, views: number, classes: number, pick: readonly number[]): Float64Array[] {
-  if (probs.length !== images * views * classes) throw new Error(`averageViews: ${probs.length} values, expected ${images} x ${views} x ${classes}`);
+export function averageViews(
+  probs: ArrayLike<number>,
+  images: number,
+  views: number,
+  classes: number,
+  pick: readonly number[],
+): Float64Array[] {
+  if (probs.length !== images * views * classes)
+    throw new Error(`averageViews: ${probs.length} values, expected ${images} x ${views} x ${classes}`);
   if (pick.some((k) => k < 0 || k >= views)) throw new Error(`averageViews: view index out of 0..${views - 1}`);
   const out: Float64Array[] = [];
   for (let i = 0; i < images; i++) {
@@ -28,5 +35,11 @@ export function averageViews(probs: ArrayLike<number>, images: number, views: nu
 /** One image's mean over all its `views` rows of [views, k] probabilities -> [k]. */
 export function meanOverViews(probs: ArrayLike<number>, views: number): Float64Array {
   const k = probs.length / views;
-  return averageViews(probs, 1, views, k, Array.from({ length: views }, (_, v) => v))[0];
+  return averageViews(
+    probs,
+    1,
+    views,
+    k,
+    Array.from({ length: views }, (_, v) => v),
+  )[0];
 }

@@ -86,7 +86,12 @@ function cropsFor(mode: ViewMode, width: number, height: number, size: number, r
   }
 }
 
-export async function renderViews(input: ImageInput, mode: ViewMode, rng: Rng | null, opts: ViewOptions = {}): Promise<Views> {
+export async function renderViews(
+  input: ImageInput,
+  mode: ViewMode,
+  rng: Rng | null,
+  opts: ViewOptions = {},
+): Promise<Views> {
   const prep = opts.prep ?? CAFFE_PREPROCESSING;
   const data = new Float32Array(viewsPerImage(mode) * viewLength(prep));
   const params = await renderViewsInto(input, mode, rng, opts, data, 0);

@@ -35,7 +35,11 @@ export interface Calibration {
 }
 
 /** Reliability bins and ECE/MCE of `confidence[i]` against the 0/1 outcomes `hit[i]` (Brier left to the caller). */
-export function reliability(confidence: ArrayLike<number>, hit: ArrayLike<boolean>, bins = ECE_BINS): Omit<Calibration, 'brier'> {
+export function reliability(
+  confidence: ArrayLike<number>,
+  hit: ArrayLike<boolean>,
+  bins = ECE_BINS,
+): Omit<Calibration, 'brier'> {
   const n = confidence.length;
   if (hit.length !== n) throw new Error(`reliability: ${n} confidences but ${hit.length} outcomes`);
   const sum = new Float64Array(bins);
@@ -72,7 +76,11 @@ export function areProbabilities(rows: readonly ArrayLike<number>[]): boolean {
 }
 
 /** Pooled binary calibration of a multi-label head; null when the scores are not probabilities or there are none. */
-export function lesionCalibration(labels: readonly string[], truth: readonly (readonly string[])[], scores: readonly ArrayLike<number>[]): Calibration | null {
+export function lesionCalibration(
+  labels: readonly string[],
+  truth: readonly (readonly string[])[],
+  scores: readonly ArrayLike<number>[],
+): Calibration | null {
   if (!labels.length || !scores.length || !areProbabilities(scores)) return null;
   const conf: number[] = [];
   const hit: boolean[] = [];
@@ -90,7 +98,10 @@ export function lesionCalibration(labels: readonly string[], truth: readonly (re
 }
 
 /** Top-label calibration and multi-class Brier of a single-label head; `truth[i]` is the true class index. */
-export function locationCalibration(truth: readonly number[], scores: readonly ArrayLike<number>[]): Calibration | null {
+export function locationCalibration(
+  truth: readonly number[],
+  scores: readonly ArrayLike<number>[],
+): Calibration | null {
   if (!scores.length || !areProbabilities(scores)) return null;
   let brier = 0;
   const conf = scores.map((row, i) => {
@@ -102,6 +113,8 @@ export function locationCalibration(truth: readonly number[], scores: readonly A
     return max;
   });
   // correct: the true class strictly outscores every other one (metrics.ts rankOfTrue === 1)
-  const hit = scores.map((row, i) => Array.prototype.every.call(row, (p: number, c: number) => c === truth[i] || p < row[truth[i]]));
+  const hit = scores.map((row, i) =>
+    Array.prototype.every.call(row, (p: number, c: number) => c === truth[i] || p < row[truth[i]]),
+  );
   return { ...reliability(conf, hit), brier: brier / scores.length };
 }

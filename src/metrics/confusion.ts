@@ -15,7 +15,11 @@ export interface Confusion {
 }
 
 /** `truth[i]` is image i's true class index into `labels`; `scores[i][c]` its score for class c. */
-export function confusion(labels: readonly string[], truth: readonly number[], scores: readonly ArrayLike<number>[]): Confusion {
+export function confusion(
+  labels: readonly string[],
+  truth: readonly number[],
+  scores: readonly ArrayLike<number>[],
+): Confusion {
   const q = labels.length;
   const matrix = Array.from({ length: q }, () => new Array<number>(q).fill(0));
   scores.forEach((row, i) => {
@@ -28,7 +32,12 @@ export function confusion(labels: readonly string[], truth: readonly number[], s
     recall[label] = total ? matrix[c][c] / total : null;
     if (total) defined.push(matrix[c][c] / total);
   });
-  return { labels: [...labels], matrix, recall, balancedAccuracy: defined.length ? defined.reduce((a, b) => a + b, 0) / defined.length : null };
+  return {
+    labels: [...labels],
+    matrix,
+    recall,
+    balancedAccuracy: defined.length ? defined.reduce((a, b) => a + b, 0) / defined.length : null,
+  };
 }
 
 /** argmax of `row`; if `truth` is among several tied maxima, the first tied class that is not `truth`. */

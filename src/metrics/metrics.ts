@@ -30,7 +30,9 @@ export function averagePrecision(relevant: ArrayLike<boolean>, scores: ArrayLike
   let positives = 0;
   for (let i = 0; i < n; i++) if (relevant[i]) positives++;
   if (positives === 0) return null;
-  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => (scores[a] > scores[b] ? -1 : scores[a] < scores[b] ? 1 : 0));
+  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) =>
+    scores[a] > scores[b] ? -1 : scores[a] < scores[b] ? 1 : 0,
+  );
   let ap = 0;
   let hits = 0;
   for (let i = 0; i < n; ) {
@@ -103,8 +105,12 @@ export interface LesionMetrics {
  * Lesion metrics. `truth[i]` lists image i's lesion labels (labels that are not scored are
  * ignored, see LesionMetrics.mapImage); `scores[i][c]` is its score for `labels[c]`.
  */
-export function lesionMetrics(labels: readonly string[], truth: readonly (readonly string[])[], scores: readonly ArrayLike<number>[],
-  thresholds?: Readonly<Record<string, number>>): LesionMetrics {
+export function lesionMetrics(
+  labels: readonly string[],
+  truth: readonly (readonly string[])[],
+  scores: readonly ArrayLike<number>[],
+  thresholds?: Readonly<Record<string, number>>,
+): LesionMetrics {
   checkShape('lesion', labels, truth.length, scores);
   const has = truth.map((t) => new Set(t));
   const positives: Record<string, number> = {};
@@ -125,7 +131,10 @@ export function lesionMetrics(labels: readonly string[], truth: readonly (readon
   });
   const perImage: number[] = [];
   scores.forEach((row, i) => {
-    const value = averagePrecision(labels.map((l) => has[i].has(l)), row);
+    const value = averagePrecision(
+      labels.map((l) => has[i].has(l)),
+      row,
+    );
     if (value !== null) perImage.push(value);
   });
   return {
@@ -166,7 +175,11 @@ export interface LocationMetrics {
 }
 
 /** Location metrics; every true location must be one of `labels`. */
-export function locationMetrics(labels: readonly string[], truth: readonly string[], scores: readonly ArrayLike<number>[]): LocationMetrics {
+export function locationMetrics(
+  labels: readonly string[],
+  truth: readonly string[],
+  scores: readonly ArrayLike<number>[],
+): LocationMetrics {
   checkShape('location', labels, truth.length, scores);
   if (truth.length === 0) throw new DermtlError('location metrics: no test images');
   const index = new Map(labels.map((l, c) => [l, c]));
@@ -175,7 +188,8 @@ export function locationMetrics(labels: readonly string[], truth: readonly strin
   let top3 = 0;
   truth.forEach((location, i) => {
     const c = index.get(location);
-    if (c === undefined) throw new DermtlError(`location metrics: true location "${location}" of image ${i} has no score column`);
+    if (c === undefined)
+      throw new DermtlError(`location metrics: true location "${location}" of image ${i} has no score column`);
     positives[location]++;
     const rank = rankOfTrue(scores[i], c);
     if (rank <= 1) top1++;
@@ -185,16 +199,24 @@ export function locationMetrics(labels: readonly string[], truth: readonly strin
   const cm = confusion(labels, truthIndex, scores);
   const ovr = oneVsRestAuc(labels, truthIndex, scores);
   return {
-    labels: [...labels], positives, top1: top1 / truth.length, top3: top3 / truth.length,
-    balancedAccuracy: cm.balancedAccuracy, auc: ovr.auc, macroAuc: ovr.macro, confusion: cm.matrix,
-    calibration: locationCalibration(truthIndex, scores), n: truth.length,
+    labels: [...labels],
+    positives,
+    top1: top1 / truth.length,
+    top3: top3 / truth.length,
+    balancedAccuracy: cm.balancedAccuracy,
+    auc: ovr.auc,
+    macroAuc: ovr.macro,
+    confusion: cm.matrix,
+    calibration: locationCalibration(truthIndex, scores),
+    n: truth.length,
   };
 }
 
 function checkShape(what: string, labels: readonly string[], n: number, scores: readonly ArrayLike<number>[]): void {
   if (scores.length !== n) throw new Error(`${what} metrics: ${n} images but ${scores.length} score rows`);
   scores.forEach((row, i) => {
-    if (row.length !== labels.length) throw new Error(`${what} metrics: row ${i} has ${row.length} scores for ${labels.length} labels`);
+    if (row.length !== labels.length)
+      throw new Error(`${what} metrics: row ${i} has ${row.length} scores for ${labels.length} labels`);
   });
 }
 
@@ -217,13 +239,25 @@ export interface EvaluateOptions {
 
 /** Metrics of `scores` (rows aligned with `samples`, e.g. from matchManifest) against the manifest labels. */
 export function evaluate(samples: readonly Sample[], scores: ScoreTable, opts: EvaluateOptions = {}): Evaluation {
-  if (samples.length !== scores.images.length) throw new Error(`evaluate: ${samples.length} samples but ${scores.images.length} score rows`);
+  if (samples.length !== scores.images.length)
+    throw new Error(`evaluate: ${samples.length} samples but ${scores.images.length} score rows`);
   samples.forEach((s, i) => {
     if (s.image !== scores.images[i]) throw new Error(`evaluate: row ${i} scores ${scores.images[i]}, not ${s.image}`);
   });
   const out: Evaluation = { n: samples.length };
-  if (scores.lesionLabels.length) out.lesion = lesionMetrics(scores.lesionLabels, samples.map((s) => s.lesions), scores.lesion, opts.thresholds);
-  if (scores.locationLabels.length) out.location = locationMetrics(scores.locationLabels, samples.map((s) => s.location), scores.location);
+  if (scores.lesionLabels.length)
+    out.lesion = lesionMetrics(
+      scores.lesionLabels,
+      samples.map((s) => s.lesions),
+      scores.lesion,
+      opts.thresholds,
+    );
+  if (scores.locationLabels.length)
+    out.location = locationMetrics(
+      scores.locationLabels,
+      samples.map((s) => s.location),
+      scores.location,
+    );
   return out;
 }
 
@@ -245,7 +279,14 @@ export function evaluationJson(ev: Evaluation, unscoredLesions: readonly string[
   const calibration: Record<string, Calibration | null> = {};
   if (ev.lesion) {
     const l = ev.lesion;
-    Object.assign(doc, { ap: l.ap, mapClass: l.mapClass, mapImage: l.mapImage, mapImageImages: l.mapImageCount, auc: l.auc, meanAuc: l.meanAuc });
+    Object.assign(doc, {
+      ap: l.ap,
+      mapClass: l.mapClass,
+      mapImage: l.mapImage,
+      mapImageImages: l.mapImageCount,
+      auc: l.auc,
+      meanAuc: l.meanAuc,
+    });
     if (l.operatingPoints) doc.operatingPoints = l.operatingPoints;
     calibration.lesion = l.calibration;
     skipped.push(...l.skipped.map((label): SkippedLabel => ({ label, reason: 'no positive test image' })));
@@ -254,7 +295,11 @@ export function evaluationJson(ev: Evaluation, unscoredLesions: readonly string[
   if (ev.location) {
     const c = ev.location;
     Object.assign(doc, {
-      top1: c.top1, top3: c.top3, balancedAccuracy: c.balancedAccuracy, locationAuc: c.auc, macroAuc: c.macroAuc,
+      top1: c.top1,
+      top3: c.top3,
+      balancedAccuracy: c.balancedAccuracy,
+      locationAuc: c.auc,
+      macroAuc: c.macroAuc,
       confusion: { labels: c.labels, matrix: c.confusion },
     });
     calibration.location = c.calibration;
@@ -279,21 +324,38 @@ export function formatEvaluation(ev: Evaluation, unscoredLesions: readonly strin
     lines.push(`${'lesion label'.padEnd(width)}  positives      AP     AUC${ops ? '  thresh    sens    spec' : ''}`);
     for (const label of l.labels) {
       const op = ops?.[label];
-      const at = ops ? `  ${op ? `${num(op.threshold)}  ${num(op.sensitivity)}  ${num(op.specificity)}` : '   n/a     n/a     n/a'}` : '';
-      lines.push(`${label.padEnd(width)}  ${String(l.positives[label]).padStart(9)}  ${label in l.ap ? num(l.ap[label]) : '   n/a'}  ${num(l.auc[label])}${at}`);
+      const at = ops
+        ? `  ${op ? `${num(op.threshold)}  ${num(op.sensitivity)}  ${num(op.specificity)}` : '   n/a     n/a     n/a'}`
+        : '';
+      lines.push(
+        `${label.padEnd(width)}  ${String(l.positives[label]).padStart(9)}  ${label in l.ap ? num(l.ap[label]) : '   n/a'}  ${num(l.auc[label])}${at}`,
+      );
     }
     lines.push(`mAP-class ${num(l.mapClass)} over ${Object.keys(l.ap).length} class(es)`);
     lines.push(`mAP-image ${num(l.mapImage)} over ${l.mapImageCount} image(s) with a lesion label`);
-    lines.push(`mean AUC ${num(l.meanAuc)} over ${Object.keys(l.auc).length} label(s) with positive and negative test images`);
-    if (l.calibration) lines.push(`lesion calibration: ECE ${num(l.calibration.ece)}  Brier ${num(l.calibration.brier)}  (${l.calibration.n} image-label pairs, 15 bins)`);
+    lines.push(
+      `mean AUC ${num(l.meanAuc)} over ${Object.keys(l.auc).length} label(s) with positive and negative test images`,
+    );
+    if (l.calibration)
+      lines.push(
+        `lesion calibration: ECE ${num(l.calibration.ece)}  Brier ${num(l.calibration.brier)}  (${l.calibration.n} image-label pairs, 15 bins)`,
+      );
   }
   if (ev.location) {
     const c = ev.location;
-    lines.push(`location top-1 ${num(c.top1)}  top-3 ${num(c.top3)}  (${c.n} images, ${c.labels.length} locations; ties count against)`);
+    lines.push(
+      `location top-1 ${num(c.top1)}  top-3 ${num(c.top3)}  (${c.n} images, ${c.labels.length} locations; ties count against)`,
+    );
     lines.push(`location balanced accuracy ${num(c.balancedAccuracy)}  macro AUC ${num(c.macroAuc)} (one-vs-rest)`);
-    if (c.calibration) lines.push(`location calibration: ECE ${num(c.calibration.ece)}  Brier ${num(c.calibration.brier)}  (top-label, 15 bins)`);
+    if (c.calibration)
+      lines.push(
+        `location calibration: ECE ${num(c.calibration.ece)}  Brier ${num(c.calibration.brier)}  (top-label, 15 bins)`,
+      );
   }
-  const skipped = [...(ev.lesion?.skipped.map((x) => `${x} (no positive test image)`) ?? []), ...unscoredLesions.map((x) => `${x} (no score column)`)];
+  const skipped = [
+    ...(ev.lesion?.skipped.map((x) => `${x} (no positive test image)`) ?? []),
+    ...unscoredLesions.map((x) => `${x} (no score column)`),
+  ];
   if (skipped.length) lines.push(`skipped, not averaged: ${skipped.join(', ')}`);
   return lines;
 }

@@ -34,10 +34,17 @@ export function rocAuc(relevant: ArrayLike<boolean>, scores: ArrayLike<number>):
  * score column against "is class c". Classes without a test image (or with every one) are null and not averaged;
  * `macro` is the unweighted mean of the rest (scikit-learn's average='macro'), null when none is defined.
  */
-export function oneVsRestAuc(labels: readonly string[], truth: readonly number[], scores: readonly ArrayLike<number>[]): { auc: Record<string, number | null>; macro: number | null } {
+export function oneVsRestAuc(
+  labels: readonly string[],
+  truth: readonly number[],
+  scores: readonly ArrayLike<number>[],
+): { auc: Record<string, number | null>; macro: number | null } {
   const auc: Record<string, number | null> = {};
   labels.forEach((label, c) => {
-    auc[label] = rocAuc(truth.map((t) => t === c), scores.map((row) => row[c]));
+    auc[label] = rocAuc(
+      truth.map((t) => t === c),
+      scores.map((row) => row[c]),
+    );
   });
   const defined = Object.values(auc).filter((x): x is number => x !== null);
   return { auc, macro: defined.length ? defined.reduce((a, b) => a + b, 0) / defined.length : null };

@@ -56,9 +56,17 @@ export async function writeScores(file: string, table: ScoreTable): Promise<void
 export function formatScores(table: ScoreTable): string {
   const problems = tableProblems(table);
   if (problems.length) throw errorList(`cannot write score file`, problems);
-  const header = [IMAGE_COLUMN, ...table.lesionLabels.map((l) => scoreColumn('lesion', l)), ...table.locationLabels.map((l) => scoreColumn('location', l))];
+  const header = [
+    IMAGE_COLUMN,
+    ...table.lesionLabels.map((l) => scoreColumn('lesion', l)),
+    ...table.locationLabels.map((l) => scoreColumn('location', l)),
+  ];
   // String(x) is the shortest text that reads back as the same double: the round trip is exact
-  const rows = table.images.map((image, i) => [image, ...Array.from(table.lesion[i] ?? [], String), ...Array.from(table.location[i] ?? [], String)]);
+  const rows = table.images.map((image, i) => [
+    image,
+    ...Array.from(table.lesion[i] ?? [], String),
+    ...Array.from(table.location[i] ?? [], String),
+  ]);
   return stringify([header, ...rows]);
 }
 
@@ -68,14 +76,21 @@ function tableProblems(t: ScoreTable): string[] {
   const dupes = (xs: string[]) => [...new Set(xs.filter((x, i) => xs.indexOf(x) !== i))];
   if (dupes(t.images).length) problems.push(`duplicate image(s): ${dupes(t.images).join(', ')}`);
   if (dupes(t.lesionLabels).length) problems.push(`duplicate lesion label(s): ${dupes(t.lesionLabels).join(', ')}`);
-  if (dupes(t.locationLabels).length) problems.push(`duplicate location label(s): ${dupes(t.locationLabels).join(', ')}`);
+  if (dupes(t.locationLabels).length)
+    problems.push(`duplicate location label(s): ${dupes(t.locationLabels).join(', ')}`);
   const empty = [...t.lesionLabels, ...t.locationLabels].filter((l) => l === '');
   if (empty.length) problems.push('empty label');
-  for (const [kind, labels, rows] of [['lesion', t.lesionLabels, t.lesion], ['location', t.locationLabels, t.location]] as const) {
-    if (labels.length > 0 && rows.length !== t.images.length) problems.push(`${t.images.length} images but ${rows.length} ${kind} score rows`);
+  for (const [kind, labels, rows] of [
+    ['lesion', t.lesionLabels, t.lesion],
+    ['location', t.locationLabels, t.location],
+  ] as const) {
+    if (labels.length > 0 && rows.length !== t.images.length)
+      problems.push(`${t.images.length} images but ${rows.length} ${kind} score rows`);
     rows.forEach((row, i) => {
-      if (row.length !== labels.length) problems.push(`${kind} row ${i} (${t.images[i]}) has ${row.length} scores for ${labels.length} labels`);
-      else if (row.some((x) => !Number.isFinite(x))) problems.push(`${kind} row ${i} (${t.images[i]}) has a score that is not a finite number`);
+      if (row.length !== labels.length)
+        problems.push(`${kind} row ${i} (${t.images[i]}) has ${row.length} scores for ${labels.length} labels`);
+      else if (row.some((x) => !Number.isFinite(x)))
+        problems.push(`${kind} row ${i} (${t.images[i]}) has a score that is not a finite number`);
     });
   }
   return problems;
@@ -112,10 +127,21 @@ export async function readScores(file: string): Promise<ScoreFile> {
 export function parseScores(text: string, file: string): ScoreFile {
   const records = parseCsv(text, file);
   const header = records.shift();
-  if (!header) throw new DermtlError(`invalid score file ${file}: it is empty; expected a header "${IMAGE_COLUMN},lesion:<label>,...,location:<label>,..."`);
+  if (!header)
+    throw new DermtlError(
+      `invalid score file ${file}: it is empty; expected a header "${IMAGE_COLUMN},lesion:<label>,...,location:<label>,..."`,
+    );
   const problems: string[] = [];
   const { imageAt, columns } = readHeader(header.record, header.line, problems);
-  const table: ScoreFile = { file, images: [], lines: [], lesionLabels: [], locationLabels: [], lesion: [], location: [] };
+  const table: ScoreFile = {
+    file,
+    images: [],
+    lines: [],
+    lesionLabels: [],
+    locationLabels: [],
+    lesion: [],
+    location: [],
+  };
   for (const c of columns) if (c) (c.kind === 'lesion' ? table.lesionLabels : table.locationLabels).push(c.label);
   if (problems.length) throw errorList(`invalid score file ${file}`, problems);
   const firstLine = new Map<string, number>();
@@ -126,7 +152,8 @@ export function parseScores(text: string, file: string): ScoreFile {
     }
     const image = normaliseImage(record[imageAt]);
     if (image === '') problems.push(`line ${line}: empty image`);
-    else if (firstLine.has(image)) problems.push(`line ${line}: duplicate image "${image}" (first at line ${firstLine.get(image)})`);
+    else if (firstLine.has(image))
+      problems.push(`line ${line}: duplicate image "${image}" (first at line ${firstLine.get(image)})`);
     else firstLine.set(image, line);
     const lesion = new Float64Array(table.lesionLabels.length);
     const location = new Float64Array(table.locationLabels.length);
@@ -134,7 +161,10 @@ export function parseScores(text: string, file: string): ScoreFile {
       if (!c) return;
       const cell = record[k].trim();
       const value = NUMBER.test(cell) ? Number(cell) : NaN;
-      if (!Number.isFinite(value)) problems.push(`line ${line}, column "${header.record[k]}": ${cell === '' ? 'empty score' : `"${cell}" is not a finite number`}`);
+      if (!Number.isFinite(value))
+        problems.push(
+          `line ${line}, column "${header.record[k]}": ${cell === '' ? 'empty score' : `"${cell}" is not a finite number`}`,
+        );
       (c.kind === 'lesion' ? lesion : location)[c.index] = value;
     });
     table.images.push(image);
@@ -148,7 +178,11 @@ export function parseScores(text: string, file: string): ScoreFile {
 }
 
 /** Header cells -> where the image is and which label each other column scores. */
-function readHeader(cells: string[], line: number, problems: string[]): { imageAt: number; columns: (Column | undefined)[] } {
+function readHeader(
+  cells: string[],
+  line: number,
+  problems: string[],
+): { imageAt: number; columns: (Column | undefined)[] } {
   const names = cells.map((c) => c.trim());
   const imageAt = names.indexOf(IMAGE_COLUMN);
   if (imageAt < 0) problems.push(`line ${line}: no "${IMAGE_COLUMN}" column (header: ${names.join(',')})`);
@@ -163,12 +197,15 @@ function readHeader(cells: string[], line: number, problems: string[]): { imageA
     if (k === imageAt) return undefined;
     const parsed = parseScoreColumn(name);
     if (!parsed) {
-      problems.push(`line ${line}: column "${name}" is neither "${IMAGE_COLUMN}" nor lesion:<label> nor location:<label>`);
+      problems.push(
+        `line ${line}: column "${name}" is neither "${IMAGE_COLUMN}" nor lesion:<label> nor location:<label>`,
+      );
       return undefined;
     }
     return { ...parsed, index: count[parsed.kind]++ };
   });
-  if (imageAt >= 0 && names.length === 1) problems.push(`line ${line}: no score columns (lesion:<label> or location:<label>)`);
+  if (imageAt >= 0 && names.length === 1)
+    problems.push(`line ${line}: no score columns (lesion:<label> or location:<label>)`);
   return { imageAt, columns };
 }
 
@@ -180,9 +217,17 @@ function normaliseImage(raw: string): string {
 
 function parseCsv(text: string, file: string): { record: string[]; line: number }[] {
   try {
-    const rows = parse(text, { bom: true, info: true, relax_column_count: true, skip_empty_lines: true }) as unknown as { record: string[]; info: { lines: number } }[];
+    const rows = parse(text, {
+      bom: true,
+      info: true,
+      relax_column_count: true,
+      skip_empty_lines: true,
+    }) as unknown as { record: string[]; info: { lines: number } }[];
     // info.lines is the record's LAST line; quoted cells spanning lines move its first line up
-    return rows.map(({ record, info }) => ({ record, line: info.lines - record.reduce((n, cell) => n + (cell.match(/\n/g)?.length ?? 0), 0) }));
+    return rows.map(({ record, info }) => ({
+      record,
+      line: info.lines - record.reduce((n, cell) => n + (cell.match(/\n/g)?.length ?? 0), 0),
+    }));
   } catch (e) {
     if (e instanceof CsvError) throw new DermtlError(`invalid score file ${file}: malformed CSV (${e.message})`);
     throw e;
@@ -220,28 +265,54 @@ export function matchManifest(scores: ScoreFile, manifest: Manifest, images: Ima
   const problems: string[] = [];
   const notes: string[] = [];
   const byImage = new Map(manifest.samples.map((s) => [s.image, s]));
-  const strangers = scores.images.map((image, i) => [image, scores.lines[i]] as const).filter(([image]) => !byImage.has(image));
-  problems.push(...strangers.map(([image, line]) => `line ${line}: image "${image}" is not in manifest ${manifest.file}`));
+  const strangers = scores.images
+    .map((image, i) => [image, scores.lines[i]] as const)
+    .filter(([image]) => !byImage.has(image));
+  problems.push(
+    ...strangers.map(([image, line]) => `line ${line}: image "${image}" is not in manifest ${manifest.file}`),
+  );
   const lesions = new Set(manifest.samples.flatMap((s) => s.lesions));
   const locations = new Set(manifest.samples.map((s) => s.location));
-  for (const l of scores.lesionLabels) if (!lesions.has(l)) problems.push(`column "${scoreColumn('lesion', l)}": "${l}" is not a lesion label of the manifest`);
-  for (const l of scores.locationLabels) if (!locations.has(l)) problems.push(`column "${scoreColumn('location', l)}": "${l}" is not a location label of the manifest`);
-  const unscoredLesions = scores.lesionLabels.length === 0 ? [] : [...lesions].filter((l) => !scores.lesionLabels.includes(l)).sort();
-  if (unscoredLesions.length) notes.push(`lesion label(s) of the manifest with no score column, not evaluated: ${unscoredLesions.join(', ')}`);
+  for (const l of scores.lesionLabels)
+    if (!lesions.has(l))
+      problems.push(`column "${scoreColumn('lesion', l)}": "${l}" is not a lesion label of the manifest`);
+  for (const l of scores.locationLabels)
+    if (!locations.has(l))
+      problems.push(`column "${scoreColumn('location', l)}": "${l}" is not a location label of the manifest`);
+  const unscoredLesions =
+    scores.lesionLabels.length === 0 ? [] : [...lesions].filter((l) => !scores.lesionLabels.includes(l)).sort();
+  if (unscoredLesions.length)
+    notes.push(`lesion label(s) of the manifest with no score column, not evaluated: ${unscoredLesions.join(', ')}`);
   if (scores.locationLabels.length > 0) {
     const unscored = [...locations].filter((l) => !scores.locationLabels.includes(l)).sort();
-    if (unscored.length) problems.push(`location label(s) of the manifest with no score column (top-k needs every location): ${unscored.map((l) => scoreColumn('location', l)).join(', ')}`);
+    if (unscored.length)
+      problems.push(
+        `location label(s) of the manifest with no score column (top-k needs every location): ${unscored.map((l) => scoreColumn('location', l)).join(', ')}`,
+      );
   }
   const row = new Map(scores.images.map((image, i) => [image, i]));
-  const wanted = images === 'all' ? manifest.samples.map((s) => s.image) : images === 'present' ? scores.images.filter((i) => byImage.has(i)) : [...images];
+  const wanted =
+    images === 'all'
+      ? manifest.samples.map((s) => s.image)
+      : images === 'present'
+        ? scores.images.filter((i) => byImage.has(i))
+        : [...images];
   const unknownWanted = wanted.filter((i) => !byImage.has(i));
-  if (unknownWanted.length) throw errorList(`cannot evaluate ${scores.file}: requested image(s) not in manifest ${manifest.file}`, unknownWanted);
+  if (unknownWanted.length)
+    throw errorList(
+      `cannot evaluate ${scores.file}: requested image(s) not in manifest ${manifest.file}`,
+      unknownWanted,
+    );
   const missing = wanted.filter((i) => !row.has(i));
-  if (missing.length) problems.push(`${missing.length} manifest image(s) have no scores: ${missing.slice(0, 10).join(', ')}${missing.length > 10 ? ', ...' : ''}`);
+  if (missing.length)
+    problems.push(
+      `${missing.length} manifest image(s) have no scores: ${missing.slice(0, 10).join(', ')}${missing.length > 10 ? ', ...' : ''}`,
+    );
   if (problems.length) throw errorList(`score file ${scores.file} does not match manifest ${manifest.file}`, problems);
   if (wanted.length === 0) throw new DermtlError(`score file ${scores.file}: no images to evaluate`);
   const ignored = scores.images.length - wanted.length;
-  if (ignored > 0) notes.push(`${ignored} row(s) of the score file are not among the requested images and were ignored`);
+  if (ignored > 0)
+    notes.push(`${ignored} row(s) of the score file are not among the requested images and were ignored`);
   const rows = wanted.map((i) => row.get(i)!);
   const table: ScoreTable = {
     images: wanted,
@@ -254,6 +325,10 @@ export function matchManifest(scores: ScoreFile, manifest: Manifest, images: Ima
 }
 
 /** readScores + matchManifest. */
-export async function loadScores(file: string, manifest: Manifest, images: ImageSelection = 'all'): Promise<MatchedScores> {
+export async function loadScores(
+  file: string,
+  manifest: Manifest,
+  images: ImageSelection = 'all',
+): Promise<MatchedScores> {
   return matchManifest(await readScores(file), manifest, images);
 }

@@ -72,7 +72,12 @@ export function fitTemperature(nll: (t: number) => number): TemperatureFit {
  * Mean binary NLL over the images and `columns` of a sigmoid head at temperature T, each image's probability the
  * mean over the views `pick`; `relevant(i, c)` is the truth.
  */
-export function binaryNll(z: ViewLogits, pick: readonly number[], columns: readonly number[], relevant: (i: number, c: number) => boolean): (t: number) => number {
+export function binaryNll(
+  z: ViewLogits,
+  pick: readonly number[],
+  columns: readonly number[],
+  relevant: (i: number, c: number) => boolean,
+): (t: number) => number {
   return (t) => {
     let sum = 0;
     for (let i = 0; i < z.images; i++) {
@@ -115,7 +120,12 @@ export function softmaxAt(data: ArrayLike<number>, at: number, classes: number, 
  * Per image, the view-averaged probabilities at the given temperatures (sigmoid: one per column; softmax: one).
  * The scores a calibrated (or, with temperatures 1, an uncalibrated) model reports.
  */
-export function viewAveragedProbs(z: ViewLogits, pick: readonly number[], activation: 'sigmoid' | 'softmax', temperature: number | readonly number[]): Float64Array[] {
+export function viewAveragedProbs(
+  z: ViewLogits,
+  pick: readonly number[],
+  activation: 'sigmoid' | 'softmax',
+  temperature: number | readonly number[],
+): Float64Array[] {
   const tOf = (c: number) => (typeof temperature === 'number' ? temperature : temperature[c]);
   const out: Float64Array[] = [];
   for (let i = 0; i < z.images; i++) {

@@ -53,7 +53,11 @@ export interface OperatingPoint {
 }
 
 /** Sensitivity and specificity of "present when score >= threshold". */
-export function operatingPoint(relevant: ArrayLike<boolean>, scores: ArrayLike<number>, threshold: number): OperatingPoint {
+export function operatingPoint(
+  relevant: ArrayLike<boolean>,
+  scores: ArrayLike<number>,
+  threshold: number,
+): OperatingPoint {
   let tp = 0;
   let pos = 0;
   let tn = 0;
@@ -75,7 +79,9 @@ export function operatingPoint(relevant: ArrayLike<boolean>, scores: ArrayLike<n
  * Sensitivity and specificity over several parts, each decided at its own threshold (e.g. the folds of a study,
  * each model with the threshold chosen on its own validation part): the counts are summed, then divided.
  */
-export function pooledOperatingPoint(parts: readonly { relevant: ArrayLike<boolean>; scores: ArrayLike<number>; threshold: number }[]): Omit<OperatingPoint, 'threshold'> {
+export function pooledOperatingPoint(
+  parts: readonly { relevant: ArrayLike<boolean>; scores: ArrayLike<number>; threshold: number }[],
+): Omit<OperatingPoint, 'threshold'> {
   let tp = 0;
   let pos = 0;
   let tn = 0;

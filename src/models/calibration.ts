@@ -22,24 +22,34 @@ export const CalibrationSchema = z.object({
   /** One temperature for the location softmax (absent: no location head). */
   location: fit.extend({ images: z.number().int().nonnegative() }).optional(),
   /** Lesion temperatures (absent: no lesion head). */
-  lesion: z.object({
-    /** How a label got its temperature (see train/calibrate.ts). */
-    rule: z.string(),
-    /** 'per-label': every label its own; 'shared': one for all; 'mixed': per label where supported, else shared. */
-    mode: z.enum(['per-label', 'shared', 'mixed']),
-    shared: fit,
-    labels: z.record(z.string(), z.object({
-      temperature: z.number().positive(),
-      source: z.enum(['label', 'shared']),
-      positives: z.number().int().nonnegative(),
-      negatives: z.number().int().nonnegative(),
-    })),
-  }).optional(),
+  lesion: z
+    .object({
+      /** How a label got its temperature (see train/calibrate.ts). */
+      rule: z.string(),
+      /** 'per-label': every label its own; 'shared': one for all; 'mixed': per label where supported, else shared. */
+      mode: z.enum(['per-label', 'shared', 'mixed']),
+      shared: fit,
+      labels: z.record(
+        z.string(),
+        z.object({
+          temperature: z.number().positive(),
+          source: z.enum(['label', 'shared']),
+          positives: z.number().int().nonnegative(),
+          negatives: z.number().int().nonnegative(),
+        }),
+      ),
+    })
+    .optional(),
   /** Lesion decision thresholds on the calibrated probabilities: present when p >= threshold. */
-  thresholds: z.object({
-    rule: z.string(),
-    labels: z.record(z.string(), z.object({ threshold: z.number(), f1: z.number().nullable(), source: z.enum(['validation', 'default']) })),
-  }).optional(),
+  thresholds: z
+    .object({
+      rule: z.string(),
+      labels: z.record(
+        z.string(),
+        z.object({ threshold: z.number(), f1: z.number().nullable(), source: z.enum(['validation', 'default']) }),
+      ),
+    })
+    .optional(),
 });
 export type ModelCalibration = z.infer<typeof CalibrationSchema>;
 
@@ -56,7 +66,10 @@ export function locationTemperature(cal: ModelCalibration | null | undefined): n
 }
 
 /** Lesion thresholds by label (DEFAULT_THRESHOLD where the record has none). */
-export function lesionThresholds(cal: ModelCalibration | null | undefined, labels: readonly string[]): Record<string, number> {
+export function lesionThresholds(
+  cal: ModelCalibration | null | undefined,
+  labels: readonly string[],
+): Record<string, number> {
   return Object.fromEntries(labels.map((l) => [l, cal?.thresholds?.labels[l]?.threshold ?? DEFAULT_THRESHOLD]));
 }
 
@@ -65,17 +78,30 @@ export function lesionThresholds(cal: ModelCalibration | null | undefined, label
  * (heads/lesion.../weight|bias, rows = lesion labels) has row c divided by lesionT[c]; every one that writes the
  * location logits is divided by locationT. Other params are shared, not copied.
  */
-export function foldTemperatures(params: ReadonlyMap<string, Float32Array>, temps: { lesion?: readonly number[]; location?: number }): Map<string, Float32Array> {
+export function foldTemperatures(
+  params: ReadonlyMap<string, Float32Array>,
+  temps: { lesion?: readonly number[]; location?: number },
+): Map<string, Float32Array> {
   const out = new Map(params);
   const scaleRows = (pattern: RegExp, rowScale: (r: number) => number, rows: number) => {
     for (const [name, v] of params) {
       if (!pattern.test(name)) continue;
-      if (v.length % rows !== 0) throw new Error(`foldTemperatures: ${name} has ${v.length} values, not a multiple of ${rows} rows`);
+      if (v.length % rows !== 0)
+        throw new Error(`foldTemperatures: ${name} has ${v.length} values, not a multiple of ${rows} rows`);
       const cols = v.length / rows;
-      out.set(name, v.map((x, i) => x / rowScale(Math.floor(i / cols))));
+      out.set(
+        name,
+        v.map((x, i) => x / rowScale(Math.floor(i / cols))),
+      );
     }
   };
-  if (temps.lesion) scaleRows(new RegExp(`^${HEAD_PREFIX}lesion(_[^/]*)?/(weight|bias)$`), (r) => temps.lesion![r], temps.lesion.length);
-  if (temps.location !== undefined) scaleRows(new RegExp(`^${HEAD_PREFIX}location(_[^/]*)?/(weight|bias)$`), () => temps.location!, 1);
+  if (temps.lesion)
+    scaleRows(
+      new RegExp(`^${HEAD_PREFIX}lesion(_[^/]*)?/(weight|bias)$`),
+      (r) => temps.lesion![r],
+      temps.lesion.length,
+    );
+  if (temps.location !== undefined)
+    scaleRows(new RegExp(`^${HEAD_PREFIX}location(_[^/]*)?/(weight|bias)$`), () => temps.location!, 1);
   return out;
 }

@@ -42,7 +42,8 @@ export function conv5TensorName(layout: TrunkLayout): string {
 
 /** Shape [C, h, w] of conv5_x for a square input of side `size`. */
 export function conv5Shape(layout: TrunkLayout, size: number): [number, number, number] {
-  const out = (x: number, c: { kernel: number; stride: number; pad: number }) => Math.floor((x + 2 * c.pad - c.kernel) / c.stride) + 1;
+  const out = (x: number, c: { kernel: number; stride: number; pad: number }) =>
+    Math.floor((x + 2 * c.pad - c.kernel) / c.stride) + 1;
   let side = out(out(size, layout.stem), { kernel: 3, stride: 2, pad: 1 });
   for (const b of layout.blocks) for (const c of b.branch) side = out(side, c);
   return [layout.featureDim, side, side];
@@ -59,7 +60,11 @@ export function buildCamGraph(spec: NetworkSpec, values: ReadonlyMap<string, Flo
 }
 
 /** buildCamGraph on an activation of shape [C, h, w] (the heads' input width is C). */
-export function buildCamGraphOn(spec: NetworkSpec, values: ReadonlyMap<string, Float32Array>, shape: readonly [number, number, number]): Graph {
+export function buildCamGraphOn(
+  spec: NetworkSpec,
+  values: ReadonlyMap<string, Float32Array>,
+  shape: readonly [number, number, number],
+): Graph {
   const [c, h, w] = shape;
   const p = spec.heads.lesion;
   const q = spec.heads.location;
@@ -69,9 +74,17 @@ export function buildCamGraphOn(spec: NetworkSpec, values: ReadonlyMap<string, F
   const f = g.flatten(g.globalAveragePool(a), 1);
   // the wrt root: an Expand has no gradient rule, and needs none (nothing before it is differentiated)
   const rows = g.expand(f, [k, c], { name: 'cam_rows' });
-  const heads = buildHeads(g, rows, { ...spec.heads, seed: spec.seed, training: false, trainable: false, values, requireValues: true });
+  const heads = buildHeads(g, rows, {
+    ...spec.heads,
+    seed: spec.seed,
+    training: false,
+    trainable: false,
+    values,
+    requireValues: true,
+  });
   const unused = [...values.keys()].filter((n) => n.startsWith(HEAD_PREFIX) && !g.params().some((x) => x.name === n));
-  if (unused.length) throw new Error(`explain graph: ${unused.length} head param(s) the network does not have (${unused[0]}, ...)`);
+  if (unused.length)
+    throw new Error(`explain graph: ${unused.length} head param(s) the network does not have (${unused[0]}, ...)`);
   const logits = [heads.lesionLogits, heads.locationLogits].filter((t): t is Tensor => t !== undefined);
   const all = logits.length === 1 ? logits[0] : g.concat(logits, 1);
   const eye = new Float32Array(k * k);
@@ -84,7 +97,8 @@ export function buildCamGraphOn(spec: NetworkSpec, values: ReadonlyMap<string, F
   const alpha = t.mul(grad, t.scalar(1 / (h * w)));
   const maps = t.relu(t.matMul(alpha, t.reshape(a, [c, h * w])), { name: 'cam_maps' });
   const row0 = (x: Tensor, name: string) => t.output(t.slice(x, [0], [1], [0], [1]), name);
-  const part = (from: number, n: number, name: string) => t.output(t.reshape(t.slice(maps, [from], [from + n], [0], [1]), [1, n, h, w]), name);
+  const part = (from: number, n: number, name: string) =>
+    t.output(t.reshape(t.slice(maps, [from], [from + n], [0], [1]), [1, n, h, w]), name);
   if (heads.lesionLogits && heads.lesionProbs) {
     row0(heads.lesionLogits, CAM_OUTPUTS.lesionScores);
     row0(heads.lesionProbs, CAM_OUTPUTS.lesionProbs);
@@ -99,10 +113,15 @@ export function buildCamGraphOn(spec: NetworkSpec, values: ReadonlyMap<string, F
 }
 
 /** explain.onnx's bytes: the CAM graph with every param baked in, `metadata` as its metadata_props. */
-export function camModelBytes(spec: NetworkSpec, values: ReadonlyMap<string, Float32Array>, metadata: Record<string, string> = {}): Uint8Array {
+export function camModelBytes(
+  spec: NetworkSpec,
+  values: ReadonlyMap<string, Float32Array>,
+  metadata: Record<string, string> = {},
+): Uint8Array {
   const g = buildCamGraph(spec, values);
   const model = onnxProto.onnx.ModelProto.decode(serialize(g, { metadata }));
-  model.docString = `Grad-CAM of every label of a dermtl model: input '${CAM_INPUT}' (model.onnx's output of the same name, the ` +
+  model.docString =
+    `Grad-CAM of every label of a dermtl model: input '${CAM_INPUT}' (model.onnx's output of the same name, the ` +
     `conv5_x activation) -> per head its scores (logits), probabilities and maps [1, labels, h, w] (ReLU of the ` +
     `channels weighted by the spatial mean of d score / d activation; upsample to the 224 view).`;
   return onnxProto.onnx.ModelProto.encode(model).finish();
@@ -118,13 +137,25 @@ export function withConv5Output(bytes: Uint8Array, spec: NetworkSpec): Uint8Arra
   if ((graph.output ?? []).some((o) => o.name === CAM_INPUT)) return bytes;
   const layout = trunkLayout(spec.trunk.depth);
   const source = conv5TensorName(layout);
-  if (!(graph.node ?? []).some((n) => (n.output ?? []).includes(source))) throw new Error(`model has no tensor ${source} (conv5_x)`);
+  if (!(graph.node ?? []).some((n) => (n.output ?? []).includes(source)))
+    throw new Error(`model has no tensor ${source} (conv5_x)`);
   const [c, h, w] = conv5Shape(layout, spec.imageSize);
   const batch = graph.output?.[0]?.type?.tensorType?.shape?.dim?.[0] ?? { dimValue: 1 };
-  graph.node = [...(graph.node ?? []), { opType: 'Identity', name: `${CAM_INPUT}_output`, input: [source], output: [CAM_INPUT] }];
-  graph.output = [...(graph.output ?? []), {
-    name: CAM_INPUT,
-    type: { tensorType: { elemType: onnxProto.onnx.TensorProto.DataType.FLOAT, shape: { dim: [batch, { dimValue: c }, { dimValue: h }, { dimValue: w }] } } },
-  }];
+  graph.node = [
+    ...(graph.node ?? []),
+    { opType: 'Identity', name: `${CAM_INPUT}_output`, input: [source], output: [CAM_INPUT] },
+  ];
+  graph.output = [
+    ...(graph.output ?? []),
+    {
+      name: CAM_INPUT,
+      type: {
+        tensorType: {
+          elemType: onnxProto.onnx.TensorProto.DataType.FLOAT,
+          shape: { dim: [batch, { dimValue: c }, { dimValue: h }, { dimValue: w }] },
+        },
+      },
+    },
+  ];
   return onnxProto.onnx.ModelProto.encode(model).finish();
 }

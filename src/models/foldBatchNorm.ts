@@ -19,7 +19,8 @@ export const KERAS_BN_EPSILON = 1e-3;
 
 /** Keras conv kernel [kh, kw, I, O] to ONNX [O, I, kh, kw], each element times scale[o] (computed in fp64). */
 function transposeHwio(kernel: WeightTensor, scale: (o: number) => number): FoldedConv {
-  if (kernel.shape.length !== 4) throw new DermtlError(`conv kernel must have 4 dimensions (HWIO), got [${kernel.shape}]`);
+  if (kernel.shape.length !== 4)
+    throw new DermtlError(`conv kernel must have 4 dimensions (HWIO), got [${kernel.shape}]`);
   const [kh, kw, ci, co] = kernel.shape;
   const src = kernel.data;
   const dst = new Float32Array(src.length);
@@ -60,7 +61,8 @@ export function foldConvBn(
 ): FoldedConv {
   const co = kernelHWIO.shape[3];
   for (const [name, v] of Object.entries({ gamma, beta, mean, variance, ...(bias ? { bias } : {}) })) {
-    if (v.length !== co) throw new DermtlError(`BatchNorm fold: ${name} has ${v.length} values, the conv has ${co} output channels`);
+    if (v.length !== co)
+      throw new DermtlError(`BatchNorm fold: ${name} has ${v.length} values, the conv has ${co} output channels`);
   }
   const s = Float64Array.from(gamma, (g, o) => g / Math.sqrt(variance[o] + eps));
   const out = transposeHwio(kernelHWIO, (o) => s[o]);
@@ -105,17 +107,41 @@ export const RESNET50_CONVS: readonly ResNet50ConvSpec[] = buildConvTable();
 
 function buildConvTable(): ResNet50ConvSpec[] {
   const t: ResNet50ConvSpec[] = [
-    { name: 'conv1', bn: 'bn_conv1', stage: 1, block: '', branch: 'stem', kernel: 7, stride: 2, pad: 3, inChannels: 3, outChannels: 64 },
+    {
+      name: 'conv1',
+      bn: 'bn_conv1',
+      stage: 1,
+      block: '',
+      branch: 'stem',
+      kernel: 7,
+      stride: 2,
+      pad: 3,
+      inChannels: 3,
+      outChannels: 64,
+    },
   ];
   let cin = 64;
   for (const { stage, blocks, filters, stride } of STAGES) {
     const [f1, f2, f3] = filters;
     for (const block of blocks) {
       const first = block === 'a';
-      const spec = (branch: ResNet50ConvSpec['branch'], kernel: number, s: number, i: number, o: number): ResNet50ConvSpec => ({
+      const spec = (
+        branch: ResNet50ConvSpec['branch'],
+        kernel: number,
+        s: number,
+        i: number,
+        o: number,
+      ): ResNet50ConvSpec => ({
         name: `res${stage}${block}_branch${branch}`,
         bn: `bn${stage}${block}_branch${branch}`,
-        stage, block, branch, kernel, stride: s, pad: (kernel - 1) / 2, inChannels: i, outChannels: o,
+        stage,
+        block,
+        branch,
+        kernel,
+        stride: s,
+        pad: (kernel - 1) / 2,
+        inChannels: i,
+        outChannels: o,
       });
       t.push(spec('2a', 1, first ? stride : 1, cin, f1), spec('2b', 3, 1, f1, f2), spec('2c', 1, 1, f2, f3));
       if (first) t.push(spec('1', 1, stride, cin, f3));
@@ -147,7 +173,10 @@ export function foldResNet50(weights: WeightMap): FoldedResNet50 {
   for (const c of RESNET50_CONVS) {
     const kernel = weights.get(`${c.name}/kernel`)!;
     const bn = (p: string) => get(`${c.bn}/${p}`);
-    convs.set(c.name, foldConvBn(kernel, get(`${c.name}/bias`), bn('gamma'), bn('beta'), bn('moving_mean'), bn('moving_variance')));
+    convs.set(
+      c.name,
+      foldConvBn(kernel, get(`${c.name}/bias`), bn('gamma'), bn('beta'), bn('moving_mean'), bn('moving_variance')),
+    );
   }
   const k = weights.get('fc1000/kernel')!;
   const fc = hwioToOihw({ shape: [1, 1, k.shape[0], k.shape[1]], data: k.data }, get('fc1000/bias'));

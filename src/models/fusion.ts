@@ -22,14 +22,24 @@ export interface SiteTermOptions {
  * U z for `locationProbs` [N, Q], with the inputs location_given [N, Q] (a one-hot row, zeros when the site is
  * unknown) and location_known [N, 1] (1 or 0): z = known * given + (1 - known) * stop(probs).
  */
-export function siteTerm(g: Graph, locationProbs: Tensor, lesion: number, opts: SiteTermOptions): { term: Tensor; param: string } {
+export function siteTerm(
+  g: Graph,
+  locationProbs: Tensor,
+  lesion: number,
+  opts: SiteTermOptions,
+): { term: Tensor; param: string } {
   const [n, q] = locationProbs.shape;
   const given = g.input(SITE_TENSORS.locationGiven, [n, q]);
   const known = g.input(SITE_TENSORS.locationKnown, [n, 1]);
   const predicted = g.stopGradient(locationProbs, { name: 'location_predicted' });
   const z = g.add(predicted, g.mul(known, g.sub(given, predicted)), { name: 'location_fused' });
   const shape = [lesion, q];
-  const u = g.param(SITE_WEIGHT, shape, paramValue(SITE_WEIGHT, shape, opts, () => new Float32Array(lesion * q)), { trainable: opts.trainable });
+  const u = g.param(
+    SITE_WEIGHT,
+    shape,
+    paramValue(SITE_WEIGHT, shape, opts, () => new Float32Array(lesion * q)),
+    { trainable: opts.trainable },
+  );
   return { term: g.gemm(z, u, undefined, { transB: true, name: 'lesion_site_logits' }), param: SITE_WEIGHT };
 }
 
@@ -37,7 +47,12 @@ export function siteTerm(g: Graph, locationProbs: Tensor, lesion: number, opts: 
  * Site feeds for `rows` of a batch of `batch` slots: per row the location index (< 0: unknown) and whether to reveal
  * it. Unrevealed and padding rows get zeros and known 0.
  */
-export function siteFeeds(locations: readonly number[], reveal: readonly boolean[], batch: number, q: number): Record<string, Float32Array> {
+export function siteFeeds(
+  locations: readonly number[],
+  reveal: readonly boolean[],
+  batch: number,
+  q: number,
+): Record<string, Float32Array> {
   const given = new Float32Array(batch * q);
   const known = new Float32Array(batch);
   locations.forEach((c, b) => {

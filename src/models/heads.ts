@@ -92,12 +92,18 @@ export function checkHeadsConfig(c: HeadsConfig): void {
   };
   count(c.lesion, 'number of lesion labels');
   count(c.location, 'number of body locations');
-  if (c.lesion === 0 && c.location === 0) throw new DermtlError('the network needs a lesion head, a location head or both; both have 0 classes');
-  if (c.location === 1) throw new DermtlError('a location head needs at least 2 body locations (softmax over 1 class is constant)');
-  for (const [what, p] of [['feature dropout', c.featureDropout ?? 0], ['shared-layer dropout', c.shared?.dropout ?? 0]] as const) {
+  if (c.lesion === 0 && c.location === 0)
+    throw new DermtlError('the network needs a lesion head, a location head or both; both have 0 classes');
+  if (c.location === 1)
+    throw new DermtlError('a location head needs at least 2 body locations (softmax over 1 class is constant)');
+  for (const [what, p] of [
+    ['feature dropout', c.featureDropout ?? 0],
+    ['shared-layer dropout', c.shared?.dropout ?? 0],
+  ] as const) {
     if (!(p >= 0 && p < 1)) throw new DermtlError(`${what} must be in [0, 1), got ${p}`);
   }
-  if (c.fusion && (c.lesion === 0 || c.location === 0)) throw new DermtlError('a fusion model needs both heads (task mtl): its lesion head takes the body location');
+  if (c.fusion && (c.lesion === 0 || c.location === 0))
+    throw new DermtlError('a fusion model needs both heads (task mtl): its lesion head takes the body location');
   if (c.shared && (!Number.isInteger(c.shared.hidden) || c.shared.hidden < 1)) {
     throw new DermtlError(`shared hidden layer size must be a whole number >= 1, got ${c.shared.hidden}`);
   }
@@ -111,15 +117,31 @@ export function buildHeads(g: Graph, features: Tensor, opts: HeadsOptions): Head
   const trainable = opts.trainable ?? true;
   const scoped = (layer: string) => (opts.scope ? `${opts.scope}/${layer}` : layer);
   const named = (name: string) => (opts.scope ? `${name}_${opts.scope}` : name);
-  const linear = (x: Tensor, plain: string, out: number, init: (rng: Rng, shape: number[]) => Float32Array, tensor: string) => {
+  const linear = (
+    x: Tensor,
+    plain: string,
+    out: number,
+    init: (rng: Rng, shape: number[]) => Float32Array,
+    tensor: string,
+  ) => {
     const layer = scoped(plain);
     const name = named(tensor);
     const shape = [out, x.shape[1]];
     const wName = `${HEAD_PREFIX}${layer}/weight`;
     const bName = `${HEAD_PREFIX}${layer}/bias`;
     params.push(wName, bName);
-    const w = g.param(wName, shape, paramValue(wName, shape, opts, () => init(Rng.derive(opts.seed, 'heads', layer), shape)), { trainable });
-    const b = g.param(bName, [out], paramValue(bName, [out], opts, () => new Float32Array(out)), { trainable });
+    const w = g.param(
+      wName,
+      shape,
+      paramValue(wName, shape, opts, () => init(Rng.derive(opts.seed, 'heads', layer), shape)),
+      { trainable },
+    );
+    const b = g.param(
+      bName,
+      [out],
+      paramValue(bName, [out], opts, () => new Float32Array(out)),
+      { trainable },
+    );
     return g.gemm(x, w, b, { transB: true, name });
   };
   const dropoutMasks: DropoutMaskInput[] = [];
@@ -144,7 +166,8 @@ export function buildHeads(g: Graph, features: Tensor, opts: HeadsOptions): Head
   const T = HEAD_TENSORS;
   // a plain fusion model adds the site term to these logits; an ensemble member's are fused by buildMemberHeads
   const fuse = opts.fusion && !opts.scope;
-  if (opts.lesion > 0) heads.lesionLogits = linear(h, 'lesion', opts.lesion, glorotUniform, fuse ? LESION_BASE_LOGITS : T.lesionLogits);
+  if (opts.lesion > 0)
+    heads.lesionLogits = linear(h, 'lesion', opts.lesion, glorotUniform, fuse ? LESION_BASE_LOGITS : T.lesionLogits);
   if (opts.location > 0) {
     heads.locationLogits = linear(h, 'location', opts.location, glorotUniform, T.locationLogits);
     heads.locationProbs = g.softmax(heads.locationLogits, 1, { name: named(T.locationProbs) });
@@ -161,8 +184,16 @@ export const LESION_BASE_LOGITS = 'lesion_base_logits';
  * Adds the site term (fusion.ts) to the lesion logits of `heads`, and of each member of an ensemble (the same term:
  * the ensemble's predicted location, so the mean of the members' fused logits is the fused mean).
  */
-export function fuseSite(g: Graph, heads: Heads, opts: Pick<HeadsOptions, 'lesion' | 'trainable' | 'values' | 'requireValues'>): void {
-  const { term, param } = siteTerm(g, heads.locationProbs!, opts.lesion, { trainable: opts.trainable ?? true, values: opts.values, requireValues: opts.requireValues });
+export function fuseSite(
+  g: Graph,
+  heads: Heads,
+  opts: Pick<HeadsOptions, 'lesion' | 'trainable' | 'values' | 'requireValues'>,
+): void {
+  const { term, param } = siteTerm(g, heads.locationProbs!, opts.lesion, {
+    trainable: opts.trainable ?? true,
+    values: opts.values,
+    requireValues: opts.requireValues,
+  });
   heads.params.push(param);
   for (const m of heads.members ?? []) m.lesionLogits = g.add(m.lesionLogits!, term);
   heads.lesionLogits = g.add(heads.lesionLogits!, term, { name: HEAD_TENSORS.lesionLogits });
@@ -183,28 +214,41 @@ export interface HeadLosses {
  *   contributes 0) and `location_weights` float32 [N], softmax cross-entropy averaged over N.
  * Task weights multiply each loss in the differentiated total (default 1 each).
  */
-export function addHeadLosses(g: Graph, heads: Heads, taskWeights: { lesion?: number; location?: number } = {}, weighting: TaskWeighting = 'fixed'): HeadLosses {
+export function addHeadLosses(
+  g: Graph,
+  heads: Heads,
+  taskWeights: { lesion?: number; location?: number } = {},
+  weighting: TaskWeighting = 'fixed',
+): HeadLosses {
   const T = HEAD_TENSORS;
   const out: HeadLosses = { losses: [] };
   // An ensemble trains each member on its own loss: the task loss is their sum, so member k's gradient is its own.
   const sources = heads.members ?? [heads];
   const scope = (k: number) => (heads.members ? `_${memberScope(k)}` : '');
-  const total = (terms: Tensor[], name: string) => (terms.length === 1 ? terms[0] : terms.reduce((a, b, k) => g.add(a, b, k === terms.length - 1 ? { name } : {})));
+  const total = (terms: Tensor[], name: string) =>
+    terms.length === 1 ? terms[0] : terms.reduce((a, b, k) => g.add(a, b, k === terms.length - 1 ? { name } : {}));
   if (heads.lesionLogits) {
     const [n, p] = heads.lesionLogits.shape;
     const t = g.input(T.lesionTargets, [n, p]);
     const w = g.input(T.lesionWeights, [n]);
-    out.lesionLoss = total(sources.map((m, k) => g.sigmoidCrossEntropy(m.lesionLogits!, t, w, { name: `${T.lesionLoss}${scope(k)}` })), T.lesionLoss);
+    out.lesionLoss = total(
+      sources.map((m, k) => g.sigmoidCrossEntropy(m.lesionLogits!, t, w, { name: `${T.lesionLoss}${scope(k)}` })),
+      T.lesionLoss,
+    );
     out.losses.push({ tensor: out.lesionLoss, weight: taskWeights.lesion ?? 1 });
   }
   if (heads.locationLogits) {
     const n = heads.locationLogits.shape[0];
     const t = g.input(T.locationTargets, [n], 'int64');
     const w = g.input(T.locationWeights, [n]);
-    out.locationLoss = total(sources.map((m, k) => g.softmaxCrossEntropy(m.locationLogits!, t, w, { name: `${T.locationLoss}${scope(k)}` })), T.locationLoss);
+    out.locationLoss = total(
+      sources.map((m, k) => g.softmaxCrossEntropy(m.locationLogits!, t, w, { name: `${T.locationLoss}${scope(k)}` })),
+      T.locationLoss,
+    );
     out.losses.push({ tensor: out.locationLoss, weight: taskWeights.location ?? 1 });
   }
-  if (weighting === 'uncertainty' && out.lesionLoss && out.locationLoss) return uncertaintyWeighted(g, out, sources.length);
+  if (weighting === 'uncertainty' && out.lesionLoss && out.locationLoss)
+    return uncertaintyWeighted(g, out, sources.length);
   return out;
 }
 
@@ -212,7 +256,10 @@ export function addHeadLosses(g: Graph, heads: Heads, taskWeights: { lesion?: nu
 export type TaskWeighting = 'fixed' | 'uncertainty';
 
 /** The learned log-variance s_t of each task (uncertainty weighting), a head param of shape [1]. */
-export const LOG_VARIANCE = { lesion: `${HEAD_PREFIX}task_weighting/lesion_log_variance`, location: `${HEAD_PREFIX}task_weighting/location_log_variance` } as const;
+export const LOG_VARIANCE = {
+  lesion: `${HEAD_PREFIX}task_weighting/lesion_log_variance`,
+  location: `${HEAD_PREFIX}task_weighting/location_log_variance`,
+} as const;
 
 /**
  * Uncertainty weighting (Kendall, Gal & Cipolla, CVPR 2018): the objective is sum_t exp(-s_t) L_t + s_t with one
@@ -228,7 +275,9 @@ function uncertaintyWeighted(g: Graph, out: HeadLosses, members: number): HeadLo
     const s = g.param(name, [1], new Float32Array(1), { trainable: true });
     return g.add(g.mul(g.exp(g.mul(s, g.scalar(-1))), loss), members === 1 ? s : g.mul(s, g.scalar(members)));
   };
-  const total = g.add(term(out.lesionLoss!, LOG_VARIANCE.lesion), term(out.locationLoss!, LOG_VARIANCE.location), { name: 'weighted_loss' });
+  const total = g.add(term(out.lesionLoss!, LOG_VARIANCE.lesion), term(out.locationLoss!, LOG_VARIANCE.location), {
+    name: 'weighted_loss',
+  });
   return { ...out, losses: [...out.losses.map((l) => ({ ...l, weight: 0 })), { tensor: total, weight: 1 }] };
 }
 

@@ -5,18 +5,50 @@
 // the saved model is an ordinary single-head network that every reader of a model folder already understands.
 import type { Graph, Tensor } from '../graph/index.ts';
 import { concatFloat32 } from '../util/float32.ts';
-import { buildHeads, fuseSite, HEAD_PREFIX, HEAD_TENSORS, LESION_BASE_LOGITS, memberScope, type Heads, type HeadsConfig, type HeadsOptions } from './heads.ts';
+import {
+  buildHeads,
+  fuseSite,
+  HEAD_PREFIX,
+  HEAD_TENSORS,
+  LESION_BASE_LOGITS,
+  memberScope,
+  type Heads,
+  type HeadsConfig,
+  type HeadsOptions,
+} from './heads.ts';
 
 /** K member heads on `features` and their mean logits (named as the plain heads' logits and probs). */
-export function buildMemberHeads(g: Graph, features: Tensor, opts: Omit<HeadsOptions, 'scope'>, members: number): Heads {
-  if (!Number.isInteger(members) || members < 2) throw new Error(`a head ensemble needs at least 2 members, got ${members}`);
+export function buildMemberHeads(
+  g: Graph,
+  features: Tensor,
+  opts: Omit<HeadsOptions, 'scope'>,
+  members: number,
+): Heads {
+  if (!Number.isInteger(members) || members < 2)
+    throw new Error(`a head ensemble needs at least 2 members, got ${members}`);
   const list = Array.from({ length: members }, (_, k) => buildHeads(g, features, { ...opts, scope: memberScope(k) }));
-  const mean = (logits: Tensor[], name: string) => g.mul(logits.reduce((a, b) => g.add(a, b)), g.scalar(1 / members), { name });
+  const mean = (logits: Tensor[], name: string) =>
+    g.mul(
+      logits.reduce((a, b) => g.add(a, b)),
+      g.scalar(1 / members),
+      { name },
+    );
   const T = HEAD_TENSORS;
-  const heads: Heads = { params: list.flatMap((h) => h.params), dropoutMasks: list.flatMap((h) => h.dropoutMasks), members: list };
-  if (opts.lesion > 0) heads.lesionLogits = mean(list.map((h) => h.lesionLogits!), opts.fusion ? LESION_BASE_LOGITS : T.lesionLogits);
+  const heads: Heads = {
+    params: list.flatMap((h) => h.params),
+    dropoutMasks: list.flatMap((h) => h.dropoutMasks),
+    members: list,
+  };
+  if (opts.lesion > 0)
+    heads.lesionLogits = mean(
+      list.map((h) => h.lesionLogits!),
+      opts.fusion ? LESION_BASE_LOGITS : T.lesionLogits,
+    );
   if (opts.location > 0) {
-    heads.locationLogits = mean(list.map((h) => h.locationLogits!), T.locationLogits);
+    heads.locationLogits = mean(
+      list.map((h) => h.locationLogits!),
+      T.locationLogits,
+    );
     heads.locationProbs = g.softmax(heads.locationLogits, 1, { name: T.locationProbs });
   }
   if (opts.fusion) fuseSite(g, heads, opts);
@@ -40,7 +72,8 @@ export function mergeMembers(params: ReadonlyMap<string, Float32Array>, members:
   // the trunk's params, and head params the members share (a fusion model's site layer), pass through
   const memberParam = new RegExp(`^${HEAD_PREFIX}m\\d+/`);
   for (const [k, v] of params) if (!memberParam.test(k)) out.set(k, v);
-  const member = (k: number, layer: string, what: 'weight' | 'bias') => params.get(`${HEAD_PREFIX}${memberScope(k)}/${layer}/${what}`);
+  const member = (k: number, layer: string, what: 'weight' | 'bias') =>
+    params.get(`${HEAD_PREFIX}${memberScope(k)}/${layer}/${what}`);
   const ks = [...Array(members).keys()];
   const shared = member(0, 'shared', 'weight') !== undefined;
   if (shared) {

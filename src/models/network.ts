@@ -3,8 +3,24 @@
 import { Graph, type Loss, type Tensor } from '../graph/index.ts';
 import { DermtlError } from '../util/errors.ts';
 import type { FoldedResNet50 } from './foldBatchNorm.ts';
-import { addHeadLosses, buildHeads, checkHeadsConfig, type Heads, type HeadsConfig, type TaskWeighting } from './heads.ts';
-import { buildResNet, buildResNetFrom, stageInputShape, trunkLayout, type ResNetDepth, type ResNetTrunk, type Trainable, type TrunkStage } from './resnet.ts';
+import {
+  addHeadLosses,
+  buildHeads,
+  checkHeadsConfig,
+  type Heads,
+  type HeadsConfig,
+  type TaskWeighting,
+} from './heads.ts';
+import {
+  buildResNet,
+  buildResNetFrom,
+  stageInputShape,
+  trunkLayout,
+  type ResNetDepth,
+  type ResNetTrunk,
+  type Trainable,
+  type TrunkStage,
+} from './resnet.ts';
 
 /** Everything that fixes the network's shape and init (stored in a model folder's dermtl.json). */
 export interface NetworkSpec {
@@ -48,9 +64,11 @@ export interface Network {
 }
 
 export function checkSpec(spec: NetworkSpec): void {
-  if (spec.trunk.depth !== 50 && spec.trunk.depth !== 'tiny') throw new DermtlError(`unknown trunk depth ${JSON.stringify(spec.trunk.depth)} (expected 50 or "tiny")`);
+  if (spec.trunk.depth !== 50 && spec.trunk.depth !== 'tiny')
+    throw new DermtlError(`unknown trunk depth ${JSON.stringify(spec.trunk.depth)} (expected 50 or "tiny")`);
   // 32 is the smallest side whose res5 map is still >= 1x1 (five halvings).
-  if (!Number.isInteger(spec.imageSize) || spec.imageSize < 32) throw new DermtlError(`image size must be a whole number >= 32, got ${spec.imageSize}`);
+  if (!Number.isInteger(spec.imageSize) || spec.imageSize < 32)
+    throw new DermtlError(`image size must be a whole number >= 32, got ${spec.imageSize}`);
   if (!Number.isInteger(spec.seed)) throw new DermtlError(`seed must be an integer, got ${spec.seed}`);
   checkHeadsConfig(spec.heads);
 }
@@ -62,7 +80,13 @@ export function checkSpec(spec: NetworkSpec): void {
 export function buildNetwork(spec: NetworkSpec, opts: BuildNetworkOptions): Network {
   const { g, trainable, common } = startGraph(spec, opts);
   const image = g.input(IMAGE_INPUT, [opts.batch, 3, spec.imageSize, spec.imageSize]);
-  const trunk = buildResNet(g, image, { depth: spec.trunk.depth, weights: opts.weights, seed: spec.seed, trainable, ...common });
+  const trunk = buildResNet(g, image, {
+    depth: spec.trunk.depth,
+    weights: opts.weights,
+    seed: spec.seed,
+    trainable,
+    ...common,
+  });
   return { image, ...withHeads(g, spec, opts, trunk, trainable) };
 }
 
@@ -74,26 +98,52 @@ export const ACTIVATIONS_INPUT = 'activations';
  * `stage` makes of an image, see buildResNetBelow) -> the stages from `stage` -> heads. Same layers, names and
  * init as buildNetwork, so its params drop into the full network.
  */
-export function buildNetworkFrom(spec: NetworkSpec, stage: TrunkStage, opts: BuildNetworkOptions): Omit<Network, 'image'> & { activations: Tensor } {
+export function buildNetworkFrom(
+  spec: NetworkSpec,
+  stage: TrunkStage,
+  opts: BuildNetworkOptions,
+): Omit<Network, 'image'> & { activations: Tensor } {
   const { g, trainable, common } = startGraph(spec, opts);
-  const activations = g.input(ACTIVATIONS_INPUT, [opts.batch, ...stageInputShape(trunkLayout(spec.trunk.depth), stage, spec.imageSize)]);
-  const trunk = buildResNetFrom(g, activations, { depth: spec.trunk.depth, weights: opts.weights, seed: spec.seed, trainable, ...common }, stage);
+  const activations = g.input(ACTIVATIONS_INPUT, [
+    opts.batch,
+    ...stageInputShape(trunkLayout(spec.trunk.depth), stage, spec.imageSize),
+  ]);
+  const trunk = buildResNetFrom(
+    g,
+    activations,
+    { depth: spec.trunk.depth, weights: opts.weights, seed: spec.seed, trainable, ...common },
+    stage,
+  );
   return { activations, ...withHeads(g, spec, opts, trunk, trainable) };
 }
 
 function startGraph(spec: NetworkSpec, opts: BuildNetworkOptions) {
   checkSpec(spec);
-  if (!Number.isInteger(opts.batch) || opts.batch < 1) throw new DermtlError(`batch size must be a whole number >= 1, got ${opts.batch}`);
+  if (!Number.isInteger(opts.batch) || opts.batch < 1)
+    throw new DermtlError(`batch size must be a whole number >= 1, got ${opts.batch}`);
   const trainable: Trainable = opts.mode === 'train' ? (opts.trainable ?? 'all') : 'none';
   return { g: new Graph(), trainable, common: { values: opts.values, requireValues: opts.requireValues } };
 }
 
-function withHeads(g: Graph, spec: NetworkSpec, opts: BuildNetworkOptions, trunk: ResNetTrunk, trainable: Trainable): Omit<Network, 'image'> {
+function withHeads(
+  g: Graph,
+  spec: NetworkSpec,
+  opts: BuildNetworkOptions,
+  trunk: ResNetTrunk,
+  trainable: Trainable,
+): Omit<Network, 'image'> {
   const train = opts.mode === 'train';
   // The heads are new layers: trainable whenever anything is ('heads', 'all' and predicates alike).
   const headsTrainable = trainable !== 'none';
   const common = { values: opts.values, requireValues: opts.requireValues };
-  const heads = buildHeads(g, trunk.features, { ...spec.heads, seed: spec.seed, training: train, trainable: headsTrainable, dropoutMasks: opts.dropoutMasks, ...common });
+  const heads = buildHeads(g, trunk.features, {
+    ...spec.heads,
+    seed: spec.seed,
+    training: train,
+    trainable: headsTrainable,
+    dropoutMasks: opts.dropoutMasks,
+    ...common,
+  });
   if (heads.lesionProbs) g.output(heads.lesionProbs);
   if (heads.locationProbs) g.output(heads.locationProbs);
   const losses = train ? addHeadLosses(g, heads, opts.taskWeights, opts.taskWeighting).losses : [];

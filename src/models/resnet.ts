@@ -55,13 +55,26 @@ function resnet50Layout(): TrunkLayout {
   for (const c of rest) {
     const name = `res${c.stage}${c.block}`;
     const b = blocks.get(name) ?? { name, branch: [], shortcut: null };
-    const conv: TrunkConv = { name: c.name, kernel: c.kernel, stride: c.stride, pad: c.pad, inChannels: c.inChannels, outChannels: c.outChannels };
+    const conv: TrunkConv = {
+      name: c.name,
+      kernel: c.kernel,
+      stride: c.stride,
+      pad: c.pad,
+      inChannels: c.inChannels,
+      outChannels: c.outChannels,
+    };
     if (c.branch === '1') b.shortcut = conv;
     else b.branch.push(conv);
     blocks.set(name, b);
   }
-  const conv = (s: (typeof RESNET50_CONVS)[number]): TrunkConv =>
-    ({ name: s.name, kernel: s.kernel, stride: s.stride, pad: s.pad, inChannels: s.inChannels, outChannels: s.outChannels });
+  const conv = (s: (typeof RESNET50_CONVS)[number]): TrunkConv => ({
+    name: s.name,
+    kernel: s.kernel,
+    stride: s.stride,
+    pad: s.pad,
+    inChannels: s.inChannels,
+    outChannels: s.outChannels,
+  });
   return { depth: 50, stem: conv(stem), blocks: [...blocks.values()], featureDim: 2048 };
 }
 
@@ -80,7 +93,14 @@ export const TINY_WIDTHS = [8, 16, 32, 64] as const;
  * stride 2 on the first 3x3 of res3a/4a/5a, projection shortcut where the shape changes.
  */
 function tinyLayout(): TrunkLayout {
-  const k3 = (name: string, i: number, o: number, stride = 1): TrunkConv => ({ name, kernel: 3, stride, pad: 1, inChannels: i, outChannels: o });
+  const k3 = (name: string, i: number, o: number, stride = 1): TrunkConv => ({
+    name,
+    kernel: 3,
+    stride,
+    pad: 1,
+    inChannels: i,
+    outChannels: o,
+  });
   const stem: TrunkConv = { name: 'conv1', kernel: 7, stride: 2, pad: 3, inChannels: 3, outChannels: TINY_WIDTHS[0] };
   const blocks: TrunkBlock[] = [];
   let cin: number = TINY_WIDTHS[0];
@@ -88,9 +108,10 @@ function tinyLayout(): TrunkLayout {
     for (const letter of 'ab') {
       const name = `res${si + 2}${letter}`;
       const stride = letter === 'a' && si > 0 ? 2 : 1;
-      const shortcut = stride !== 1 || cin !== w
-        ? { name: `${name}_branch1`, kernel: 1, stride, pad: 0, inChannels: cin, outChannels: w }
-        : null;
+      const shortcut =
+        stride !== 1 || cin !== w
+          ? { name: `${name}_branch1`, kernel: 1, stride, pad: 0, inChannels: cin, outChannels: w }
+          : null;
       blocks.push({ name, branch: [k3(`${name}_branch2a`, cin, w, stride), k3(`${name}_branch2b`, w, w)], shortcut });
       cin = w;
     }
@@ -172,7 +193,8 @@ export function blockStage(block: TrunkBlock): number {
 
 /** Shape [C, H, W] of the activation that enters `stage` for a square input of side `size` (static shapes). */
 export function stageInputShape(layout: TrunkLayout, stage: TrunkStage, size: number): [number, number, number] {
-  const out = (x: number, c: { kernel: number; stride: number; pad: number }) => Math.floor((x + 2 * c.pad - c.kernel) / c.stride) + 1;
+  const out = (x: number, c: { kernel: number; stride: number; pad: number }) =>
+    Math.floor((x + 2 * c.pad - c.kernel) / c.stride) + 1;
   let side = out(out(size, layout.stem), { kernel: 3, stride: 2, pad: 1 });
   let channels = layout.stem.outChannels;
   for (const b of layout.blocks.filter((b) => blockStage(b) < stage)) {
@@ -186,7 +208,12 @@ export function stageInputShape(layout: TrunkLayout, stage: TrunkStage, size: nu
  * The trunk below `stage`: image -> stem -> pool1 -> the stages before `stage` -> the activation that enters it
  * (the ReLU output of the last block below; pool1 for stage 2). Same layers, names and init as buildResNet.
  */
-export function buildResNetBelow(g: Graph, input: Tensor, opts: ResNetOptions, stage: TrunkStage): { layout: TrunkLayout; activation: Tensor; params: string[] } {
+export function buildResNetBelow(
+  g: Graph,
+  input: Tensor,
+  opts: ResNetOptions,
+  stage: TrunkStage,
+): { layout: TrunkLayout; activation: Tensor; params: string[] } {
   const t = trunkBuilder(g, opts);
   let x = t.stem(input);
   for (const block of t.layout.blocks.filter((b) => blockStage(b) < stage)) x = t.block(x, block);
@@ -202,7 +229,8 @@ export function buildResNetFrom(g: Graph, activation: Tensor, opts: ResNetOption
   const t = trunkBuilder(g, opts, false);
   const blocks = t.layout.blocks.filter((b) => blockStage(b) >= stage);
   const want = blocks[0]?.branch[0].inChannels;
-  if (activation.shape.length !== 4 || activation.shape[1] !== want) throw new Error(`stage ${stage} input must be [N,${want},H,W], got [${activation.shape}]`);
+  if (activation.shape.length !== 4 || activation.shape[1] !== want)
+    throw new Error(`stage ${stage} input must be [N,${want},H,W], got [${activation.shape}]`);
   let x = activation;
   for (const block of blocks) x = t.block(x, block);
   return { layout: t.layout, features: pooled(g, x), params: t.params };
@@ -224,7 +252,8 @@ interface TrunkBuilder {
 function trunkBuilder(g: Graph, opts: ResNetOptions, imageInput = true): TrunkBuilder {
   const layout = trunkLayout(opts.depth);
   const weights = opts.weights ?? 'random';
-  if (weights !== 'random' && layout.depth !== 50) throw new DermtlError(`pretrained weights exist for ResNet-50 only, not depth '${layout.depth}'`);
+  if (weights !== 'random' && layout.depth !== 50)
+    throw new DermtlError(`pretrained weights exist for ResNet-50 only, not depth '${layout.depth}'`);
   const trainable = opts.trainable ?? 'all';
   const seed = opts.seed ?? 0;
   const residualScale = 1 / Math.sqrt(layout.blocks.length);
@@ -238,12 +267,17 @@ function trunkBuilder(g: Graph, opts: ResNetOptions, imageInput = true): TrunkBu
     const shape = [c.outChannels, c.inChannels, c.kernel, c.kernel];
     const folded = weights === 'random' ? undefined : weights.convs.get(c.name);
     if (weights !== 'random' && !folded) throw new DermtlError(`pretrained weights have no conv ${c.name}`);
-    const w = param(`${c.name}/weight`, shape, () => folded?.weight ?? heNormal(Rng.derive(seed, 'trunk', c.name), shape, scale));
+    const w = param(
+      `${c.name}/weight`,
+      shape,
+      () => folded?.weight ?? heNormal(Rng.derive(seed, 'trunk', c.name), shape, scale),
+    );
     const b = param(`${c.name}/bias`, [c.outChannels], () => folded?.bias ?? new Float32Array(c.outChannels));
     return g.conv(x, w, b, { strides: c.stride, pads: c.pad, name: c.name });
   };
   const stem = (input: Tensor): Tensor => {
-    if (imageInput && (input.shape.length !== 4 || input.shape[1] !== 3)) throw new Error(`ResNet input must be [N,3,H,W], got [${input.shape}]`);
+    if (imageInput && (input.shape.length !== 4 || input.shape[1] !== 3))
+      throw new Error(`ResNet input must be [N,3,H,W], got [${input.shape}]`);
     const x = g.relu(conv(input, layout.stem, 1 / INPUT_PIXEL_STD), { name: 'conv1_relu' });
     return g.maxPool(x, { kernel: 3, strides: 2, pads: 1, name: 'pool1' });
   };
@@ -266,7 +300,11 @@ function pooled(g: Graph, x: Tensor): Tensor {
   return g.flatten(g.globalAveragePool(x, { name: 'avg_pool' }), 1, { name: 'features' });
 }
 
-function imagenetClassifier(g: Graph, t: TrunkBuilder, features: Tensor): Pick<ResNetTrunk, 'imagenetLogits' | 'imagenetProbs'> {
+function imagenetClassifier(
+  g: Graph,
+  t: TrunkBuilder,
+  features: Tensor,
+): Pick<ResNetTrunk, 'imagenetLogits' | 'imagenetProbs'> {
   const missing = () => {
     throw new DermtlError('fc1000 needs the pretrained ImageNet weights (or its values)');
   };
@@ -287,7 +325,8 @@ export function paramValue(
   const n = shape.reduce((a, b) => a * b, 1);
   const v = opts.values?.get(name);
   if (v) {
-    if (v.length !== n) throw new DermtlError(`weights for ${name}: ${v.length} values, the layer [${shape}] needs ${n}`);
+    if (v.length !== n)
+      throw new DermtlError(`weights for ${name}: ${v.length} values, the layer [${shape}] needs ${n}`);
     return v;
   }
   if (opts.requireValues) throw new DermtlError(`weights for ${name} are missing`);

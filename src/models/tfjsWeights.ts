@@ -62,7 +62,9 @@ async function readManifest(folder: string): Promise<WeightGroup[]> {
   try {
     text = await readFile(path, 'utf8');
   } catch (e) {
-    throw new DermtlError(`${path}: cannot read the TF.js model description (${(e as NodeJS.ErrnoException).code}). ${FIX}`);
+    throw new DermtlError(
+      `${path}: cannot read the TF.js model description (${(e as NodeJS.ErrnoException).code}). ${FIX}`,
+    );
   }
   let json: unknown;
   try {
@@ -96,7 +98,8 @@ function specProblems(w: WeightSpec, gi: number, seen: Set<string>): string[] {
   const p: string[] = [];
   if (seen.has(w.name)) p.push(`${where}: listed twice`);
   seen.add(w.name);
-  if (!Array.isArray(w.shape) || !w.shape.every((d) => Number.isInteger(d) && d >= 0)) p.push(`${where}: bad shape ${JSON.stringify(w.shape)}`);
+  if (!Array.isArray(w.shape) || !w.shape.every((d) => Number.isInteger(d) && d >= 0))
+    p.push(`${where}: bad shape ${JSON.stringify(w.shape)}`);
   if (w.dtype !== 'float32') p.push(`${where}: dtype ${JSON.stringify(w.dtype)}, only float32 is supported`);
   if (w.quantization) p.push(`${where}: quantized weights are not supported`);
   return p;

@@ -42,11 +42,17 @@ export function trunkReferenceOf(spec: NetworkSpec): TrunkReference {
  * The trunk weights a reference names, checked against this dermtl: the ImageNet weights come from the dermtl
  * cache (fetched and checksummed once, see pretrained.ts). `where` names the file in errors.
  */
-export async function resolveTrunk(ref: TrunkReference, spec: NetworkSpec, where: string): Promise<FoldedResNet50 | 'random'> {
+export async function resolveTrunk(
+  ref: TrunkReference,
+  spec: NetworkSpec,
+  where: string,
+): Promise<FoldedResNet50 | 'random'> {
   const expected = trunkReferenceOf(spec);
   if (JSON.stringify(ref) !== JSON.stringify(expected)) {
-    throw new DermtlError(`${where}: the model's trunk is ${JSON.stringify(ref)}, but this dermtl builds ${JSON.stringify(expected)} for its network; ` +
-      'export the model (dermtl export) with the dermtl that trained it');
+    throw new DermtlError(
+      `${where}: the model's trunk is ${JSON.stringify(ref)}, but this dermtl builds ${JSON.stringify(expected)} for its network; ` +
+        'export the model (dermtl export) with the dermtl that trained it',
+    );
   }
   return ref.weights === 'imagenet' ? loadFoldedResNet50(await ensurePretrainedResNet50()) : 'random';
 }
@@ -63,12 +69,20 @@ export function headParams(params: ReadonlyMap<string, Float32Array>): Map<strin
 export function buildHeadsGraph(spec: NetworkSpec, values: ReadonlyMap<string, Float32Array>): Graph {
   const g = new Graph();
   const features = g.input(HEADS_INPUT, [1, trunkLayout(spec.trunk.depth).featureDim]);
-  const heads = buildHeads(g, features, { ...spec.heads, seed: spec.seed, training: false, trainable: false, values, requireValues: true });
+  const heads = buildHeads(g, features, {
+    ...spec.heads,
+    seed: spec.seed,
+    training: false,
+    trainable: false,
+    values,
+    requireValues: true,
+  });
   if (heads.lesionProbs) g.output(heads.lesionProbs);
   if (heads.locationProbs) g.output(heads.locationProbs);
   const used = new Set(g.params().map((p) => p.name));
   const unused = [...values.keys()].filter((n) => !used.has(n));
-  if (unused.length) throw new Error(`heads: ${unused.length} head param(s) the network does not have (${unused[0]}, ...)`);
+  if (unused.length)
+    throw new Error(`heads: ${unused.length} head param(s) the network does not have (${unused[0]}, ...)`);
   return g;
 }
 
@@ -97,7 +111,13 @@ export function halfWeights(bytes: Uint8Array): Uint8Array {
     t.floatData = [];
     const wide = `${t.name}:float32`;
     renamed.set(t.name, wide);
-    casts.push({ opType: 'Cast', name: `${t.name}/cast`, input: [t.name], output: [wide], attribute: [{ name: 'to', type: AttributeProto.AttributeType.INT, i: TensorProto.DataType.FLOAT }] });
+    casts.push({
+      opType: 'Cast',
+      name: `${t.name}/cast`,
+      input: [t.name],
+      output: [wide],
+      attribute: [{ name: 'to', type: AttributeProto.AttributeType.INT, i: TensorProto.DataType.FLOAT }],
+    });
   }
   for (const n of g.node ?? []) n.input = (n.input ?? []).map((i) => renamed.get(i) ?? i);
   g.node = [...casts, ...(g.node ?? [])];

@@ -20,7 +20,8 @@ export async function writeFigure1(manifest: Manifest, out: Figure1Outputs): Pro
   if (out.png) checkExtension(out.png, '.png', '--png');
   if (out.json) checkExtension(out.json, '.json', '--json');
   const m = cooccurrence(manifest.samples);
-  if (m.lesions.length === 0) throw new DermtlError(`${manifest.file}: no image has a lesion label, so there is nothing to plot`);
+  if (m.lesions.length === 0)
+    throw new DermtlError(`${manifest.file}: no image has a lesion label, so there is nothing to plot`);
   await renderVegaLite(correlationHeatmapSpec(m), { svg: out.svg, png: out.png });
   if (out.json) {
     const doc = { manifest: basename(manifest.file), manifestHash: manifestHash(manifest), ...m };
@@ -30,5 +31,6 @@ export async function writeFigure1(manifest: Manifest, out: Figure1Outputs): Pro
 }
 
 function checkExtension(path: string, ext: string, flag: string): void {
-  if (!path.toLowerCase().endsWith(ext)) throw new DermtlError(`${flag} ${path}: expected a file name ending in ${ext}`);
+  if (!path.toLowerCase().endsWith(ext))
+    throw new DermtlError(`${flag} ${path}: expected a file name ending in ${ext}`);
 }

@@ -44,7 +44,10 @@ export async function vegaLiteToSvg(spec: TopLevelSpec): Promise<string> {
 
 /** Rasterises an SVG with libvips' SVG loader (librsvg); density 72 * scale keeps text sharp. */
 export async function svgToPng(svg: string, scale = 2): Promise<Buffer> {
-  return sharp(Buffer.from(svg), { density: 72 * scale }).flatten({ background: '#ffffff' }).png().toBuffer();
+  return sharp(Buffer.from(svg), { density: 72 * scale })
+    .flatten({ background: '#ffffff' })
+    .png()
+    .toBuffer();
 }
 
 /** Every text element in one installed font, unless the spec chose its own. */

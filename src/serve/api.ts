@@ -15,7 +15,10 @@ export type { DermtlModel, LabelScore, LoadModelOptions, Prediction, PredictOpti
 
 /** Loads a model folder written by dermtl (or given by its model.onnx inside that folder). */
 export async function loadModel(path: string, opts: LoadModelOptions = {}): Promise<DermtlModel> {
-  const isFile = await stat(path).then((s) => s.isFile(), () => false);
+  const isFile = await stat(path).then(
+    (s) => s.isFile(),
+    () => false,
+  );
   // A model.onnx (or heads.onnx) path stands for its folder: labels.json, metrics.json etc. live beside it.
   const dir = isFile && (basename(path) === MODEL_FILES.onnx || basename(path) === HEADS_FILE) ? dirname(path) : path;
   const loaded = await loadModelFolder(dir, { threads: opts.threads });

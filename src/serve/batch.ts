@@ -50,7 +50,11 @@ export interface BatchOptions extends Pick<PredictOptions, 'tta' | 'top' | 'loca
 }
 
 /** Predicts every item; lines come out in item order. Returns how many failed. */
-export async function predictBatch(model: DermtlModel, items: readonly BatchItem[], opts: BatchOptions): Promise<number> {
+export async function predictBatch(
+  model: DermtlModel,
+  items: readonly BatchItem[],
+  opts: BatchOptions,
+): Promise<number> {
   const window = Math.max(1, opts.prefetch ?? 2);
   const pending: Promise<BatchLine>[] = [];
   const start = (item: BatchItem): Promise<BatchLine> => {

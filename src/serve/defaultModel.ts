@@ -15,6 +15,12 @@ export function defaultModelPath(cwd = process.cwd()): string {
 export async function resolveModelPath(given: string | undefined, cwd = process.cwd()): Promise<string> {
   if (given) return given;
   const path = defaultModelPath(cwd);
-  if (await stat(path).then(() => true, () => false)) return path;
+  if (
+    await stat(path).then(
+      () => true,
+      () => false,
+    )
+  )
+    return path;
   throw new DermtlError(`no model at ./${DEFAULT_MODEL_PATH}: run npm start first, or pass --model DIR`);
 }

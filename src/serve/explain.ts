@@ -40,7 +40,10 @@ export interface Explanation {
 
 /** Runs explain.onnx for one image's conv5_x activation; opened on first use, released with the model. */
 export class CamRunner {
-  private constructor(private readonly session: GraphSession, private readonly siteRows: number | null) {}
+  private constructor(
+    private readonly session: GraphSession,
+    private readonly siteRows: number | null,
+  ) {}
 
   static async open(loaded: LoadedModel, threads?: number): Promise<CamRunner> {
     const bytes = await loaded.explainOnnx();
@@ -48,7 +51,9 @@ export class CamRunner {
     // label: models/cam.ts); other inputs are refused rather than fed zeros blindly
     const others = readModelInputs(bytes).filter((i) => i.name !== CAM_INPUT);
     const given = others.find((i) => i.name === SITE_TENSORS.locationGiven);
-    const unknown = others.filter((i) => i.name !== SITE_TENSORS.locationGiven && i.name !== SITE_TENSORS.locationKnown);
+    const unknown = others.filter(
+      (i) => i.name !== SITE_TENSORS.locationGiven && i.name !== SITE_TENSORS.locationKnown,
+    );
     if (unknown.length) throw new Error(`explain.onnx: unexpected input(s) ${unknown.map((i) => i.name).join(', ')}`);
     return new CamRunner(await GraphSession.fromBytes(bytes, { threads }), given ? given.shape[0] : null);
   }
@@ -67,13 +72,22 @@ export class CamRunner {
     const [h, w] = dims.slice(2);
     const head = (labels: readonly string[], scores: string, probs: string, cams: string): LabelMap[] => {
       if (!labels.length || !out[cams]) return [];
-      const s = out[scores].data as Float32Array, p = out[probs].data as Float32Array, m = out[cams].data as Float32Array;
+      const s = out[scores].data as Float32Array,
+        p = out[probs].data as Float32Array,
+        m = out[cams].data as Float32Array;
       return labels.map((label, k) => {
         const map = Array.from(m.subarray(k * h * w, (k + 1) * h * w), sig);
         return { label, score: sig(s[k]), p: sig(p[k]), max: mapMax(map), map };
       });
     };
-    const placement: ViewPlacement = { x: view.x, y: view.y, size: view.size, flip: view.flip, width: view.width, height: view.height };
+    const placement: ViewPlacement = {
+      x: view.x,
+      y: view.y,
+      size: view.size,
+      flip: view.flip,
+      width: view.width,
+      height: view.height,
+    };
     const r = viewRegion(placement, 1, 1);
     return {
       method: 'grad-cam',
@@ -81,7 +95,12 @@ export class CamRunner {
       view: placement,
       region: { x0: sig(r.x0), y0: sig(r.y0), x1: sig(r.x1), y1: sig(r.y1) },
       lesions: head(loaded.labels.lesion, CAM_OUTPUTS.lesionScores, CAM_OUTPUTS.lesionProbs, CAM_OUTPUTS.lesionCam),
-      location: head(loaded.labels.location, CAM_OUTPUTS.locationScores, CAM_OUTPUTS.locationProbs, CAM_OUTPUTS.locationCam),
+      location: head(
+        loaded.labels.location,
+        CAM_OUTPUTS.locationScores,
+        CAM_OUTPUTS.locationProbs,
+        CAM_OUTPUTS.locationCam,
+      ),
       explainMs: Math.round(explainMs * 100) / 100,
     };
   }

@@ -7,7 +7,12 @@ import { DermtlError } from '../util/errors.ts';
 import { JobAbortedError, QueueFullError } from './queue.ts';
 
 export class HttpError extends Error {
-  constructor(readonly statusCode: number, readonly code: string, message: string, readonly headers: Record<string, string> = {}) {
+  constructor(
+    readonly statusCode: number,
+    readonly code: string,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
     super(message);
   }
 }
@@ -28,9 +33,17 @@ const FASTIFY_CODES: Record<string, string> = {
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'bad_request',
   FST_ERR_CTP_EMPTY_TYPE: 'unsupported_media_type',
 };
-const CODE_BY_STATUS: Record<number, string> = { 400: 'bad_request', 404: 'not_found', 405: 'method_not_allowed', 408: 'request_timeout', 413: 'body_too_large', 415: 'unsupported_media_type' };
+const CODE_BY_STATUS: Record<number, string> = {
+  400: 'bad_request',
+  404: 'not_found',
+  405: 'method_not_allowed',
+  408: 'request_timeout',
+  413: 'body_too_large',
+  415: 'unsupported_media_type',
+};
 
-const MEDIA_TYPE_HELP = "unsupported Content-Type: send the image as the body with Content-Type image/jpeg, image/png, image/webp or application/octet-stream, or as the field 'image' of a multipart/form-data body";
+const MEDIA_TYPE_HELP =
+  "unsupported Content-Type: send the image as the body with Content-Type image/jpeg, image/png, image/webp or application/octet-stream, or as the field 'image' of a multipart/form-data body";
 
 /** Maps an image decoding problem (a DermtlError from src/image) to 422/400. */
 export function imageError(e: DermtlError): HttpError {
@@ -42,9 +55,15 @@ export function imageError(e: DermtlError): HttpError {
 
 /** The prediction failed: what the client is told. Unknown errors pass through (-> 500). */
 export function predictionError(e: unknown, retryAfterS: () => number, timeoutMs: number): unknown {
-  if (e instanceof QueueFullError) return new HttpError(503, 'busy', 'the server is busy: the prediction queue is full; retry later', { 'retry-after': String(e.retryAfterS) });
+  if (e instanceof QueueFullError)
+    return new HttpError(503, 'busy', 'the server is busy: the prediction queue is full; retry later', {
+      'retry-after': String(e.retryAfterS),
+    });
   if (e instanceof JobAbortedError) {
-    if (!e.started) return new HttpError(503, 'queue_timeout', `waited more than ${timeoutMs} ms for the model; retry later`, { 'retry-after': String(retryAfterS()) });
+    if (!e.started)
+      return new HttpError(503, 'queue_timeout', `waited more than ${timeoutMs} ms for the model; retry later`, {
+        'retry-after': String(retryAfterS()),
+      });
     return new HttpError(504, 'timeout', `the prediction took more than ${timeoutMs} ms`);
   }
   if (e instanceof DermtlError) return imageError(e);
@@ -60,17 +79,32 @@ export function errorHandler(bodyLimit: number) {
   };
 }
 
-function describe(error: FastifyError | HttpError | Error, bodyLimit: number): { status: number; body: ErrorBody; headers: Record<string, string> } {
-  if (error instanceof HttpError) return { status: error.statusCode, body: { error: { code: error.code, message: error.message } }, headers: error.headers };
+function describe(
+  error: FastifyError | HttpError | Error,
+  bodyLimit: number,
+): { status: number; body: ErrorBody; headers: Record<string, string> } {
+  if (error instanceof HttpError)
+    return {
+      status: error.statusCode,
+      body: { error: { code: error.code, message: error.message } },
+      headers: error.headers,
+    };
   const fe = error as FastifyError;
   if (fe.validation) return { status: 400, body: { error: { code: 'bad_request', message: fe.message } }, headers: {} };
   const status = fe.statusCode;
   if (typeof status === 'number' && status >= 400 && status < 500) {
     const code = FASTIFY_CODES[fe.code] ?? CODE_BY_STATUS[status] ?? 'bad_request';
-    const message = code === 'unsupported_media_type' ? MEDIA_TYPE_HELP
-      : code === 'body_too_large' ? `request body larger than the limit of ${(bodyLimit / 1024 / 1024).toFixed(1)} MB (${bodyLimit} bytes)`
-      : fe.message;
+    const message =
+      code === 'unsupported_media_type'
+        ? MEDIA_TYPE_HELP
+        : code === 'body_too_large'
+          ? `request body larger than the limit of ${(bodyLimit / 1024 / 1024).toFixed(1)} MB (${bodyLimit} bytes)`
+          : fe.message;
     return { status, body: { error: { code, message } }, headers: {} };
   }
-  return { status: 500, body: { error: { code: 'internal_error', message: 'internal error; see the server log' } }, headers: {} };
+  return {
+    status: 500,
+    body: { error: { code: 'internal_error', message: 'internal error; see the server log' } },
+    headers: {},
+  };
 }

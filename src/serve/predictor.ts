@@ -35,7 +35,11 @@ export function createPredictor(loaded: LoadedModel, opts: PredictorOptions = {}
     if (disposed) throw new DermtlError('this model was disposed; load it again to predict');
     const site = siteOf(loaded, p.location);
     const name = typeof image === 'string' ? image : (p.name ?? 'image data');
-    const views = await renderViews(image, VIEW_MODE[tta], null, { prep: loaded.preprocessing, maxPixels: p.maxPixels ?? opts.maxPixels, name });
+    const views = await renderViews(image, VIEW_MODE[tta], null, {
+      prep: loaded.preprocessing,
+      maxPixels: p.maxPixels ?? opts.maxPixels,
+      name,
+    });
     const t1 = performance.now();
     let inferenceMs = 0;
     const explain = p.explain === true;
@@ -49,15 +53,24 @@ export function createPredictor(loaded: LoadedModel, opts: PredictorOptions = {}
     const n = views.params.length;
     // the maps are the centre view's: view 0 of 'center', view 4 (unflipped centre) of '10crop'
     const centre = tta === 'center' ? 0 : 4;
-    const explanation = explain ? await exclusive(async () => {
-      if (disposed) throw new DermtlError('this model was disposed; load it again to predict');
-      cam ??= CamRunner.open(loaded);
-      cam.catch(() => (cam = null));
-      const per = probs.conv5!.length / n;
-      return (await cam).run(loaded, probs.conv5!.subarray(centre * per, (centre + 1) * per), views.params[centre], site.index);
-    }) : undefined;
+    const explanation = explain
+      ? await exclusive(async () => {
+          if (disposed) throw new DermtlError('this model was disposed; load it again to predict');
+          cam ??= CamRunner.open(loaded);
+          cam.catch(() => (cam = null));
+          const per = probs.conv5!.length / n;
+          return (await cam).run(
+            loaded,
+            probs.conv5!.subarray(centre * per, (centre + 1) * per),
+            views.params[centre],
+            site.index,
+          );
+        })
+      : undefined;
     const prediction: Prediction = {
-      lesions: probs.lesion ? withDecisions(rankLabels(loaded.labels.lesion, meanOverViews(probs.lesion, n), p.top), thresholds) : [],
+      lesions: probs.lesion
+        ? withDecisions(rankLabels(loaded.labels.lesion, meanOverViews(probs.lesion, n), p.top), thresholds)
+        : [],
       location: probs.location ? rankLabels(loaded.labels.location, meanOverViews(probs.location, n), p.top) : [],
       timing: { decodeMs: round(t1 - t0), inferenceMs: round(inferenceMs), totalMs: 0 },
       tta,
@@ -100,22 +113,44 @@ export class UnknownLocationError extends DermtlError {}
  * The location index to feed for `location` (-1: none or unused) and what to report about it. A name must be one of
  * the model's locations (when it has a location head); a model without site inputs ignores it, saying so.
  */
-export function siteOf(model: { labels: { location: readonly string[] }; takesSite: boolean }, location: string | undefined): { index: number; use?: SiteUse } {
+export function siteOf(
+  model: { labels: { location: readonly string[] }; takesSite: boolean },
+  location: string | undefined,
+): { index: number; use?: SiteUse } {
   if (location === undefined) {
-    return model.takesSite ? { index: -1, use: { given: null, used: false, note: "no body site given: the lesion head used the model's own predicted location" } } : { index: -1 };
+    return model.takesSite
+      ? {
+          index: -1,
+          use: {
+            given: null,
+            used: false,
+            note: "no body site given: the lesion head used the model's own predicted location",
+          },
+        }
+      : { index: -1 };
   }
   const known = model.labels.location;
   const index = known.indexOf(location);
   if (index < 0 && (model.takesSite || known.length)) {
     throw new UnknownLocationError(`unknown body site '${location}'; this model's body sites are ${known.join(', ')}`);
   }
-  if (!model.takesSite) return { index: -1, use: { given: location, used: false, note: 'this model does not take a body site (it was not trained with fusion): the location was ignored' } };
+  if (!model.takesSite)
+    return {
+      index: -1,
+      use: {
+        given: location,
+        used: false,
+        note: 'this model does not take a body site (it was not trained with fusion): the location was ignored',
+      },
+    };
   return { index, use: { given: location, used: true } };
 }
 
 export function checkPredictOptions(tta: unknown, top: unknown): void {
-  if (!TTA_MODES.includes(tta as Tta)) throw new DermtlError(`unknown tta '${String(tta)}' (expected ${TTA_MODES.join(' or ')})`);
-  if (top !== undefined && !(Number.isInteger(top) && (top as number) >= 1)) throw new DermtlError(`top must be a whole number >= 1, got ${String(top)}`);
+  if (!TTA_MODES.includes(tta as Tta))
+    throw new DermtlError(`unknown tta '${String(tta)}' (expected ${TTA_MODES.join(' or ')})`);
+  if (top !== undefined && !(Number.isInteger(top) && (top as number) >= 1))
+    throw new DermtlError(`top must be a whole number >= 1, got ${String(top)}`);
 }
 
 export { meanOverViews };

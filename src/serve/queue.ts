@@ -12,7 +12,10 @@ export class QueueFullError extends Error {
 
 /** The job's signal aborted: while it was still waiting (`started` false) or while it ran. */
 export class JobAbortedError extends Error {
-  constructor(readonly started: boolean, readonly reason: unknown) {
+  constructor(
+    readonly started: boolean,
+    readonly reason: unknown,
+  ) {
     super(started ? 'aborted while running' : 'aborted while waiting in the queue');
   }
 }
@@ -29,9 +32,14 @@ export class BoundedQueue {
   /** Moving average of a job's run time, for Retry-After. */
   private meanMs = 0;
 
-  constructor(readonly concurrency: number, readonly maxWaiting: number) {
-    if (!(Number.isInteger(concurrency) && concurrency >= 1)) throw new Error(`concurrency must be >= 1, got ${concurrency}`);
-    if (!(Number.isInteger(maxWaiting) && maxWaiting >= 0)) throw new Error(`queue size must be >= 0, got ${maxWaiting}`);
+  constructor(
+    readonly concurrency: number,
+    readonly maxWaiting: number,
+  ) {
+    if (!(Number.isInteger(concurrency) && concurrency >= 1))
+      throw new Error(`concurrency must be >= 1, got ${concurrency}`);
+    if (!(Number.isInteger(maxWaiting) && maxWaiting >= 0))
+      throw new Error(`queue size must be >= 0, got ${maxWaiting}`);
   }
 
   get running(): number {

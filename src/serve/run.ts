@@ -28,7 +28,9 @@ export async function serveModel(opts: ServeOptions): Promise<void> {
     await app.listen({ port, host });
   } catch (e) {
     await model.dispose();
-    throw new DermtlError(`cannot listen on ${host}:${port} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); pass another --port or --host`);
+    throw new DermtlError(
+      `cannot listen on ${host}:${port} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); pass another --port or --host`,
+    );
   }
   const { port: actual } = app.server.address() as AddressInfo;
   onListen?.(`http://${host.includes(':') ? `[${host}]` : host}:${actual}`);
@@ -37,7 +39,10 @@ export async function serveModel(opts: ServeOptions): Promise<void> {
       process.off('SIGTERM', onTerm).off('SIGINT', onInt);
       onShutdown?.(signal);
       // Requests still open after the grace time are cut; close() then completes.
-      const grace = setTimeout(() => app.server.closeAllConnections(), shutdownGraceMs ?? (limits.timeoutMs ?? 30_000) + 5_000);
+      const grace = setTimeout(
+        () => app.server.closeAllConnections(),
+        shutdownGraceMs ?? (limits.timeoutMs ?? 30_000) + 5_000,
+      );
       grace.unref();
       app.close().finally(() => {
         clearTimeout(grace);

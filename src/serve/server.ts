@@ -53,40 +53,62 @@ export function createServer(opts: ServerOptions): FastifyInstance {
     // Unknown query parameters are an error (a typo like ?tpo=3 should not pass silently).
     ajv: { customOptions: { removeAdditional: false, coerceTypes: true, useDefaults: true } },
     // Errors raised before routing (a URL that does not decode) get the same JSON shape.
-    frameworkErrors: (error, _req, reply) => void (reply as FastifyReply).code(400).send({ error: { code: 'bad_request', message: error.message } }),
+    frameworkErrors: (error, _req, reply) =>
+      void (reply as FastifyReply).code(400).send({ error: { code: 'bad_request', message: error.message } }),
   });
   app.setErrorHandler(errorHandler(o.bodyLimit));
-  app.setNotFoundHandler((req, reply) => void reply.code(404).send({ error: { code: 'not_found', message: `no route ${req.method} ${pathOf(req)}` } }));
+  app.setNotFoundHandler(
+    (req, reply) =>
+      void reply.code(404).send({ error: { code: 'not_found', message: `no route ${req.method} ${pathOf(req)}` } }),
+  );
   app.addHook('onSend', async (_req, reply) => {
     reply.header('x-content-type-options', 'nosniff');
   });
   // Only image bodies (and multipart, below) are parsed; JSON or text bodies get 415.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser(IMAGE_TYPES, { parseAs: 'buffer', bodyLimit: o.bodyLimit }, (_req, body, done) => done(null, body));
-  app.register(multipart, { limits: { fileSize: o.bodyLimit, files: 1, fields: 10, parts: 20, fieldSize: 4096, headerPairs: 100 } });
+  app.addContentTypeParser(IMAGE_TYPES, { parseAs: 'buffer', bodyLimit: o.bodyLimit }, (_req, body, done) =>
+    done(null, body),
+  );
+  app.register(multipart, {
+    limits: { fileSize: o.bodyLimit, files: 1, fields: 10, parts: 20, fieldSize: 4096, headerPairs: 100 },
+  });
   // Wait for running predictions (also those whose client already got a 504) before the caller frees the model.
   app.addHook('onClose', async () => queue.idle());
 
   for (const explain of [false, true]) {
-    app.post(explain ? '/api/explain' : '/api/predict', {
-      schema: { querystring: predictQuerySchema },
-      // Refuse before reading the body when there is no room: a full queue should not also buffer 10 MB per client.
-      onRequest: async () => {
-        if (queue.full) throw predictionError(new QueueFullError(queue.retryAfterSeconds()), () => 1, o.timeoutMs);
+    app.post(
+      explain ? '/api/explain' : '/api/predict',
+      {
+        schema: { querystring: predictQuerySchema },
+        // Refuse before reading the body when there is no room: a full queue should not also buffer 10 MB per client.
+        onRequest: async () => {
+          if (queue.full) throw predictionError(new QueueFullError(queue.retryAfterSeconds()), () => 1, o.timeoutMs);
+        },
       },
-    }, async (request, reply) => {
-      const { tta, top, location } = request.query as PredictQuery;
-      try {
-        siteOf(model, location);
-      } catch (e) {
-        if (e instanceof UnknownLocationError) throw new HttpError(400, 'unknown_location', e.message);
-        throw e;
-      }
-      const upload = await readUpload(request);
-      const prediction = await runPrediction(reply, () =>
-        model.predict(upload.bytes, { tta, top, explain, location, maxPixels: o.maxPixels, name: upload.filename ?? 'uploaded image' }));
-      return explain ? { ...predictionJson(upload.filename, prediction), explanation: prediction.explanation } : predictionJson(upload.filename, prediction);
-    });
+      async (request, reply) => {
+        const { tta, top, location } = request.query as PredictQuery;
+        try {
+          siteOf(model, location);
+        } catch (e) {
+          if (e instanceof UnknownLocationError) throw new HttpError(400, 'unknown_location', e.message);
+          throw e;
+        }
+        const upload = await readUpload(request);
+        const prediction = await runPrediction(reply, () =>
+          model.predict(upload.bytes, {
+            tta,
+            top,
+            explain,
+            location,
+            maxPixels: o.maxPixels,
+            name: upload.filename ?? 'uploaded image',
+          }),
+        );
+        return explain
+          ? { ...predictionJson(upload.filename, prediction), explanation: prediction.explanation }
+          : predictionJson(upload.filename, prediction);
+      },
+    );
   }
 
   async function runPrediction(reply: FastifyReply, job: () => Promise<Prediction>): Promise<Prediction> {
@@ -107,20 +129,27 @@ export function createServer(opts: ServerOptions): FastifyInstance {
 
   const onnxEtag = `"${createHash('sha256').update(model.onnx).digest('hex')}"`;
   app.get('/model.onnx', async (request, reply) => {
-    reply.header('content-type', 'application/octet-stream').header('etag', onnxEtag).header('cache-control', 'no-cache');
+    reply
+      .header('content-type', 'application/octet-stream')
+      .header('etag', onnxEtag)
+      .header('cache-control', 'no-cache');
     const match = request.headers['if-none-match'];
-    if (match && (match.trim() === '*' || match.split(',').some((t) => t.trim().replace(/^W\//, '') === onnxEtag))) return reply.code(304).send();
+    if (match && (match.trim() === '*' || match.split(',').some((t) => t.trim().replace(/^W\//, '') === onnxEtag)))
+      return reply.code(304).send();
     return reply.send(Buffer.from(model.onnx.buffer, model.onnx.byteOffset, model.onnx.byteLength));
   });
 
   let explainBytes: Promise<{ bytes: Uint8Array; etag: string }> | null = null;
   app.get('/explain.onnx', async (request, reply) => {
-    explainBytes ??= model.explainOnnx().then((bytes) => ({ bytes, etag: `"${createHash('sha256').update(bytes).digest('hex')}"` }));
+    explainBytes ??= model
+      .explainOnnx()
+      .then((bytes) => ({ bytes, etag: `"${createHash('sha256').update(bytes).digest('hex')}"` }));
     explainBytes.catch(() => (explainBytes = null));
     const { bytes, etag } = await explainBytes;
     reply.header('content-type', 'application/octet-stream').header('etag', etag).header('cache-control', 'no-cache');
     const match = request.headers['if-none-match'];
-    if (match && (match.trim() === '*' || match.split(',').some((t) => t.trim().replace(/^W\//, '') === etag))) return reply.code(304).send();
+    if (match && (match.trim() === '*' || match.split(',').some((t) => t.trim().replace(/^W\//, '') === etag)))
+      return reply.code(304).send();
     return reply.send(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
   });
 
@@ -165,10 +194,17 @@ function mountWeb(app: FastifyInstance, load: (() => Promise<WebAssets | null>) 
       request.log.error({ err: state.error }, 'web page build failed');
       throw new HttpError(500, 'web_build_failed', 'the web page could not be built; see the server log');
     }
-    const asset = state.kind === 'ready' ? (state.assets.get(path) ?? (path === '/index.html' ? state.assets.get('/') : undefined)) : undefined;
+    const asset =
+      state.kind === 'ready'
+        ? (state.assets.get(path) ?? (path === '/index.html' ? state.assets.get('/') : undefined))
+        : undefined;
     if (!asset) {
       if (state.kind === 'absent' && (path === '/' || path === '/index.html')) {
-        throw new HttpError(404, 'web_not_built', 'web page not built: this dermtl has no src/serve/web; the HTTP API is at /api (see /api/openapi.json)');
+        throw new HttpError(
+          404,
+          'web_not_built',
+          'web page not built: this dermtl has no src/serve/web; the HTTP API is at /api (see /api/openapi.json)',
+        );
       }
       throw new HttpError(404, 'not_found', `no route GET ${path}`);
     }
@@ -184,18 +220,30 @@ function mountWeb(app: FastifyInstance, load: (() => Promise<WebAssets | null>) 
 
 /** The prediction as answered by the server (the CLI's JSON line plus tta and timing). */
 export function predictionJson(image: string | null, p: Prediction) {
-  return { image, lesions: p.lesions, location: p.location, tta: p.tta, ...(p.site ? { site: p.site } : {}), timing: p.timing };
+  return {
+    image,
+    lesions: p.lesions,
+    location: p.location,
+    tta: p.tta,
+    ...(p.site ? { site: p.site } : {}),
+    timing: p.timing,
+  };
 }
 
 async function readUpload(request: FastifyRequest): Promise<{ bytes: Buffer; filename: string | null }> {
-  const noImage = "no image in the request: send it as the body (Content-Type image/jpeg, image/png or image/webp) or as the multipart field 'image'";
+  const noImage =
+    "no image in the request: send it as the body (Content-Type image/jpeg, image/png or image/webp) or as the multipart field 'image'";
   if (request.isMultipart()) {
     try {
       const file = await request.file();
       if (!file) throw new HttpError(400, 'empty_body', noImage);
       if (file.fieldname !== 'image') {
         file.file.resume();
-        throw new HttpError(400, 'bad_request', `unexpected multipart file field '${cleanName(file.fieldname)}'; send the image as the field 'image'`);
+        throw new HttpError(
+          400,
+          'bad_request',
+          `unexpected multipart file field '${cleanName(file.fieldname)}'; send the image as the field 'image'`,
+        );
       }
       const bytes = await file.toBuffer();
       if (bytes.length === 0) throw new HttpError(400, 'empty_body', noImage);

@@ -25,7 +25,8 @@ export async function defaultWebAssets(): Promise<WebAssets | null> {
   if (!existsSync(fileURLToPath(WEB_MODULE))) return null;
   // A computed specifier: this file type-checks whether or not the web module is there yet.
   const mod = (await import(WEB_MODULE.href)) as { buildWebAssets?: WebAssetsLoader };
-  if (typeof mod.buildWebAssets !== 'function') throw new Error(`${fileURLToPath(WEB_MODULE)} does not export buildWebAssets()`);
+  if (typeof mod.buildWebAssets !== 'function')
+    throw new Error(`${fileURLToPath(WEB_MODULE)} does not export buildWebAssets()`);
   return mod.buildWebAssets();
 }
 
@@ -35,7 +36,10 @@ export function memoWebAssets(load: () => Promise<WebAssets | null>): () => Prom
   return () => {
     state ??= load().then(
       (assets): WebState => (assets ? { kind: 'ready', assets } : { kind: 'absent' }),
-      (error: unknown): WebState => ({ kind: 'failed', error: error instanceof Error ? error : new Error(String(error)) }),
+      (error: unknown): WebState => ({
+        kind: 'failed',
+        error: error instanceof Error ? error : new Error(String(error)),
+      }),
     );
     return state;
   };

@@ -94,12 +94,21 @@ export class ActivationCache {
     for (const r of requests) plans.push(await this.plan(r));
     const foreign = plans.flatMap((p) => p.foreign);
     if (foreign.length) {
-      throw errorList(`the activation cache under ${join(this.opts.dir, this.id)} holds entries written for other weights, views or preprocessing (a copied or foreign folder?); delete that folder and run again`, foreign, 5);
+      throw errorList(
+        `the activation cache under ${join(this.opts.dir, this.id)} holds entries written for other weights, views or preprocessing (a copied or foreign folder?); delete that folder and run again`,
+        foreign,
+        5,
+      );
     }
     for (const p of plans) {
       this.stats.hits += p.cached.hashes.length - p.missing.length;
       this.stats.misses += p.missing.length;
-      if (p.missing.length) await this.compute(p.missing.map((i) => ({ path: p.request.images[i].path, hash: p.cached.hashes[i] })), p.request.set, p.request.label);
+      if (p.missing.length)
+        await this.compute(
+          p.missing.map((i) => ({ path: p.request.images[i].path, hash: p.cached.hashes[i] })),
+          p.request.set,
+          p.request.label,
+        );
     }
     return plans.map((p) => p.cached);
   }
@@ -110,21 +119,29 @@ export class ActivationCache {
    */
   async read(cached: CachedViews, rows: readonly { image: number; view: number }[], out: Float32Array): Promise<void> {
     const len = this.viewLength;
-    if (out.length < rows.length * len) throw new Error(`activation batch buffer holds ${out.length} floats, ${rows.length} views need ${rows.length * len}`);
-    await Promise.all(rows.map(async ({ image, view }, r) => {
-      const half = new Uint16Array(len);
-      const path = this.entryPath(cached.hashes[image], cached.set);
-      const fh = await open(path, 'r').catch((e: NodeJS.ErrnoException) => {
-        throw new DermtlError(`activation cache entry ${path} is gone (${e.code}); was the cache deleted during training? Run again to recompute it`);
-      });
-      try {
-        const { bytesRead } = await fh.read(new Uint8Array(half.buffer), 0, len * 2, HEADER + view * len * 2);
-        if (bytesRead !== len * 2) throw new DermtlError(`activation cache entry ${path} is truncated; delete it and run again`);
-      } finally {
-        await fh.close();
-      }
-      decodeHalf(half, out, r * len);
-    }));
+    if (out.length < rows.length * len)
+      throw new Error(
+        `activation batch buffer holds ${out.length} floats, ${rows.length} views need ${rows.length * len}`,
+      );
+    await Promise.all(
+      rows.map(async ({ image, view }, r) => {
+        const half = new Uint16Array(len);
+        const path = this.entryPath(cached.hashes[image], cached.set);
+        const fh = await open(path, 'r').catch((e: NodeJS.ErrnoException) => {
+          throw new DermtlError(
+            `activation cache entry ${path} is gone (${e.code}); was the cache deleted during training? Run again to recompute it`,
+          );
+        });
+        try {
+          const { bytesRead } = await fh.read(new Uint8Array(half.buffer), 0, len * 2, HEADER + view * len * 2);
+          if (bytesRead !== len * 2)
+            throw new DermtlError(`activation cache entry ${path} is truncated; delete it and run again`);
+        } finally {
+          await fh.close();
+        }
+        decodeHalf(half, out, r * len);
+      }),
+    );
   }
 
   async close(): Promise<void> {
@@ -145,12 +162,15 @@ export class ActivationCache {
     const key = this.keyOf(request.set);
     const states: ('ok' | 'missing' | 'foreign')[] = [];
     // A bounded number of open files at a time (a study checks every image of the data set).
-    for (let s = 0; s < hashes.length; s += 64) states.push(...await Promise.all(hashes.slice(s, s + 64).map((h) => this.entryState(h, request.set, key))));
+    for (let s = 0; s < hashes.length; s += 64)
+      states.push(...(await Promise.all(hashes.slice(s, s + 64).map((h) => this.entryState(h, request.set, key)))));
     return {
       request,
       cached: { set: request.set, views: viewsOf(request.set), hashes } as CachedViews,
       missing: states.flatMap((s, i) => (s === 'missing' ? [i] : [])),
-      foreign: states.flatMap((s, i) => (s === 'foreign' ? [`${this.entryPath(hashes[i], request.set)} (image ${request.images[i].path})`] : [])),
+      foreign: states.flatMap((s, i) =>
+        s === 'foreign' ? [`${this.entryPath(hashes[i], request.set)} (image ${request.images[i].path})`] : [],
+      ),
     };
   }
 
@@ -172,17 +192,27 @@ export class ActivationCache {
   }
 
   private async compute(todo: { path: string; hash: string }[], set: ViewSet, label: string): Promise<void> {
-    this.trunk ??= (async () => openLowerTrunk(this.opts.backbone, this.opts.stage, await (this.opts.weights ?? (() => loadTrunkWeights(this.opts.backbone.trunk)))(), this.opts.threads))();
+    this.trunk ??= (async () =>
+      openLowerTrunk(
+        this.opts.backbone,
+        this.opts.stage,
+        await (this.opts.weights ?? (() => loadTrunkWeights(this.opts.backbone.trunk)))(),
+        this.opts.threads,
+      ))();
     const trunk = await this.trunk;
     const bar = this.opts.progress?.(`${label}: ${todo.length} image(s) x ${viewsOf(set)} views (${this.id})`);
-    const render = (item: { path: string; hash: string }) => readImage(item.path).then((bytes) => renderViewSet(bytes, item, set, this.opts.prep));
+    const render = (item: { path: string; hash: string }) =>
+      readImage(item.path).then((bytes) => renderViewSet(bytes, item, set, this.opts.prep));
     try {
       // Decode/crop the next image (sharp runs on the libuv pool) while the trunk runs on this one.
       let next = render(todo[0]);
       for (let i = 0; i < todo.length; i++) {
         if (this.opts.signal?.aborted) {
           await next.catch(() => {});
-          throw new DermtlError(`stopped while caching activations: ${i} of ${todo.length} image(s) done (they stay cached); run the same command again (with --resume for dermtl train) to continue`, 130);
+          throw new DermtlError(
+            `stopped while caching activations: ${i} of ${todo.length} image(s) done (they stay cached); run the same command again (with --resume for dermtl train) to continue`,
+            130,
+          );
         }
         const pixels = await next;
         if (i + 1 < todo.length) next = render(todo[i + 1]);

@@ -54,18 +54,31 @@ export async function loadTrunkWeights(trunk: BackboneSpec['trunk']): Promise<Tr
 }
 
 /** The trunk alone as an inference graph: input 'image' [1, 3, size, size] -> output 'features' [1, d]. */
-export function buildBackboneGraph(spec: BackboneSpec, weights: TrunkWeights): { graph: Graph; features: string; featureDim: number; params: Map<string, Float32Array> } {
+export function buildBackboneGraph(
+  spec: BackboneSpec,
+  weights: TrunkWeights,
+): { graph: Graph; features: string; featureDim: number; params: Map<string, Float32Array> } {
   const g = new Graph();
   const image = g.input('image', [1, 3, spec.imageSize, spec.imageSize]);
   const trunk = buildResNet(g, image, { depth: TRUNK_DEPTH[spec.trunk], weights, seed: spec.seed, trainable: 'none' });
   g.output(trunk.features);
-  return { graph: g, features: trunk.features.name, featureDim: trunk.layout.featureDim, params: new Map(g.params().map((p) => [p.name, p.data])) };
+  return {
+    graph: g,
+    features: trunk.features.name,
+    featureDim: trunk.layout.featureDim,
+    params: new Map(g.params().map((p) => [p.name, p.data])),
+  };
 }
 
 /** Builds and opens the backbone (ResNet-50: reads and folds the cached weights, a few seconds, unless given). */
-export async function openBackbone(spec: BackboneSpec, opts: { threads?: number; weights?: TrunkWeights } = {}): Promise<Backbone> {
+export async function openBackbone(
+  spec: BackboneSpec,
+  opts: { threads?: number; weights?: TrunkWeights } = {},
+): Promise<Backbone> {
   const b = buildBackboneGraph(spec, opts.weights ?? (await loadTrunkWeights(spec.trunk)));
-  const session = await GraphSession.fromBytes(serializeInference(b.graph, { dynamicBatch: true }), { threads: opts.threads });
+  const session = await GraphSession.fromBytes(serializeInference(b.graph, { dynamicBatch: true }), {
+    threads: opts.threads,
+  });
   const size = spec.imageSize;
   return {
     spec,

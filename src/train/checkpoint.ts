@@ -31,8 +31,20 @@ export interface CheckpointInfo {
   progress: unknown;
 }
 
-interface Latest { checkpoint: string; step: number; previous: string[] }
-interface Manifest { format: 'dermtl-checkpoint'; version: 1; step: number; lr: number; savedAt: string; scheduler: PlateauState | null; progress: unknown }
+interface Latest {
+  checkpoint: string;
+  step: number;
+  previous: string[];
+}
+interface Manifest {
+  format: 'dermtl-checkpoint';
+  version: 1;
+  step: number;
+  lr: number;
+  savedAt: string;
+  scheduler: PlateauState | null;
+  progress: unknown;
+}
 
 const LATEST = 'latest.json';
 const MANIFEST = 'checkpoint.json';
@@ -42,18 +54,33 @@ const MANIFEST = 'checkpoint.json';
  * momentum value is not finite, so a diverged run can never replace the last good checkpoint.
  * `keep` (default 2): how many of this root's checkpoints to keep, the new one included.
  */
-export async function saveCheckpoint(root: string, state: TrainingState, progress: unknown = null, opts: { keep?: number } = {}): Promise<string> {
+export async function saveCheckpoint(
+  root: string,
+  state: TrainingState,
+  progress: unknown = null,
+  opts: { keep?: number } = {},
+): Promise<string> {
   const keep = opts.keep ?? 2;
-  if (!(Number.isInteger(keep) && keep >= 1)) throw new DermtlError(`checkpoint keep must be a whole number >= 1, got ${keep}`);
+  if (!(Number.isInteger(keep) && keep >= 1))
+    throw new DermtlError(`checkpoint keep must be a whole number >= 1, got ${keep}`);
   const opt = state.optimizer.state();
   const params = opt.params.map((p) => ({ name: p.name, shape: p.shape, data: state.params.get(p.name)! }));
   for (const p of params) {
-    const what = firstNonFinite(p.data) >= 0 ? 'param' : firstNonFinite(opt.buffers.get(p.name)!) >= 0 ? 'momentum buffer of' : '';
-    if (what) throw new DermtlError(`${what} ${p.name} is not finite at step ${opt.step}; refusing to replace the last good checkpoint in ${root}`);
+    const what =
+      firstNonFinite(p.data) >= 0 ? 'param' : firstNonFinite(opt.buffers.get(p.name)!) >= 0 ? 'momentum buffer of' : '';
+    if (what)
+      throw new DermtlError(
+        `${what} ${p.name} is not finite at step ${opt.step}; refusing to replace the last good checkpoint in ${root}`,
+      );
   }
   const manifest: Manifest = {
-    format: 'dermtl-checkpoint', version: 1, step: opt.step, lr: opt.lr, savedAt: new Date().toISOString(),
-    scheduler: state.scheduler?.state() ?? null, progress,
+    format: 'dermtl-checkpoint',
+    version: 1,
+    step: opt.step,
+    lr: opt.lr,
+    savedAt: new Date().toISOString(),
+    scheduler: state.scheduler?.state() ?? null,
+    progress,
   };
   const old = await readLatest(root);
   const name = await freshName(root, opt.step);
@@ -78,7 +105,10 @@ export async function findCheckpoint(path: string): Promise<string | undefined> 
   const latest = await readLatest(path);
   if (!latest) return undefined;
   const dir = join(path, latest.checkpoint);
-  if (!(await exists(join(dir, MANIFEST)))) throw new DermtlError(`${join(path, LATEST)} names checkpoint ${latest.checkpoint}, but ${join(dir, MANIFEST)} is missing`);
+  if (!(await exists(join(dir, MANIFEST))))
+    throw new DermtlError(
+      `${join(path, LATEST)} names checkpoint ${latest.checkpoint}, but ${join(dir, MANIFEST)} is missing`,
+    );
   return dir;
 }
 
@@ -96,20 +126,28 @@ export async function restoreCheckpoint(path: string, state: TrainingState): Pro
   const { tensors } = await readTensorFile(paramsFile);
   const opt = await readSgdState(join(dir, 'optimizer.bin'));
   checkParams(paramsFile, tensors, state);
-  if (opt.step !== manifest.step) throw new DermtlError(`${dir}: ${MANIFEST} says step ${manifest.step}, optimizer.bin says ${opt.step}`);
+  if (opt.step !== manifest.step)
+    throw new DermtlError(`${dir}: ${MANIFEST} says step ${manifest.step}, optimizer.bin says ${opt.step}`);
   state.optimizer.loadState(opt, join(dir, 'optimizer.bin')); // checks everything before changing anything
   if (state.scheduler && manifest.scheduler) state.scheduler.loadState(manifest.scheduler, join(dir, MANIFEST));
   for (const t of tensors) state.params.get(t.name)!.set(t.data);
   return { dir, step: manifest.step, progress: manifest.progress };
 }
 
-function checkParams(file: string, tensors: readonly { name: string; shape: readonly number[]; data: Float32Array }[], state: TrainingState): void {
+function checkParams(
+  file: string,
+  tensors: readonly { name: string; shape: readonly number[]; data: Float32Array }[],
+  state: TrainingState,
+): void {
   const problems: string[] = [];
   const saved = new Map(tensors.map((t) => [t.name, t]));
   for (const p of state.optimizer.params) {
     const t = saved.get(p.name);
     if (!t) problems.push(`param ${p.name} ${shapeStr(p.shape)} is missing`);
-    else if (!sameShape(t.shape, p.shape)) problems.push(`param ${p.name} has shape ${shapeStr(t.shape)} in the checkpoint, the model wants ${shapeStr(p.shape)}`);
+    else if (!sameShape(t.shape, p.shape))
+      problems.push(
+        `param ${p.name} has shape ${shapeStr(t.shape)} in the checkpoint, the model wants ${shapeStr(p.shape)}`,
+      );
     else if (firstNonFinite(t.data) >= 0) problems.push(`param ${p.name} is not finite`);
   }
   const mine = new Set(state.optimizer.params.map((p) => p.name));
@@ -118,18 +156,19 @@ function checkParams(file: string, tensors: readonly { name: string; shape: read
 }
 
 async function readManifest(path: string): Promise<Manifest> {
-  const m = await readJson(path) as Partial<Manifest>;
+  const m = (await readJson(path)) as Partial<Manifest>;
   if (m?.format !== 'dermtl-checkpoint' || m.version !== 1 || !Number.isInteger(m.step)) {
     throw new DermtlError(`${path}: not a dermtl checkpoint manifest (format/version/step missing or unknown)`);
   }
-  if (m.scheduler !== null && !isPlateauState(m.scheduler)) throw new DermtlError(`${path}: scheduler state is malformed`);
+  if (m.scheduler !== null && !isPlateauState(m.scheduler))
+    throw new DermtlError(`${path}: scheduler state is malformed`);
   return m as Manifest;
 }
 
 async function readLatest(root: string): Promise<Latest | undefined> {
   const path = join(root, LATEST);
   if (!(await exists(path))) return undefined;
-  const l = await readJson(path) as Partial<Latest>;
+  const l = (await readJson(path)) as Partial<Latest>;
   // Names are checked before they are ever joined to a path that is later removed.
   const isName = (n: unknown) => typeof n === 'string' && /^step-\d+(-\d+)?$/.test(n);
   const ok = isName(l?.checkpoint) && Array.isArray(l.previous) && l.previous.every(isName);
@@ -156,5 +195,8 @@ async function readJson(path: string): Promise<unknown> {
 }
 
 async function exists(path: string): Promise<boolean> {
-  return stat(path).then(() => true, () => false);
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
 }

@@ -87,8 +87,12 @@ export async function runEpochs(o: EpochLoopOptions): Promise<EpochLoopResult> {
   const closeEpoch = (step: number, lrReduced: boolean) => {
     const mean = Object.fromEntries(Object.entries(state.acc.sums).map(([k, v]) => [k, v / state.acc.images]));
     const record: EpochRecord = {
-      epoch: step / spe, step, lr, train: withTotal(mean, o.lossWeights),
-      validation: validation ? { ...validation.losses, ...validation.metrics } : null, lrReduced,
+      epoch: step / spe,
+      step,
+      lr,
+      train: withTotal(mean, o.lossWeights),
+      validation: validation ? { ...validation.losses, ...validation.metrics } : null,
+      lrReduced,
     };
     state.history.push(record);
     state.acc = { sums: {}, images: 0 };
@@ -107,14 +111,16 @@ export async function runEpochs(o: EpochLoopOptions): Promise<EpochLoopResult> {
       return b.feeds;
     },
     checkpoint: { root: o.checkpointRoot, every: o.checkpointEveryEpochs * spe, keep: o.keep },
-    validate: o.validate ? {
-      every: spe,
-      loss: async () => {
-        validation = await o.validate!();
-        if (o.select) await selectEpoch(o.select, state, validation, o.trainer, state.history.length + 1);
-        return validation.losses.total;
-      },
-    } : undefined,
+    validate: o.validate
+      ? {
+          every: spe,
+          loss: async () => {
+            validation = await o.validate!();
+            if (o.select) await selectEpoch(o.select, state, validation, o.trainer, state.history.length + 1);
+            return validation.losses.total;
+          },
+        }
+      : undefined,
     progress: () => state,
     onStep: (r) => {
       lr = r.lr;
@@ -129,13 +135,26 @@ export async function runEpochs(o: EpochLoopOptions): Promise<EpochLoopResult> {
   await writes;
   if (writeError) throw writeError;
   await writeJson(o.historyFile, state.history);
-  const best = o.select && !result.stopped ? state.best ?? null : null;
+  const best = o.select && !result.stopped ? (state.best ?? null) : null;
   const params = best ? await readSelected(o.select!.file, best.epoch) : o.trainer.params;
-  return { history: state.history, stopped: result.stopped, step: result.step, resumedFrom: result.resumedFrom, selected: best, params };
+  return {
+    history: state.history,
+    stopped: result.stopped,
+    step: result.step,
+    resumedFrom: result.resumedFrom,
+    selected: best,
+    params,
+  };
 }
 
 /** Keeps the params of a validated epoch whose score beats the best so far (ties keep the earlier epoch). */
-async function selectEpoch(select: NonNullable<EpochLoopOptions['select']>, state: Progress, v: ValidationResult, trainer: Trainer, epoch: number): Promise<void> {
+async function selectEpoch(
+  select: NonNullable<EpochLoopOptions['select']>,
+  state: Progress,
+  v: ValidationResult,
+  trainer: Trainer,
+  epoch: number,
+): Promise<void> {
   const score = select.score(v);
   if (!Number.isFinite(score) || (state.best && score <= state.best.score)) return;
   const tensors = [...trainer.params].map(([name, data]) => ({ name, shape: [data.length], data }));
@@ -146,7 +165,10 @@ async function selectEpoch(select: NonNullable<EpochLoopOptions['select']>, stat
 async function readSelected(file: string, epoch: number): Promise<Map<string, Float32Array>> {
   const { tensors, meta } = await readTensorFile(file);
   const m = meta as { epoch?: number } | null;
-  if (m?.epoch !== epoch) throw new DermtlError(`${file} holds epoch ${m?.epoch} but the run's progress says the best epoch is ${epoch}; delete the run folder and train again`);
+  if (m?.epoch !== epoch)
+    throw new DermtlError(
+      `${file} holds epoch ${m?.epoch} but the run's progress says the best epoch is ${epoch}; delete the run folder and train again`,
+    );
   return new Map(tensors.map((t) => [t.name, t.data]));
 }
 
@@ -172,7 +194,8 @@ async function checkpointProgress(root: string): Promise<Progress | undefined> {
   if (!dir) return undefined;
   const file = join(dir, 'checkpoint.json');
   const p = (JSON.parse(await readFile(file, 'utf8')) as { progress?: Progress }).progress;
-  if (!p || !Array.isArray(p.history) || typeof p.acc?.images !== 'number') throw new DermtlError(`${file}: no training progress record; it was not written by dermtl train`);
+  if (!p || !Array.isArray(p.history) || typeof p.acc?.images !== 'number')
+    throw new DermtlError(`${file}: no training progress record; it was not written by dermtl train`);
   return p;
 }
 
@@ -182,7 +205,11 @@ async function checkpointProgress(root: string): Promise<Progress | undefined> {
  * A session on a copy of the training forward graph that returns the losses and the probabilities (dropout
  * masks are fed as ones): the validation pass of either mode.
  */
-export async function openEvalSession(forward: Graph, lossNames: readonly string[], threads?: number): Promise<GraphSession> {
+export async function openEvalSession(
+  forward: Graph,
+  lossNames: readonly string[],
+  threads?: number,
+): Promise<GraphSession> {
   const g = forward.clone();
   for (const name of lossNames) if (!g.outputs.some((o) => o.name === name)) g.output(g.tensor(name));
   const params = new Set(g.params({ trainable: true }).map((p) => p.name));
@@ -196,7 +223,11 @@ export class ValidationAccumulator {
   private readonly lesion: Float64Array[] = [];
   private readonly location: Float64Array[] = [];
 
-  constructor(readonly labels: RunLabels, readonly lossNames: readonly string[], readonly weights: Record<string, number>) {}
+  constructor(
+    readonly labels: RunLabels,
+    readonly lossNames: readonly string[],
+    readonly weights: Record<string, number>,
+  ) {}
 
   /** One batch: the session outputs of a batch whose first `rows` slots are real. */
   add(out: Record<string, { data: ArrayLike<number | bigint> }>, rows: number): void {
@@ -214,7 +245,9 @@ export class ValidationAccumulator {
   result(samples: readonly Sample[]): ValidationResult {
     const mean = Object.fromEntries(this.lossNames.map((n) => [n, this.sums[n] / this.images]));
     const table: ScoreTable = {
-      images: samples.map((s) => s.image), lesionLabels: this.labels.lesion, locationLabels: this.labels.location,
+      images: samples.map((s) => s.image),
+      lesionLabels: this.labels.lesion,
+      locationLabels: this.labels.location,
       lesion: this.labels.lesion.length ? this.lesion : samples.map(() => new Float64Array(0)),
       location: this.labels.location.length ? this.location : samples.map(() => new Float64Array(0)),
     };
@@ -222,8 +255,10 @@ export class ValidationAccumulator {
     return {
       losses: withTotal(mean, this.weights),
       metrics: {
-        mapClass: ev.lesion?.mapClass ?? null, mapImage: ev.lesion?.mapImage ?? null,
-        top1: ev.location?.top1 ?? null, top3: ev.location?.top3 ?? null,
+        mapClass: ev.lesion?.mapClass ?? null,
+        mapImage: ev.lesion?.mapImage ?? null,
+        top1: ev.location?.top1 ?? null,
+        top3: ev.location?.top3 ?? null,
       },
     };
   }

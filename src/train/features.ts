@@ -23,7 +23,10 @@ import { Rng } from '../util/rng.ts';
 import { openBackbone, sha12, type Backbone, type BackboneSpec, backboneId } from './backbone.ts';
 
 /** 'center': the one centre crop, the same pixels as tenCrop view CENTER_VIEW (validation needs no more). */
-export type ViewSet = { kind: 'train'; views: number; seed: number; jitter: ScaleJitterRange } | { kind: 'tenCrop' } | { kind: 'center' };
+export type ViewSet =
+  | { kind: 'train'; views: number; seed: number; jitter: ScaleJitterRange }
+  | { kind: 'tenCrop' }
+  | { kind: 'center' };
 
 /** Index of the centre crop among the ten test views. */
 export const CENTER_VIEW = 4;
@@ -40,8 +43,16 @@ export function defaultFeatureDir(env: NodeJS.ProcessEnv = process.env): string 
 
 /** The folder name of a view set: readable kind and count, plus a hash of everything that changes the pixels. */
 export function viewSetId(set: ViewSet, prep: Preprocessing): string {
-  const p = { size: prep.size, resizeShorter: prep.resizeShorter, kernel: prep.kernel, alphaBackground: prep.alphaBackground,
-    channelOrder: prep.channelOrder, mean: prep.mean, std: prep.std, layout: prep.layout };
+  const p = {
+    size: prep.size,
+    resizeShorter: prep.resizeShorter,
+    kernel: prep.kernel,
+    alphaBackground: prep.alphaBackground,
+    channelOrder: prep.channelOrder,
+    mean: prep.mean,
+    std: prep.std,
+    layout: prep.layout,
+  };
   const key = set.kind === 'train' ? { ...set, prep: p } : { kind: set.kind, prep: p };
   return `${set.kind}${viewsOf(set)}-${sha12(JSON.stringify(key))}`;
 }
@@ -76,7 +87,9 @@ export class ContentHashes {
   async of(path: string): Promise<string> {
     const known = this.known.get(path);
     if (known) return known;
-    const h = createHash('sha256').update(await readImage(path)).digest('hex');
+    const h = createHash('sha256')
+      .update(await readImage(path))
+      .digest('hex');
     this.known.set(path, h);
     return h;
   }
@@ -98,7 +111,13 @@ export class FeatureCache {
 
   /** File of one image's features. */
   entryPath(contentHash: string, set: ViewSet): string {
-    return join(this.opts.dir, this.backboneId, viewSetId(set, this.opts.prep), contentHash.slice(0, 2), `${contentHash}.f32`);
+    return join(
+      this.opts.dir,
+      this.backboneId,
+      viewSetId(set, this.opts.prep),
+      contentHash.slice(0, 2),
+      `${contentHash}.f32`,
+    );
   }
 
   /** sha256 of a file's bytes (memoised per path for the life of this cache object). */
@@ -117,7 +136,11 @@ export class FeatureCache {
     this.stats.misses += missing.length;
     let dim = found.find((f) => f)?.length;
     if (missing.length) {
-      const computed = await this.compute(missing.map((i) => ({ path: images[i].path, hash: hashes[i] })), set, label);
+      const computed = await this.compute(
+        missing.map((i) => ({ path: images[i].path, hash: hashes[i] })),
+        set,
+        label,
+      );
       missing.forEach((i, k) => (found[i] = computed[k]));
       dim = computed[0].length;
     }
@@ -140,14 +163,22 @@ export class FeatureCache {
     const views = head.getUint32(8, true);
     const dim = head.getUint32(12, true);
     // A damaged or foreign file is a miss (recomputed and replaced), never an error or a wrong feature.
-    if (head.getUint32(0, true) !== MAGIC || head.getUint32(4, true) !== FORMAT || views !== viewsOf(set) || buf.length !== HEADER + views * dim * 4) return null;
+    if (
+      head.getUint32(0, true) !== MAGIC ||
+      head.getUint32(4, true) !== FORMAT ||
+      views !== viewsOf(set) ||
+      buf.length !== HEADER + views * dim * 4
+    )
+      return null;
     const out = new Float32Array(views * dim);
     new Uint8Array(out.buffer).set(buf.subarray(HEADER));
     return out;
   }
 
   private async compute(todo: { path: string; hash: string }[], set: ViewSet, label: string): Promise<Float32Array[]> {
-    this.backbone ??= (this.opts.openBackbone ?? ((s: BackboneSpec) => openBackbone(s, { threads: this.opts.threads })))(this.opts.backbone);
+    this.backbone ??= (
+      this.opts.openBackbone ?? ((s: BackboneSpec) => openBackbone(s, { threads: this.opts.threads }))
+    )(this.opts.backbone);
     const backbone = await this.backbone;
     const bar = this.opts.progress?.(`${label}: ${todo.length} image(s) x ${viewsOf(set)} views (${this.backboneId})`);
     const out: Float32Array[] = [];
@@ -157,7 +188,10 @@ export class FeatureCache {
       for (let i = 0; i < todo.length; i++) {
         if (this.opts.signal?.aborted) {
           await next.catch(() => {});
-          throw new DermtlError(`stopped while caching features: ${i} of ${todo.length} image(s) done (they stay cached); run the same command again (with --resume for dermtl train) to continue`, 130);
+          throw new DermtlError(
+            `stopped while caching features: ${i} of ${todo.length} image(s) done (they stay cached); run the same command again (with --resume for dermtl train) to continue`,
+            130,
+          );
         }
         const pixels = await next;
         if (i + 1 < todo.length) next = this.render(todo[i + 1], set);
@@ -203,7 +237,12 @@ export class FeatureCache {
  * The views of `set` for one image ([views, 3, size, size]). Training view k comes from
  * Rng.derive(seed, 'trainView', content key, k): the same image gets the same views in every cache that uses them.
  */
-export async function renderViewSet(bytes: Buffer, item: { path: string; hash: string }, set: ViewSet, prep: Preprocessing): Promise<Float32Array> {
+export async function renderViewSet(
+  bytes: Buffer,
+  item: { path: string; hash: string },
+  set: ViewSet,
+  prep: Preprocessing,
+): Promise<Float32Array> {
   const n = viewLength(prep);
   const out = new Float32Array(viewsOf(set) * n);
   if (set.kind !== 'train') {
@@ -212,7 +251,14 @@ export async function renderViewSet(bytes: Buffer, item: { path: string; hash: s
   }
   const key = Number.parseInt(item.hash.slice(0, 8), 16) | 0;
   for (let k = 0; k < set.views; k++) {
-    await renderViewsInto(bytes, 'train', Rng.derive(set.seed, 'trainView', key, k), { prep, jitter: set.jitter, name: item.path }, out, k * n);
+    await renderViewsInto(
+      bytes,
+      'train',
+      Rng.derive(set.seed, 'trainView', key, k),
+      { prep, jitter: set.jitter, name: item.path },
+      out,
+      k * n,
+    );
   }
   return out;
 }

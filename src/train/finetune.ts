@@ -11,13 +11,24 @@ import { dropoutMasks, encodeTargets, labelFeeds, noDropout, stepsPerEpoch } fro
 import { sgdOf } from './config.ts';
 import { Trainer } from './step.ts';
 import type { ModeResult, TrainContext } from './trainContext.ts';
-import { loopOutcome, lossWeightsOf, multipliersOf, runTaskEpochs, siteRevealOf, taskWeightingOf } from './trainContext.ts';
+import {
+  loopOutcome,
+  lossWeightsOf,
+  multipliersOf,
+  runTaskEpochs,
+  siteRevealOf,
+  taskWeightingOf,
+} from './trainContext.ts';
 
 /** The training images of a finetune run: all, or a seeded subset (config finetune.subset, for timing runs). */
 export function finetuneImages(ctx: Pick<TrainContext, 'config' | 'train'>): Sample[] {
   const n = ctx.config.finetune.subset;
   if (n === null || n >= ctx.train.length) return ctx.train;
-  const keep = new Set(Rng.derive(ctx.config.seed, 'subset').shuffle(ctx.train.map((_, i) => i)).slice(0, n));
+  const keep = new Set(
+    Rng.derive(ctx.config.seed, 'subset')
+      .shuffle(ctx.train.map((_, i) => i))
+      .slice(0, n),
+  );
   return ctx.train.filter((_, i) => keep.has(i));
 }
 
@@ -26,17 +37,37 @@ export async function trainFinetune(ctx: TrainContext): Promise<ModeResult> {
   const B = c.batchSize;
   const train = finetuneImages(ctx);
   const weights = await ctx.trunkWeights();
-  const build = () => buildNetwork(ctx.spec, { batch: B, mode: 'train', trainable: 'all', weights, taskWeights: c.taskWeights, taskWeighting: taskWeightingOf(c), dropoutMasks: true });
+  const build = () =>
+    buildNetwork(ctx.spec, {
+      batch: B,
+      mode: 'train',
+      trainable: 'all',
+      weights,
+      taskWeights: c.taskWeights,
+      taskWeighting: taskWeightingOf(c),
+      dropoutMasks: true,
+    });
   const net = build();
   const lossNames = net.losses.map((l) => l.tensor.name);
   const threads = c.runtime.threads ?? undefined;
   const trainer = await Trainer.create({
-    forward: net.graph, losses: net.losses.map((l) => ({ name: l.tensor.name, weight: l.weight })),
+    forward: net.graph,
+    losses: net.losses.map((l) => ({ name: l.tensor.name, weight: l.weight })),
     sgd: sgdOf(c),
-    multipliers: multipliersOf(net.graph, c, weights !== 'random' && c.finetune.bnParameterization === 'original' ? weights : undefined), plateau: ctx.validation.length ? c.plateau : undefined, threads,
+    multipliers: multipliersOf(
+      net.graph,
+      c,
+      weights !== 'random' && c.finetune.bnParameterization === 'original' ? weights : undefined,
+    ),
+    plateau: ctx.validation.length ? c.plateau : undefined,
+    threads,
   });
   const evalSession = ctx.validation.length ? await openEvalSession(build().graph, lossNames, threads) : null;
-  const loader = new ImageLoader({ workers: c.runtime.loaderWorkers ?? undefined, prep: ctx.prep, jitter: c.image.jitter });
+  const loader = new ImageLoader({
+    workers: c.runtime.loaderWorkers ?? undefined,
+    prep: ctx.prep,
+    jitter: c.image.jitter,
+  });
   const targets = encodeTargets(train, ctx.labels);
   const masks = net.heads.dropoutMasks;
   const spe = stepsPerEpoch(train.length, B);
@@ -49,7 +80,14 @@ export async function trainFinetune(ctx: TrainContext): Promise<ModeResult> {
   const nextBatch = async (epoch: number, pos: number): Promise<Batch> => {
     if (!stream || stream.epoch !== epoch || stream.next !== pos) {
       await stream?.it.return(undefined);
-      const it = loader.batches(items, { mode: 'train', batchSize: B, seed: c.seed, epoch, shuffle: true, startBatch: pos });
+      const it = loader.batches(items, {
+        mode: 'train',
+        batchSize: B,
+        seed: c.seed,
+        epoch,
+        shuffle: true,
+        startBatch: pos,
+      });
       stream = { epoch, next: pos, it };
     }
     const r = await stream.it.next();
@@ -63,30 +101,56 @@ export async function trainFinetune(ctx: TrainContext): Promise<ModeResult> {
     const b = await nextBatch(epoch, pos);
     const image = new Float32Array(B * pixels);
     image.set(b.data);
-    return { feeds: { [IMAGE_INPUT]: image, ...labelFeeds(targets, ctx.labels, b.indices, B, siteRevealOf(ctx, { epoch, step: pos })), ...dropoutMasks(masks, c.seed, epoch, pos) }, rows: b.n };
+    return {
+      feeds: {
+        [IMAGE_INPUT]: image,
+        ...labelFeeds(targets, ctx.labels, b.indices, B, siteRevealOf(ctx, { epoch, step: pos })),
+        ...dropoutMasks(masks, c.seed, epoch, pos),
+      },
+      rows: b.n,
+    };
   };
 
-  const validate = evalSession ? async () => {
-    const acc = new ValidationAccumulator(ctx.labels, lossNames, lossWeightsOf(net.losses));
-    const vt = encodeTargets(ctx.validation, ctx.labels);
-    const params = paramFeeds(trainer);
-    const order: Sample[] = [];
-    for await (const b of loader.batches(ctx.validation.map((s) => ({ path: s.path })), { mode: 'center', batchSize: B, seed: c.seed })) {
-      const image = new Float32Array(B * pixels);
-      image.set(b.data);
-      const out = await evalSession.run({ ...params, [IMAGE_INPUT]: image, ...labelFeeds(vt, ctx.labels, b.indices, B, siteRevealOf(ctx, 'given')), ...noDropout(masks) });
-      acc.add(out, b.n);
-      order.push(...b.indices.map((i) => ctx.validation[i]));
-    }
-    return acc.result(order);
-  } : undefined;
+  const validate = evalSession
+    ? async () => {
+        const acc = new ValidationAccumulator(ctx.labels, lossNames, lossWeightsOf(net.losses));
+        const vt = encodeTargets(ctx.validation, ctx.labels);
+        const params = paramFeeds(trainer);
+        const order: Sample[] = [];
+        for await (const b of loader.batches(
+          ctx.validation.map((s) => ({ path: s.path })),
+          { mode: 'center', batchSize: B, seed: c.seed },
+        )) {
+          const image = new Float32Array(B * pixels);
+          image.set(b.data);
+          const out = await evalSession.run({
+            ...params,
+            [IMAGE_INPUT]: image,
+            ...labelFeeds(vt, ctx.labels, b.indices, B, siteRevealOf(ctx, 'given')),
+            ...noDropout(masks),
+          });
+          acc.add(out, b.n);
+          order.push(...b.indices.map((i) => ctx.validation[i]));
+        }
+        return acc.result(order);
+      }
+    : undefined;
 
   const t0 = performance.now();
   try {
-    const r = await runTaskEpochs(ctx, { trainer, epochs: c.finetune.epochs, stepsPerEpoch: spe, losses: net.losses, batch, validate });
+    const r = await runTaskEpochs(ctx, {
+      trainer,
+      epochs: c.finetune.epochs,
+      stepsPerEpoch: spe,
+      losses: net.losses,
+      batch,
+      validate,
+    });
     return {
-      ...loopOutcome(r), params: collectParams(net.graph, r.params),
-      timings: { train_s: (performance.now() - t0) / 1000 }, backbone: null,
+      ...loopOutcome(r),
+      params: collectParams(net.graph, r.params),
+      timings: { train_s: (performance.now() - t0) / 1000 },
+      backbone: null,
     };
   } finally {
     await stream?.it.return(undefined);

@@ -10,14 +10,28 @@ import { buildMemberHeads, mergedHeadsConfig, mergeMembers } from '../models/mem
 import type { NetworkSpec } from '../models/network.ts';
 import { Rng } from '../util/rng.ts';
 import { buildBackboneGraph } from './backbone.ts';
-import { CENTER_VIEW, TEN_CROP_VIEWS, FeatureCache, defaultFeatureDir, type ViewFeatures, type ViewSet } from './features.ts';
+import {
+  CENTER_VIEW,
+  TEN_CROP_VIEWS,
+  FeatureCache,
+  defaultFeatureDir,
+  type ViewFeatures,
+  type ViewSet,
+} from './features.ts';
 import { ValidationAccumulator, openEvalSession, paramFeeds, type TrainBatch } from './epochs.ts';
 import { dropoutMasks, encodeTargets, labelFeeds, noDropout, stepsPerEpoch } from './targets.ts';
 import { featureStats, foldStandardization, standardizeInPlace, type FeatureStats } from './standardize.ts';
 import { sgdOf } from './config.ts';
 import { Trainer } from './step.ts';
 import type { ModeResult, TrainContext } from './trainContext.ts';
-import { loopOutcome, lossWeightsOf, multipliersOf, runTaskEpochs, siteRevealOf, taskWeightingOf } from './trainContext.ts';
+import {
+  loopOutcome,
+  lossWeightsOf,
+  multipliersOf,
+  runTaskEpochs,
+  siteRevealOf,
+  taskWeightingOf,
+} from './trainContext.ts';
 
 export const FEATURES_INPUT = 'features';
 
@@ -33,17 +47,33 @@ export interface FeaturesNetwork {
  * its params drop into the full model. Train mode: trainable params, label inputs, losses, dropout masks as
  * inputs. Inference mode: params baked in from `values` (every one required), dropout off.
  */
-export function buildFeaturesNetwork(spec: NetworkSpec, featureDim: number, batch: number, mode: 'train' | 'inference',
-  opts: { values?: ReadonlyMap<string, Float32Array>; taskWeights?: { lesion?: number; location?: number }; taskWeighting?: TaskWeighting; members?: number } = {}): FeaturesNetwork {
+export function buildFeaturesNetwork(
+  spec: NetworkSpec,
+  featureDim: number,
+  batch: number,
+  mode: 'train' | 'inference',
+  opts: {
+    values?: ReadonlyMap<string, Float32Array>;
+    taskWeights?: { lesion?: number; location?: number };
+    taskWeighting?: TaskWeighting;
+    members?: number;
+  } = {},
+): FeaturesNetwork {
   const train = mode === 'train';
   const g = new Graph();
   const features = g.input(FEATURES_INPUT, [batch, featureDim]);
   const headsOptions = {
-    ...spec.heads, seed: spec.seed, training: train, trainable: train, dropoutMasks: train,
-    values: opts.values, requireValues: !train,
+    ...spec.heads,
+    seed: spec.seed,
+    training: train,
+    trainable: train,
+    dropoutMasks: train,
+    values: opts.values,
+    requireValues: !train,
   };
   const members = opts.members ?? 1;
-  const heads = members > 1 ? buildMemberHeads(g, features, headsOptions, members) : buildHeads(g, features, headsOptions);
+  const heads =
+    members > 1 ? buildMemberHeads(g, features, headsOptions, members) : buildHeads(g, features, headsOptions);
   if (heads.lesionProbs) g.output(heads.lesionProbs);
   if (heads.locationProbs) g.output(heads.locationProbs);
   const losses = train ? addHeadLosses(g, heads, opts.taskWeights, opts.taskWeighting).losses : [];
@@ -55,11 +85,18 @@ export function trainViewSet(ctx: Pick<TrainContext, 'config'>): ViewSet {
   return { kind: 'train', views: c.frozen.views, seed: c.frozen.viewSeed, jitter: { ...c.image.jitter } };
 }
 
-export function featureCacheFor(ctx: Pick<TrainContext, 'config' | 'prep' | 'progress'> & { signal?: AbortSignal }): FeatureCache {
+export function featureCacheFor(
+  ctx: Pick<TrainContext, 'config' | 'prep' | 'progress'> & { signal?: AbortSignal },
+): FeatureCache {
   const c = ctx.config;
   return new FeatureCache({
-    dir: c.cacheDir ?? defaultFeatureDir(), backbone: { trunk: c.trunk, imageSize: c.image.size, seed: c.seed },
-    prep: ctx.prep, threads: c.runtime.threads ?? undefined, batchViews: c.frozen.featureBatch, progress: ctx.progress, signal: ctx.signal,
+    dir: c.cacheDir ?? defaultFeatureDir(),
+    backbone: { trunk: c.trunk, imageSize: c.image.size, seed: c.seed },
+    prep: ctx.prep,
+    threads: c.runtime.threads ?? undefined,
+    batchViews: c.frozen.featureBatch,
+    progress: ctx.progress,
+    signal: ctx.signal,
   });
 }
 
@@ -72,24 +109,38 @@ export async function trainFrozen(ctx: TrainContext): Promise<ModeResult> {
   let valF: ViewFeatures | null = null;
   try {
     trainF = await cache.features(ctx.train, trainViewSet(ctx), 'caching training views');
-    if (c.frozen.trainCrops) trainF = joinViews(trainF, await cache.features(ctx.train, { kind: 'tenCrop' }, 'caching test views of the training images'));
-    if (ctx.validation.length) valF = await cache.features(ctx.validation, { kind: 'tenCrop' }, 'caching validation views');
+    if (c.frozen.trainCrops)
+      trainF = joinViews(
+        trainF,
+        await cache.features(ctx.train, { kind: 'tenCrop' }, 'caching test views of the training images'),
+      );
+    if (ctx.validation.length)
+      valF = await cache.features(ctx.validation, { kind: 'tenCrop' }, 'caching validation views');
   } finally {
     await cache.close();
   }
   const featureSeconds = (performance.now() - t0) / 1000;
-  ctx.log(`features: ${cache.stats.hits} image(s) from the cache, ${cache.stats.misses} computed (${featureSeconds.toFixed(1)} s, ${cache.backboneId})`);
+  ctx.log(
+    `features: ${cache.stats.hits} image(s) from the cache, ${cache.stats.misses} computed (${featureSeconds.toFixed(1)} s, ${cache.backboneId})`,
+  );
 
   const dim = trainF.dim;
   const stats = c.frozen.standardize ? trainingStats(trainF) : null;
   const prepare = (x: Float32Array) => (stats ? standardizeInPlace(x, stats) : x);
   const members = c.frozen.members;
-  const net = buildFeaturesNetwork(ctx.spec, dim, B, 'train', { taskWeights: c.taskWeights, taskWeighting: taskWeightingOf(c), members });
+  const net = buildFeaturesNetwork(ctx.spec, dim, B, 'train', {
+    taskWeights: c.taskWeights,
+    taskWeighting: taskWeightingOf(c),
+    members,
+  });
   const lossNames = net.losses.map((l) => l.tensor.name);
   const trainer = await Trainer.create({
-    forward: net.graph, losses: net.losses.map((l) => ({ name: l.tensor.name, weight: l.weight })),
+    forward: net.graph,
+    losses: net.losses.map((l) => ({ name: l.tensor.name, weight: l.weight })),
     sgd: sgdOf(c),
-    multipliers: multipliersOf(net.graph, c), plateau: valF ? c.plateau : undefined, threads: c.runtime.threads ?? undefined,
+    multipliers: multipliersOf(net.graph, c),
+    plateau: valF ? c.plateau : undefined,
+    threads: c.runtime.threads ?? undefined,
   });
   const evalSession = valF ? await openEvalSession(net.graph, lossNames, c.runtime.threads ?? undefined) : null;
   const targets = encodeTargets(ctx.train, ctx.labels);
@@ -116,40 +167,70 @@ export async function trainFrozen(ctx: TrainContext): Promise<ModeResult> {
       const at = (i * trainF.views + view) * dim;
       features.set(trainF.data.subarray(at, at + dim), b * dim);
     });
-    return { feeds: { [FEATURES_INPUT]: prepare(features), ...labelFeeds(targets, ctx.labels, rows, B, siteRevealOf(ctx, { epoch, step: pos })), ...dropoutMasks(masks, c.seed, epoch, pos) }, rows: rows.length };
+    return {
+      feeds: {
+        [FEATURES_INPUT]: prepare(features),
+        ...labelFeeds(targets, ctx.labels, rows, B, siteRevealOf(ctx, { epoch, step: pos })),
+        ...dropoutMasks(masks, c.seed, epoch, pos),
+      },
+      rows: rows.length,
+    };
   };
 
   // Validation scores the images as the study will (config eval.tta): the mean of the ten crops' outputs, or the centre.
   const valViews = c.eval.tta === 'center' ? [CENTER_VIEW] : [...Array(TEN_CROP_VIEWS).keys()];
-  const validate = valF && evalSession ? async () => {
-    const acc = new ValidationAccumulator(ctx.labels, lossNames, lossWeightsOf(net.losses));
-    const vt = encodeTargets(ctx.validation, ctx.labels);
-    const params = paramFeeds(trainer);
-    for (let s = 0; s < ctx.validation.length; s += B) {
-      const rows = Array.from({ length: Math.min(B, ctx.validation.length - s) }, (_, k) => s + k);
-      const mean: Record<string, { data: Float32Array }> = {};
-      for (const view of valViews) {
-        const features = new Float32Array(B * dim);
-        rows.forEach((i, b) => {
-          const at = (i * valF.views + view) * dim;
-          features.set(valF.data.subarray(at, at + dim), b * dim);
-        });
-        const out = await evalSession.run({ ...params, [FEATURES_INPUT]: prepare(features), ...labelFeeds(vt, ctx.labels, rows, B, siteRevealOf(ctx, 'given')), ...noDropout(masks) });
-        addMean(mean, out, valViews.length);
-      }
-      acc.add(mean, rows.length);
-    }
-    return acc.result(ctx.validation);
-  } : undefined;
+  const validate =
+    valF && evalSession
+      ? async () => {
+          const acc = new ValidationAccumulator(ctx.labels, lossNames, lossWeightsOf(net.losses));
+          const vt = encodeTargets(ctx.validation, ctx.labels);
+          const params = paramFeeds(trainer);
+          for (let s = 0; s < ctx.validation.length; s += B) {
+            const rows = Array.from({ length: Math.min(B, ctx.validation.length - s) }, (_, k) => s + k);
+            const mean: Record<string, { data: Float32Array }> = {};
+            for (const view of valViews) {
+              const features = new Float32Array(B * dim);
+              rows.forEach((i, b) => {
+                const at = (i * valF.views + view) * dim;
+                features.set(valF.data.subarray(at, at + dim), b * dim);
+              });
+              const out = await evalSession.run({
+                ...params,
+                [FEATURES_INPUT]: prepare(features),
+                ...labelFeeds(vt, ctx.labels, rows, B, siteRevealOf(ctx, 'given')),
+                ...noDropout(masks),
+              });
+              addMean(mean, out, valViews.length);
+            }
+            acc.add(mean, rows.length);
+          }
+          return acc.result(ctx.validation);
+        }
+      : undefined;
 
   const t1 = performance.now();
   try {
-    const r = await runTaskEpochs(ctx, { trainer, epochs: c.frozen.epochs, stepsPerEpoch: spe, losses: net.losses, batch, validate });
+    const r = await runTaskEpochs(ctx, {
+      trainer,
+      epochs: c.frozen.epochs,
+      stepsPerEpoch: spe,
+      losses: net.losses,
+      batch,
+      validate,
+    });
     const merged = members > 1 ? mergeMembers(r.params, members) : r.params;
     const heads = stats ? foldStandardization(merged, stats) : new Map([...merged].map(([k, v]) => [k, v.slice()]));
-    const params = r.stopped ? heads : new Map([...buildBackboneGraph({ trunk: c.trunk, imageSize: c.image.size, seed: c.seed }, await ctx.trunkWeights()).params, ...heads]);
+    const params = r.stopped
+      ? heads
+      : new Map([
+          ...buildBackboneGraph({ trunk: c.trunk, imageSize: c.image.size, seed: c.seed }, await ctx.trunkWeights())
+            .params,
+          ...heads,
+        ]);
     return {
-      ...loopOutcome(r), params, spec: { ...ctx.spec, heads: mergedHeadsConfig(ctx.spec.heads, members) },
+      ...loopOutcome(r),
+      params,
+      spec: { ...ctx.spec, heads: mergedHeadsConfig(ctx.spec.heads, members) },
       timings: { features_s: featureSeconds, train_s: (performance.now() - t1) / 1000 },
       backbone: { id: cache.backboneId, views: trainF.views, dim },
     };

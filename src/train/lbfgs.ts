@@ -99,7 +99,12 @@ export interface LineStep {
  * products. Returns null when no evaluated point decreases f (the direction is not a descent direction, or f is
  * flat to rounding): the problem has converged as far as this precision allows.
  */
-export function lineSearch(phi: LineFunction, f0: number, d0: number, opts: { t0?: number; c1?: number; c2?: number; maxEvaluations?: number } = {}): LineStep | null {
+export function lineSearch(
+  phi: LineFunction,
+  f0: number,
+  d0: number,
+  opts: { t0?: number; c1?: number; c2?: number; maxEvaluations?: number } = {},
+): LineStep | null {
   const c1 = opts.c1 ?? 1e-4;
   const c2 = opts.c2 ?? 0.1;
   const max = opts.maxEvaluations ?? 40;

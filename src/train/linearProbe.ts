@@ -118,10 +118,18 @@ const DEFAULTS = { tolerance: 3e-5, maxIterations: 1000, memory: 10 };
  * gradient tolerance, its line search can no longer decrease the objective (converged to float precision), or
  * maxIterations is reached (then `converged` is false and the report names it).
  */
-export async function fitLinearHeads(x: RowMatrix, targets: ProbeTargets, lambdas: { lesion: number; location: number }, opts: FitOptions = {}): Promise<ProbeFit> {
+export async function fitLinearHeads(
+  x: RowMatrix,
+  targets: ProbeTargets,
+  lambdas: { lesion: number; location: number },
+  opts: FitOptions = {},
+): Promise<ProbeFit> {
   const o = { ...DEFAULTS, ...opts };
-  if (targets.rows !== x.rows) throw new Error(`fitLinearHeads: ${targets.rows} target rows for ${x.rows} feature rows`);
-  for (const [k, v] of Object.entries(lambdas)) if (!(v >= 0 && Number.isFinite(v))) throw new DermtlError(`linear probe: the ${k} lambda must be a number >= 0, got ${v}`);
+  if (targets.rows !== x.rows)
+    throw new Error(`fitLinearHeads: ${targets.rows} target rows for ${x.rows} feature rows`);
+  for (const [k, v] of Object.entries(lambdas))
+    if (!(v >= 0 && Number.isFinite(v)))
+      throw new DermtlError(`linear probe: the ${k} lambda must be a number >= 0, got ${v}`);
   const setup = setUpProblems(x.dim, targets, lambdas, o.memory, opts.init);
   const own = opts.preconditioner === undefined && setup.problems.length > 0 ? await Preconditioner.create(x) : null;
   const solver = new Lockstep(x, setup.problems, opts.preconditioner ?? own);
@@ -131,17 +139,40 @@ export async function fitLinearHeads(x: RowMatrix, targets: ProbeTargets, lambda
     await own?.release();
   }
   const heads = setup.collect();
-  const problems = [...setup.fixedReports, ...setup.problems.map((p) => ({ name: p.name, fixed: false, iterations: p.iterations, converged: p.converged, gradient: maxAbs(p.grad) }))];
-  return { heads, lambdas: { ...lambdas }, iterations: solver.iterations, products: solver.products, productSeconds: solver.productSeconds, converged: problems.every((p) => p.converged), problems };
+  const problems = [
+    ...setup.fixedReports,
+    ...setup.problems.map((p) => ({
+      name: p.name,
+      fixed: false,
+      iterations: p.iterations,
+      converged: p.converged,
+      gradient: maxAbs(p.grad),
+    })),
+  ];
+  return {
+    heads,
+    lambdas: { ...lambdas },
+    iterations: solver.iterations,
+    products: solver.products,
+    productSeconds: solver.productSeconds,
+    converged: problems.every((p) => p.converged),
+    problems,
+  };
 }
 
 /** Probabilities of rows of standardised features: lesion [rows, P] (sigmoid), location [rows, K] (softmax). */
-export async function predictLinearHeads(x: RowMatrix, heads: LinearHeads): Promise<{ lesion: Float64Array; location: Float64Array }> {
+export async function predictLinearHeads(
+  x: RowMatrix,
+  heads: LinearHeads,
+): Promise<{ lesion: Float64Array; location: Float64Array }> {
   const P = heads.lesion.b.length;
   const seen = heads.location.classes.length;
   const C = P + seen;
   const rows = x.rows;
-  const z = C > 0 ? await x.times(packColumns(heads.dim, [heads.lesion.w, heads.location.w], [P, seen]), C) : new Float32Array(0);
+  const z =
+    C > 0
+      ? await x.times(packColumns(heads.dim, [heads.lesion.w, heads.location.w], [P, seen]), C)
+      : new Float32Array(0);
   const lesion = new Float64Array(rows * P);
   const logits = new Float64Array(rows * seen);
   for (let i = 0; i < rows; i++) {
@@ -165,8 +196,15 @@ interface Setup {
   collect: () => LinearHeads;
 }
 
-function setUpProblems(dim: number, t: ProbeTargets, lambdas: { lesion: number; location: number }, memory: number, init?: LinearHeads): Setup {
-  if (init && init.dim !== dim) throw new Error(`fitLinearHeads: a warm start of dimension ${init.dim} for features of ${dim}`);
+function setUpProblems(
+  dim: number,
+  t: ProbeTargets,
+  lambdas: { lesion: number; location: number },
+  memory: number,
+  init?: LinearHeads,
+): Setup {
+  if (init && init.dim !== dim)
+    throw new Error(`fitLinearHeads: a warm start of dimension ${init.dim} for features of ${dim}`);
   const P = t.lesionLabels;
   const problems: Problem[] = [];
   const fixedReports: ProblemReport[] = [];
@@ -216,11 +254,18 @@ function setUpProblems(dim: number, t: ProbeTargets, lambdas: { lesion: number; 
   return { problems, fixedReports, collect };
 }
 
-function setUpLocation(dim: number, t: ProbeTargets, lambda: number, memory: number, init?: LinearHeads): { classes: number[]; problem: Problem | null } {
+function setUpLocation(
+  dim: number,
+  t: ProbeTargets,
+  lambda: number,
+  memory: number,
+  init?: LinearHeads,
+): { classes: number[]; problem: Problem | null } {
   const counts = new Array<number>(t.locationClasses).fill(0);
   for (let i = 0; i < t.rows; i++) {
     const k = t.location[i];
-    if (k >= t.locationClasses) throw new Error(`fitLinearHeads: location class ${k} of row ${i} is outside 0..${t.locationClasses - 1}`);
+    if (k >= t.locationClasses)
+      throw new Error(`fitLinearHeads: location class ${k} of row ${i} is outside 0..${t.locationClasses - 1}`);
     if (k >= 0) counts[k]++;
   }
   const classes = counts.flatMap((n, k) => (n > 0 ? [k] : []));

@@ -32,7 +32,14 @@ export class Problem {
   /** The t of the last line-search trial: residual and curvature hold that point's values. */
   private trialT = Number.NaN;
 
-  constructor(readonly name: string, readonly loss: LossTargets, readonly lambda: number, readonly dim: number, rows: number, memory: number) {
+  constructor(
+    readonly name: string,
+    readonly loss: LossTargets,
+    readonly lambda: number,
+    readonly dim: number,
+    rows: number,
+    memory: number,
+  ) {
     const n = (dim + 1) * loss.cols;
     this.params = new Float64Array(n);
     this.grad = new Float64Array(n);
@@ -77,7 +84,9 @@ export class Problem {
     let ww = 0;
     const w = this.w;
     for (let j = 0; j < w.length; j++) ww += w[j] * w[j];
-    this.f = lossAt(this.loss, this.z, null, 0, { residual: this.residual, curvature: this.curvature }).f + (this.lambda / 2) * ww;
+    this.f =
+      lossAt(this.loss, this.z, null, 0, { residual: this.residual, curvature: this.curvature }).f +
+      (this.lambda / 2) * ww;
     this.trialT = Number.NaN;
   }
 
@@ -113,7 +122,11 @@ export class Lockstep {
   productSeconds = 0;
   private readonly C: number;
 
-  constructor(private readonly x: RowMatrix, private readonly problems: Problem[], private readonly preconditioner: Preconditioner | null) {
+  constructor(
+    private readonly x: RowMatrix,
+    private readonly problems: Problem[],
+    private readonly preconditioner: Preconditioner | null,
+  ) {
     let col = 0;
     for (const p of problems) {
       p.col = col;
@@ -131,7 +144,10 @@ export class Lockstep {
     await this.refreshZ(this.problems);
     await this.gradients(this.problems);
     for (;;) {
-      await this.directions(this.problems.filter((p) => !p.done && p.needsDirection), tolerance);
+      await this.directions(
+        this.problems.filter((p) => !p.done && p.needsDirection),
+        tolerance,
+      );
       const active = this.problems.filter((p) => !p.done);
       if (active.length === 0 || this.iterations >= maxIterations) return;
       this.iterations++;
@@ -143,7 +159,10 @@ export class Lockstep {
       await this.gradients(moved);
       moved.forEach((p, i) => {
         p.iterations++;
-        p.history.push(p.step!, p.grad.map((g, j) => g - before[i][j]));
+        p.history.push(
+          p.step!,
+          p.grad.map((g, j) => g - before[i][j]),
+        );
         p.needsDirection = true;
       });
     }
@@ -170,7 +189,9 @@ export class Lockstep {
     if (ps.length === 0) return;
     const first = ps.map((p) => p.history.firstLoop(p.grad));
     const r = this.preconditioner
-      ? await this.preconditioner.apply(ps.map((p, i) => ({ q: first[i].q, cols: p.cols, curvature: p.curvature, lambda: p.lambda })))
+      ? await this.preconditioner.apply(
+          ps.map((p, i) => ({ q: first[i].q, cols: p.cols, curvature: p.curvature, lambda: p.lambda })),
+        )
       : ps.map((p, i) => p.history.scaleLikeNewestPair(first[i].q));
     ps.forEach((p, i) => (p.dir = p.history.secondLoop(r[i], first[i].alpha)));
   }

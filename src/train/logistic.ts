@@ -41,11 +41,23 @@ export function sigmoid(z: number): number {
 }
 
 /** The loss at Z + t ZD and its derivative along ZD, plus the requested outputs there. */
-export function lossAt(l: LossTargets, z: Float64Array, zd: Float64Array | null, t: number, out: LossOutputs = {}): LossAt {
+export function lossAt(
+  l: LossTargets,
+  z: Float64Array,
+  zd: Float64Array | null,
+  t: number,
+  out: LossOutputs = {},
+): LossAt {
   return l.kind === 'binary' ? binaryAt(l, z, zd, t, out) : softmaxAt(l, z, zd, t, out);
 }
 
-function binaryAt(l: LossTargets, z: Float64Array, zd: Float64Array | null, t: number, { residual, curvature }: LossOutputs): LossAt {
+function binaryAt(
+  l: LossTargets,
+  z: Float64Array,
+  zd: Float64Array | null,
+  t: number,
+  { residual, curvature }: LossOutputs,
+): LossAt {
   let f = 0;
   let d = 0;
   let curv = 0;
@@ -70,7 +82,13 @@ function binaryAt(l: LossTargets, z: Float64Array, zd: Float64Array | null, t: n
   return { f, d };
 }
 
-function softmaxAt(l: LossTargets, z: Float64Array, zd: Float64Array | null, t: number, { residual, curvature }: LossOutputs): LossAt {
+function softmaxAt(
+  l: LossTargets,
+  z: Float64Array,
+  zd: Float64Array | null,
+  t: number,
+  { residual, curvature }: LossOutputs,
+): LossAt {
   const k = l.cols;
   const row = new Float64Array(k);
   let f = 0;

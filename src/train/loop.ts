@@ -45,8 +45,13 @@ export interface LoopResult {
 }
 
 export async function runTraining(trainer: Trainer, opts: LoopOptions): Promise<LoopResult> {
-  for (const [k, v] of [['steps', opts.steps], ['checkpoint every', opts.checkpoint?.every ?? 1], ['validate every', opts.validate?.every ?? 1]] as const) {
-    if (!(Number.isInteger(v) && v >= (k === 'steps' ? 0 : 1))) throw new DermtlError(`${k} must be a whole number${k === 'steps' ? '' : ' >= 1'}, got ${v}`);
+  for (const [k, v] of [
+    ['steps', opts.steps],
+    ['checkpoint every', opts.checkpoint?.every ?? 1],
+    ['validate every', opts.validate?.every ?? 1],
+  ] as const) {
+    if (!(Number.isInteger(v) && v >= (k === 'steps' ? 0 : 1)))
+      throw new DermtlError(`${k} must be a whole number${k === 'steps' ? '' : ' >= 1'}, got ${v}`);
   }
   const ck = opts.checkpoint;
   const result: LoopResult = { step: trainer.stepCount, stopped: false };

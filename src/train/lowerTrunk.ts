@@ -16,10 +16,19 @@ export interface LowerTrunk {
 }
 
 /** The trunk below `stage` as an inference graph: input 'image' [1, 3, size, size] -> its activation output. */
-export function buildLowerTrunkGraph(spec: BackboneSpec, stage: TrunkStage, weights: TrunkWeights): { graph: Graph; output: string; params: Map<string, Float32Array> } {
+export function buildLowerTrunkGraph(
+  spec: BackboneSpec,
+  stage: TrunkStage,
+  weights: TrunkWeights,
+): { graph: Graph; output: string; params: Map<string, Float32Array> } {
   const g = new Graph();
   const image = g.input('image', [1, 3, spec.imageSize, spec.imageSize]);
-  const below = buildResNetBelow(g, image, { depth: TRUNK_DEPTH[spec.trunk], weights, seed: spec.seed, trainable: 'none' }, stage);
+  const below = buildResNetBelow(
+    g,
+    image,
+    { depth: TRUNK_DEPTH[spec.trunk], weights, seed: spec.seed, trainable: 'none' },
+    stage,
+  );
   g.output(below.activation);
   return { graph: g, output: below.activation.name, params: new Map(g.params().map((p) => [p.name, p.data])) };
 }
@@ -28,7 +37,12 @@ export function lowerTrunkShape(spec: BackboneSpec, stage: TrunkStage): [number,
   return stageInputShape(trunkLayout(TRUNK_DEPTH[spec.trunk]), stage, spec.imageSize);
 }
 
-export async function openLowerTrunk(spec: BackboneSpec, stage: TrunkStage, weights: TrunkWeights, threads?: number): Promise<LowerTrunk> {
+export async function openLowerTrunk(
+  spec: BackboneSpec,
+  stage: TrunkStage,
+  weights: TrunkWeights,
+  threads?: number,
+): Promise<LowerTrunk> {
   const b = buildLowerTrunkGraph(spec, stage, weights);
   const session = await GraphSession.fromBytes(serializeInference(b.graph, { dynamicBatch: true }), { threads });
   const size = spec.imageSize;

@@ -82,7 +82,11 @@ export class SgdMomentum {
    * `arena`: where to keep the momentum buffers. Params and gradients that live in the same arena are updated
    * by its WebAssembly SIMD kernel (~3.5x faster than the JS loop, bit-identical); others by sgdKernel.
    */
-  constructor(params: readonly ParamSpec[], opts: SgdOptions, private readonly arena?: Float32Arena) {
+  constructor(
+    params: readonly ParamSpec[],
+    opts: SgdOptions,
+    private readonly arena?: Float32Arena,
+  ) {
     this.momentum = opts.momentum ?? 0.9;
     this.weightDecay = opts.weightDecay ?? 1e-4;
     checkNumber('momentum', this.momentum, 0, 1, true);
@@ -103,8 +107,10 @@ export class SgdMomentum {
     this.channelScales = params.map((p) => {
       const cs = p.channelScale;
       if (!cs) return undefined;
-      if (p.shape.length < 1 || cs.length !== p.shape[0]) throw new DermtlError(`channelScale of ${p.name}: ${cs.length} values, dimension 0 is ${p.shape[0]}`);
-      if (firstNonFinite(cs) >= 0 || cs.some((x) => x < 0)) throw new DermtlError(`channelScale of ${p.name} must be finite and >= 0`);
+      if (p.shape.length < 1 || cs.length !== p.shape[0])
+        throw new DermtlError(`channelScale of ${p.name}: ${cs.length} values, dimension 0 is ${p.shape[0]}`);
+      if (firstNonFinite(cs) >= 0 || cs.some((x) => x < 0))
+        throw new DermtlError(`channelScale of ${p.name} must be finite and >= 0`);
       return cs;
     });
   }
@@ -124,13 +130,18 @@ export class SgdMomentum {
 
   /** One update of every param in place. Checks every array first, so a bad call changes nothing. */
   update(params: ReadonlyMap<string, Float32Array>, grads: Gradients): void {
-    const get = (name: string) => (grads instanceof Map ? grads.get(name) : (grads as Record<string, Float32Array>)[name]);
+    const get = (name: string) =>
+      grads instanceof Map ? grads.get(name) : (grads as Record<string, Float32Array>)[name];
     const pairs = this.params.map((p, i) => {
       const w = params.get(p.name);
       const g = get(p.name);
       const n = this.velocity[i].length;
-      if (!w || w.length !== n) throw new Error(`optimizer: param ${p.name} ${w ? `has ${w.length} values` : 'is missing'}, expected ${n}`);
-      if (!g || g.length !== n) throw new Error(`optimizer: gradient of ${p.name} ${g ? `has ${g.length} values` : 'is missing'}, expected ${n}`);
+      if (!w || w.length !== n)
+        throw new Error(`optimizer: param ${p.name} ${w ? `has ${w.length} values` : 'is missing'}, expected ${n}`);
+      if (!g || g.length !== n)
+        throw new Error(
+          `optimizer: gradient of ${p.name} ${g ? `has ${g.length} values` : 'is missing'}, expected ${n}`,
+        );
       return [w, g] as const;
     });
     this.params.forEach((p, i) => {
@@ -146,7 +157,14 @@ export class SgdMomentum {
       for (let c = 0; c < cs.length; c++) {
         const at = c * k;
         const s = cs[c];
-        kernel(w.subarray(at, at + k), v.subarray(at, at + k), g.subarray(at, at + k), this.momentum, rate * s, s > 0 ? decay / s : 0);
+        kernel(
+          w.subarray(at, at + k),
+          v.subarray(at, at + k),
+          g.subarray(at, at + k),
+          this.momentum,
+          rate * s,
+          s > 0 ? decay / s : 0,
+        );
       }
     });
     this.steps++;
@@ -154,7 +172,10 @@ export class SgdMomentum {
 
   state(): SgdState {
     return {
-      lr: this.lr, step: this.steps, momentum: this.momentum, weightDecay: this.weightDecay,
+      lr: this.lr,
+      step: this.steps,
+      momentum: this.momentum,
+      weightDecay: this.weightDecay,
       params: this.params.map((p) => ({ ...p, shape: [...p.shape] })),
       buffers: new Map(this.params.map((p, i) => [p.name, this.velocity[i].slice()])),
     };
@@ -168,7 +189,8 @@ export class SgdMomentum {
   loadState(s: SgdState, label = 'optimizer state'): void {
     const problems: string[] = [];
     if (s.momentum !== this.momentum) problems.push(`momentum ${s.momentum} there, ${this.momentum} here`);
-    if (s.weightDecay !== this.weightDecay) problems.push(`weight decay ${s.weightDecay} there, ${this.weightDecay} here`);
+    if (s.weightDecay !== this.weightDecay)
+      problems.push(`weight decay ${s.weightDecay} there, ${this.weightDecay} here`);
     if (!(Number.isInteger(s.step) && s.step >= 0)) problems.push(`bad step count ${s.step}`);
     if (!(Number.isFinite(s.lr) && s.lr >= 0)) problems.push(`bad learning rate ${s.lr}`);
     const theirs = new Map(s.params.map((p) => [p.name, p]));
@@ -176,9 +198,12 @@ export class SgdMomentum {
       const t = theirs.get(p.name);
       const buf = s.buffers.get(p.name);
       if (!t || !buf) problems.push(`param ${p.name} is missing`);
-      else if (!sameShape(t.shape, p.shape) || buf.length !== numel(p.shape)) problems.push(`param ${p.name} has shape ${shapeStr(t.shape)} there, ${shapeStr(p.shape)} here`);
+      else if (!sameShape(t.shape, p.shape) || buf.length !== numel(p.shape))
+        problems.push(`param ${p.name} has shape ${shapeStr(t.shape)} there, ${shapeStr(p.shape)} here`);
       else if (t.lrMult !== p.lrMult || t.decayMult !== p.decayMult) {
-        problems.push(`param ${p.name} has lrMult/decayMult ${t.lrMult}/${t.decayMult} there, ${p.lrMult}/${p.decayMult} here`);
+        problems.push(
+          `param ${p.name} has lrMult/decayMult ${t.lrMult}/${t.decayMult} there, ${p.lrMult}/${p.decayMult} here`,
+        );
       } else if (firstNonFinite(buf) >= 0) problems.push(`momentum buffer of ${p.name} is not finite`);
     }
     const mine = new Set(this.params.map((p) => p.name));
@@ -197,7 +222,14 @@ export class SgdMomentum {
  * limit, not memory. The Trainer keeps its arrays in a Float32Arena, whose WebAssembly SIMD version of
  * this loop (graph/simd.ts, same results bit for bit) takes ~12 ms; this one serves arrays outside it.
  */
-export function sgdKernel(w: Float32Array, v: Float32Array, g: Float32Array, mu: number, rate: number, decay: number): void {
+export function sgdKernel(
+  w: Float32Array,
+  v: Float32Array,
+  g: Float32Array,
+  mu: number,
+  rate: number,
+  decay: number,
+): void {
   const n = w.length;
   for (let i = 0; i < n; i++) {
     const vi = Math.fround(mu * v[i] + rate * (g[i] + decay * w[i]));
@@ -212,7 +244,10 @@ export function sgdKernel(w: Float32Array, v: Float32Array, g: Float32Array, mu:
  */
 export function firstNonFinite(a: Float32Array): number {
   const n = a.length;
-  let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  let s0 = 0,
+    s1 = 0,
+    s2 = 0,
+    s3 = 0;
   let i = 0;
   for (; i + 4 <= n; i += 4) {
     s0 += a[i] * 0;
@@ -233,16 +268,29 @@ export async function saveSgdState(path: string, s: SgdState): Promise<void> {
 
 export function encodeSgdState(s: SgdState): Uint8Array {
   const { buffers, ...meta } = s;
-  return encodeTensors(s.params.map((p) => ({ name: p.name, shape: p.shape, data: buffers.get(p.name)! })), { kind: 'sgd-momentum', ...meta });
+  return encodeTensors(
+    s.params.map((p) => ({ name: p.name, shape: p.shape, data: buffers.get(p.name)! })),
+    { kind: 'sgd-momentum', ...meta },
+  );
 }
 
 export async function readSgdState(path: string): Promise<SgdState> {
   const { tensors, meta } = await readTensorFile(path);
-  const m = meta as Partial<SgdState> & { kind?: string } | null;
-  const ok = m?.kind === 'sgd-momentum' && [m.lr, m.step, m.momentum, m.weightDecay].every((x) => typeof x === 'number') && Array.isArray(m.params);
-  if (!ok) throw new DermtlError(`${path}: not an SGD optimizer state (header lacks kind/lr/step/momentum/weightDecay/params)`);
+  const m = meta as (Partial<SgdState> & { kind?: string }) | null;
+  const ok =
+    m?.kind === 'sgd-momentum' &&
+    [m.lr, m.step, m.momentum, m.weightDecay].every((x) => typeof x === 'number') &&
+    Array.isArray(m.params);
+  if (!ok)
+    throw new DermtlError(
+      `${path}: not an SGD optimizer state (header lacks kind/lr/step/momentum/weightDecay/params)`,
+    );
   return {
-    lr: m.lr!, step: m.step!, momentum: m.momentum!, weightDecay: m.weightDecay!, params: m.params!,
+    lr: m.lr!,
+    step: m.step!,
+    momentum: m.momentum!,
+    weightDecay: m.weightDecay!,
+    params: m.params!,
     buffers: new Map(tensors.map((t) => [t.name, t.data])),
   };
 }

@@ -20,7 +20,14 @@ import { buildLowerTrunkGraph } from './lowerTrunk.ts';
 import { Trainer } from './step.ts';
 import { dropoutMasks, encodeTargets, labelFeeds, noDropout, stepsPerEpoch } from './targets.ts';
 import type { ModeResult, ProgressFactory, TrainContext } from './trainContext.ts';
-import { loopOutcome, lossWeightsOf, multipliersOf, runTaskEpochs, siteRevealOf, taskWeightingOf } from './trainContext.ts';
+import {
+  loopOutcome,
+  lossWeightsOf,
+  multipliersOf,
+  runTaskEpochs,
+  siteRevealOf,
+  taskWeightingOf,
+} from './trainContext.ts';
 
 /** The first trainable stage of finetune.trainable ('stage5' -> 5), or null for the whole network. */
 export function trainableStage(t: FinetuneTrainable): TrunkStage | null {
@@ -47,8 +54,14 @@ export interface ActivationCacheContext {
 export function activationCacheFor(o: ActivationCacheContext, stage: TrunkStage): ActivationCache {
   const c = o.config;
   return new ActivationCache({
-    dir: c.cacheDir ?? defaultFeatureDir(), backbone: { trunk: c.trunk, imageSize: c.image.size, seed: c.seed }, stage,
-    prep: o.prep, threads: c.runtime.threads ?? undefined, progress: o.progress, signal: o.signal, weights: o.weights,
+    dir: c.cacheDir ?? defaultFeatureDir(),
+    backbone: { trunk: c.trunk, imageSize: c.image.size, seed: c.seed },
+    stage,
+    prep: o.prep,
+    threads: c.runtime.threads ?? undefined,
+    progress: o.progress,
+    signal: o.signal,
+    weights: o.weights,
   });
 }
 
@@ -56,7 +69,9 @@ export function activationCacheFor(o: ActivationCacheContext, stage: TrunkStage)
  * The study's hook: every image's training views and centre view, computed once up front for all folds, tasks and
  * seeds' trainings (which then only read them). Null, doing nothing, unless the config fine-tunes part of the trunk.
  */
-export async function cacheActivations(o: ActivationCacheContext & { images: readonly { path: string }[] }): Promise<{ id: string; hits: number; misses: number; seconds: number } | null> {
+export async function cacheActivations(
+  o: ActivationCacheContext & { images: readonly { path: string }[] },
+): Promise<{ id: string; hits: number; misses: number; seconds: number } | null> {
   const stage = o.config.mode === 'finetune' ? trainableStage(o.config.finetune.trainable) : null;
   if (stage === null) return null;
   const t0 = performance.now();
@@ -84,24 +99,42 @@ export async function trainPartial(ctx: TrainContext): Promise<ModeResult> {
   try {
     cached = await cache.prepare([
       { images: train, set: partialViewSet(c), label: 'caching training activations' },
-      ...(ctx.validation.length ? [{ images: ctx.validation, set: VALIDATION_VIEWS, label: 'caching validation activations' }] : []),
+      ...(ctx.validation.length
+        ? [{ images: ctx.validation, set: VALIDATION_VIEWS, label: 'caching validation activations' }]
+        : []),
     ]);
   } finally {
     await cache.close(); // reading needs no trunk
   }
   const cacheSeconds = (performance.now() - t0) / 1000;
-  ctx.log(`activations (input of stage ${stage}, [${cache.shape}] per view): ${cache.stats.hits} image(s) from the cache, ${cache.stats.misses} computed (${cacheSeconds.toFixed(1)} s, ${cache.id})`);
+  ctx.log(
+    `activations (input of stage ${stage}, [${cache.shape}] per view): ${cache.stats.hits} image(s) from the cache, ${cache.stats.misses} computed (${cacheSeconds.toFixed(1)} s, ${cache.id})`,
+  );
   const [trainA, valA] = cached;
 
   const B = c.batchSize;
-  const net = buildNetworkFrom(ctx.spec, stage, { batch: B, mode: 'train', trainable: 'all', weights, taskWeights: c.taskWeights, taskWeighting: taskWeightingOf(c), dropoutMasks: true });
+  const net = buildNetworkFrom(ctx.spec, stage, {
+    batch: B,
+    mode: 'train',
+    trainable: 'all',
+    weights,
+    taskWeights: c.taskWeights,
+    taskWeighting: taskWeightingOf(c),
+    dropoutMasks: true,
+  });
   const lossNames = net.losses.map((l) => l.tensor.name);
   const threads = c.runtime.threads ?? undefined;
   const trainer = await Trainer.create({
-    forward: net.graph, losses: net.losses.map((l) => ({ name: l.tensor.name, weight: l.weight })),
+    forward: net.graph,
+    losses: net.losses.map((l) => ({ name: l.tensor.name, weight: l.weight })),
     sgd: sgdOf(c),
-    multipliers: multipliersOf(net.graph, c, weights !== 'random' && c.finetune.bnParameterization === 'original' ? weights : undefined),
-    plateau: valA ? c.plateau : undefined, threads,
+    multipliers: multipliersOf(
+      net.graph,
+      c,
+      weights !== 'random' && c.finetune.bnParameterization === 'original' ? weights : undefined,
+    ),
+    plateau: valA ? c.plateau : undefined,
+    threads,
   });
   const evalSession = valA ? await openEvalSession(net.graph, lossNames, threads) : null;
   const targets = encodeTargets(train, ctx.labels);
@@ -115,32 +148,65 @@ export async function trainPartial(ctx: TrainContext): Promise<ModeResult> {
     const pos = index % spe;
     const rows = order(epoch).slice(pos * B, (pos + 1) * B);
     const activations = new Float32Array(B * len);
-    await cache.read(trainA, rows.map((i) => ({ image: i, view: Rng.derive(c.seed, 'view', epoch, i).int(0, trainA.views - 1) })), activations);
-    return { feeds: { [ACTIVATIONS_INPUT]: activations, ...labelFeeds(targets, ctx.labels, rows, B, siteRevealOf(ctx, { epoch, step: pos })), ...dropoutMasks(masks, c.seed, epoch, pos) }, rows: rows.length };
+    await cache.read(
+      trainA,
+      rows.map((i) => ({ image: i, view: Rng.derive(c.seed, 'view', epoch, i).int(0, trainA.views - 1) })),
+      activations,
+    );
+    return {
+      feeds: {
+        [ACTIVATIONS_INPUT]: activations,
+        ...labelFeeds(targets, ctx.labels, rows, B, siteRevealOf(ctx, { epoch, step: pos })),
+        ...dropoutMasks(masks, c.seed, epoch, pos),
+      },
+      rows: rows.length,
+    };
   };
   const batch = readAhead(load, c.finetune.epochs * spe);
 
-  const validate = valA && evalSession ? async () => {
-    const acc = new ValidationAccumulator(ctx.labels, lossNames, lossWeightsOf(net.losses));
-    const vt = encodeTargets(ctx.validation, ctx.labels);
-    const params = paramFeeds(trainer);
-    for (let s = 0; s < ctx.validation.length; s += B) {
-      const rows = Array.from({ length: Math.min(B, ctx.validation.length - s) }, (_, k) => s + k);
-      const activations = new Float32Array(B * len);
-      await cache.read(valA, rows.map((i) => ({ image: i, view: 0 })), activations);
-      const out = await evalSession.run({ ...params, [ACTIVATIONS_INPUT]: activations, ...labelFeeds(vt, ctx.labels, rows, B, siteRevealOf(ctx, 'given')), ...noDropout(masks) });
-      acc.add(out, rows.length);
-    }
-    return acc.result(ctx.validation);
-  } : undefined;
+  const validate =
+    valA && evalSession
+      ? async () => {
+          const acc = new ValidationAccumulator(ctx.labels, lossNames, lossWeightsOf(net.losses));
+          const vt = encodeTargets(ctx.validation, ctx.labels);
+          const params = paramFeeds(trainer);
+          for (let s = 0; s < ctx.validation.length; s += B) {
+            const rows = Array.from({ length: Math.min(B, ctx.validation.length - s) }, (_, k) => s + k);
+            const activations = new Float32Array(B * len);
+            await cache.read(
+              valA,
+              rows.map((i) => ({ image: i, view: 0 })),
+              activations,
+            );
+            const out = await evalSession.run({
+              ...params,
+              [ACTIVATIONS_INPUT]: activations,
+              ...labelFeeds(vt, ctx.labels, rows, B, siteRevealOf(ctx, 'given')),
+              ...noDropout(masks),
+            });
+            acc.add(out, rows.length);
+          }
+          return acc.result(ctx.validation);
+        }
+      : undefined;
 
   const t1 = performance.now();
   try {
-    const r = await runTaskEpochs(ctx, { trainer, epochs: c.finetune.epochs, stepsPerEpoch: spe, losses: net.losses, batch, validate });
+    const r = await runTaskEpochs(ctx, {
+      trainer,
+      epochs: c.finetune.epochs,
+      stepsPerEpoch: spe,
+      losses: net.losses,
+      batch,
+      validate,
+    });
     const upper = collectParams(net.graph, r.params);
-    const params = r.stopped ? upper : new Map([...buildLowerTrunkGraph(cache.opts.backbone, stage, weights).params, ...upper]);
+    const params = r.stopped
+      ? upper
+      : new Map([...buildLowerTrunkGraph(cache.opts.backbone, stage, weights).params, ...upper]);
     return {
-      ...loopOutcome(r), params,
+      ...loopOutcome(r),
+      params,
       timings: { activations_s: cacheSeconds, train_s: (performance.now() - t1) / 1000 },
       backbone: { id: cache.id, views: trainA.views, dim: len },
     };
@@ -154,7 +220,8 @@ export async function trainPartial(ctx: TrainContext): Promise<ModeResult> {
 function epochOrder(seed: number, n: number): (epoch: number) => number[] {
   let last: { epoch: number; order: number[] } | null = null;
   return (epoch) => {
-    if (last?.epoch !== epoch) last = { epoch, order: Rng.derive(seed, 'order', epoch).shuffle(Array.from({ length: n }, (_, i) => i)) };
+    if (last?.epoch !== epoch)
+      last = { epoch, order: Rng.derive(seed, 'order', epoch).shuffle(Array.from({ length: n }, (_, i) => i)) };
     return last.order;
   };
 }
@@ -163,7 +230,10 @@ function epochOrder(seed: number, n: number): (epoch: number) => number[] {
  * Batch `index` from `load`, with batch index + 1 read from disk while the update of this one runs. A batch depends
  * on its index alone, so reading ahead changes nothing a resume could see.
  */
-function readAhead(load: (index: number) => Promise<TrainBatch>, total: number): (index: number) => Promise<TrainBatch> {
+function readAhead(
+  load: (index: number) => Promise<TrainBatch>,
+  total: number,
+): (index: number) => Promise<TrainBatch> {
   let ahead: { index: number; batch: Promise<TrainBatch> } | null = null;
   return (index) => {
     const mine = ahead?.index === index ? ahead.batch : load(index);

@@ -23,10 +23,18 @@ const MIN_CURVATURE = 1e-4;
 const MIN_DENOMINATOR = 1e-8;
 
 export class Preconditioner {
-  private constructor(private readonly basis: RowMatrix, private readonly values: Float64Array, private readonly tail: number, readonly dim: number) {}
+  private constructor(
+    private readonly basis: RowMatrix,
+    private readonly values: Float64Array,
+    private readonly tail: number,
+    readonly dim: number,
+  ) {}
 
   /** From the top-k eigenpairs of X^T X / rows (k = 128 by default, capped at the dimension). */
-  static async create(x: RowMatrix, opts: { k?: number; passes?: number; seed?: number; threads?: number } = {}): Promise<Preconditioner> {
+  static async create(
+    x: RowMatrix,
+    opts: { k?: number; passes?: number; seed?: number; threads?: number } = {},
+  ): Promise<Preconditioner> {
     const sub = await principalSubspace(x, opts.k ?? 128, opts);
     const k = sub.k;
     const vt = new Float32Array(k * x.dim); // V^T [k, dim]: times(Q) = V^T Q, transposeTimes(Y) = V Y
@@ -55,7 +63,8 @@ export class Preconditioner {
         const curv = Math.max(MIN_CURVATURE, b.curvature[c]);
         const tail = 1 / Math.max(MIN_DENOMINATOR, curv * this.tail + b.lambda);
         tails.push(tail);
-        for (let a = 0; a < k; a++) y[a * C + col + c] *= 1 / Math.max(MIN_DENOMINATOR, curv * this.values[a] + b.lambda) - tail;
+        for (let a = 0; a < k; a++)
+          y[a * C + col + c] *= 1 / Math.max(MIN_DENOMINATOR, curv * this.values[a] + b.lambda) - tail;
       }
       col += b.cols;
     }
@@ -66,7 +75,8 @@ export class Preconditioner {
       for (let j = 0; j < dim; j++) {
         for (let c = 0; c < b.cols; c++) r[j * b.cols + c] = vy[j * C + col + c] + tails[col + c] * b.q[j * b.cols + c];
       }
-      for (let c = 0; c < b.cols; c++) r[dim * b.cols + c] = b.q[dim * b.cols + c] / Math.max(MIN_CURVATURE, b.curvature[c]);
+      for (let c = 0; c < b.cols; c++)
+        r[dim * b.cols + c] = b.q[dim * b.cols + c] / Math.max(MIN_CURVATURE, b.curvature[c]);
       col += b.cols;
       return r;
     });

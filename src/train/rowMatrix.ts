@@ -19,11 +19,20 @@ export class OrtRowMatrix implements RowMatrix {
   private readonly sessions = new Map<string, Promise<GraphSession>>();
 
   /** `x` is kept, not copied: the caller must not change it while this matrix is in use. */
-  constructor(readonly x: Float32Array, readonly rows: number, readonly dim: number, private readonly threads?: number, what = 'features') {
+  constructor(
+    readonly x: Float32Array,
+    readonly rows: number,
+    readonly dim: number,
+    private readonly threads?: number,
+    what = 'features',
+  ) {
     if (x.length !== rows * dim) throw new Error(`OrtRowMatrix: ${x.length} values for ${rows} x ${dim}`);
     if (rows < 1 || dim < 1) throw new DermtlError(`${what}: an empty matrix (${rows} x ${dim})`);
     for (let i = 0; i < x.length; i++) {
-      if (!Number.isFinite(x[i])) throw new DermtlError(`${what}: row ${Math.floor(i / dim)}, feature ${i % dim} is ${x[i]}; every feature must be a finite number`);
+      if (!Number.isFinite(x[i]))
+        throw new DermtlError(
+          `${what}: row ${Math.floor(i / dim)}, feature ${i % dim} is ${x[i]}; every feature must be a finite number`,
+        );
     }
   }
 
@@ -47,7 +56,10 @@ export class OrtRowMatrix implements RowMatrix {
     const key = `${kind}/${cols}`;
     let s = this.sessions.get(key);
     if (!s) {
-      s = GraphSession.fromGraph(productGraph(kind, this.rows, this.dim, cols), { threads: this.threads, checkFinite: ['M', 'R'] });
+      s = GraphSession.fromGraph(productGraph(kind, this.rows, this.dim, cols), {
+        threads: this.threads,
+        checkFinite: ['M', 'R'],
+      });
       this.sessions.set(key, s);
     }
     return s;

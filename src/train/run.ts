@@ -46,7 +46,7 @@ export interface EpochRecord {
   /** Learning rate used during the epoch (its last update). */
   lr: number;
   train: Record<string, number>;
-  validation: (Record<string, number | null>) | null;
+  validation: Record<string, number | null> | null;
   /** The plateau scheduler lowered the lr after this epoch. */
   lrReduced: boolean;
 }
@@ -73,15 +73,20 @@ const runSchema = z.object({
   /** The epoch kept by model selection on the validation part (absent or null: the last epoch). */
   selection: z.object({ epoch: z.number().int(), metric: z.string(), score: z.number() }).nullable().optional(),
   /** An MTL run's task weights: as configured, learned (uncertainty) or chosen on validation (tuned). */
-  taskWeights: z.object({
-    kind: z.enum(['fixed', 'uncertainty', 'tuned']),
-    lesion: z.number(),
-    location: z.number(),
-    /** uncertainty: the learned log-variances s_t (weights exp(-s_t)). */
-    logVariance: z.object({ lesion: z.number(), location: z.number() }).optional(),
-    /** tuned: each grid value's validation lesion mAP-class at its kept epoch. */
-    candidates: z.array(z.object({ location: z.number(), score: z.number().nullable(), epoch: z.number().int().nullable() })).optional(),
-  }).nullable().optional(),
+  taskWeights: z
+    .object({
+      kind: z.enum(['fixed', 'uncertainty', 'tuned']),
+      lesion: z.number(),
+      location: z.number(),
+      /** uncertainty: the learned log-variances s_t (weights exp(-s_t)). */
+      logVariance: z.object({ lesion: z.number(), location: z.number() }).optional(),
+      /** tuned: each grid value's validation lesion mAP-class at its kept epoch. */
+      candidates: z
+        .array(z.object({ location: z.number(), score: z.number().nullable(), epoch: z.number().int().nullable() }))
+        .optional(),
+    })
+    .nullable()
+    .optional(),
   timings: z.record(z.string(), z.number()),
 });
 
@@ -116,9 +121,12 @@ export async function readRunInfoIfAny(dir: string): Promise<RunInfo | undefined
     throw new DermtlError(`${file}: not valid JSON (${(e as Error).message}); the run folder is damaged`);
   }
   const head = z.object({ format: z.string(), version: z.number() }).loose().safeParse(raw);
-  if (!head.success || head.data.format !== RUN_FORMAT) throw new DermtlError(`${file}: not a dermtl run (no "format": "${RUN_FORMAT}")`);
+  if (!head.success || head.data.format !== RUN_FORMAT)
+    throw new DermtlError(`${file}: not a dermtl run (no "format": "${RUN_FORMAT}")`);
   if (head.data.version !== RUN_VERSION) {
-    throw new DermtlError(`${dir}: run folder format version ${head.data.version}; this dermtl reads version ${RUN_VERSION}. Train the run again with this version.`);
+    throw new DermtlError(
+      `${dir}: run folder format version ${head.data.version}; this dermtl reads version ${RUN_VERSION}. Train the run again with this version.`,
+    );
   }
   return parseWith(runSchema, raw, file);
 }
@@ -128,16 +136,29 @@ export async function readRunInfoIfAny(dir: string): Promise<RunInfo | undefined
  * model folder present for a trained model).
  */
 export async function readFinishedRun(dir: string): Promise<RunInfo> {
-  const kind = await stat(dir).then((s) => (s.isDirectory() ? 'dir' : 'file'), () => null);
-  if (kind !== 'dir') throw new DermtlError(`${dir}: ${kind ? 'not a folder' : 'no such folder'}; expected a run folder written by dermtl train or dermtl ensemble`);
+  const kind = await stat(dir).then(
+    (s) => (s.isDirectory() ? 'dir' : 'file'),
+    () => null,
+  );
+  if (kind !== 'dir')
+    throw new DermtlError(
+      `${dir}: ${kind ? 'not a folder' : 'no such folder'}; expected a run folder written by dermtl train or dermtl ensemble`,
+    );
   const info = await readRunInfoIfAny(dir);
   if (!info) throw new DermtlError(`${dir} is not a dermtl run folder (it has no ${RUN_FILES.run})`);
   if (info.status !== 'done') {
-    throw new DermtlError(`${dir}: the run is incomplete (status "${info.status}": training was interrupted or is still going); finish it with dermtl train ... --out ${dir} --resume`);
+    throw new DermtlError(
+      `${dir}: the run is incomplete (status "${info.status}": training was interrupted or is still going); finish it with dermtl train ... --out ${dir} --resume`,
+    );
   }
   if (info.kind === 'model') {
     const model = runFile(dir, 'model');
-    if (!(await stat(join(model, 'dermtl.json')).then((s) => s.isFile(), () => false))) {
+    if (
+      !(await stat(join(model, 'dermtl.json')).then(
+        (s) => s.isFile(),
+        () => false,
+      ))
+    ) {
       throw new DermtlError(`${dir}: the run is incomplete: ${model} is missing (it is written when training ends)`);
     }
   }
@@ -156,7 +177,10 @@ export async function pruneFinishedRun(dir: string, files: readonly string[]): P
 /** The resolved config stored in a run (checked: an edited or foreign config.json is refused). */
 export function storedConfig(dir: string, info: RunInfo): TrainConfig {
   const r = TrainConfigSchema.safeParse(info.config);
-  if (!r.success) throw new DermtlError(`${runFile(dir, 'run')}: its config does not parse with this dermtl (${r.error.issues[0]?.message}); train the run again`);
+  if (!r.success)
+    throw new DermtlError(
+      `${runFile(dir, 'run')}: its config does not parse with this dermtl (${r.error.issues[0]?.message}); train the run again`,
+    );
   return r.data;
 }
 

@@ -37,23 +37,33 @@ export class ReduceOnPlateau {
   readonly minLr: number;
   private s: PlateauState = { best: null, badEvals: 0, cooldownLeft: 0, evals: 0, reductions: 0 };
 
-  constructor(private readonly target: LrTarget, opts: PlateauOptions = {}) {
+  constructor(
+    private readonly target: LrTarget,
+    opts: PlateauOptions = {},
+  ) {
     this.factor = opts.factor ?? 0.1;
     this.patience = opts.patience ?? 2;
     this.threshold = opts.threshold ?? 1e-4;
     this.cooldown = opts.cooldown ?? 0;
     this.minLr = opts.minLr ?? 0;
-    if (!(this.factor > 0 && this.factor < 1)) throw new DermtlError(`plateau factor must be in (0, 1), got ${this.factor}`);
-    for (const [k, v] of [['patience', this.patience], ['cooldown', this.cooldown]] as const) {
+    if (!(this.factor > 0 && this.factor < 1))
+      throw new DermtlError(`plateau factor must be in (0, 1), got ${this.factor}`);
+    for (const [k, v] of [
+      ['patience', this.patience],
+      ['cooldown', this.cooldown],
+    ] as const) {
       if (!(Number.isInteger(v) && v >= 0)) throw new DermtlError(`plateau ${k} must be a whole number >= 0, got ${v}`);
     }
-    if (!(this.threshold >= 0 && this.threshold < 1)) throw new DermtlError(`plateau threshold must be in [0, 1), got ${this.threshold}`);
-    if (!(this.minLr >= 0 && Number.isFinite(this.minLr))) throw new DermtlError(`minimum lr must be a finite number >= 0, got ${this.minLr}`);
+    if (!(this.threshold >= 0 && this.threshold < 1))
+      throw new DermtlError(`plateau threshold must be in [0, 1), got ${this.threshold}`);
+    if (!(this.minLr >= 0 && Number.isFinite(this.minLr)))
+      throw new DermtlError(`minimum lr must be a finite number >= 0, got ${this.minLr}`);
   }
 
   /** Feeds one validation loss; returns true when it lowered the learning rate. */
   observe(loss: number): boolean {
-    if (!Number.isFinite(loss)) throw new DermtlError(`validation loss is ${loss} at evaluation ${this.s.evals + 1}; training has diverged`);
+    if (!Number.isFinite(loss))
+      throw new DermtlError(`validation loss is ${loss} at evaluation ${this.s.evals + 1}; training has diverged`);
     const s = this.s;
     s.evals++;
     if (s.best === null || loss < s.best * (1 - this.threshold)) {
@@ -87,12 +97,22 @@ export class ReduceOnPlateau {
 
   loadState(s: PlateauState, label = 'scheduler state'): void {
     if (!isPlateauState(s)) throw new DermtlError(`${label}: not a plateau scheduler state: ${JSON.stringify(s)}`);
-    this.s = { best: s.best, badEvals: s.badEvals, cooldownLeft: s.cooldownLeft, evals: s.evals, reductions: s.reductions };
+    this.s = {
+      best: s.best,
+      badEvals: s.badEvals,
+      cooldownLeft: s.cooldownLeft,
+      evals: s.evals,
+      reductions: s.reductions,
+    };
   }
 }
 
 export function isPlateauState(s: unknown): s is PlateauState {
   const x = s as PlateauState | null;
-  return typeof x === 'object' && x !== null && (x.best === null || Number.isFinite(x.best))
-    && [x.badEvals, x.cooldownLeft, x.evals, x.reductions].every((v) => Number.isInteger(v) && v >= 0);
+  return (
+    typeof x === 'object' &&
+    x !== null &&
+    (x.best === null || Number.isFinite(x.best)) &&
+    [x.badEvals, x.cooldownLeft, x.evals, x.reductions].every((v) => Number.isInteger(v) && v >= 0)
+  );
 }

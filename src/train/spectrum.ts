@@ -18,7 +18,11 @@ export interface Subspace {
  * start, then the exact eigenpairs of the k x k projection. k is capped at min(dim, rows); when it reaches dim
  * the result is the full eigendecomposition.
  */
-export async function principalSubspace(x: RowMatrix, k: number, opts: { passes?: number; seed?: number } = {}): Promise<Subspace> {
+export async function principalSubspace(
+  x: RowMatrix,
+  k: number,
+  opts: { passes?: number; seed?: number } = {},
+): Promise<Subspace> {
   const dim = x.dim;
   k = Math.max(1, Math.min(k, dim, x.rows));
   const rng = Rng.derive(opts.seed ?? 0, 'principalSubspace');
@@ -44,7 +48,8 @@ export async function principalSubspace(x: RowMatrix, k: number, opts: { passes?
     }
   }
   // the product above is symmetric only up to rounding; the average is what Jacobi expects
-  for (let a = 0; a < k; a++) for (let c = a + 1; c < k; c++) b[a * k + c] = b[c * k + a] = (b[a * k + c] + b[c * k + a]) / 2;
+  for (let a = 0; a < k; a++)
+    for (let c = a + 1; c < k; c++) b[a * k + c] = b[c * k + a] = (b[a * k + c] + b[c * k + a]) / 2;
   const { values, vectors: u } = symmetricEigen(b, k);
   const vectors = new Float64Array(dim * k);
   for (let j = 0; j < dim; j++) {

@@ -51,7 +51,10 @@ export function firstLayers(params: ReadonlyMap<string, Float32Array>): string[]
 }
 
 /** Copies of the head params with the standardisation folded into the first layer(s) (weights [out, dim]). */
-export function foldStandardization(params: ReadonlyMap<string, Float32Array>, s: FeatureStats): Map<string, Float32Array> {
+export function foldStandardization(
+  params: ReadonlyMap<string, Float32Array>,
+  s: FeatureStats,
+): Map<string, Float32Array> {
   const out = new Map([...params].map(([k, v]) => [k, v.slice()]));
   const dim = s.mean.length;
   for (const layer of firstLayers(params)) {

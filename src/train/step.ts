@@ -67,11 +67,14 @@ export class Trainer {
     if (missing.length) throw new Error(`training graph lacks output(s) ${missing.join(', ')}`);
     for (const p of optimizer.params) if (!params.has(p.name)) throw new Error(`no value for param ${p.name}`);
     this.arena = buffers?.arena;
-    this.gradOutputs = Object.fromEntries(optimizer.params.map((p) => {
-      const data = buffers?.grads.get(p.name) ?? new Float32Array(numel(p.shape));
-      if (data.length !== numel(p.shape)) throw new Error(`gradient buffer of ${p.name} has ${data.length} values, expected ${numel(p.shape)}`);
-      return [`grad/${p.name}`, { data, dims: p.shape }];
-    }));
+    this.gradOutputs = Object.fromEntries(
+      optimizer.params.map((p) => {
+        const data = buffers?.grads.get(p.name) ?? new Float32Array(numel(p.shape));
+        if (data.length !== numel(p.shape))
+          throw new Error(`gradient buffer of ${p.name} has ${data.length} values, expected ${numel(p.shape)}`);
+        return [`grad/${p.name}`, { data, dims: p.shape }];
+      }),
+    );
   }
 
   /**
@@ -86,10 +89,15 @@ export class Trainer {
     const trainable = g.params({ trainable: true });
     const known = new Set(trainable.map((p) => p.name));
     const unknown = Object.keys(opts.multipliers ?? {}).filter((n) => !known.has(n));
-    if (unknown.length) throw new DermtlError(`multipliers name param(s) the model has no trainable param for: ${unknown.join(', ')}`);
+    if (unknown.length)
+      throw new DermtlError(`multipliers name param(s) the model has no trainable param for: ${unknown.join(', ')}`);
     const total = trainable.reduce((a, p) => a + p.data.length, 0);
     const arena = Float32Arena.create(3 * total, 3 * trainable.length);
-    const optimizer = new SgdMomentum(trainable.map((p) => ({ name: p.name, shape: p.shape, ...opts.multipliers?.[p.name] })), opts.sgd, arena);
+    const optimizer = new SgdMomentum(
+      trainable.map((p) => ({ name: p.name, shape: p.shape, ...opts.multipliers?.[p.name] })),
+      opts.sgd,
+      arena,
+    );
     const copy = (a: Float32Array) => {
       if (!arena) return a.slice();
       const c = arena.alloc(a.length);
@@ -97,11 +105,20 @@ export class Trainer {
       return c;
     };
     const params = new Map(trainable.map((p) => [p.name, copy(p.data)]));
-    const grads = new Map(trainable.map((p) => [p.name, arena ? arena.alloc(p.data.length) : new Float32Array(p.data.length)]));
-    const tg = buildTrainingGraph(g, losses.map((l) => ({ tensor: g.tensor(l.name), weight: l.weight })));
+    const grads = new Map(
+      trainable.map((p) => [p.name, arena ? arena.alloc(p.data.length) : new Float32Array(p.data.length)]),
+    );
+    const tg = buildTrainingGraph(
+      g,
+      losses.map((l) => ({ tensor: g.tensor(l.name), weight: l.weight })),
+    );
     // The params are checked by the trainer itself (it never writes a non-finite value): only scan data feeds.
     const dataInputs = (graph: Graph) => graph.inputs.map((i) => i.name).filter((n) => !known.has(n));
-    const session = await GraphSession.fromGraph(tg, { training: true, threads: opts.threads, checkFinite: dataInputs(g) });
+    const session = await GraphSession.fromGraph(tg, {
+      training: true,
+      threads: opts.threads,
+      checkFinite: dataInputs(g),
+    });
     let evalSession: GraphSession | undefined;
     if (opts.evalForward) {
       const evalParams = opts.evalForward.params({ trainable: true }).map((p) => p.name);
@@ -113,7 +130,15 @@ export class Trainer {
       evalSession = await GraphSession.fromGraph(ev, { threads: opts.threads, checkFinite: dataInputs(ev) });
     }
     const scheduler = opts.plateau ? new ReduceOnPlateau(optimizer, opts.plateau) : undefined;
-    return new Trainer(session, params, optimizer, losses.map((l) => l.name), scheduler, evalSession, { arena, grads });
+    return new Trainer(
+      session,
+      params,
+      optimizer,
+      losses.map((l) => l.name),
+      scheduler,
+      evalSession,
+      { arena, grads },
+    );
   }
 
   get stepCount(): number {
@@ -130,7 +155,10 @@ export class Trainer {
       const g = this.gradOutputs[`grad/${p.name}`].data;
       const suspect = this.arena?.owns(g) ? this.arena.hasNonFinite(g) : true;
       const bad = suspect ? firstNonFinite(g) : -1;
-      if (bad >= 0) throw new DermtlError(`gradient of ${p.name} is ${g[bad]} at index ${bad} at step ${step}; parameters were not updated`);
+      if (bad >= 0)
+        throw new DermtlError(
+          `gradient of ${p.name} is ${g[bad]} at index ${bad} at step ${step}; parameters were not updated`,
+        );
       grads[p.name] = g;
     }
     const lr = this.optimizer.learningRate;
@@ -151,7 +179,8 @@ export class Trainer {
 
   private withParams(feeds: Feeds): Feeds {
     const clash = Object.keys(feeds).filter((k) => this.params.has(k));
-    if (clash.length) throw new DermtlError(`feed(s) ${clash.join(', ')} are trainable params; the trainer feeds them itself`);
+    if (clash.length)
+      throw new DermtlError(`feed(s) ${clash.join(', ')} are trainable params; the trainer feeds them itself`);
     return { ...feeds, ...Object.fromEntries(this.params) };
   }
 

@@ -26,13 +26,21 @@ export function labelsFor(task: Task, samples: readonly Sample[]): RunLabels {
 export function checkTrainable(task: Task, labels: RunLabels, train: readonly Sample[], where: string): void {
   if (train.length === 0) throw new DermtlError(`${where}: the training part has no images`);
   if (task !== 'location') {
-    if (labels.lesion.length === 0) throw new DermtlError(`${where}: task ${task} needs lesion labels, but no image of the manifest has one`);
-    if (!train.some((s) => s.lesions.length > 0)) throw new DermtlError(`${where}: task ${task} needs lesion labels, but no training image has one`);
+    if (labels.lesion.length === 0)
+      throw new DermtlError(`${where}: task ${task} needs lesion labels, but no image of the manifest has one`);
+    if (!train.some((s) => s.lesions.length > 0))
+      throw new DermtlError(`${where}: task ${task} needs lesion labels, but no training image has one`);
   }
   if (task !== 'lesion') {
-    if (labels.location.length < 2) throw new DermtlError(`${where}: task ${task} needs at least 2 body locations, the manifest has ${labels.location.length} (${labels.location.join(', ')})`);
+    if (labels.location.length < 2)
+      throw new DermtlError(
+        `${where}: task ${task} needs at least 2 body locations, the manifest has ${labels.location.length} (${labels.location.join(', ')})`,
+      );
     const seen = new Set(train.map((s) => s.location));
-    if (seen.size < 2) throw new DermtlError(`${where}: task ${task} needs at least 2 body locations among the training images, they all show "${[...seen][0]}"`);
+    if (seen.size < 2)
+      throw new DermtlError(
+        `${where}: task ${task} needs at least 2 body locations among the training images, they all show "${[...seen][0]}"`,
+      );
   }
 }
 
@@ -40,10 +48,17 @@ export function checkTrainable(task: Task, labels: RunLabels, train: readonly Sa
  * The held-out validation part: round(fraction x groups) whole GROUPS of the training part (at least one when
  * fraction > 0, and at least one group left to train on), drawn with Rng.derive(seed, 'validation').
  */
-export function validationSplit(train: readonly Sample[], fraction: number, seed: number): { train: Sample[]; validation: Sample[] } {
+export function validationSplit(
+  train: readonly Sample[],
+  fraction: number,
+  seed: number,
+): { train: Sample[]; validation: Sample[] } {
   if (fraction <= 0) return { train: [...train], validation: [] };
   const groups = [...new Set(train.map((s) => s.group))].sort();
-  if (groups.length < 2) throw new DermtlError(`a validation part of ${fraction} needs at least 2 groups in the training part, it has ${groups.length}; set validation.fraction to 0`);
+  if (groups.length < 2)
+    throw new DermtlError(
+      `a validation part of ${fraction} needs at least 2 groups in the training part, it has ${groups.length}; set validation.fraction to 0`,
+    );
   const k = Math.min(groups.length - 1, Math.max(1, Math.round(fraction * groups.length)));
   const held = new Set(Rng.derive(seed, 'validation').shuffle(groups).slice(0, k));
   return { train: train.filter((s) => !held.has(s.group)), validation: train.filter((s) => held.has(s.group)) };
@@ -64,7 +79,12 @@ export function encodeTargets(samples: readonly Sample[], labels: RunLabels): Ta
   const P = labels.lesion.length;
   const lesionIndex = new Map(labels.lesion.map((l, i) => [l, i]));
   const locationIndex = new Map(labels.location.map((l, i) => [l, i]));
-  const t: Targets = { n: samples.length, lesion: new Float32Array(samples.length * P), lesionKnown: new Uint8Array(samples.length), location: new Int32Array(samples.length) };
+  const t: Targets = {
+    n: samples.length,
+    lesion: new Float32Array(samples.length * P),
+    lesionKnown: new Uint8Array(samples.length),
+    location: new Int32Array(samples.length),
+  };
   samples.forEach((s, i) => {
     for (const l of s.lesions) {
       const c = lesionIndex.get(l);
@@ -82,7 +102,13 @@ export function encodeTargets(samples: readonly Sample[], labels: RunLabels): Ta
  * scaled by B / r: a partial batch then contributes exactly the mean loss (and gradient) over its r samples, like
  * a full one. Padding rows are independent samples (no BatchNorm), so they change nothing else.
  */
-export function labelFeeds(t: Targets, labels: RunLabels, rows: readonly number[], batch: number, site?: SiteReveal): Record<string, Feed> {
+export function labelFeeds(
+  t: Targets,
+  labels: RunLabels,
+  rows: readonly number[],
+  batch: number,
+  site?: SiteReveal,
+): Record<string, Feed> {
   const r = rows.length;
   if (r < 1 || r > batch) throw new Error(`labelFeeds: ${r} rows for a batch of ${batch}`);
   const scale = batch / r;
@@ -120,10 +146,21 @@ export function labelFeeds(t: Targets, labels: RunLabels, rows: readonly number[
  */
 export type SiteReveal = { dropout: number; seed: number; epoch: number; step: number } | 'given' | 'unknown';
 
-export function siteBatchFeeds(t: Targets, labels: RunLabels, rows: readonly number[], batch: number, how: SiteReveal): Record<string, Feed> {
+export function siteBatchFeeds(
+  t: Targets,
+  labels: RunLabels,
+  rows: readonly number[],
+  batch: number,
+  how: SiteReveal,
+): Record<string, Feed> {
   const rng = typeof how === 'object' ? Rng.derive(how.seed, 'site', how.epoch, how.step) : null;
   const reveal = rows.map(() => (typeof how === 'object' ? rng!.float() >= how.dropout : how === 'given'));
-  return siteFeeds(rows.map((s) => t.location[s]), reveal, batch, labels.location.length);
+  return siteFeeds(
+    rows.map((s) => t.location[s]),
+    reveal,
+    batch,
+    labels.location.length,
+  );
 }
 
 /** A dropout mask input of the training graph: values 0 or 1 / (1 - ratio). */
@@ -138,7 +175,12 @@ export interface MaskInput {
  * the position in the run alone, so a resumed run replays exactly the masks the interrupted one would have used
  * (ORT's own Dropout seeds its generator once per session, which a resume cannot replay).
  */
-export function dropoutMasks(masks: readonly MaskInput[], seed: number, epoch: number, step: number): Record<string, Feed> {
+export function dropoutMasks(
+  masks: readonly MaskInput[],
+  seed: number,
+  epoch: number,
+  step: number,
+): Record<string, Feed> {
   const rng = Rng.derive(seed, 'dropout', epoch, step);
   const feeds: Record<string, Feed> = {};
   for (const m of masks) {

@@ -29,9 +29,15 @@ function requireLittleEndian(): void {
 export function encodeTensors(tensors: readonly NamedTensor[], meta: unknown = null): Uint8Array {
   requireLittleEndian();
   for (const t of tensors) {
-    if (t.data.length !== numel(t.shape)) throw new Error(`tensor ${t.name}: shape ${shapeStr(t.shape)} needs ${numel(t.shape)} values, got ${t.data.length}`);
+    if (t.data.length !== numel(t.shape))
+      throw new Error(
+        `tensor ${t.name}: shape ${shapeStr(t.shape)} needs ${numel(t.shape)} values, got ${t.data.length}`,
+      );
   }
-  let header = Buffer.from(JSON.stringify({ tensors: tensors.map((t) => ({ name: t.name, shape: t.shape })), meta }), 'utf8');
+  let header = Buffer.from(
+    JSON.stringify({ tensors: tensors.map((t) => ({ name: t.name, shape: t.shape })), meta }),
+    'utf8',
+  );
   const pad = (4 - ((PREFIX + header.length) % 4)) % 4;
   if (pad) header = Buffer.concat([header, Buffer.alloc(pad, 0x20)]);
   const dataStart = PREFIX + header.length;
@@ -52,15 +58,20 @@ export function decodeTensors(bytes: Uint8Array, label: string): { tensors: Name
   requireLittleEndian();
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (buf.length < PREFIX || buf.toString('latin1', 0, MAGIC.length) !== MAGIC) {
-    throw new DermtlError(`${label}: not a dermtl tensor file (bad magic bytes${buf.length < PREFIX ? '; file too short' : ''})`);
+    throw new DermtlError(
+      `${label}: not a dermtl tensor file (bad magic bytes${buf.length < PREFIX ? '; file too short' : ''})`,
+    );
   }
   const headerLen = buf.readUInt32LE(MAGIC.length);
-  if (PREFIX + headerLen > buf.length) throw new DermtlError(`${label}: truncated (header says ${headerLen} header bytes, file has ${buf.length} bytes)`);
+  if (PREFIX + headerLen > buf.length)
+    throw new DermtlError(`${label}: truncated (header says ${headerLen} header bytes, file has ${buf.length} bytes)`);
   const header = parseHeader(buf.toString('utf8', PREFIX, PREFIX + headerLen), label);
   const dataStart = PREFIX + headerLen;
   const expected = dataStart + 4 * header.tensors.reduce((s, t) => s + numel(t.shape), 0);
   if (buf.length !== expected) {
-    throw new DermtlError(`${label}: ${buf.length < expected ? 'truncated' : 'has trailing bytes'}: expected ${expected} bytes, got ${buf.length}`);
+    throw new DermtlError(
+      `${label}: ${buf.length < expected ? 'truncated' : 'has trailing bytes'}: expected ${expected} bytes, got ${buf.length}`,
+    );
   }
   let at = dataStart;
   const tensors = header.tensors.map(({ name, shape }) => {
@@ -81,7 +92,9 @@ export async function readNamed(path: string): Promise<Buffer> {
   try {
     return await readFile(path);
   } catch (e) {
-    throw new DermtlError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'file is missing' : (e as Error).message}`);
+    throw new DermtlError(
+      `cannot read ${path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'file is missing' : (e as Error).message}`,
+    );
   }
 }
 
@@ -93,8 +106,14 @@ function parseHeader(text: string, label: string): { tensors: { name: string; sh
     throw new DermtlError(`${label}: corrupt header (not JSON)`);
   }
   const tensors = (h as { tensors?: unknown })?.tensors;
-  const ok = Array.isArray(tensors) && tensors.every((t) => typeof t?.name === 'string' && Array.isArray(t.shape)
-    && t.shape.every((d: unknown) => Number.isInteger(d) && (d as number) >= 0));
+  const ok =
+    Array.isArray(tensors) &&
+    tensors.every(
+      (t) =>
+        typeof t?.name === 'string' &&
+        Array.isArray(t.shape) &&
+        t.shape.every((d: unknown) => Number.isInteger(d) && (d as number) >= 0),
+    );
   if (!ok) throw new DermtlError(`${label}: corrupt header (tensors must be a list of { name, shape })`);
   return { tensors, meta: (h as { meta?: unknown }).meta ?? null };
 }

@@ -9,7 +9,13 @@ import { HEAD_PREFIX, type TaskWeighting } from '../models/heads.ts';
 import type { NetworkSpec } from '../models/network.ts';
 import { TRUNK_DEPTH, type TrunkWeights } from './backbone.ts';
 import { headsOptions, selectionMetric, type TrainConfig, type TrainMode, type Task } from './config.ts';
-import { runEpochs, selectionScore, type EpochLoopOptions, type EpochLoopResult, type ValidationResult } from './epochs.ts';
+import {
+  runEpochs,
+  selectionScore,
+  type EpochLoopOptions,
+  type EpochLoopResult,
+  type ValidationResult,
+} from './epochs.ts';
 import type { Multipliers } from './optimizer.ts';
 import { RUN_FILES, runFile, type EpochRecord, type RunInfo, type RunLabels } from './run.ts';
 import type { StepResult } from './step.ts';
@@ -75,7 +81,9 @@ export interface ModeResult {
 }
 
 /** What every mode's result takes over from its epoch loop as is. */
-export function loopOutcome(r: EpochLoopResult): Pick<ModeResult, 'history' | 'stopped' | 'step' | 'resumedFrom' | 'selected'> {
+export function loopOutcome(
+  r: EpochLoopResult,
+): Pick<ModeResult, 'history' | 'stopped' | 'step' | 'resumedFrom' | 'selected'> {
   return { history: r.history, stopped: r.stopped, step: r.step, resumedFrom: r.resumedFrom, selected: r.selected };
 }
 
@@ -92,21 +100,35 @@ export interface TrainResult {
 
 export function preprocessingOf(c: TrainConfig): Preprocessing {
   return {
-    ...CAFFE_PREPROCESSING, mean: [...CAFFE_PREPROCESSING.mean], alphaBackground: [...CAFFE_PREPROCESSING.alphaBackground],
-    size: c.image.size, resizeShorter: c.image.resizeShorter,
+    ...CAFFE_PREPROCESSING,
+    mean: [...CAFFE_PREPROCESSING.mean],
+    alphaBackground: [...CAFFE_PREPROCESSING.alphaBackground],
+    size: c.image.size,
+    resizeShorter: c.image.resizeShorter,
   };
 }
 
 export function specOf(c: TrainConfig, labels: RunLabels): NetworkSpec {
   const h = headsOptions(c);
   return {
-    trunk: { depth: TRUNK_DEPTH[c.trunk] }, imageSize: c.image.size, seed: c.seed,
-    heads: { lesion: labels.lesion.length, location: labels.location.length, shared: h.shared, featureDropout: h.featureDropout, ...(c.fusion.enabled ? { fusion: true } : {}) },
+    trunk: { depth: TRUNK_DEPTH[c.trunk] },
+    imageSize: c.image.size,
+    seed: c.seed,
+    heads: {
+      lesion: labels.lesion.length,
+      location: labels.location.length,
+      shared: h.shared,
+      featureDropout: h.featureDropout,
+      ...(c.fusion.enabled ? { fusion: true } : {}),
+    },
   };
 }
 
 /** A fusion model's site feeds for training update (epoch, step), or for validation ('given'); undefined otherwise. */
-export function siteRevealOf(ctx: Pick<TrainContext, 'config'>, at: { epoch: number; step: number } | 'given'): SiteReveal | undefined {
+export function siteRevealOf(
+  ctx: Pick<TrainContext, 'config'>,
+  at: { epoch: number; step: number } | 'given',
+): SiteReveal | undefined {
   const c = ctx.config;
   if (!c.fusion.enabled) return undefined;
   return at === 'given' ? 'given' : { dropout: c.fusion.siteDropout, seed: c.seed, ...at };
@@ -125,11 +147,14 @@ export function taskWeightingOf(c: TrainConfig): TaskWeighting {
  */
 export function multipliersOf(g: Graph, c: TrainConfig, folded?: FoldedResNet50): Record<string, Multipliers> {
   const m = c.optimizer.lrMult;
-  return Object.fromEntries(g.params({ trainable: true }).map((p) => {
-    const lrMult = !p.name.startsWith(HEAD_PREFIX) ? m.trunk : p.name.endsWith('/bias') ? m.headBias : m.headWeight;
-    const scale = folded && p.name.endsWith('/weight') ? folded.convs.get(p.name.slice(0, -'/weight'.length))?.scale : undefined;
-    return [p.name, scale ? { lrMult, channelScale: Float32Array.from(scale, (s) => s * s) } : { lrMult }];
-  }));
+  return Object.fromEntries(
+    g.params({ trainable: true }).map((p) => {
+      const lrMult = !p.name.startsWith(HEAD_PREFIX) ? m.trunk : p.name.endsWith('/bias') ? m.headBias : m.headWeight;
+      const scale =
+        folded && p.name.endsWith('/weight') ? folded.convs.get(p.name.slice(0, -'/weight'.length))?.scale : undefined;
+      return [p.name, scale ? { lrMult, channelScale: Float32Array.from(scale, (s) => s * s) } : { lrMult }];
+    }),
+  );
 }
 
 export function lossWeightsOf(losses: readonly Loss[]): Record<string, number> {
@@ -141,14 +166,33 @@ export function runFileOf(ctx: Pick<TrainContext, 'runDir'>, name: keyof typeof 
 }
 
 /** The epoch loop of either mode: what the run context fixes (checkpoints, history, signal, callbacks) is filled in here. */
-export function runTaskEpochs(ctx: TrainContext, o: Pick<EpochLoopOptions, 'trainer' | 'epochs' | 'stepsPerEpoch' | 'batch' | 'validate'> & { losses: readonly Loss[] }): Promise<EpochLoopResult> {
+export function runTaskEpochs(
+  ctx: TrainContext,
+  o: Pick<EpochLoopOptions, 'trainer' | 'epochs' | 'stepsPerEpoch' | 'batch' | 'validate'> & {
+    losses: readonly Loss[];
+  },
+): Promise<EpochLoopResult> {
   const c = ctx.config;
   const metric = selectionMetric(c);
-  const select = o.validate && c.selection.epoch === 'best' ? { score: (v: ValidationResult) => selectionScore(metric, v), file: join(ctx.runDir, SELECTED_FILE) } : undefined;
+  const select =
+    o.validate && c.selection.epoch === 'best'
+      ? { score: (v: ValidationResult) => selectionScore(metric, v), file: join(ctx.runDir, SELECTED_FILE) }
+      : undefined;
   return runEpochs({
-    trainer: o.trainer, epochs: o.epochs, stepsPerEpoch: o.stepsPerEpoch, lossWeights: lossWeightsOf(o.losses), batch: o.batch, validate: o.validate, select,
-    checkpointRoot: runFileOf(ctx, 'checkpoints'), checkpointEveryEpochs: c.checkpoint.everyEpochs, keep: c.checkpoint.keep,
-    historyFile: runFileOf(ctx, 'history'), signal: ctx.signal, onStep: ctx.onStep, onEpoch: ctx.onEpoch,
+    trainer: o.trainer,
+    epochs: o.epochs,
+    stepsPerEpoch: o.stepsPerEpoch,
+    lossWeights: lossWeightsOf(o.losses),
+    batch: o.batch,
+    validate: o.validate,
+    select,
+    checkpointRoot: runFileOf(ctx, 'checkpoints'),
+    checkpointEveryEpochs: c.checkpoint.everyEpochs,
+    keep: c.checkpoint.keep,
+    historyFile: runFileOf(ctx, 'history'),
+    signal: ctx.signal,
+    onStep: ctx.onStep,
+    onEpoch: ctx.onEpoch,
   });
 }
 

@@ -28,8 +28,13 @@ export function candidateDir(dir: string, w: number): string {
  * Trains every candidate of config.taskWeighting.grid with `trainRun` (passed in: trainTask imports this file),
  * then finishes the run in `dir` (already prepared by trainRun) as a copy of the best one.
  */
-export async function trainTuned(dir: string, info: RunInfo, config: TrainConfig, opts: TrainOptions,
-  trainRun: (o: TrainOptions) => Promise<TrainResult>): Promise<TrainResult> {
+export async function trainTuned(
+  dir: string,
+  info: RunInfo,
+  config: TrainConfig,
+  opts: TrainOptions,
+  trainRun: (o: TrainOptions) => Promise<TrainResult>,
+): Promise<TrainResult> {
   const log = opts.log ?? ((l: string) => console.log(l));
   const candidates: TunedCandidate[] = [];
   const timings: Record<string, number> = {};
@@ -37,10 +42,20 @@ export async function trainTuned(dir: string, info: RunInfo, config: TrainConfig
   for (const w of [...new Set(config.taskWeighting.grid)]) {
     const out = candidateDir(dir, w);
     log(`tuned task weighting: candidate location weight ${w} (lesion 1) in ${out}`);
-    const exists = await stat(runFile(out, 'run')).then(() => true, () => false);
+    const exists = await stat(runFile(out, 'run')).then(
+      () => true,
+      () => false,
+    );
     const sub = await trainRun({
-      ...opts, out, configFile: undefined, resume: exists && opts.resume,
-      config: { ...config, taskWeighting: { ...config.taskWeighting, kind: 'fixed' }, taskWeights: { lesion: 1, location: w } },
+      ...opts,
+      out,
+      configFile: undefined,
+      resume: exists && opts.resume,
+      config: {
+        ...config,
+        taskWeighting: { ...config.taskWeighting, kind: 'fixed' },
+        taskWeights: { lesion: 1, location: w },
+      },
     });
     if (sub.status === 'stopped') return { ...sub, dir, info };
     const subInfo = await readRunInfoIfAny(out);
@@ -54,25 +69,44 @@ export async function trainTuned(dir: string, info: RunInfo, config: TrainConfig
   const winner = await readRunInfoIfAny(from);
   const taskWeights: TaskWeightsRecord = { kind: 'tuned', lesion: 1, location: best.location, candidates };
   const done: RunInfo = {
-    ...info, status: 'done', finishedAt: new Date().toISOString(), timings, backbone: winner?.backbone ?? info.backbone,
-    selection: winner?.selection ?? null, taskWeights,
+    ...info,
+    status: 'done',
+    finishedAt: new Date().toISOString(),
+    timings,
+    backbone: winner?.backbone ?? info.backbone,
+    selection: winner?.selection ?? null,
+    taskWeights,
   };
   await writeRunInfo(dir, done);
   const list = candidates.map((c) => `${c.location}: ${c.score === null ? 'n/a' : c.score.toFixed(4)}`).join(', ');
-  log(`tuned task weighting: validation lesion mAP-class per location weight ${list}; kept ${best.location} -> ${runFile(dir, 'model')}`);
+  log(
+    `tuned task weighting: validation lesion mAP-class per location weight ${list}; kept ${best.location} -> ${runFile(dir, 'model')}`,
+  );
   return { dir, status: 'done', info: done, history: [], step: 0, stepMs: null };
 }
 
 /** The best validation score; ties (and no scores at all) go to the larger weight, the plain MTL end of the grid. */
 export function bestCandidate(candidates: readonly TunedCandidate[]): TunedCandidate {
   if (!candidates.length) throw new DermtlError('taskWeighting.grid is empty');
-  return candidates.reduce((a, b) => ((b.score ?? -Infinity) > (a.score ?? -Infinity) || ((b.score ?? -Infinity) === (a.score ?? -Infinity) && b.location > a.location) ? b : a));
+  return candidates.reduce((a, b) =>
+    (b.score ?? -Infinity) > (a.score ?? -Infinity) ||
+    ((b.score ?? -Infinity) === (a.score ?? -Infinity) && b.location > a.location)
+      ? b
+      : a,
+  );
 }
 
 /** The validation lesion mAP-class of a finished run's kept model (its model folder's metrics.json). */
 async function keptLesionScore(dir: string): Promise<{ score: number | null; epoch: number | null }> {
   const file = join(runFile(dir, 'model'), 'metrics.json');
-  const m = JSON.parse(await readFile(file, 'utf8')) as { validation?: { mapClass?: number } | null; selection?: { epoch: number } | null; epochs?: number };
+  const m = JSON.parse(await readFile(file, 'utf8')) as {
+    validation?: { mapClass?: number } | null;
+    selection?: { epoch: number } | null;
+    epochs?: number;
+  };
   const score = m.validation?.mapClass;
-  return { score: typeof score === 'number' && Number.isFinite(score) ? score : null, epoch: m.selection?.epoch ?? m.epochs ?? null };
+  return {
+    score: typeof score === 'number' && Number.isFinite(score) ? score : null,
+    epoch: m.selection?.epoch ?? m.epochs ?? null,
+  };
 }

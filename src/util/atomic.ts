@@ -66,7 +66,10 @@ export async function writeDirAtomic(path: string, fill: (tmpDir: string) => Pro
     throw e;
   }
   const old = `${tempPathFor(path)}-old`;
-  const hadOld = await stat(path).then(() => true, () => false);
+  const hadOld = await stat(path).then(
+    () => true,
+    () => false,
+  );
   try {
     if (hadOld) await rename(path, old);
     try {

@@ -22,7 +22,8 @@ export function encodeHalf(src: Float32Array, dst: Uint16Array): void {
 
 /** Decodes `src` into `dst` starting at `offset`. */
 export function decodeHalf(src: Uint16Array, dst: Float32Array, offset = 0): void {
-  if (offset + src.length > dst.length) throw new Error(`decodeHalf: ${src.length} values at ${offset} into ${dst.length}`);
+  if (offset + src.length > dst.length)
+    throw new Error(`decodeHalf: ${src.length} values at ${offset} into ${dst.length}`);
   const t = halfTable();
   for (let i = 0; i < src.length; i++) dst[offset + i] = t[src[i]];
 }
@@ -54,7 +55,7 @@ function roundShift(m: number, shift: number): number {
   const h = m >>> shift;
   const rem = m & ((1 << shift) - 1);
   const half = 1 << (shift - 1);
-  return rem > half || (rem === half && (h & 1)) ? h + 1 : h;
+  return rem > half || (rem === half && h & 1) ? h + 1 : h;
 }
 
 let TABLE: Float32Array | null = null;

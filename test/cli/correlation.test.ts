@@ -21,8 +21,11 @@ test('dermtl correlation on generated data: SVG, PNG and a JSON whose R rows sum
     for (const row of doc.R) assert.ok(Math.abs(row.reduce((a: number, b: number) => a + b, 0) - 1) < 1e-12);
     // counts agree with the manifest
     const m = await loadManifest(demo.manifest);
-    const i = 0, j = doc.locations.indexOf(m.samples.find((s) => s.lesions.includes(doc.lesions[i]))!.location);
-    const expected = m.samples.filter((s) => s.lesions.includes(doc.lesions[i]) && s.location === doc.locations[j]).length;
+    const i = 0,
+      j = doc.locations.indexOf(m.samples.find((s) => s.lesions.includes(doc.lesions[i]))!.location);
+    const expected = m.samples.filter(
+      (s) => s.lesions.includes(doc.lesions[i]) && s.location === doc.locations[j],
+    ).length;
     assert.equal(doc.counts[i][j], expected);
     assert.equal(doc.lesionTotals[i], m.samples.filter((s) => s.lesions.includes(doc.lesions[i])).length);
     const text = await readFile(svg, 'utf8');

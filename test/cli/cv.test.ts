@@ -22,36 +22,84 @@ test('dermtl cv runs the study, prints Table 1 and records the command as given'
   const dir = await tempDir();
   const cfg = await configFile(dir);
   const out = join(dir, 'study');
-  const r = await runCommand(registerCv, ['cv', '--manifest', demo.manifest, '--out', out, '--folds', '2', '--config', cfg, '--tta', 'center', '--no-progress']);
+  const r = await runCommand(registerCv, [
+    'cv',
+    '--manifest',
+    demo.manifest,
+    '--out',
+    out,
+    '--folds',
+    '2',
+    '--config',
+    cfg,
+    '--tta',
+    'center',
+    '--no-progress',
+  ]);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /\[10\/12\] ensemble\s+fold 2\/2: /);
   assert.match(r.stdout, /\[12\/12\] linear\s+fold 2\/2: baseline fitted in /);
   assert.match(r.stdout, /Table 1: lesion AP, pooled out-of-fold \(2 folds\)/);
-  assert.match(r.stdout, /Body location accuracy\nLocation\s+Location-only pooled\s+Location-only per fold\s+MTL pooled\s+MTL per fold\s+Linear pooled\s+Linear per fold\s+Prior pooled/);
+  assert.match(
+    r.stdout,
+    /Body location accuracy\nLocation\s+Location-only pooled\s+Location-only per fold\s+MTL pooled\s+MTL per fold\s+Linear pooled\s+Linear per fold\s+Prior pooled/,
+  );
   const results = await readResults(join(out, 'results.json'));
-  assert.equal(results.command, `dermtl cv --manifest ${demo.manifest} --out ${out} --folds 2 --config ${cfg} --tta center --no-progress`);
+  assert.equal(
+    results.command,
+    `dermtl cv --manifest ${demo.manifest} --out ${out} --folds 2 --config ${cfg} --tta center --no-progress`,
+  );
   assert.equal((results.config.eval as { tta: string }).tta, 'center');
   assert.equal(results.folds, 2);
   // the baselines score with the same test-time augmentation
-  assert.equal(JSON.parse(await readFile(join(out, 'models', 'linear', 'fold-0', 'linear.json'), 'utf8')).tta, 'center');
+  assert.equal(
+    JSON.parse(await readFile(join(out, 'models', 'linear', 'fold-0', 'linear.json'), 'utf8')).tta,
+    'center',
+  );
 });
 
 test('dermtl cv: bad input is a one-line error, not a stack', async () => {
   const demo = await studyDemo();
   const dir = await tempDir();
   const cfg = await configFile(dir);
-  let r = await runCommand(registerCv, ['cv', '--manifest', demo.manifest, '--out', join(dir, 's1'), '--folds', '1', '--config', cfg, '--no-progress']);
+  let r = await runCommand(registerCv, [
+    'cv',
+    '--manifest',
+    demo.manifest,
+    '--out',
+    join(dir, 's1'),
+    '--folds',
+    '1',
+    '--config',
+    cfg,
+    '--no-progress',
+  ]);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /--folds must be a whole number >= 2, got 1/);
   await assert.rejects(stat(join(dir, 's1')), 'a refused --folds leaves no study folder behind');
-  r = await runCommand(registerCv, ['cv', '--manifest', join(dir, 'missing.csv'), '--out', join(dir, 's2'), '--no-progress']);
+  r = await runCommand(registerCv, [
+    'cv',
+    '--manifest',
+    join(dir, 'missing.csv'),
+    '--out',
+    join(dir, 's2'),
+    '--no-progress',
+  ]);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /missing\.csv/);
   r = await runCommand(registerCv, ['cv', '--manifest', demo.manifest, '--out', join(dir, 's3'), '--mode', 'fast']);
   assert.equal(r.code, 2);
   assert.match(r.stderr, /argument 'fast' is invalid/);
   await writeFile(join(dir, 'bad.json'), JSON.stringify({ frozen: { epoch: 3 } }));
-  r = await runCommand(registerCv, ['cv', '--manifest', demo.manifest, '--out', join(dir, 's4'), '--config', join(dir, 'bad.json')]);
+  r = await runCommand(registerCv, [
+    'cv',
+    '--manifest',
+    demo.manifest,
+    '--out',
+    join(dir, 's4'),
+    '--config',
+    join(dir, 'bad.json'),
+  ]);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /unknown key "frozen\.epoch"/);
 });
@@ -60,10 +108,26 @@ test('dermtl start runs the study after the statistics and leaves the serving de
   const dir = await tempDir();
   const cfg = await configFile(dir);
   const out = join(dir, 'demo');
-  const r = await runCommand(registerStart, ['start', '--out', out, '--n', '30', '--size', '64', '--folds', '2', '--config', cfg, '--no-progress']);
+  const r = await runCommand(registerStart, [
+    'start',
+    '--out',
+    out,
+    '--n',
+    '30',
+    '--size',
+    '64',
+    '--folds',
+    '2',
+    '--config',
+    cfg,
+    '--no-progress',
+  ]);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /images: 30\n/);
-  assert.match(r.stdout, /cross-validation study \(dermtl cv --manifest \S+ --out \S+ --folds 2 --mode frozen --seed 0 --config \S+tiny\.json --tta 10crop\)/);
+  assert.match(
+    r.stdout,
+    /cross-validation study \(dermtl cv --manifest \S+ --out \S+ --folds 2 --mode frozen --seed 0 --config \S+tiny\.json --tta 10crop\)/,
+  );
   assert.match(r.stdout, /Table 1: lesion AP, pooled out-of-fold \(2 folds\)/);
   assert.ok(r.stdout.includes(`report: ${join(out, 'study', 'report.html')}`));
   assert.ok((await stat(join(out, 'study', 'report.html'))).size > 10_000);
@@ -71,7 +135,16 @@ test('dermtl start runs the study after the statistics and leaves the serving de
   const model = join(dir, DEFAULT_MODEL_PATH);
   assert.equal(JSON.parse(await readFile(join(model, 'dermtl.json'), 'utf8')).network.heads.location > 1, true);
   // a second start reuses the data and every model
-  const again = await runCommand(registerStart, ['start', '--out', out, '--folds', '2', '--config', cfg, '--no-progress']);
+  const again = await runCommand(registerStart, [
+    'start',
+    '--out',
+    out,
+    '--folds',
+    '2',
+    '--config',
+    cfg,
+    '--no-progress',
+  ]);
   assert.equal(again.code, 0, again.stderr);
   assert.match(again.stdout, /using the dataset at/);
   // 3 trained models and 2 baselines per fold

@@ -16,7 +16,11 @@ test('writeDefaultModel: a heads-only MTL fold-0 model becomes a whole model.onn
   assert.equal(await writeDefaultModel(study), null, 'no MTL model: nothing to do');
   const whole = await loadModel(await tinyModelDir(root), { session: false });
   const dir = join(study, 'models', 'mtl', 'fold-0', 'model');
-  await saveModel(dir, { network: whole.network, params: whole.params(), labels: whole.labels, preprocessing: whole.preprocessing }, { trunk: 'reference' });
+  await saveModel(
+    dir,
+    { network: whole.network, params: whole.params(), labels: whole.labels, preprocessing: whole.preprocessing },
+    { trunk: 'reference' },
+  );
   const lean = (await loadModel(dir, { session: false })).params();
   const lines: string[] = [];
   assert.equal(await writeDefaultModel(study, (l) => lines.push(l)), dir);

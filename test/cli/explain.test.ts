@@ -30,10 +30,20 @@ test('default: overlays of the 3 most probable lesions and the top location, and
   const e = json.explanation;
   assert.equal(e.method, 'grad-cam');
   assert.deepEqual(e.grid, { h: 1, w: 1 }); // the tiny trunk at 32 px: a 1x1 conv5_x
-  assert.deepEqual(e.lesions.map((m: { label: string }) => m.label), TINY_LABELS.lesion);
-  assert.deepEqual(e.location.map((m: { label: string }) => m.label), TINY_LABELS.location);
-  assert.deepEqual(e.lesions.map((m: { map: number[] }) => m.map), want.explanation!.lesions.map((m) => m.map));
-  for (const m of [...e.lesions, ...e.location]) assert.ok(m.map.every((v: number) => v >= 0) && m.max === Math.max(0, ...m.map));
+  assert.deepEqual(
+    e.lesions.map((m: { label: string }) => m.label),
+    TINY_LABELS.lesion,
+  );
+  assert.deepEqual(
+    e.location.map((m: { label: string }) => m.label),
+    TINY_LABELS.location,
+  );
+  assert.deepEqual(
+    e.lesions.map((m: { map: number[] }) => m.map),
+    want.explanation!.lesions.map((m) => m.map),
+  );
+  for (const m of [...e.lesions, ...e.location])
+    assert.ok(m.map.every((v: number) => v >= 0) && m.max === Math.max(0, ...m.map));
   const top = want.lesions.slice(0, 3).map((l) => `photo-lesion-${l.label}.png`);
   for (const f of [...top, `photo-location-${want.location[0].label}.png`]) assert.ok(files.includes(f), f);
   const meta = await sharp(join(out, top[0])).metadata();
@@ -43,13 +53,36 @@ test('default: overlays of the 3 most probable lesions and the top location, and
 
 test('--label picks labels of either head; an unknown one fails before any file, listing the known labels', async () => {
   const out = join(root, 'out-labels');
-  const r = await runCommand(register, ['explain', photo, '--model', modelDir, '--out', out, '--label', 'papule', 'arm']);
+  const r = await runCommand(register, [
+    'explain',
+    photo,
+    '--model',
+    modelDir,
+    '--out',
+    out,
+    '--label',
+    'papule',
+    'arm',
+  ]);
   assert.equal(r.code, 0, r.stderr);
   assert.deepEqual((await readdir(out)).sort(), ['photo-lesion-papule.png', 'photo-location-arm.png', 'photo.json']);
   const bad = join(root, 'out-bad');
-  const b = await runCommand(register, ['explain', photo, '--model', modelDir, '--out', bad, '--label', 'papule', 'elbow']);
+  const b = await runCommand(register, [
+    'explain',
+    photo,
+    '--model',
+    modelDir,
+    '--out',
+    bad,
+    '--label',
+    'papule',
+    'elbow',
+  ]);
   assert.notEqual(b.code, 0);
-  assert.match(b.stderr, /--label: unknown label 'elbow'; the model's lesion labels are macule, papule, plaque and its body locations face, trunk, arm, leg/);
+  assert.match(
+    b.stderr,
+    /--label: unknown label 'elbow'; the model's lesion labels are macule, papule, plaque and its body locations face, trunk, arm, leg/,
+  );
   await assert.rejects(readdir(bad), { code: 'ENOENT' });
 });
 
@@ -57,7 +90,16 @@ test('an unreadable image is named, the others are explained, the exit status is
   const out = join(root, 'out-mixed');
   const text = join(root, 'notes.jpg');
   await writeFile(text, 'not an image\n');
-  const r = await runCommand(register, ['explain', text, photo, join(root, 'missing.jpg'), '--model', modelDir, '--out', out]);
+  const r = await runCommand(register, [
+    'explain',
+    text,
+    photo,
+    join(root, 'missing.jpg'),
+    '--model',
+    modelDir,
+    '--out',
+    out,
+  ]);
   assert.notEqual(r.code, 0);
   assert.match(r.stderr, /notes\.jpg/);
   assert.match(r.stderr, /missing\.jpg: cannot read it \(ENOENT\)/);
@@ -65,7 +107,7 @@ test('an unreadable image is named, the others are explained, the exit status is
   assert.ok((await readdir(out)).includes('photo.json'));
 });
 
-test('--location: a fusion model\'s maps and scores use the site (IMG.json says so); an unknown one fails before any file', async () => {
+test("--location: a fusion model's maps and scores use the site (IMG.json says so); an unknown one fails before any file", async () => {
   const { fusionModel } = await import('../serve/fusionFixture.ts');
   const fused = await fusionModel();
   const image = fused.demo.loaded.samples[2].path;
@@ -79,7 +121,10 @@ test('--location: a fusion model\'s maps and scores use the site (IMG.json says 
   const want = await model.predict(image, { explain: true, location: 'scalp' });
   await model.dispose();
   assert.deepEqual(doc.lesions, want.lesions);
-  assert.deepEqual(doc.explanation.lesions.map((m: { score: number }) => m.score), want.explanation!.lesions.map((m) => m.score));
+  assert.deepEqual(
+    doc.explanation.lesions.map((m: { score: number }) => m.score),
+    want.explanation!.lesions.map((m) => m.score),
+  );
   const bad = join(root, 'out-site-bad');
   const b = await runCommand(register, ['explain', image, '--model', fused.model, '--out', bad, '--location', 'elbow']);
   assert.equal(b.code, 1);

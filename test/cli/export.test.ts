@@ -9,11 +9,20 @@ import { trainRun } from '../../src/train/trainTask.ts';
 import { runCommand } from '../data/helpers.ts';
 import { demoSet, tempDir, tinyConfig } from '../train/fixture.ts';
 
-test('dermtl export RUN --out DIR writes model.onnx with the whole network; the same predictions as the run\'s model', async () => {
+test("dermtl export RUN --out DIR writes model.onnx with the whole network; the same predictions as the run's model", async () => {
   const demo = await demoSet();
   const root = await tempDir();
   const run = join(root, 'run');
-  await trainRun({ manifest: demo.manifest, out: run, task: 'mtl', folds: demo.folds, fold: 0, config: tinyConfig(join(demo.root, 'cache')), log: () => {}, progress: false });
+  await trainRun({
+    manifest: demo.manifest,
+    out: run,
+    task: 'mtl',
+    folds: demo.folds,
+    fold: 0,
+    config: tinyConfig(join(demo.root, 'cache')),
+    log: () => {},
+    progress: false,
+  });
   assert.ok((await readdir(join(run, 'model'))).includes('heads.onnx'));
   const out = join(root, 'exported');
   const r = await runCommand(registerExport, ['export', run, '--out', out]);

@@ -7,14 +7,20 @@ import { DERM7PT, NO_DERM7PT, runCommand, tempDir, tinyImage, writeText } from '
 
 test('dermtl import ham10000 writes the manifest and prints the summary', async () => {
   const root = await tempDir();
-  await writeText(join(root, 'HAM10000_metadata.csv'), 'lesion_id,image_id,dx,dx_type,age,sex,localization\nHAM_1,ISIC_1,nv,histo,40,male,back\nHAM_2,ISIC_2,mel,histo,60,female,unknown\n');
+  await writeText(
+    join(root, 'HAM10000_metadata.csv'),
+    'lesion_id,image_id,dx,dx_type,age,sex,localization\nHAM_1,ISIC_1,nv,histo,40,male,back\nHAM_2,ISIC_2,mel,histo,60,female,unknown\n',
+  );
   await tinyImage(join(root, 'HAM10000_images_part_1/ISIC_1.jpg'));
   const out = join(root, 'ham.csv');
   const r = await runCommand(register, ['import', 'ham10000', root, '--out', out]);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /dropped 1 image with localization "unknown"\nwrote 1 image\nmanifest: .*ham\.csv/);
   const m = await loadManifest(out);
-  assert.deepEqual(m.samples.map((s) => [s.image, s.lesions, s.location]), [['HAM10000_images_part_1/ISIC_1.jpg', ['nv'], 'back']]);
+  assert.deepEqual(
+    m.samples.map((s) => [s.image, s.lesions, s.location]),
+    [['HAM10000_images_part_1/ISIC_1.jpg', ['nv'], 'back']],
+  );
 });
 
 test('dermtl import derm7pt --view derm on the real copy', { skip: NO_DERM7PT }, async () => {

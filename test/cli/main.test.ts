@@ -7,7 +7,9 @@ import { packageVersion } from '../../src/cli/main.ts';
 
 // The CLI from the sources (bin/dermtl.js runs the same modules built; test/package.test.ts runs that one).
 const ENTRY = join(import.meta.dirname, '../../scripts/dermtl-dev.js');
-const VERSION = (JSON.parse(readFileSync(join(import.meta.dirname, '../../package.json'), 'utf8')) as { version: string }).version;
+const VERSION = (
+  JSON.parse(readFileSync(join(import.meta.dirname, '../../package.json'), 'utf8')) as { version: string }
+).version;
 
 // A resolve hook that reports every package (bare specifier, not a Node built-in) the process imports, on stderr;
 // except tsx's own imports (esbuild, ...), which the built CLI does not make.
@@ -23,12 +25,23 @@ const REGISTER = `import { register } from 'node:module'; register(${JSON.string
 const LIGHT = new Set(['tsx/esm/api', 'commander', 'csv-parse/sync', 'csv-stringify/sync']);
 
 function cli(args: string[]): { status: number | null; stdout: string; stderr: string; imported: string[] } {
-  const r = spawnSync(process.execPath, ['--import', `data:text/javascript,${encodeURIComponent(REGISTER)}`, ENTRY, ...args], { encoding: 'utf8', timeout: 60_000 });
-  const imported = [...new Set(r.stderr.split('\n').filter((l) => l.startsWith('IMPORTED ')).map((l) => l.slice('IMPORTED '.length)))];
+  const r = spawnSync(
+    process.execPath,
+    ['--import', `data:text/javascript,${encodeURIComponent(REGISTER)}`, ENTRY, ...args],
+    { encoding: 'utf8', timeout: 60_000 },
+  );
+  const imported = [
+    ...new Set(
+      r.stderr
+        .split('\n')
+        .filter((l) => l.startsWith('IMPORTED '))
+        .map((l) => l.slice('IMPORTED '.length)),
+    ),
+  ];
   return { status: r.status, stdout: r.stdout, stderr: r.stderr, imported };
 }
 
-test('--version is package.json\'s version', () => {
+test("--version is package.json's version", () => {
   assert.equal(packageVersion(), VERSION);
   const r = cli(['--version']);
   assert.equal(r.status, 0, r.stderr);
@@ -45,9 +58,24 @@ test('--version and --help load no heavy module (onnxruntime, sharp, vega, fasti
   }
 });
 
-test('--help lists every command; a sub-command\'s --help still shows its choices and defaults', () => {
+test("--help lists every command; a sub-command's --help still shows its choices and defaults", () => {
   const top = cli(['--help']);
-  for (const name of ['start', 'import', 'refine', 'stats', 'correlation', 'split', 'train', 'eval', 'ensemble', 'cv', 'metrics', 'predict', 'serve', 'demo-data']) {
+  for (const name of [
+    'start',
+    'import',
+    'refine',
+    'stats',
+    'correlation',
+    'split',
+    'train',
+    'eval',
+    'ensemble',
+    'cv',
+    'metrics',
+    'predict',
+    'serve',
+    'demo-data',
+  ]) {
     assert.match(top.stdout, new RegExp(`^  ${name} `, 'm'), name);
   }
   assert.match(cli(['train', '--help']).stdout, /choices: "mtl", "lesion", "location"/);

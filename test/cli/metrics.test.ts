@@ -32,7 +32,8 @@ async function fixture(rows = ROWS): Promise<{ dir: string; manifest: string; sc
   return { dir, manifest, scores };
 }
 
-const near = (actual: unknown, expected: number) => assert.ok(typeof actual === 'number' && Math.abs(actual - expected) < 1e-12, `expected ${expected}, got ${actual}`);
+const near = (actual: unknown, expected: number) =>
+  assert.ok(typeof actual === 'number' && Math.abs(actual - expected) < 1e-12, `expected ${expected}, got ${actual}`);
 
 test('dermtl metrics evaluates the images in the score file, prints a table and writes JSON', async () => {
   const { dir, manifest, scores } = await fixture();
@@ -65,14 +66,24 @@ test('dermtl metrics evaluates the images in the score file, prints a table and 
   assert.equal(doc.top1, 0.5);
   assert.equal(doc.top3, 1);
   assert.deepEqual(doc.skipped, [{ label: 'veil', reason: 'no score column' }]);
-  assert.deepEqual(doc.positives, { lesion: { 'streaks:irregular': 1, dots: 2 }, location: { 'upper limbs': 1, 'head:neck': 1, back: 2 } });
+  assert.deepEqual(doc.positives, {
+    lesion: { 'streaks:irregular': 1, dots: 2 },
+    location: { 'upper limbs': 1, 'head:neck': 1, back: 2 },
+  });
   // by hand (see ROWS): dots AUC = pairs (a, b) x (c, d) won: a<c, a>d, b>c, b>d -> 3/4
   assert.deepEqual(doc.auc, { 'streaks:irregular': 1, dots: 0.75 });
   near(doc.meanAuc, 0.875);
   assert.deepEqual(doc.operatingPoints.dots, { threshold: 0.5, sensitivity: 0.5, specificity: 0.5 });
   assert.equal(doc.thresholdSource, '0.5 for every label (default)');
   // predicted: a upper limbs, b upper limbs (tied with its true head:neck), c back, d upper limbs (three-way tie)
-  assert.deepEqual(doc.confusion, { labels: ['upper limbs', 'head:neck', 'back'], matrix: [[1, 0, 0], [1, 0, 0], [1, 0, 1]] });
+  assert.deepEqual(doc.confusion, {
+    labels: ['upper limbs', 'head:neck', 'back'],
+    matrix: [
+      [1, 0, 0],
+      [1, 0, 0],
+      [1, 0, 1],
+    ],
+  });
   assert.equal(doc.balancedAccuracy, 0.5);
   // back: positives c .5, d .1 vs negatives a .1, b 0 -> 1 + 1 + 1/2 + 1 of 4
   assert.deepEqual(doc.locationAuc, { 'upper limbs': 1, 'head:neck': 1, back: 0.875 });
@@ -85,7 +96,17 @@ test('dermtl metrics evaluates the images in the score file, prints a table and 
 
 test('dermtl metrics --thresholds: one number, a JSON file of label thresholds, a model folder; bad values name the flag', async () => {
   const { dir, manifest, scores } = await fixture();
-  const one = await runCommand(register, ['metrics', '--manifest', manifest, '--scores', scores, '--thresholds', '0.82', '--out', join(dir, 'one.json')]);
+  const one = await runCommand(register, [
+    'metrics',
+    '--manifest',
+    manifest,
+    '--scores',
+    scores,
+    '--thresholds',
+    '0.82',
+    '--out',
+    join(dir, 'one.json'),
+  ]);
   assert.equal(one.code, 0, one.stderr);
   // streaks >= .82: a and b -> sensitivity 1, specificity 2/3; dots >= .82: none
   const doc = JSON.parse(await readFile(join(dir, 'one.json'), 'utf8'));
@@ -93,28 +114,94 @@ test('dermtl metrics --thresholds: one number, a JSON file of label thresholds, 
   assert.equal(doc.thresholdSource, '0.82 for every label (--thresholds)');
   const file = join(dir, 't.json');
   await writeFile(file, JSON.stringify({ 'streaks:irregular': 0.88, dots: 0.45 }));
-  const perLabel = await runCommand(register, ['metrics', '--manifest', manifest, '--scores', scores, '--thresholds', file, '--out', join(dir, 'two.json')]);
+  const perLabel = await runCommand(register, [
+    'metrics',
+    '--manifest',
+    manifest,
+    '--scores',
+    scores,
+    '--thresholds',
+    file,
+    '--out',
+    join(dir, 'two.json'),
+  ]);
   assert.equal(perLabel.code, 0, perLabel.stderr);
   const two = JSON.parse(await readFile(join(dir, 'two.json'), 'utf8'));
   assert.deepEqual(two.operatingPoints['streaks:irregular'], { threshold: 0.88, sensitivity: 1, specificity: 1 });
   assert.deepEqual(two.operatingPoints.dots, { threshold: 0.45, sensitivity: 0.5, specificity: 0.5 });
   await writeFile(file, JSON.stringify({ dots: 0.45 }));
-  const missing = await runCommand(register, ['metrics', '--manifest', manifest, '--scores', scores, '--thresholds', file]);
+  const missing = await runCommand(register, [
+    'metrics',
+    '--manifest',
+    manifest,
+    '--scores',
+    scores,
+    '--thresholds',
+    file,
+  ]);
   assert.equal(missing.code, 1);
-  assert.match(missing.stderr, /--thresholds .*t\.json: no threshold for 1 scored lesion label\(s\)[\s\S]*streaks:irregular/);
-  const bad = await runCommand(register, ['metrics', '--manifest', manifest, '--scores', scores, '--thresholds', '1.5']);
+  assert.match(
+    missing.stderr,
+    /--thresholds .*t\.json: no threshold for 1 scored lesion label\(s\)[\s\S]*streaks:irregular/,
+  );
+  const bad = await runCommand(register, [
+    'metrics',
+    '--manifest',
+    manifest,
+    '--scores',
+    scores,
+    '--thresholds',
+    '1.5',
+  ]);
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /--thresholds 1\.5: a single threshold must be in \[0, 1\]/);
-  const nowhere = await runCommand(register, ['metrics', '--manifest', manifest, '--scores', scores, '--thresholds', join(dir, 'nope')]);
-  assert.match(nowhere.stderr, /--thresholds .*nope: neither a number in \[0, 1\] nor an existing model folder or JSON file/);
-  const noCalibration = await runCommand(register, ['metrics', '--manifest', manifest, '--scores', scores, '--thresholds', dir]);
+  const nowhere = await runCommand(register, [
+    'metrics',
+    '--manifest',
+    manifest,
+    '--scores',
+    scores,
+    '--thresholds',
+    join(dir, 'nope'),
+  ]);
+  assert.match(
+    nowhere.stderr,
+    /--thresholds .*nope: neither a number in \[0, 1\] nor an existing model folder or JSON file/,
+  );
+  const noCalibration = await runCommand(register, [
+    'metrics',
+    '--manifest',
+    manifest,
+    '--scores',
+    scores,
+    '--thresholds',
+    dir,
+  ]);
   assert.match(noCalibration.stderr, /the model folder has no calibration\.json/);
   // a model folder's calibration.json
   const labels = (t: number) => ({ threshold: t, f1: 0.5, source: 'validation' });
-  await writeFile(join(dir, 'calibration.json'), JSON.stringify({
-    version: 1, fittedOn: { images: 9, tta: '10crop', note: 'test' }, thresholds: { rule: 'max F1', labels: { 'streaks:irregular': labels(0.88), dots: labels(0.45), veil: labels(0.5) } },
-  }));
-  const fromModel = await runCommand(register, ['metrics', '--manifest', manifest, '--scores', scores, '--thresholds', dir, '--out', join(dir, 'three.json')]);
+  await writeFile(
+    join(dir, 'calibration.json'),
+    JSON.stringify({
+      version: 1,
+      fittedOn: { images: 9, tta: '10crop', note: 'test' },
+      thresholds: {
+        rule: 'max F1',
+        labels: { 'streaks:irregular': labels(0.88), dots: labels(0.45), veil: labels(0.5) },
+      },
+    }),
+  );
+  const fromModel = await runCommand(register, [
+    'metrics',
+    '--manifest',
+    manifest,
+    '--scores',
+    scores,
+    '--thresholds',
+    dir,
+    '--out',
+    join(dir, 'three.json'),
+  ]);
   assert.equal(fromModel.code, 0, fromModel.stderr);
   const three = JSON.parse(await readFile(join(dir, 'three.json'), 'utf8'));
   assert.deepEqual(three.operatingPoints, two.operatingPoints);
@@ -125,7 +212,10 @@ test('dermtl metrics with two score files evaluates their per-label max', async 
   const { dir, manifest, scores } = await fixture();
   const second = join(dir, 's2.csv');
   // only d.jpg changes: its back score .9 makes it a top-1 hit; its lesion scores stay below the first model's
-  await writeFile(second, [HEADER, 'd.jpg,0,0,0,0,0.9', 'c.jpg,0,0,0,0,0', 'b.jpg,0,0,0,0,0', 'a.jpg,0,0,0,0,0'].join('\n'));
+  await writeFile(
+    second,
+    [HEADER, 'd.jpg,0,0,0,0,0.9', 'c.jpg,0,0,0,0,0', 'b.jpg,0,0,0,0,0', 'a.jpg,0,0,0,0,0'].join('\n'),
+  );
   const out = join(dir, 'ens.json');
   const r = await runCommand(register, ['metrics', '--manifest', manifest, '--scores', scores, second, '--out', out]);
   assert.equal(r.code, 0, r.stderr);
@@ -138,7 +228,10 @@ test('dermtl metrics with two score files evaluates their per-label max', async 
   await writeFile(second, [HEADER, 'd.jpg,0,0,0,0,0.9'].join('\n'));
   const bad = await runCommand(register, ['metrics', '--manifest', manifest, '--scores', scores, second]);
   assert.equal(bad.code, 1);
-  assert.match(bad.stderr, /cannot ensemble .*s\.csv and .*s2\.csv: they must score the same images and labels[\s\S]*image\(s\) only in .*s\.csv: a\.jpg, b\.jpg, c\.jpg/);
+  assert.match(
+    bad.stderr,
+    /cannot ensemble .*s\.csv and .*s2\.csv: they must score the same images and labels[\s\S]*image\(s\) only in .*s\.csv: a\.jpg, b\.jpg, c\.jpg/,
+  );
 });
 
 test('dermtl metrics: a lesion-only score file gives no top-k keys', async () => {
@@ -169,13 +262,31 @@ async function failing(text: string, extra: string[] = []): Promise<{ code: numb
 
 test('dermtl metrics: bad score files exit 1 with one message naming file, line and column', async () => {
   const cases: [string, RegExp][] = [
-    [[HEADER, ROWS[0], 'b.jpg,0.85,oops,0.5,0.5,0'].join('\n'), /invalid score file .*s\.csv \(1 problem\):\n {2}- line 3, column "lesion:dots": "oops" is not a finite number/],
-    [[HEADER, ROWS[0], 'b.jpg,0.85,NaN,0.5,0.5,0'].join('\n'), /line 3, column "lesion:dots": "NaN" is not a finite number/],
+    [
+      [HEADER, ROWS[0], 'b.jpg,0.85,oops,0.5,0.5,0'].join('\n'),
+      /invalid score file .*s\.csv \(1 problem\):\n {2}- line 3, column "lesion:dots": "oops" is not a finite number/,
+    ],
+    [
+      [HEADER, ROWS[0], 'b.jpg,0.85,NaN,0.5,0.5,0'].join('\n'),
+      /line 3, column "lesion:dots": "NaN" is not a finite number/,
+    ],
     [[HEADER, ROWS[0], ROWS[0]].join('\n'), /line 3: duplicate image "a\.jpg" \(first at line 2\)/],
-    [[HEADER, ROWS[0], 'zz.jpg,0,0,0,0,0'].join('\n'), /does not match manifest .*m\.csv \(1 problem\):\n {2}- line 3: image "zz\.jpg" is not in manifest/],
-    [[HEADER + ',lesion:globules', ROWS[0] + ',0'].join('\n'), /column "lesion:globules": "globules" is not a lesion label of the manifest/],
-    [['image,lesion:dots,location:back', 'a.jpg,0,1'].join('\n'), /no score column \(top-k needs every location\): location:head:neck, location:upper limbs/],
-    [['image,score', 'a.jpg,1'].join('\n'), /line 1: column "score" is neither "image" nor lesion:<label> nor location:<label>/],
+    [
+      [HEADER, ROWS[0], 'zz.jpg,0,0,0,0,0'].join('\n'),
+      /does not match manifest .*m\.csv \(1 problem\):\n {2}- line 3: image "zz\.jpg" is not in manifest/,
+    ],
+    [
+      [HEADER + ',lesion:globules', ROWS[0] + ',0'].join('\n'),
+      /column "lesion:globules": "globules" is not a lesion label of the manifest/,
+    ],
+    [
+      ['image,lesion:dots,location:back', 'a.jpg,0,1'].join('\n'),
+      /no score column \(top-k needs every location\): location:head:neck, location:upper limbs/,
+    ],
+    [
+      ['image,score', 'a.jpg,1'].join('\n'),
+      /line 1: column "score" is neither "image" nor lesion:<label> nor location:<label>/,
+    ],
     [[HEADER, 'a.jpg,0.9'].join('\n'), /line 2: expected 6 columns, found 2/],
     ['', /invalid score file .*s\.csv: it is empty/],
   ];

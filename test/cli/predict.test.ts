@@ -27,7 +27,11 @@ async function image(path: string, format: 'jpeg' | 'png' | 'webp', seed: number
   return bytes;
 }
 
-const lines = (stdout: string) => stdout.trim().split('\n').map((l) => JSON.parse(l));
+const lines = (stdout: string) =>
+  stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
 
 test('good and bad images in one batch: a line each, in order, the error as a line, exit 1 at the end', async () => {
   const good = join(root, 'batch/good.jpg');
@@ -43,7 +47,10 @@ test('good and bad images in one batch: a line each, in order, the error as a li
   assert.equal(r.code, 1);
   assert.match(r.stderr, /dermtl: 3 of 5 images failed \(see their "error" lines\)/);
   const out = lines(r.stdout);
-  assert.deepEqual(out.map((l) => l.image), [good, text, cut, missing, other]);
+  assert.deepEqual(
+    out.map((l) => l.image),
+    [good, text, cut, missing, other],
+  );
   assert.deepEqual(Object.keys(out[0]), ['image', 'lesions', 'location']);
   const want = await model.predict(good, { top: 5 });
   assert.deepEqual(out[0].lesions, want.lesions);
@@ -68,7 +75,10 @@ test('a folder: every image inside, recursive, sorted by path; other files skipp
   const r = await runCommand(register, ['predict', '--model', modelDir, '--tta', '10crop', '--top', '2', dir]);
   assert.equal(r.code, 0, r.stderr);
   const out = lines(r.stdout);
-  assert.deepEqual(out.map((l) => l.image), ['a.jpg', 'b.png', 'sub/c.WEBP', 'sub/deeper/d.jpeg'].map((f) => join(dir, f)));
+  assert.deepEqual(
+    out.map((l) => l.image),
+    ['a.jpg', 'b.png', 'sub/c.WEBP', 'sub/deeper/d.jpeg'].map((f) => join(dir, f)),
+  );
   for (const l of out) {
     assert.equal(l.lesions.length, 2);
     assert.equal(l.location.length, 2);
@@ -86,7 +96,11 @@ test('a folder: every image inside, recursive, sorted by path; other files skipp
 test('bad flags are usage errors (exit 2)', async () => {
   const img = join(root, 'flags.jpg');
   await image(img, 'jpeg', 7);
-  for (const args of [['--tta', '3crop'], ['--top', '0'], ['--top', 'x']]) {
+  for (const args of [
+    ['--tta', '3crop'],
+    ['--top', '0'],
+    ['--top', 'x'],
+  ]) {
     const r = await runCommand(register, ['predict', '--model', modelDir, ...args, img]);
     assert.equal(r.code, 2, args.join(' '));
     assert.equal(r.stdout, '');
@@ -101,7 +115,10 @@ test('without --model: the default model folder when present, else one line sayi
   const missing = run();
   assert.equal(missing.status, 1);
   assert.equal(missing.stdout, '');
-  assert.equal(missing.stderr, `dermtl: no model at ./${DEFAULT_MODEL_PATH}: run npm start first, or pass --model DIR\n`);
+  assert.equal(
+    missing.stderr,
+    `dermtl: no model at ./${DEFAULT_MODEL_PATH}: run npm start first, or pass --model DIR\n`,
+  );
   await cp(modelDir, join(cwd, DEFAULT_MODEL_PATH), { recursive: true });
   const found = run();
   assert.equal(found.status, 0, found.stderr);
@@ -122,13 +139,18 @@ test('--location: a fusion model\'s lesion head gets the site (lines carry "site
     assert.deepEqual(Object.keys(line), ['image', 'lesions', 'location', 'site']);
     assert.deepEqual(line.site, { given: 'leg', used: true });
     assert.deepEqual(line.lesions, (await fusion.predict(photo, { location: 'leg', top: 3 })).lesions);
-    const none = lines((await runCommand(register, ['predict', '--model', fused.model, '--top', '3', photo])).stdout)[0];
+    const none = lines(
+      (await runCommand(register, ['predict', '--model', fused.model, '--top', '3', photo])).stdout,
+    )[0];
     assert.equal(none.site.given, null);
     assert.notDeepEqual(none.lesions, line.lesions);
     const bad = await runCommand(register, ['predict', '--model', fused.model, '--location', 'elbow', photo]);
     assert.equal(bad.code, 1);
     assert.equal(bad.stdout, '', 'refused before any image');
-    assert.match(bad.stderr, /dermtl: unknown body site 'elbow'; this model's body sites are arm, back, chest, face, foot, hand, leg, scalp\n$/);
+    assert.match(
+      bad.stderr,
+      /dermtl: unknown body site 'elbow'; this model's body sites are arm, back, chest, face, foot, hand, leg, scalp\n$/,
+    );
   } finally {
     await fusion.dispose();
   }

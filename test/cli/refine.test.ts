@@ -11,7 +11,12 @@ async function fixture(): Promise<string> {
   const rows = [];
   for (let i = 0; i < 6; i++) {
     await tinyImage(join(dir, `img/${i}.jpg`), i);
-    rows.push({ image: `img/${i}.jpg`, lesions: i < 4 ? ['nevus'] : ['naevus', 'rare'], location: i < 5 ? 'back' : 'sole', group: String(i) });
+    rows.push({
+      image: `img/${i}.jpg`,
+      lesions: i < 4 ? ['nevus'] : ['naevus', 'rare'],
+      location: i < 5 ? 'back' : 'sole',
+      group: String(i),
+    });
   }
   await writeManifest(join(dir, 'm.csv'), rows);
   return dir;
@@ -21,7 +26,16 @@ test('dermtl refine merges, drops, prints what it did and writes a valid manifes
   const dir = await fixture();
   await writeFile(join(dir, 'merge.json'), JSON.stringify({ lesion: { naevus: 'nevus' } }));
   const out = join(dir, 'out/refined.csv');
-  const r = await runCommand(register, ['refine', join(dir, 'm.csv'), '--out', out, '--min-count', '3', '--merge', join(dir, 'merge.json')]);
+  const r = await runCommand(register, [
+    'refine',
+    join(dir, 'm.csv'),
+    '--out',
+    out,
+    '--min-count',
+    '3',
+    '--merge',
+    join(dir, 'merge.json'),
+  ]);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /merged lesion "naevus" -> "nevus" \(2 images\)/);
   assert.match(r.stdout, /dropped location labels with < 3 images: sole \(1\)/);
@@ -39,7 +53,14 @@ test('dermtl refine: bad --min-count and bad merge file are user errors naming t
   assert.equal(r.code, 1);
   assert.match(r.stderr, /--min-count must be a whole number >= 0, got "ten"/);
   await writeFile(join(dir, 'merge.json'), JSON.stringify({ lesion: ['a'] }));
-  r = await runCommand(register, ['refine', join(dir, 'm.csv'), '--out', join(dir, 'r.csv'), '--merge', join(dir, 'merge.json')]);
+  r = await runCommand(register, [
+    'refine',
+    join(dir, 'm.csv'),
+    '--out',
+    join(dir, 'r.csv'),
+    '--merge',
+    join(dir, 'merge.json'),
+  ]);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /invalid merge file .*merge\.json/);
   r = await runCommand(register, ['refine', join(dir, 'm.csv')]);

@@ -17,8 +17,12 @@ const root = await tempDir('dermtl-serve-cli-');
 const modelDir = await tinyModelDir(root);
 
 /** Starts `dermtl serve` on port 0 and resolves with the port it reports on stderr. */
-function startServe(args: string[]): Promise<{ child: ChildProcess; port: number; stderr: () => string; exited: Promise<number | null> }> {
-  const child = spawn(process.execPath, [ENTRY, 'serve', '--port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+function startServe(
+  args: string[],
+): Promise<{ child: ChildProcess; port: number; stderr: () => string; exited: Promise<number | null> }> {
+  const child = spawn(process.execPath, [ENTRY, 'serve', '--port', '0', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stderr = '';
   const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
   return new Promise((resolve, reject) => {
@@ -37,14 +41,17 @@ function readResponse(s: Socket): Promise<{ status: number; body: string }> {
     let data = '';
     s.on('data', (c) => (data += c));
     s.on('error', reject);
-    s.on('close', () => resolve({ status: Number(data.split(' ')[1]), body: data.split('\r\n\r\n').slice(1).join('\r\n\r\n') }));
+    s.on('close', () =>
+      resolve({ status: Number(data.split(' ')[1]), body: data.split('\r\n\r\n').slice(1).join('\r\n\r\n') }),
+    );
   });
 }
 
-const connected = (port: number) => new Promise<Socket>((resolve, reject) => {
-  const s = connect(port, '127.0.0.1', () => resolve(s));
-  s.on('error', reject);
-});
+const connected = (port: number) =>
+  new Promise<Socket>((resolve, reject) => {
+    const s = connect(port, '127.0.0.1', () => resolve(s));
+    s.on('error', reject);
+  });
 
 test('SIGTERM: the request in flight is answered, new connections are refused, the process exits 0', async () => {
   const srv = await startServe(['--model', modelDir, '--threads', '1']);
@@ -55,7 +62,9 @@ test('SIGTERM: the request in flight is answered, new connections are refused, t
     // Half the body now, SIGTERM, the other half after: the request is in flight across the signal.
     const s = await connected(srv.port);
     const answer = readResponse(s);
-    s.write(`POST /api/predict?top=2 HTTP/1.1\r\nHost: localhost\r\nContent-Type: image/jpeg\r\nContent-Length: ${jpeg.length}\r\nConnection: close\r\n\r\n`);
+    s.write(
+      `POST /api/predict?top=2 HTTP/1.1\r\nHost: localhost\r\nContent-Type: image/jpeg\r\nContent-Length: ${jpeg.length}\r\nConnection: close\r\n\r\n`,
+    );
     s.write(jpeg.subarray(0, 200));
     await new Promise((r) => setTimeout(r, 200));
     srv.child.kill('SIGTERM');
@@ -84,7 +93,17 @@ test('without --model and no default model: one line, exit 1', async () => {
 test('--help documents the limits; a bad port is a usage error', async () => {
   const help = await runCommand(register, ['serve', '--help']);
   assert.equal(help.code, 0);
-  for (const flag of ['--model', '--port', '--host', '--max-body-mb', '--max-pixels', '--timeout-ms', '--queue', '--concurrency']) assert.match(help.stdout, new RegExp(`${flag} `), flag);
+  for (const flag of [
+    '--model',
+    '--port',
+    '--host',
+    '--max-body-mb',
+    '--max-pixels',
+    '--timeout-ms',
+    '--queue',
+    '--concurrency',
+  ])
+    assert.match(help.stdout, new RegExp(`${flag} `), flag);
   assert.match(help.stdout, /default: "127\.0\.0\.1"/);
   const bad = await runCommand(register, ['serve', '--model', modelDir, '--port', '70000']);
   assert.equal(bad.code, 2);

@@ -12,7 +12,12 @@ async function fixture(): Promise<string> {
   const rows = [];
   for (let i = 0; i < 12; i++) {
     await tinyImage(join(dir, `img/${i}.jpg`), i * 20);
-    rows.push({ image: `img/${i}.jpg`, lesions: i % 3 === 0 ? ['a'] : ['b'], location: i % 2 ? 'back' : 'face', group: `p${Math.floor(i / 2)}` });
+    rows.push({
+      image: `img/${i}.jpg`,
+      lesions: i % 3 === 0 ? ['a'] : ['b'],
+      location: i % 2 ? 'back' : 'face',
+      group: `p${Math.floor(i / 2)}`,
+    });
   }
   await writeManifest(join(dir, 'm.csv'), rows);
   return join(dir, 'm.csv');
@@ -26,7 +31,10 @@ test('dermtl split writes a reproducible fold file that loads against its manife
   assert.match(r.stdout, /wrote .*folds\.json \(3 folds, seed 4\)/);
   const doc = JSON.parse(await readFile(out, 'utf8'));
   assert.deepEqual([doc.version, doc.folds, doc.seed, doc.manifest, doc.splits.length], [1, 3, 4, 'm.csv', 3]);
-  assert.deepEqual(doc.splits.map((s: { test: string[] }) => s.test.length), [4, 4, 4]);
+  assert.deepEqual(
+    doc.splits.map((s: { test: string[] }) => s.test.length),
+    [4, 4, 4],
+  );
   const loaded = await loadFolds(out, await loadManifest(manifest));
   assert.equal(loaded.splits[0].train.length, 8);
   const again = join(manifest, '..', 'folds2.json');

@@ -27,8 +27,14 @@ test('dermtl stats prints the counts and writes JSON', async () => {
   const doc = JSON.parse(await readFile(json, 'utf8'));
   assert.equal(doc.manifest, 'm.csv');
   assert.match(doc.manifestHash, /^[0-9a-f]{64}$/);
-  assert.deepEqual(doc.lesions, [{ label: 'x', count: 2 }, { label: 'y', count: 1 }]);
-  assert.deepEqual(doc.locations, [{ label: 'back', count: 2 }, { label: 'face', count: 1 }]);
+  assert.deepEqual(doc.lesions, [
+    { label: 'x', count: 2 },
+    { label: 'y', count: 1 },
+  ]);
+  assert.deepEqual(doc.locations, [
+    { label: 'back', count: 2 },
+    { label: 'face', count: 1 },
+  ]);
 });
 
 test('dermtl stats: a broken or missing manifest is a user error naming it', async () => {

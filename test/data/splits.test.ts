@@ -2,7 +2,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { readFile, writeFile } from 'node:fs/promises';
-import { assignFolds, foldBalance, loadFolds, makeFolds, selectFold, writeFolds, type FoldFile } from '../../src/data/splits.ts';
+import {
+  assignFolds,
+  foldBalance,
+  loadFolds,
+  makeFolds,
+  selectFold,
+  writeFolds,
+  type FoldFile,
+} from '../../src/data/splits.ts';
 import { importDataset } from '../../src/data/importers/index.ts';
 import { loadManifest } from '../../src/data/manifest.ts';
 import type { Manifest, Sample } from '../../src/data/types.ts';
@@ -19,7 +27,15 @@ function synthetic(seed = 1): Sample[] {
     const lesions = ['a', 'b', 'c', 'd', 'e', 'f'].filter((_, i) => rng.bool(0.5 / (i + 1)));
     for (let i = rng.int(1, 4); i > 0; i--) {
       const image = `img/${g}_${i}.jpg`;
-      samples.push({ image, path: `/d/${image}`, lesions, location, group: `G${g}`, line: samples.length + 2, extra: {} });
+      samples.push({
+        image,
+        path: `/d/${image}`,
+        lesions,
+        location,
+        group: `G${g}`,
+        line: samples.length + 2,
+        extra: {},
+      });
     }
   }
   return samples;
@@ -36,9 +52,15 @@ test('folds are disjoint, cover every image, keep groups whole and are balanced 
   assert.ok(fold.every((f) => Number.isInteger(f) && f >= 0 && f < 5));
   const groupFold = new Map<string, Set<number>>();
   samples.forEach((s, i) => groupFold.set(s.group, (groupFold.get(s.group) ?? new Set()).add(fold[i])));
-  assert.ok([...groupFold.values()].every((fs) => fs.size === 1), 'a group spans folds');
+  assert.ok(
+    [...groupFold.values()].every((fs) => fs.size === 1),
+    'a group spans folds',
+  );
   const sizes = [0, 1, 2, 3, 4].map((f) => fold.filter((x) => x === f).length);
-  assert.equal(sizes.reduce((a, b) => a + b), samples.length);
+  assert.equal(
+    sizes.reduce((a, b) => a + b),
+    samples.length,
+  );
   const mean = samples.length / 5;
   assert.ok(Math.max(...sizes.map((n) => Math.abs(n - mean))) <= 4, `fold sizes ${sizes}`);
   // the fold file lists each image exactly once
@@ -112,7 +134,10 @@ test('loadFolds round-trips and gives train/test per fold', async () => {
   assert.equal(loaded.seed, 2);
   for (const f of loaded.splits) {
     assert.equal(f.train.length + f.test.length, m.samples.length);
-    assert.deepEqual(f.test.map((s) => s.image), folds.splits[f.fold].test);
+    assert.deepEqual(
+      f.test.map((s) => s.image),
+      folds.splits[f.fold].test,
+    );
     const testGroups = new Set(f.test.map((s) => s.group));
     assert.ok(f.train.every((s) => !testGroups.has(s.group)));
   }
@@ -128,7 +153,10 @@ test('loadFolds refuses a fold file for another manifest or one edited by hand',
   const file = join(dir, 'folds.json');
   await writeFolds(file, folds);
   const changed = manifestOf(samples.map((s, i) => (i === 0 ? { ...s, location: 'chest' } : s)));
-  await assert.rejects(loadFolds(file, changed), /fold file .*folds\.json does not match manifest \/d\/m\.csv: it was made for "m\.csv" with different rows/);
+  await assert.rejects(
+    loadFolds(file, changed),
+    /fold file .*folds\.json does not match manifest \/d\/m\.csv: it was made for "m\.csv" with different rows/,
+  );
 
   const edited: FoldFile = JSON.parse(await readFile(file, 'utf8'));
   const moved = edited.splits[0].test.shift()!; // now in no fold

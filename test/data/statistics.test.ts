@@ -23,8 +23,16 @@ test('manifestStats counts images, groups, labels (by count then name) and the p
   const s = manifestStats({ samples: SAMPLES });
   assert.equal(s.images, 5);
   assert.equal(s.groups, 3);
-  assert.deepEqual(s.lesions, [{ label: 'a', count: 3 }, { label: 'b', count: 2 }, { label: 'c', count: 1 }]);
-  assert.deepEqual(s.locations, [{ label: 'back', count: 2 }, { label: 'face', count: 2 }, { label: 'arm', count: 1 }]);
+  assert.deepEqual(s.lesions, [
+    { label: 'a', count: 3 },
+    { label: 'b', count: 2 },
+    { label: 'c', count: 1 },
+  ]);
+  assert.deepEqual(s.locations, [
+    { label: 'back', count: 2 },
+    { label: 'face', count: 2 },
+    { label: 'arm', count: 1 },
+  ]);
   assert.deepEqual(s.lesionsPerImage, [1, 2, 2]);
   assert.equal(s.imagesWithoutLesion, 1);
   const text = formatStats(s).join('\n');
@@ -33,7 +41,11 @@ test('manifestStats counts images, groups, labels (by count then name) and the p
 });
 
 test('countLabels breaks count ties by name', () => {
-  assert.deepEqual(countLabels(['z', 'y', 'z', 'x', 'y']), [{ label: 'y', count: 2 }, { label: 'z', count: 2 }, { label: 'x', count: 1 }]);
+  assert.deepEqual(countLabels(['z', 'y', 'z', 'x', 'y']), [
+    { label: 'y', count: 2 },
+    { label: 'z', count: 2 },
+    { label: 'x', count: 1 },
+  ]);
 });
 
 test('cooccurrence: counts, totals and row-normalised R', () => {

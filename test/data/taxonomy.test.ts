@@ -22,16 +22,22 @@ const SAMPLES = [
 ];
 
 test('refine counts after merging: rare sub-types survive together, rare labels and their images go', () => {
-  const { samples, report } = refine(SAMPLES, 2, { lesion: { 'clark nevus': 'nevus', globules: 'dots' }, location: { flank: 'back' } });
+  const { samples, report } = refine(SAMPLES, 2, {
+    lesion: { 'clark nevus': 'nevus', globules: 'dots' },
+    location: { flank: 'back' },
+  });
   // after merging: nevus 4, dots 3, streaks 2; back 4, chest 2 -> nothing rare at min 2
-  assert.deepEqual(samples.map((s) => [s.image, s.lesions, s.location]), [
-    ['1', ['nevus', 'dots'], 'back'],
-    ['2', ['nevus', 'streaks'], 'back'],
-    ['3', ['nevus'], 'back'],
-    ['4', ['dots', 'nevus'], 'chest'],
-    ['5', ['streaks'], 'chest'],
-    ['6', ['dots'], 'back'],
-  ]);
+  assert.deepEqual(
+    samples.map((s) => [s.image, s.lesions, s.location]),
+    [
+      ['1', ['nevus', 'dots'], 'back'],
+      ['2', ['nevus', 'streaks'], 'back'],
+      ['3', ['nevus'], 'back'],
+      ['4', ['dots', 'nevus'], 'chest'],
+      ['5', ['streaks'], 'chest'],
+      ['6', ['dots'], 'back'],
+    ],
+  );
   assert.deepEqual(report.merged, [
     { kind: 'lesion', from: 'clark nevus', to: 'nevus', images: 2 },
     { kind: 'lesion', from: 'globules', to: 'dots', images: 1 },
@@ -44,9 +50,24 @@ test('refine without merges: location dropped first (image goes), lesions then c
   const { samples, report } = refine(SAMPLES, 3);
   // locations: back 3, chest 2, flank 1 -> chest and flank dropped (images 4,5,6)
   // lesions on images 1-3: nevus 2, dots 1, streaks 1, clark nevus 1 -> all < 3 dropped
-  assert.deepEqual(report.droppedLocations, [{ label: 'chest', count: 2 }, { label: 'flank', count: 1 }]);
-  assert.deepEqual(report.droppedLesions, [{ label: 'nevus', count: 2 }, { label: 'clark nevus', count: 1 }, { label: 'dots', count: 1 }, { label: 'streaks', count: 1 }]);
-  assert.deepEqual(samples.map((s) => [s.image, s.lesions, s.location]), [['1', [], 'back'], ['2', [], 'back'], ['3', [], 'back']]);
+  assert.deepEqual(report.droppedLocations, [
+    { label: 'chest', count: 2 },
+    { label: 'flank', count: 1 },
+  ]);
+  assert.deepEqual(report.droppedLesions, [
+    { label: 'nevus', count: 2 },
+    { label: 'clark nevus', count: 1 },
+    { label: 'dots', count: 1 },
+    { label: 'streaks', count: 1 },
+  ]);
+  assert.deepEqual(
+    samples.map((s) => [s.image, s.lesions, s.location]),
+    [
+      ['1', [], 'back'],
+      ['2', [], 'back'],
+      ['3', [], 'back'],
+    ],
+  );
   assert.equal(report.droppedImages, 3);
   assert.equal(report.emptiedImages, 3);
   const text = formatRefineReport(report, 3).join('\n');
@@ -55,7 +76,9 @@ test('refine without merges: location dropped first (image goes), lesions then c
 });
 
 test('merge chains resolve, cycles and unused entries are reported', () => {
-  const { samples, report } = refine(SAMPLES, 0, { lesion: { globules: 'dots', dots: 'dermoscopic dots', 'no such label': 'x' } });
+  const { samples, report } = refine(SAMPLES, 0, {
+    lesion: { globules: 'dots', dots: 'dermoscopic dots', 'no such label': 'x' },
+  });
   assert.deepEqual(samples[5].lesions, ['dermoscopic dots']);
   assert.deepEqual(samples[0].lesions, ['nevus', 'dermoscopic dots']);
   assert.deepEqual(report.unusedMerges, [{ kind: 'lesion', from: 'no such label' }]);
@@ -94,10 +117,13 @@ test('refineManifest re-bases image paths on the output folder and keeps extra c
   const report = await refineManifest(input, out, 2);
   assert.equal(report.imagesOut, 2);
   const m = await loadManifest(out);
-  assert.deepEqual(m.samples.map((s) => [s.image, s.lesions, s.location, s.extra.dx]), [
-    ['../../data/img/a.jpg', ['n'], 'back', 'nv'],
-    ['../../data/img/b.jpg', ['n'], 'back', 'mel'],
-  ]);
+  assert.deepEqual(
+    m.samples.map((s) => [s.image, s.lesions, s.location, s.extra.dx]),
+    [
+      ['../../data/img/a.jpg', ['n'], 'back', 'nv'],
+      ['../../data/img/b.jpg', ['n'], 'back', 'mel'],
+    ],
+  );
   await assert.rejects(refineManifest(input, out, 10), /leaves no images; nothing written/);
   await assert.rejects(refineManifest(input, out, -1), /--min-count must be a whole number >= 0/);
 });

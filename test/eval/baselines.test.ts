@@ -4,7 +4,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Sample } from '../../src/data/types.ts';
-import { DEFAULT_LAMBDA, LAMBDA_GRID, PATIENCE, linearBaseline, priorScores, type CropFeatures } from '../../src/eval/baselines.ts';
+import {
+  DEFAULT_LAMBDA,
+  LAMBDA_GRID,
+  PATIENCE,
+  linearBaseline,
+  priorScores,
+  type CropFeatures,
+} from '../../src/eval/baselines.ts';
 import { CENTER_VIEW } from '../../src/train/features.ts';
 import type { RunLabels } from '../../src/train/run.ts';
 import { Rng } from '../../src/util/rng.ts';
@@ -29,13 +36,22 @@ function dataset(n: number, seed = 1): { samples: Sample[]; features: CropFeatur
     const lesions = base[0] > 0.3 ? ['nodule'] : base[2] > 0.5 ? ['scale', 'macule'] : base[3] > 0 ? ['macule'] : [];
     const location = base[1] > 1.2 ? 'face' : base[1] > 0 ? 'back' : 'arm';
     samples.push(sample(i, lesions, location));
-    for (let k = 0; k < 10; k++) for (let j = 0; j < DIM; j++) data[(i * 10 + k) * DIM + j] = base[j] + rng.normal(0, 0.3);
+    for (let k = 0; k < 10; k++)
+      for (let j = 0; j < DIM; j++) data[(i * 10 + k) * DIM + j] = base[j] + rng.normal(0, 0.3);
   }
-  return { samples, features: { index: new Map(samples.map((s, i) => [s.image, i])), views: { views: 10, dim: DIM, data } } };
+  return {
+    samples,
+    features: { index: new Map(samples.map((s, i) => [s.image, i])), views: { views: 10, dim: DIM, data } },
+  };
 }
 
-test('prior: the training part\'s label frequencies, the same row for every test image', () => {
-  const train = [sample(0, ['macule'], 'arm'), sample(1, ['macule', 'scale'], 'arm'), sample(2, [], 'back'), sample(3, ['nodule'], 'arm')];
+test("prior: the training part's label frequencies, the same row for every test image", () => {
+  const train = [
+    sample(0, ['macule'], 'arm'),
+    sample(1, ['macule', 'scale'], 'arm'),
+    sample(2, [], 'back'),
+    sample(3, ['nodule'], 'arm'),
+  ];
   const test = [sample(4, ['scale'], 'face'), sample(5, [], 'back')];
   const t = priorScores(train, test, LABELS);
   assert.deepEqual(t.images, ['img4.jpg', 'img5.jpg']);
@@ -51,29 +67,57 @@ test('linear: lambdas chosen on the validation groups along the path, then refit
   const train = samples.slice(0, 120);
   const test = samples.slice(120);
   const lines: string[] = [];
-  const r = await linearBaseline({ features, train, test, labels: LABELS, validation: { fraction: 0.25, seed: 0 }, tta: '10crop', threads: 1, log: (l) => lines.push(l) });
+  const r = await linearBaseline({
+    features,
+    train,
+    test,
+    labels: LABELS,
+    validation: { fraction: 0.25, seed: 0 },
+    tta: '10crop',
+    threads: 1,
+    log: (l) => lines.push(l),
+  });
   const c = r.choice;
   assert.equal(c.rule, 'validation');
   assert.equal(c.validationImages, 30);
   assert.deepEqual(c.grid, [...LAMBDA_GRID]);
   // the path runs from the strongest lambda and stops PATIENCE steps after both heads' best (or at the end)
-  assert.deepEqual(c.path.map((p) => p.lambda), LAMBDA_GRID.slice(0, c.path.length));
-  const best = (values: number[], better: (a: number, b: number) => boolean) => values.reduce((bi, v, i) => (better(v, values[bi]) ? i : bi), 0);
-  const lesionAt = best(c.path.map((p) => p.lesionMapClass!), (a, b) => a > b + 1e-12);
-  const locationAt = best(c.path.map((p) => p.locationLogLoss), (a, b) => a < b - 1e-12);
+  assert.deepEqual(
+    c.path.map((p) => p.lambda),
+    LAMBDA_GRID.slice(0, c.path.length),
+  );
+  const best = (values: number[], better: (a: number, b: number) => boolean) =>
+    values.reduce((bi, v, i) => (better(v, values[bi]) ? i : bi), 0);
+  const lesionAt = best(
+    c.path.map((p) => p.lesionMapClass!),
+    (a, b) => a > b + 1e-12,
+  );
+  const locationAt = best(
+    c.path.map((p) => p.locationLogLoss),
+    (a, b) => a < b - 1e-12,
+  );
   assert.equal(c.lesionLambda, c.path[lesionAt].lambda);
   assert.equal(c.locationLambda, c.path[locationAt].lambda);
-  assert.ok(c.path.length === LAMBDA_GRID.length || c.path.length - 1 - Math.max(lesionAt, locationAt) === PATIENCE, `path of ${c.path.length}, best at ${lesionAt}/${locationAt}`);
+  assert.ok(
+    c.path.length === LAMBDA_GRID.length || c.path.length - 1 - Math.max(lesionAt, locationAt) === PATIENCE,
+    `path of ${c.path.length}, best at ${lesionAt}/${locationAt}`,
+  );
   assert.ok(c.refit.converged);
   assert.equal(lines.length, c.path.length + 1, 'one log line per fit');
   // scores: probabilities in label order, one row per test image; the signal is learned
-  assert.deepEqual(r.table.images, test.map((s) => s.image));
+  assert.deepEqual(
+    r.table.images,
+    test.map((s) => s.image),
+  );
   assert.deepEqual(r.table.lesionLabels, LABELS.lesion);
   for (const row of r.table.location) assert.ok(Math.abs(row.reduce((a, b) => a + b, 0) - 1) < 1e-9);
   const nodule = test.map((s, i) => [s.lesions.includes('nodule'), r.table.lesion[i][1]] as const);
-  const mean = (want: boolean) => nodule.filter(([y]) => y === want).reduce((a, [, p]) => a + p, 0) / nodule.filter(([y]) => y === want).length;
+  const mean = (want: boolean) =>
+    nodule.filter(([y]) => y === want).reduce((a, [, p]) => a + p, 0) / nodule.filter(([y]) => y === want).length;
   assert.ok(mean(true) > mean(false) + 0.3, `nodule ${mean(true)} vs ${mean(false)}`);
-  const right = test.filter((s, i) => LABELS.location[r.table.location[i].indexOf(Math.max(...r.table.location[i]))] === s.location).length;
+  const right = test.filter(
+    (s, i) => LABELS.location[r.table.location[i].indexOf(Math.max(...r.table.location[i]))] === s.location,
+  ).length;
   assert.ok(right / test.length > 0.7, `top-1 ${right / test.length}`);
 });
 
@@ -83,13 +127,23 @@ test('linear: without a validation part lambda is the default; --tta center scor
   const test = samples.slice(45);
   const opts = { features, train, test, labels: LABELS, validation: { fraction: 0, seed: 0 }, threads: 1 };
   const center = await linearBaseline({ ...opts, tta: 'center' });
-  assert.deepEqual([center.choice.rule, center.choice.reason, center.choice.lesionLambda, center.choice.locationLambda, center.choice.path], ['default', 'validation.fraction is 0', DEFAULT_LAMBDA, DEFAULT_LAMBDA, []]);
+  assert.deepEqual(
+    [
+      center.choice.rule,
+      center.choice.reason,
+      center.choice.lesionLambda,
+      center.choice.locationLambda,
+      center.choice.path,
+    ],
+    ['default', 'validation.fraction is 0', DEFAULT_LAMBDA, DEFAULT_LAMBDA, []],
+  );
   // the same training crops; the test images' other crops replaced by noise: centre scores unchanged, 10-crop ones not
   const data = Float32Array.from(features.views.data);
   const rng = Rng.derive(3, 'noise');
   for (const s of test) {
     const i = features.index.get(s.image)!;
-    for (let k = 0; k < 10; k++) if (k !== CENTER_VIEW) for (let j = 0; j < DIM; j++) data[(i * 10 + k) * DIM + j] = rng.normal(0, 3);
+    for (let k = 0; k < 10; k++)
+      if (k !== CENTER_VIEW) for (let j = 0; j < DIM; j++) data[(i * 10 + k) * DIM + j] = rng.normal(0, 3);
   }
   const noisy = { ...features, views: { ...features.views, data } };
   const center2 = await linearBaseline({ ...opts, features: noisy, tta: 'center' });
@@ -108,7 +162,15 @@ test('linear: an image without cached features is a bug report, not a silent zer
   const { samples, features } = dataset(20, 4);
   const stranger = sample(99, [], 'arm');
   await assert.rejects(
-    linearBaseline({ features, train: samples, test: [stranger], labels: LABELS, validation: { fraction: 0, seed: 0 }, tta: '10crop', threads: 1 }),
+    linearBaseline({
+      features,
+      train: samples,
+      test: [stranger],
+      labels: LABELS,
+      validation: { fraction: 0, seed: 0 },
+      tta: '10crop',
+      threads: 1,
+    }),
     /no ten-crop features for img99\.jpg/,
   );
 });

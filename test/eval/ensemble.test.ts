@@ -22,7 +22,7 @@ const b: ScoreTable = {
   location: [Float64Array.of(0.1, 0.1, 0.8), Float64Array.of(0.0, 0.6, 0.4)],
 };
 
-test('ensembleMax takes the per-image, per-label maximum, aligned by name, in the first table\'s order', () => {
+test("ensembleMax takes the per-image, per-label maximum, aligned by name, in the first table's order", () => {
   const e = ensembleMax(a, b);
   assert.deepEqual(e.images, ['x.jpg', 'y.jpg']);
   assert.deepEqual(e.lesionLabels, ['dots', 'veil']);
@@ -48,12 +48,17 @@ test('ensembleMax: different images or labels are one error listing the differen
     () => ensembleMax(a, other, ['mtl.csv', 'lesion.csv']),
     (e: unknown) =>
       e instanceof DermtlError &&
-      /cannot ensemble mtl\.csv and lesion\.csv: they must score the same images and labels \(4 problems\)/.test(e.message) &&
+      /cannot ensemble mtl\.csv and lesion\.csv: they must score the same images and labels \(4 problems\)/.test(
+        e.message,
+      ) &&
       e.message.includes('image(s) only in mtl.csv: x.jpg') &&
       e.message.includes('image(s) only in lesion.csv: z.jpg') &&
       e.message.includes('column(s) only in mtl.csv: lesion:dots') &&
       e.message.includes('column(s) only in lesion.csv: lesion:globules'),
   );
   // a lesion-only model cannot be combined with a two-head one
-  assert.throws(() => ensembleMax(a, { ...b, locationLabels: [], location: [] }), /column\(s\) only in first: location:back, location:face, location:palm/);
+  assert.throws(
+    () => ensembleMax(a, { ...b, locationLabels: [], location: [] }),
+    /column\(s\) only in first: location:back, location:face, location:palm/,
+  );
 });

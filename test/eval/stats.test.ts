@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { mean, pairedDifference, sampleStd, summarize, tQuantile } from '../../src/eval/stats.ts';
 import { DermtlError } from '../../src/util/errors.ts';
 
-const near = (actual: number, expected: number, eps: number) => assert.ok(Math.abs(actual - expected) <= eps, `expected ${expected} +- ${eps}, got ${actual}`);
+const near = (actual: number, expected: number, eps: number) =>
+  assert.ok(Math.abs(actual - expected) <= eps, `expected ${expected} +- ${eps}, got ${actual}`);
 
 test('t quantile matches printed table values', () => {
   // two-sided 95% for 5 folds: t_{0.975,4}
@@ -15,7 +16,10 @@ test('t quantile matches printed table values', () => {
   near(tQuantile(0.975, 1e6), 1.95996, 1e-4); // -> the normal quantile
   near(tQuantile(0.025, 4), -2.776, 5e-4);
   assert.equal(tQuantile(0.5, 3), 0);
-  assert.throws(() => tQuantile(1, 4), (e: unknown) => e instanceof DermtlError && /probability must be in \(0, 1\)/.test(e.message));
+  assert.throws(
+    () => tQuantile(1, 4),
+    (e: unknown) => e instanceof DermtlError && /probability must be in \(0, 1\)/.test(e.message),
+  );
   assert.throws(() => tQuantile(0.975, 0), /degrees of freedom must be a positive number, got 0/);
 });
 

@@ -13,25 +13,34 @@ function raw(): any {
 }
 
 function rejects(doc: unknown, pattern: RegExp): void {
-  assert.throws(() => validateResults(doc, 'study/results.json'), (e: unknown) => {
-    assert.ok(e instanceof DermtlError, `a DermtlError, got ${e}`);
-    assert.match(e.message, /^study\/results\.json/);
-    assert.match(e.message, pattern);
-    return true;
-  });
+  assert.throws(
+    () => validateResults(doc, 'study/results.json'),
+    (e: unknown) => {
+      assert.ok(e instanceof DermtlError, `a DermtlError, got ${e}`);
+      assert.match(e.message, /^study\/results\.json/);
+      assert.match(e.message, pattern);
+      return true;
+    },
+  );
 }
 
 test('the synthetic study validates and keeps its values', () => {
   const r = validateResults(raw());
   assert.equal(r.folds, 3);
   assert.equal(r.models.mtl.pooled?.top1, 0.52);
-  assert.deepEqual(r.models.location.folds.map((f) => f === null), [false, false, true]);
+  assert.deepEqual(
+    r.models.location.folds.map((f) => f === null),
+    [false, false, true],
+  );
   assert.deepEqual(r.config.scaleJitter, [256, 288]);
 });
 
 test('a file of another version, or no results file at all, gets its own message', () => {
   // version 1 (before the baselines): the message says a re-run reuses the finished models
-  rejects({ ...raw(), version: 1 }, /results version 1 is not supported; this dermtl reads version 2 \(re-run the study with the same command: finished models are reused/);
+  rejects(
+    { ...raw(), version: 1 },
+    /results version 1 is not supported; this dermtl reads version 2 \(re-run the study with the same command: finished models are reused/,
+  );
   rejects({ ...raw(), version: '2' }, /results version "2" is not supported/);
   const { version: _, ...noVersion } = raw();
   rejects(noVersion, /not a dermtl study results file \(it has no "version"\)/);
@@ -91,17 +100,31 @@ test('the baselines are models with both heads; the comparisons pair each traine
     assert.equal(typeof m.pooled!.mapClass, 'number');
     assert.equal(typeof m.pooled!.top1, 'number');
   }
-  assert.deepEqual(r.models.linear.choices.map((c) => c?.lesionLambda), [0.3, 0.1, 0.1]);
-  assert.deepEqual(r.comparisons.map((c) => [c.a, c.b, Object.keys(c).filter((k) => k !== 'a' && k !== 'b')]), [
-    ['mtl', 'linear', ['mapClass', 'mapImage', 'top1']], ['lesion', 'linear', ['mapClass', 'mapImage']], ['location', 'linear', ['top1']],
-  ]);
+  assert.deepEqual(
+    r.models.linear.choices.map((c) => c?.lesionLambda),
+    [0.3, 0.1, 0.1],
+  );
+  assert.deepEqual(
+    r.comparisons.map((c) => [c.a, c.b, Object.keys(c).filter((k) => k !== 'a' && k !== 'b')]),
+    [
+      ['mtl', 'linear', ['mapClass', 'mapImage', 'top1']],
+      ['lesion', 'linear', ['mapClass', 'mapImage']],
+      ['location', 'linear', ['top1']],
+    ],
+  );
   // MTL - linear mAP-class per fold: (MTL AP shift 0.02 + MTL_AP) - (-0.03): 0.06, 0.025, 0.05
   const d = r.comparisons[0].mapClass!;
-  assert.deepEqual(d.differences.map((x) => Number(x.toFixed(6))), [0.06, 0.025, 0.05]);
+  assert.deepEqual(
+    d.differences.map((x) => Number(x.toFixed(6))),
+    [0.06, 0.025, 0.05],
+  );
   // location-only has no fold 2: top-1 pairs over folds 0 and 1 (0.51 - 0.44, 0.485 - 0.465)
   const loc = r.comparisons[2].top1!;
   assert.deepEqual(loc.folds, [0, 1]);
-  assert.deepEqual(loc.differences.map((x) => Number(x.toFixed(6))), [0.07, 0.02]);
+  assert.deepEqual(
+    loc.differences.map((x) => Number(x.toFixed(6))),
+    [0.07, 0.02],
+  );
   // a baseline's lesion head cannot be missing
   const a = raw();
   delete a.models.prior.folds[0].mapClass;
@@ -135,7 +158,10 @@ test('pairedResults: MTL - lesion-only per fold with a 95% t interval (df = k - 
   const r = syntheticResults();
   const p = r.paired.mapClass!;
   assert.deepEqual(p.folds, [0, 1, 2]);
-  assert.deepEqual(p.differences.map((d) => Number(d.toFixed(6))), [0.03, -0.005, 0.02]);
+  assert.deepEqual(
+    p.differences.map((d) => Number(d.toFixed(6))),
+    [0.03, -0.005, 0.02],
+  );
   assert.ok(Math.abs(p.mean - 0.015) < 1e-12);
   // t_{0.975, 2} = 4.302653; std of (0.03, -0.005, 0.02) = 0.0180278
   assert.ok(Math.abs(p.t - 4.302653) < 1e-6);

@@ -23,7 +23,12 @@ import { Rng } from '../../src/util/rng.ts';
 
 const SIZE = 256;
 const DEMO = { n: 150, seed: 21, size: SIZE };
-const SPEC: NetworkSpec = { trunk: { depth: 50 }, imageSize: 224, heads: { lesion: LESIONS.length, location: SITES.length, shared: null }, seed: 0 };
+const SPEC: NetworkSpec = {
+  trunk: { depth: 50 },
+  imageSize: 224,
+  heads: { lesion: LESIONS.length, location: SITES.length, shared: null },
+  seed: 0,
+};
 const LABELS = { lesion: [...LESIONS], location: [...SITES] };
 
 let offline: string | false = false;
@@ -35,21 +40,35 @@ try {
 }
 if (offline) console.log(`SKIPPED the Grad-CAM sanity test: ${offline}`);
 
-test('Grad-CAM on a fitted ImageNet model: maps on the drawn lesions, and not so after randomising the heads', { skip: offline }, async () => {
+test('Grad-CAM on a fitted ImageNet model: maps on the drawn lesions, and not so after randomising the heads', {
+  skip: offline,
+}, async () => {
   const root = await mkdtemp(join(tmpdir(), 'dermtl-cam-sanity-'));
   try {
     const data = join(root, 'data');
     await generateDemo(data, DEMO);
     const scenes = planDemo(DEMO.n, DEMO.seed);
     // held out: every third scene (all its photos)
-    const rows = scenes.flatMap((s) => s.views.map((v) => ({ image: v.image, lesions: s.lesions as string[], site: s.site as string, test: s.index % 3 === 0 })));
-    const train = rows.filter((r) => !r.test), heldOut = rows.filter((r) => r.test);
+    const rows = scenes.flatMap((s) =>
+      s.views.map((v) => ({
+        image: v.image,
+        lesions: s.lesions as string[],
+        site: s.site as string,
+        test: s.index % 3 === 0,
+      })),
+    );
+    const train = rows.filter((r) => !r.test),
+      heldOut = rows.filter((r) => r.test);
 
     // pooled conv5_x features of the training photos' centre crops, through model.onnx's conv5_x output
     const prep = { ...CAFFE_PREPROCESSING };
     const d = 2048;
     const start = randomHeads(new Map(), 1);
-    await saveModel(join(root, 'start'), { network: SPEC, params: start, labels: LABELS, preprocessing: prep }, { trunk: 'reference' });
+    await saveModel(
+      join(root, 'start'),
+      { network: SPEC, params: start, labels: LABELS, preprocessing: prep },
+      { trunk: 'reference' },
+    );
     const trunk = await loadFolder(join(root, 'start'), { threads: 2 });
     const features = new Float64Array(train.length * d);
     for (const [i, r] of train.entries()) {
@@ -63,9 +82,22 @@ test('Grad-CAM on a fitted ImageNet model: maps on the drawn lesions, and not so
     }
     await trunk.release();
 
-    const fitted = fitHeads(features, train.map((r) => r.lesions), train.map((r) => r.site), d);
-    await saveModel(join(root, 'fitted'), { network: SPEC, params: fitted, labels: LABELS, preprocessing: prep }, { trunk: 'reference' });
-    await saveModel(join(root, 'random'), { network: SPEC, params: randomHeads(fitted, 2), labels: LABELS, preprocessing: prep }, { trunk: 'reference' });
+    const fitted = fitHeads(
+      features,
+      train.map((r) => r.lesions),
+      train.map((r) => r.site),
+      d,
+    );
+    await saveModel(
+      join(root, 'fitted'),
+      { network: SPEC, params: fitted, labels: LABELS, preprocessing: prep },
+      { trunk: 'reference' },
+    );
+    await saveModel(
+      join(root, 'random'),
+      { network: SPEC, params: randomHeads(fitted, 2), labels: LABELS, preprocessing: prep },
+      { trunk: 'reference' },
+    );
 
     const boxes = demoLesionBoxes(DEMO, new Set(heldOut.map((r) => r.image)));
     const explain = async (dir: string) => {
@@ -85,10 +117,13 @@ test('Grad-CAM on a fitted ImageNet model: maps on the drawn lesions, and not so
     const random = await explain(join(root, 'random'));
     const rhos = [...trained.maps].map(([k, m]) => spearman(m, random.maps.get(k)!)).filter(Number.isFinite);
     const meanRho = rhos.reduce((a, b) => a + b, 0) / rhos.length;
-    const t = trained.summary, r = random.summary;
-    console.log(`# Grad-CAM on ${heldOut.length} held-out demo photos, ${t.n} (photo, drawn lesion) pairs: mass in the lesion box ` +
-      `${t.share.toFixed(3)} (chance ${t.chance.toFixed(3)}, centre prior ${t.centre.toFixed(3)}, above chance in ${(100 * t.aboveChance).toFixed(0)}%); ` +
-      `randomised heads ${r.share.toFixed(3)} (${r.n} pairs); trained vs randomised maps: mean Spearman rho ${meanRho.toFixed(3)} over ${rhos.length} maps`);
+    const t = trained.summary,
+      r = random.summary;
+    console.log(
+      `# Grad-CAM on ${heldOut.length} held-out demo photos, ${t.n} (photo, drawn lesion) pairs: mass in the lesion box ` +
+        `${t.share.toFixed(3)} (chance ${t.chance.toFixed(3)}, centre prior ${t.centre.toFixed(3)}, above chance in ${(100 * t.aboveChance).toFixed(0)}%); ` +
+        `randomised heads ${r.share.toFixed(3)} (${r.n} pairs); trained vs randomised maps: mean Spearman rho ${meanRho.toFixed(3)} over ${rhos.length} maps`,
+    );
     assert.ok(t.n >= 20, `only ${t.n} (photo, lesion) pairs with a map`);
     assert.ok(t.share > 2 * t.chance, `mass in box ${t.share} is not clearly above chance ${t.chance}`);
     assert.ok(t.share > t.centre, `mass in box ${t.share} is not above the centre prior ${t.centre}`);
@@ -108,23 +143,29 @@ test('Grad-CAM on a fitted ImageNet model: maps on the drawn lesions, and not so
  */
 function fitHeads(x: Float64Array, lesions: string[][], sites: string[], d: number): Map<string, Float32Array> {
   const n = lesions.length;
-  const mean = new Float64Array(d), sd = new Float64Array(d);
+  const mean = new Float64Array(d),
+    sd = new Float64Array(d);
   for (let i = 0; i < n; i++) for (let c = 0; c < d; c++) mean[c] += x[i * d + c] / n;
   for (let i = 0; i < n; i++) for (let c = 0; c < d; c++) sd[c] += (x[i * d + c] - mean[c]) ** 2 / n;
   for (let c = 0; c < d; c++) sd[c] = Math.sqrt(sd[c]) + 1e-6;
   const z = x.map((v, i) => (v - mean[i % d]) / sd[i % d]);
   const fit = (k: number, target: (i: number) => Float64Array, softmax: boolean) => {
-    const w = new Float64Array(k * d), b = new Float64Array(k);
-    const lr = 0.05, l2 = 0.05;
+    const w = new Float64Array(k * d),
+      b = new Float64Array(k);
+    const lr = 0.05,
+      l2 = 0.05;
     for (let it = 0; it < 150; it++) {
-      const gw = new Float64Array(k * d), gb = new Float64Array(k);
+      const gw = new Float64Array(k * d),
+        gb = new Float64Array(k);
       for (let i = 0; i < n; i++) {
         const s = Array.from({ length: k }, (_, j) => {
           let v = b[j];
           for (let c = 0; c < d; c++) v += w[j * d + c] * z[i * d + c];
           return v;
         });
-        const m = Math.max(...s), e = s.map((v) => Math.exp(v - m)), total = e.reduce((a, q) => a + q, 0);
+        const m = Math.max(...s),
+          e = s.map((v) => Math.exp(v - m)),
+          total = e.reduce((a, q) => a + q, 0);
         const p = softmax ? e.map((v) => v / total) : s.map((v) => 1 / (1 + Math.exp(-v)));
         const t = target(i);
         for (let j = 0; j < k; j++) {
@@ -136,7 +177,8 @@ function fitHeads(x: Float64Array, lesions: string[][], sites: string[], d: numb
       for (let q = 0; q < w.length; q++) w[q] -= lr * (gw[q] + l2 * w[q]);
       for (let j = 0; j < k; j++) b[j] -= lr * gb[j];
     }
-    const wf = new Float32Array(k * d), bf = new Float32Array(k);
+    const wf = new Float32Array(k * d),
+      bf = new Float32Array(k);
     for (let j = 0; j < k; j++) {
       let shift = b[j];
       for (let c = 0; c < d; c++) {
@@ -149,17 +191,29 @@ function fitHeads(x: Float64Array, lesions: string[][], sites: string[], d: numb
   };
   const les = fit(LESIONS.length, (i) => Float64Array.from(LESIONS, (l) => +lesions[i].includes(l)), false);
   const loc = fit(SITES.length, (i) => Float64Array.from(SITES, (s) => +(sites[i] === s)), true);
-  return new Map([['heads/lesion/weight', les.w], ['heads/lesion/bias', les.b], ['heads/location/weight', loc.w], ['heads/location/bias', loc.b]]);
+  return new Map([
+    ['heads/lesion/weight', les.w],
+    ['heads/lesion/bias', les.b],
+    ['heads/location/weight', loc.w],
+    ['heads/location/bias', loc.b],
+  ]);
 }
 
 /** The heads with every weight re-drawn from a normal of the same spread (biases kept; zeros where none are given). */
 function randomHeads(from: ReadonlyMap<string, Float32Array>, seed: number): Map<string, Float32Array> {
   const r = Rng.seeded(seed);
-  const shapes = { 'heads/lesion/weight': LESIONS.length * 2048, 'heads/lesion/bias': LESIONS.length, 'heads/location/weight': SITES.length * 2048, 'heads/location/bias': SITES.length };
-  return new Map(Object.entries(shapes).map(([k, len]) => {
-    const v = from.get(k);
-    if (k.endsWith('/bias')) return [k, v ?? new Float32Array(len)];
-    const sd = v ? Math.sqrt(v.reduce((a, x) => a + x * x, 0) / len) : 0.02;
-    return [k, Float32Array.from({ length: len }, () => r.normal(0, sd))];
-  }));
+  const shapes = {
+    'heads/lesion/weight': LESIONS.length * 2048,
+    'heads/lesion/bias': LESIONS.length,
+    'heads/location/weight': SITES.length * 2048,
+    'heads/location/bias': SITES.length,
+  };
+  return new Map(
+    Object.entries(shapes).map(([k, len]) => {
+      const v = from.get(k);
+      if (k.endsWith('/bias')) return [k, v ?? new Float32Array(len)];
+      const sd = v ? Math.sqrt(v.reduce((a, x) => a + x * x, 0) / len) : 0.02;
+      return [k, Float32Array.from({ length: len }, () => r.normal(0, sd))];
+    }),
+  );
 }

@@ -19,14 +19,28 @@ export function randomData(seed: number, n: number, lo = -1, hi = 1): Float32Arr
 
 export const ref = (shape: readonly number[], data: ArrayLike<number>): T => tensor([...shape], data);
 
-export interface ProbeResult { y: Float32Array; grads: Record<string, Float32Array>; probe: T; graph: Graph }
+export interface ProbeResult {
+  y: Float32Array;
+  grads: Record<string, Float32Array>;
+  probe: T;
+  graph: Graph;
+}
 
 /**
  * Outputs `y`, differentiates sum(y * R) with respect to `wrt` and runs it once. Returns y, the gradients
  * (by wrt name) and R.
  */
-export async function runProbe(g: Graph, y: Tensor, wrt: readonly string[], feeds: Record<string, Feed>, seed = 1): Promise<ProbeResult> {
-  const r = randomData(1000 + seed, y.shape.reduce((a, b) => a * b, 1));
+export async function runProbe(
+  g: Graph,
+  y: Tensor,
+  wrt: readonly string[],
+  feeds: Record<string, Feed>,
+  seed = 1,
+): Promise<ProbeResult> {
+  const r = randomData(
+    1000 + seed,
+    y.shape.reduce((a, b) => a * b, 1),
+  );
   const loss = g.reduceSum(g.mul(y, g.constant(r, y.shape)), undefined, false, { name: 'loss' });
   g.output(y, 'y');
   const tg = buildTrainingGraph(g, [loss], { wrt });

@@ -21,21 +21,30 @@ test('sigmoid cross-entropy: sum over labels, per-sample weights, mean over batc
   const x = randomData(30, n * l, -3, 3);
   const tgt = Float32Array.from(randomData(31, n * l), (v) => (v > 0 ? 1 : 0));
   const w = Float32Array.of(1, 0, 0.5, 2); // sample 1 masked out
-  const r = await runLoss((g) => {
-    g.sigmoidCrossEntropy(g.input('x', [n, l]), g.input('t', [n, l]), g.input('w', [n]), { name: 'loss' });
-  }, { x, t: tgt, w });
+  const r = await runLoss(
+    (g) => {
+      g.sigmoidCrossEntropy(g.input('x', [n, l]), g.input('t', [n, l]), g.input('w', [n]), { name: 'loss' });
+    },
+    { x, t: tgt, w },
+  );
   const want = R.sigmoidCrossEntropy(ref([n, l], x), ref([n, l], tgt), ref([n], w));
   const errLoss = Math.abs(r.loss - want.loss) / Math.abs(want.loss);
   const errDx = R.relErr(r.dx, want.dx.data);
   t.diagnostic(`sigmoidCE: loss ${errLoss.toExponential(1)}, dx ${errDx.toExponential(1)}`);
   assert.ok(errLoss <= TOL && errDx <= TOL);
-  assert.ok(r.dx.slice(l, 2 * l).every((v) => v === 0), 'the masked sample gets no gradient');
+  assert.ok(
+    r.dx.slice(l, 2 * l).every((v) => v === 0),
+    'the masked sample gets no gradient',
+  );
 });
 
 test('sigmoid cross-entropy stays finite and exact for logits of +-100 (stable form)', async () => {
   const x = Float32Array.of(100, -100, 100, -100);
   const tgt = Float32Array.of(1, 0, 0, 1);
-  const r = await runLoss((g) => g.sigmoidCrossEntropy(g.input('x', [2, 2]), g.input('t', [2, 2]), undefined, { name: 'loss' }), { x, t: tgt });
+  const r = await runLoss(
+    (g) => g.sigmoidCrossEntropy(g.input('x', [2, 2]), g.input('t', [2, 2]), undefined, { name: 'loss' }),
+    { x, t: tgt },
+  );
   // Two confident right answers (~0 each) and two confident wrong ones (~100 each), over a batch of 2.
   assert.ok(Math.abs(r.loss - 100) < 1e-4, `loss ${r.loss}`);
   assert.deepEqual(Array.from(r.dx), [0, 0, 0.5, -0.5]);
@@ -46,15 +55,21 @@ test('softmax cross-entropy over class indices: weights, masks and an unknown (-
   const x = randomData(32, n * k, -3, 3);
   const labels = [2, 0, 3, -1, 1];
   const w = Float32Array.of(1, 0.25, 0, 1, 3); // sample 2 masked; sample 3 has no valid label
-  const r = await runLoss((g) => {
-    g.softmaxCrossEntropy(g.input('x', [n, k]), g.input('y', [n], 'int64'), g.input('w', [n]), { name: 'loss' });
-  }, { x, y: BigInt64Array.from(labels, BigInt), w });
+  const r = await runLoss(
+    (g) => {
+      g.softmaxCrossEntropy(g.input('x', [n, k]), g.input('y', [n], 'int64'), g.input('w', [n]), { name: 'loss' });
+    },
+    { x, y: BigInt64Array.from(labels, BigInt), w },
+  );
   const want = R.softmaxCrossEntropy(ref([n, k], x), labels, ref([n], w));
   const errLoss = Math.abs(r.loss - want.loss) / Math.abs(want.loss);
   const errDx = R.relErr(r.dx, want.dx.data);
   t.diagnostic(`softmaxCE: loss ${errLoss.toExponential(1)}, dx ${errDx.toExponential(1)}`);
   assert.ok(errLoss <= TOL && errDx <= TOL);
-  assert.ok(r.dx.slice(2 * k, 4 * k).every((v) => v === 0), 'masked and unlabelled samples get no gradient');
+  assert.ok(
+    r.dx.slice(2 * k, 4 * k).every((v) => v === 0),
+    'masked and unlabelled samples get no gradient',
+  );
 });
 
 test('loss weights scale each loss in the differentiated total', async () => {
@@ -65,7 +80,16 @@ test('loss weights scale each loss in the differentiated total', async () => {
   const b = g.softmaxCrossEntropy(xt, g.input('y', [2], 'int64'), undefined, { name: 'b' });
   const feeds = { x, t: new Float32Array(6), y: BigInt64Array.of(0n, 2n) };
   const run = async (wa: number, wb: number) => {
-    const s = await GraphSession.fromGraph(buildTrainingGraph(g, [{ tensor: a, weight: wa }, { tensor: b, weight: wb }], { wrt: ['x'] }));
+    const s = await GraphSession.fromGraph(
+      buildTrainingGraph(
+        g,
+        [
+          { tensor: a, weight: wa },
+          { tensor: b, weight: wb },
+        ],
+        { wrt: ['x'] },
+      ),
+    );
     const out = await s.run(feeds);
     await s.release();
     return out;

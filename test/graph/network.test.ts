@@ -9,11 +9,23 @@ import { randomData, paramFeeds } from './helpers.ts';
 
 const N = 3;
 const SHAPES: Record<string, number[]> = {
-  w1: [4, 3, 3, 3], b1: [4], w2: [4, 4, 3, 3], b2: [4], w3: [4, 4, 3, 3], b3: [4], w4: [6, 4, 3, 3], b4: [6],
-  ws: [6, 4, 1, 1], gate: [1, 12, 1, 1], wl: [5, 12], bl: [5], wloc: [12, 3], bloc: [3],
+  w1: [4, 3, 3, 3],
+  b1: [4],
+  w2: [4, 4, 3, 3],
+  b2: [4],
+  w3: [4, 4, 3, 3],
+  b3: [4],
+  w4: [6, 4, 3, 3],
+  b4: [6],
+  ws: [6, 4, 1, 1],
+  gate: [1, 12, 1, 1],
+  wl: [5, 12],
+  bl: [5],
+  wloc: [12, 3],
+  bloc: [3],
 };
 const X_SHAPE = [N, 3, 9, 8];
-const LESION_T = Float32Array.from({ length: N * 5 }, (_, i) => (i * 7) % 3 === 0 ? 1 : 0);
+const LESION_T = Float32Array.from({ length: N * 5 }, (_, i) => ((i * 7) % 3 === 0 ? 1 : 0));
 const LESION_W = Float32Array.of(1, 0, 1); // sample 1 has no lesion labels
 const LOCATION = [2, 0, 1];
 const LOCATION_W = Float32Array.of(1, 1, 0); // sample 2 has no location label
@@ -24,12 +36,14 @@ const S2 = { strides: [2, 2] as [number, number], pads: [1, 1, 1, 1] as [number,
 const S2_1x1 = { strides: [2, 2] as [number, number], pads: [0, 0, 0, 0] as [number, number, number, number] };
 
 function initParams(): Record<string, Float32Array> {
-  return Object.fromEntries(Object.entries(SHAPES).map(([k, s], i) => {
-    const n = s.reduce((a, b) => a * b, 1);
-    const fanIn = s.length === 4 ? s[1] * s[2] * s[3] : s[0];
-    const r = Math.sqrt(3 / fanIn); // uniform with variance 1/fanIn
-    return [k, k === 'gate' ? randomData(50 + i, n, 0.5, 1.5) : randomData(50 + i, n, -r, r)];
-  }));
+  return Object.fromEntries(
+    Object.entries(SHAPES).map(([k, s], i) => {
+      const n = s.reduce((a, b) => a * b, 1);
+      const fanIn = s.length === 4 ? s[1] * s[2] * s[3] : s[0];
+      const r = Math.sqrt(3 / fanIn); // uniform with variance 1/fanIn
+      return [k, k === 'gate' ? randomData(50 + i, n, 0.5, 1.5) : randomData(50 + i, n, -r, r)];
+    }),
+  );
 }
 
 function buildGraph(p: Record<string, Float32Array>): Graph {
@@ -47,7 +61,9 @@ function buildGraph(p: Record<string, Float32Array>): Graph {
   const lesion = g.gemm(h, P.wl, P.bl, { transB: true, name: 'lesionLogits' });
   const location = g.add(g.matMul(h, P.wloc), P.bloc, { name: 'locationLogits' });
   g.sigmoidCrossEntropy(lesion, g.input('lesion', [N, 5]), g.input('lesionWeight', [N]), { name: 'lesionLoss' });
-  g.softmaxCrossEntropy(location, g.input('location', [N], 'int64'), g.input('locationWeight', [N]), { name: 'locationLoss' });
+  g.softmaxCrossEntropy(location, g.input('location', [N], 'int64'), g.input('locationWeight', [N]), {
+    name: 'locationLoss',
+  });
   g.output(lesion);
   return g;
 }
@@ -75,7 +91,10 @@ function referenceForward(p: Record<string, Float64Array>, x: R.T): { lesion: nu
 
 test('tiny two-head network: every weight gradient matches fp64 central differences', async (t) => {
   const init = initParams();
-  const image = randomData(49, X_SHAPE.reduce((a, b) => a * b, 1));
+  const image = randomData(
+    49,
+    X_SHAPE.reduce((a, b) => a * b, 1),
+  );
   const g = buildGraph(init);
   const tg = buildTrainingGraph(g, [
     { tensor: g.tensor('lesionLoss'), weight: LOSS_WEIGHTS.lesion },
@@ -83,11 +102,18 @@ test('tiny two-head network: every weight gradient matches fp64 central differen
   ]);
   const s = await GraphSession.fromGraph(tg, { training: true });
   const out = await s.run({
-    ...paramFeeds(g), image, lesion: LESION_T, lesionWeight: LESION_W,
-    location: BigInt64Array.from(LOCATION, BigInt), locationWeight: LOCATION_W,
+    ...paramFeeds(g),
+    image,
+    lesion: LESION_T,
+    lesionWeight: LESION_W,
+    location: BigInt64Array.from(LOCATION, BigInt),
+    locationWeight: LOCATION_W,
   });
   await s.release();
-  assert.deepEqual([...s.outputNames].sort(), ['lesionLogits', 'lesionLoss', 'locationLoss', ...Object.keys(SHAPES).map((k) => `grad/${k}`)].sort());
+  assert.deepEqual(
+    [...s.outputNames].sort(),
+    ['lesionLogits', 'lesionLoss', 'locationLoss', ...Object.keys(SHAPES).map((k) => `grad/${k}`)].sort(),
+  );
 
   const p64 = Object.fromEntries(Object.entries(init).map(([k, v]) => [k, Float64Array.from(v)]));
   const x = R.tensor(X_SHAPE, image);
@@ -121,9 +147,14 @@ test('tiny two-head network: every weight gradient matches fp64 central differen
     }
     const err = R.relErr(out[`grad/${k}`].data as Float32Array, fd);
     worst = Math.max(worst, err);
-    t.diagnostic(`grad/${k}: rel err ${err.toExponential(1)} (max |g| ${Math.max(...fd.map(Math.abs)).toExponential(1)})`);
+    t.diagnostic(
+      `grad/${k}: rel err ${err.toExponential(1)} (max |g| ${Math.max(...fd.map(Math.abs)).toExponential(1)})`,
+    );
     assert.ok(err <= 1e-4, `grad/${k}: rel err ${err}`);
-    assert.ok(fd.some((v) => v !== 0), `grad/${k} is not trivially zero`);
+    assert.ok(
+      fd.some((v) => v !== 0),
+      `grad/${k} is not trivially zero`,
+    );
   }
   t.diagnostic(`worst: ${worst.toExponential(1)}`);
 });

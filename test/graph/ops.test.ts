@@ -32,7 +32,10 @@ test('relu: dX = dY where x > 0', async (t) => {
 test('sigmoid', async (t) => {
   const { r, X } = await unary([3, 7], (g, x) => g.sigmoid(x), 2, -4, 4);
   const s = R.map(X, (v) => 1 / (1 + Math.exp(-v)));
-  expectClose(t, 'sigmoid', { y: [r.y, s.data], dx: [r.grads.x, R.map(r.probe, (v, i) => v * s.data[i] * (1 - s.data[i])).data] });
+  expectClose(t, 'sigmoid', {
+    y: [r.y, s.data],
+    dx: [r.grads.x, R.map(r.probe, (v, i) => v * s.data[i] * (1 - s.data[i])).data],
+  });
 });
 
 test('add / sub / mul with broadcasting (bias-style [1,C,1,1] and [C] operands)', async (t) => {
@@ -53,15 +56,32 @@ test('add / sub / mul with broadcasting (bias-style [1,C,1,1] and [C] operands)'
     const A = ref(sa, ad);
     const B = ref(sb, bd);
     const dy = r.probe;
-    const [dA, dB] = op === 'mul'
-      ? [R.sumTo(R.broadcastOp(dy, B, (p, q) => p * q), sa), R.sumTo(R.broadcastOp(dy, A, (p, q) => p * q), sb)]
-      : [R.sumTo(dy, sa), R.sumTo(op === 'sub' ? R.scale(dy, -1) : dy, sb)];
-    expectClose(t, `${op} [${sa}]x[${sb}]`, { y: [r.y, R.broadcastOp(A, B, f).data], da: [r.grads.a, dA.data], db: [r.grads.b, dB.data] });
+    const [dA, dB] =
+      op === 'mul'
+        ? [
+            R.sumTo(
+              R.broadcastOp(dy, B, (p, q) => p * q),
+              sa,
+            ),
+            R.sumTo(
+              R.broadcastOp(dy, A, (p, q) => p * q),
+              sb,
+            ),
+          ]
+        : [R.sumTo(dy, sa), R.sumTo(op === 'sub' ? R.scale(dy, -1) : dy, sb)];
+    expectClose(t, `${op} [${sa}]x[${sb}]`, {
+      y: [r.y, R.broadcastOp(A, B, f).data],
+      da: [r.grads.a, dA.data],
+      db: [r.grads.b, dB.data],
+    });
   }
 });
 
 test('maxPool 3x3/2 pad 1 on 9x8 and 7x7: overlapping windows accumulate (no MaxUnpool)', async (t) => {
-  for (const shape of [[2, 3, 9, 8], [1, 2, 7, 7]]) {
+  for (const shape of [
+    [2, 3, 9, 8],
+    [1, 2, 7, 7],
+  ]) {
     const xd = randomData(5, numel(shape));
     // Plant a peak shared by several overlapping windows, where last-write-wins scattering would be wrong.
     xd[2 * shape[3] + 2] = 5;
@@ -80,7 +100,10 @@ test('maxPool 3x3/2 pad 1 on 9x8 and 7x7: overlapping windows accumulate (no Max
 
 test('globalAveragePool on 7x5', async (t) => {
   const { r, X } = await unary([2, 3, 7, 5], (g, x) => g.globalAveragePool(x));
-  expectClose(t, 'gap', { y: [r.y, R.globalAveragePool(X).data], dx: [r.grads.x, R.globalAveragePoolBackward(X.shape, r.probe).data] });
+  expectClose(t, 'gap', {
+    y: [r.y, R.globalAveragePool(X).data],
+    dx: [r.grads.x, R.globalAveragePoolBackward(X.shape, r.probe).data],
+  });
 });
 
 test('matMul [3,4]x[4,5]', async (t) => {
@@ -99,50 +122,72 @@ test('matMul [3,4]x[4,5]', async (t) => {
 });
 
 test('gemm, all four transpose combinations, alpha/beta and a broadcast bias', async (t) => {
-  for (const transA of [false, true]) for (const transB of [false, true]) {
-    const [m, k, n] = [3, 4, 5];
-    const sa = transA ? [k, m] : [m, k];
-    const sb = transB ? [n, k] : [k, n];
-    const ad = randomData(8, m * k);
-    const bd = randomData(9, k * n);
-    const cd = randomData(10, n);
-    const g = new Graph();
-    const a = g.input('a', sa);
-    const y = g.gemm(a, g.param('b', sb, bd, { trainable: true }), g.param('c', [n], cd, { trainable: true }), { transA, transB, alpha: 0.7, beta: 1.3 });
-    const r = await runProbe(g, y, ['a', 'b', 'c'], { a: ad, b: bd, c: cd });
-    const A = transA ? R.transpose2d(ref(sa, ad)) : ref(sa, ad);
-    const B = transB ? R.transpose2d(ref(sb, bd)) : ref(sb, bd);
-    const want = R.broadcastOp(R.scale(R.matMul(A, B), 0.7), R.scale(ref([n], cd), 1.3), (p, q) => p + q);
-    const dA = R.scale(R.matMul(r.probe, R.transpose2d(B)), 0.7);
-    const dB = R.scale(R.matMul(R.transpose2d(A), r.probe), 0.7);
-    expectClose(t, `gemm transA=${+transA} transB=${+transB}`, {
-      y: [r.y, want.data],
-      da: [r.grads.a, (transA ? R.transpose2d(dA) : dA).data],
-      db: [r.grads.b, (transB ? R.transpose2d(dB) : dB).data],
-      dc: [r.grads.c, R.scale(R.sumTo(r.probe, [n]), 1.3).data],
-    });
-  }
+  for (const transA of [false, true])
+    for (const transB of [false, true]) {
+      const [m, k, n] = [3, 4, 5];
+      const sa = transA ? [k, m] : [m, k];
+      const sb = transB ? [n, k] : [k, n];
+      const ad = randomData(8, m * k);
+      const bd = randomData(9, k * n);
+      const cd = randomData(10, n);
+      const g = new Graph();
+      const a = g.input('a', sa);
+      const y = g.gemm(a, g.param('b', sb, bd, { trainable: true }), g.param('c', [n], cd, { trainable: true }), {
+        transA,
+        transB,
+        alpha: 0.7,
+        beta: 1.3,
+      });
+      const r = await runProbe(g, y, ['a', 'b', 'c'], { a: ad, b: bd, c: cd });
+      const A = transA ? R.transpose2d(ref(sa, ad)) : ref(sa, ad);
+      const B = transB ? R.transpose2d(ref(sb, bd)) : ref(sb, bd);
+      const want = R.broadcastOp(R.scale(R.matMul(A, B), 0.7), R.scale(ref([n], cd), 1.3), (p, q) => p + q);
+      const dA = R.scale(R.matMul(r.probe, R.transpose2d(B)), 0.7);
+      const dB = R.scale(R.matMul(R.transpose2d(A), r.probe), 0.7);
+      expectClose(t, `gemm transA=${+transA} transB=${+transB}`, {
+        y: [r.y, want.data],
+        da: [r.grads.a, (transA ? R.transpose2d(dA) : dA).data],
+        db: [r.grads.b, (transB ? R.transpose2d(dB) : dB).data],
+        dc: [r.grads.c, R.scale(R.sumTo(r.probe, [n]), 1.3).data],
+      });
+    }
 });
 
 test('reshape and flatten pass the gradient through in the input layout', async (t) => {
   const { r, X } = await unary([2, 3, 2, 2], (g, x) => g.sigmoid(g.flatten(g.reshape(x, [2, 6, -1]), 1)));
   const s = R.map(X, (v) => 1 / (1 + Math.exp(-v)));
-  expectClose(t, 'reshape+flatten', { y: [r.y, s.data], dx: [r.grads.x, R.map(r.probe, (v, i) => v * s.data[i] * (1 - s.data[i])).data] });
+  expectClose(t, 'reshape+flatten', {
+    y: [r.y, s.data],
+    dx: [r.grads.x, R.map(r.probe, (v, i) => v * s.data[i] * (1 - s.data[i])).data],
+  });
   assert.deepEqual(r.graph.tensor('y').shape, [2, 12]);
 });
 
 test('softmax and logSoftmax (last axis, 2-D and 3-D)', async (t) => {
-  for (const shape of [[3, 5], [2, 3, 4]]) {
+  for (const shape of [
+    [3, 5],
+    [2, 3, 4],
+  ]) {
     const s = await unary(shape, (g, x) => g.softmax(x, -1), 11, -3, 3);
     const y = R.softmaxLast(s.X);
-    expectClose(t, `softmax [${shape}]`, { y: [s.r.y, y.data], dx: [s.r.grads.x, R.softmaxLastBackward(y, s.r.probe).data] });
+    expectClose(t, `softmax [${shape}]`, {
+      y: [s.r.y, y.data],
+      dx: [s.r.grads.x, R.softmaxLastBackward(y, s.r.probe).data],
+    });
     const l = await unary(shape, (g, x) => g.logSoftmax(x, shape.length - 1), 12, -3, 3);
-    expectClose(t, `logSoftmax [${shape}]`, { y: [l.r.y, R.logSoftmaxLast(l.X).data], dx: [l.r.grads.x, R.logSoftmaxLastBackward(l.X, l.r.probe).data] });
+    expectClose(t, `logSoftmax [${shape}]`, {
+      y: [l.r.y, R.logSoftmaxLast(l.X).data],
+      dx: [l.r.grads.x, R.logSoftmaxLastBackward(l.X, l.r.probe).data],
+    });
   }
 });
 
 test('concat along channels; the gradient is split back', async (t) => {
-  const shapes = [[2, 1, 3, 3], [2, 3, 3, 3], [2, 2, 3, 3]];
+  const shapes = [
+    [2, 1, 3, 3],
+    [2, 3, 3, 3],
+    [2, 2, 3, 3],
+  ];
   const data = shapes.map((s, i) => randomData(20 + i, numel(s)));
   const g = new Graph();
   const xs = shapes.map((s, i) => g.input(`x${i}`, s));
@@ -201,7 +246,10 @@ test('dropout masks: a fresh session with the same seed replays them; successive
 });
 
 test('dropout off (ratio 0 or training false) is the identity in both directions', async (t) => {
-  for (const [ratio, training] of [[0, true], [0.5, false]] as const) {
+  for (const [ratio, training] of [
+    [0, true],
+    [0.5, false],
+  ] as const) {
     const { r, X } = await unary([3, 4], (g, x) => g.dropout(x, ratio, 1, { training }));
     expectClose(t, `dropout ratio=${ratio} training=${training}`, { y: [r.y, X.data], dx: [r.grads.x, r.probe.data] });
     assert.ok(r.graph.nodes.every((nd) => nd.opType !== 'Dropout'));

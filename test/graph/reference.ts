@@ -2,7 +2,10 @@
 // Nothing here shares code with src/graph; it exists so gradients are checked against something that is not
 // ONNX and not autodiff.
 
-export interface T { shape: number[]; data: Float64Array }
+export interface T {
+  shape: number[];
+  data: Float64Array;
+}
 
 export const tensor = (shape: number[], data?: ArrayLike<number>): T => {
   const n = shape.reduce((a, b) => a * b, 1);
@@ -11,7 +14,10 @@ export const tensor = (shape: number[], data?: ArrayLike<number>): T => {
   return { shape: [...shape], data: d };
 };
 
-export interface Conv2d { strides: [number, number]; pads: [number, number, number, number] }
+export interface Conv2d {
+  strides: [number, number];
+  pads: [number, number, number, number];
+}
 
 const outSize = (n: number, k: number, s: number, p0: number, p1: number) => Math.floor((n + p0 + p1 - k) / s) + 1;
 
@@ -22,16 +28,21 @@ export function conv2d(x: T, w: T, b: T | undefined, o: Conv2d): T {
   const HO = outSize(H, KH, o.strides[0], o.pads[0], o.pads[2]);
   const WO = outSize(W, KW, o.strides[1], o.pads[1], o.pads[3]);
   const y = tensor([N, M, HO, WO]);
-  for (let n = 0; n < N; n++) for (let m = 0; m < M; m++) for (let oh = 0; oh < HO; oh++) for (let ow = 0; ow < WO; ow++) {
-    let s = b ? b.data[m] : 0;
-    for (let c = 0; c < C; c++) for (let i = 0; i < KH; i++) for (let j = 0; j < KW; j++) {
-      const h = oh * o.strides[0] + i - o.pads[0];
-      const ww = ow * o.strides[1] + j - o.pads[1];
-      if (h < 0 || h >= H || ww < 0 || ww >= W) continue;
-      s += x.data[((n * C + c) * H + h) * W + ww] * w.data[((m * C + c) * KH + i) * KW + j];
-    }
-    y.data[((n * M + m) * HO + oh) * WO + ow] = s;
-  }
+  for (let n = 0; n < N; n++)
+    for (let m = 0; m < M; m++)
+      for (let oh = 0; oh < HO; oh++)
+        for (let ow = 0; ow < WO; ow++) {
+          let s = b ? b.data[m] : 0;
+          for (let c = 0; c < C; c++)
+            for (let i = 0; i < KH; i++)
+              for (let j = 0; j < KW; j++) {
+                const h = oh * o.strides[0] + i - o.pads[0];
+                const ww = ow * o.strides[1] + j - o.pads[1];
+                if (h < 0 || h >= H || ww < 0 || ww >= W) continue;
+                s += x.data[((n * C + c) * H + h) * W + ww] * w.data[((m * C + c) * KH + i) * KW + j];
+              }
+          y.data[((n * M + m) * HO + oh) * WO + ow] = s;
+        }
   return y;
 }
 
@@ -43,23 +54,32 @@ export function conv2dBackward(x: T, w: T, dY: T, o: Conv2d): { dx: T; dw: T; db
   const dx = tensor(x.shape);
   const dw = tensor(w.shape);
   const db = tensor([M]);
-  for (let n = 0; n < N; n++) for (let m = 0; m < M; m++) for (let oh = 0; oh < HO; oh++) for (let ow = 0; ow < WO; ow++) {
-    const g = dY.data[((n * M + m) * HO + oh) * WO + ow];
-    db.data[m] += g;
-    for (let c = 0; c < C; c++) for (let i = 0; i < KH; i++) for (let j = 0; j < KW; j++) {
-      const h = oh * o.strides[0] + i - o.pads[0];
-      const ww = ow * o.strides[1] + j - o.pads[1];
-      if (h < 0 || h >= H || ww < 0 || ww >= W) continue;
-      const xi = ((n * C + c) * H + h) * W + ww;
-      const wi = ((m * C + c) * KH + i) * KW + j;
-      dx.data[xi] += g * w.data[wi];
-      dw.data[wi] += g * x.data[xi];
-    }
-  }
+  for (let n = 0; n < N; n++)
+    for (let m = 0; m < M; m++)
+      for (let oh = 0; oh < HO; oh++)
+        for (let ow = 0; ow < WO; ow++) {
+          const g = dY.data[((n * M + m) * HO + oh) * WO + ow];
+          db.data[m] += g;
+          for (let c = 0; c < C; c++)
+            for (let i = 0; i < KH; i++)
+              for (let j = 0; j < KW; j++) {
+                const h = oh * o.strides[0] + i - o.pads[0];
+                const ww = ow * o.strides[1] + j - o.pads[1];
+                if (h < 0 || h >= H || ww < 0 || ww >= W) continue;
+                const xi = ((n * C + c) * H + h) * W + ww;
+                const wi = ((m * C + c) * KH + i) * KW + j;
+                dx.data[xi] += g * w.data[wi];
+                dw.data[wi] += g * x.data[xi];
+              }
+        }
   return { dx, dw, db };
 }
 
-export interface Pool { kernel: [number, number]; strides: [number, number]; pads: [number, number, number, number] }
+export interface Pool {
+  kernel: [number, number];
+  strides: [number, number];
+  pads: [number, number, number, number];
+}
 
 /** Max over each window (padding never wins); argmax is the first maximum in row-major window order. */
 export function maxPool(x: T, o: Pool): { y: T; argmax: Int32Array } {
@@ -68,20 +88,26 @@ export function maxPool(x: T, o: Pool): { y: T; argmax: Int32Array } {
   const WO = outSize(W, o.kernel[1], o.strides[1], o.pads[1], o.pads[3]);
   const y = tensor([N, C, HO, WO]);
   const argmax = new Int32Array(y.data.length);
-  for (let nc = 0; nc < N * C; nc++) for (let oh = 0; oh < HO; oh++) for (let ow = 0; ow < WO; ow++) {
-    let best = -Infinity;
-    let at = -1;
-    for (let i = 0; i < o.kernel[0]; i++) for (let j = 0; j < o.kernel[1]; j++) {
-      const h = oh * o.strides[0] + i - o.pads[0];
-      const w = ow * o.strides[1] + j - o.pads[1];
-      if (h < 0 || h >= H || w < 0 || w >= W) continue;
-      const xi = (nc * H + h) * W + w;
-      if (x.data[xi] > best) { best = x.data[xi]; at = xi; }
-    }
-    const yi = (nc * HO + oh) * WO + ow;
-    y.data[yi] = best;
-    argmax[yi] = at;
-  }
+  for (let nc = 0; nc < N * C; nc++)
+    for (let oh = 0; oh < HO; oh++)
+      for (let ow = 0; ow < WO; ow++) {
+        let best = -Infinity;
+        let at = -1;
+        for (let i = 0; i < o.kernel[0]; i++)
+          for (let j = 0; j < o.kernel[1]; j++) {
+            const h = oh * o.strides[0] + i - o.pads[0];
+            const w = ow * o.strides[1] + j - o.pads[1];
+            if (h < 0 || h >= H || w < 0 || w >= W) continue;
+            const xi = (nc * H + h) * W + w;
+            if (x.data[xi] > best) {
+              best = x.data[xi];
+              at = xi;
+            }
+          }
+        const yi = (nc * HO + oh) * WO + ow;
+        y.data[yi] = best;
+        argmax[yi] = at;
+      }
   return { y, argmax };
 }
 
@@ -121,15 +147,20 @@ export function matMul(a: T, b: T): T {
   const [M, K] = a.shape;
   const [, N] = b.shape;
   const y = tensor([M, N]);
-  for (let i = 0; i < M; i++) for (let j = 0; j < N; j++) {
-    let s = 0;
-    for (let k = 0; k < K; k++) s += a.data[i * K + k] * b.data[k * N + j];
-    y.data[i * N + j] = s;
-  }
+  for (let i = 0; i < M; i++)
+    for (let j = 0; j < N; j++) {
+      let s = 0;
+      for (let k = 0; k < K; k++) s += a.data[i * K + k] * b.data[k * N + j];
+      y.data[i * N + j] = s;
+    }
   return y;
 }
 
-export const scale = (a: T, s: number): T => tensor(a.shape, a.data.map((v) => v * s));
+export const scale = (a: T, s: number): T =>
+  tensor(
+    a.shape,
+    a.data.map((v) => v * s),
+  );
 
 /** Element-wise binary op with numpy broadcasting. */
 export function broadcastOp(a: T, b: T, f: (p: number, q: number) => number): T {
@@ -141,7 +172,10 @@ export function broadcastOp(a: T, b: T, f: (p: number, q: number) => number): T 
   const idx = new Array(r).fill(0);
   for (let k = 0; k < y.data.length; k++) {
     let rem = k;
-    for (let ax = r - 1; ax >= 0; ax--) { idx[ax] = rem % shape[ax]; rem = Math.floor(rem / shape[ax]); }
+    for (let ax = r - 1; ax >= 0; ax--) {
+      idx[ax] = rem % shape[ax];
+      rem = Math.floor(rem / shape[ax]);
+    }
     let ia = 0;
     let ib = 0;
     for (let ax = 0; ax < r; ax++) {
@@ -162,7 +196,10 @@ export function sumTo(g: T, shape: number[]): T {
     let rem = k;
     let io = 0;
     const idx = new Array(r);
-    for (let ax = r - 1; ax >= 0; ax--) { idx[ax] = rem % g.shape[ax]; rem = Math.floor(rem / g.shape[ax]); }
+    for (let ax = r - 1; ax >= 0; ax--) {
+      idx[ax] = rem % g.shape[ax];
+      rem = Math.floor(rem / g.shape[ax]);
+    }
     for (let ax = 0; ax < r; ax++) io = io * p[ax] + (p[ax] === 1 ? 0 : idx[ax]);
     out.data[io] += g.data[k];
   }
@@ -189,11 +226,12 @@ export function softmaxLast(x: T): T {
 export function softmaxLastBackward(y: T, dY: T): T {
   const k = y.shape[y.shape.length - 1];
   const dx = tensor(y.shape);
-  for (let r = 0; r < y.data.length / k; r++) for (let j = 0; j < k; j++) {
-    let s = 0;
-    for (let i = 0; i < k; i++) s += dY.data[r * k + i] * y.data[r * k + i] * ((i === j ? 1 : 0) - y.data[r * k + j]);
-    dx.data[r * k + j] = s;
-  }
+  for (let r = 0; r < y.data.length / k; r++)
+    for (let j = 0; j < k; j++) {
+      let s = 0;
+      for (let i = 0; i < k; i++) s += dY.data[r * k + i] * y.data[r * k + i] * ((i === j ? 1 : 0) - y.data[r * k + j]);
+      dx.data[r * k + j] = s;
+    }
   return dx;
 }
 
@@ -204,11 +242,12 @@ export function logSoftmaxLastBackward(x: T, dY: T): T {
   const p = softmaxLast(x);
   const k = x.shape[x.shape.length - 1];
   const dx = tensor(x.shape);
-  for (let r = 0; r < x.data.length / k; r++) for (let j = 0; j < k; j++) {
-    let s = 0;
-    for (let i = 0; i < k; i++) s += dY.data[r * k + i] * ((i === j ? 1 : 0) - p.data[r * k + j]);
-    dx.data[r * k + j] = s;
-  }
+  for (let r = 0; r < x.data.length / k; r++)
+    for (let j = 0; j < k; j++) {
+      let s = 0;
+      for (let i = 0; i < k; i++) s += dY.data[r * k + i] * ((i === j ? 1 : 0) - p.data[r * k + j]);
+      dx.data[r * k + j] = s;
+    }
   return dx;
 }
 
@@ -220,11 +259,12 @@ export function concat1(xs: T[]): T {
   shape[1] = xs.reduce((s, t) => s + t.shape[1], 0);
   const y = tensor(shape);
   let off = 0;
-  for (let n = 0; n < outer; n++) for (const t of xs) {
-    const block = t.shape[1] * inner;
-    y.data.set(t.data.subarray(n * block, (n + 1) * block), off);
-    off += block;
-  }
+  for (let n = 0; n < outer; n++)
+    for (const t of xs) {
+      const block = t.shape[1] * inner;
+      y.data.set(t.data.subarray(n * block, (n + 1) * block), off);
+      off += block;
+    }
   return y;
 }
 

@@ -3,7 +3,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DermtlError } from '../../src/util/errors.ts';
-import { Graph, GraphSession, buildTrainingGraph, readMetadata, readModelInputs, serialize } from '../../src/graph/index.ts';
+import {
+  Graph,
+  GraphSession,
+  buildTrainingGraph,
+  readMetadata,
+  readModelInputs,
+  serialize,
+} from '../../src/graph/index.ts';
 import { randomData } from './helpers.ts';
 
 function linear() {
@@ -30,7 +37,10 @@ const ok = { x: new Float32Array(6), w: new Float32Array(6), label: BigInt64Arra
 
 test('a wrong-shaped feed is rejected naming the tensor and both shapes', async () => {
   await rejects({ ...ok, x: new Float32Array(5) }, /input 'x': expected shape \[2,3\] \(6 values\), got 5 values/);
-  await rejects({ ...ok, x: { data: new Float32Array(6), dims: [3, 2] } }, /input 'x': expected shape \[2,3\], got \[3,2\]/);
+  await rejects(
+    { ...ok, x: { data: new Float32Array(6), dims: [3, 2] } },
+    /input 'x': expected shape \[2,3\], got \[3,2\]/,
+  );
 });
 
 test('NaN and Inf in a feed are rejected with their position', async () => {
@@ -45,7 +55,10 @@ test('NaN and Inf in a feed are rejected with their position', async () => {
 test('missing, unknown and wrongly typed feeds are rejected', async () => {
   await rejects({ x: ok.x, label: ok.label }, /missing input 'w' \(float32 \[2,3\]\)/);
   await rejects({ ...ok, z: new Float32Array(1) }, /unknown input 'z'; the model takes x, w, label/);
-  await rejects({ ...ok, x: new Float64Array(6) }, /input 'x': expected float32 data \(Float32Array\), got Float64Array/);
+  await rejects(
+    { ...ok, x: new Float64Array(6) },
+    /input 'x': expected float32 data \(Float32Array\), got Float64Array/,
+  );
   await rejects({ ...ok, label: [0, 1.5] }, /input 'label': value 1.5 at index 1 is not an integer/);
 });
 
@@ -78,10 +91,16 @@ test('serialised models carry metadata; inlined params make an inference model w
   const trained = Float32Array.from(w, (v) => v * 2);
   const bytes = serialize(g, { metadata: { task: 'lesion', size: '224' }, inlineParams: new Map([['w', trained]]) });
   assert.deepEqual(readMetadata(bytes), { task: 'lesion', size: '224' });
-  assert.deepEqual(readModelInputs(bytes), [{ name: 'x', shape: [2, 3], dtype: 'float32' }, { name: 'label', shape: [2], dtype: 'int64' }]);
+  assert.deepEqual(readModelInputs(bytes), [
+    { name: 'x', shape: [2, 3], dtype: 'float32' },
+    { name: 'label', shape: [2], dtype: 'int64' },
+  ]);
   const infer = await GraphSession.fromBytes(bytes);
   const got = (await infer.run({ x, label: [0, 0] })).y.data as Float32Array;
-  assert.deepEqual(Array.from(got), Array.from(want as Float32Array, (v) => Math.fround(v * 2)));
+  assert.deepEqual(
+    Array.from(got),
+    Array.from(want as Float32Array, (v) => Math.fround(v * 2)),
+  );
   await assert.rejects(infer.run({ x: new Float32Array(6), label: [0, 0], w }), /unknown input 'w'/);
   await infer.release();
 });
@@ -105,11 +124,23 @@ test('autodiff refuses non-scalar losses, unused params and ops without a gradie
 test('builder shape checks name the tensors', () => {
   const g = new Graph();
   const x = g.input('x', [1, 3, 5, 5]);
-  assert.throws(() => g.conv(x, g.param('w', [4, 2, 3, 3], new Float32Array(72), { trainable: false }), undefined), /input x has 3 channels, weight w \[4,2,3,3\] expects 2/);
+  assert.throws(
+    () => g.conv(x, g.param('w', [4, 2, 3, 3], new Float32Array(72), { trainable: false }), undefined),
+    /input x has 3 channels, weight w \[4,2,3,3\] expects 2/,
+  );
   assert.throws(() => g.add(x, g.input('y', [1, 2, 5, 5])), /shapes \[1,3,5,5\] and \[1,2,5,5\] do not broadcast/);
-  assert.throws(() => g.param('p', [2, 2], new Float32Array(3), { trainable: true }), /param p: shape \[2,2\] needs 4 values, got 3/);
+  assert.throws(
+    () => g.param('p', [2, 2], new Float32Array(3), { trainable: true }),
+    /param p: shape \[2,2\] needs 4 values, got 3/,
+  );
   assert.throws(() => g.input('x', [1]), /tensor name x is already used/);
   const other = new Graph().input('q', [1]);
   assert.throws(() => g.relu(other), /tensor q does not belong to this graph/);
-  assert.deepEqual(g.conv(x, g.param('w2', [4, 3, 7, 7], new Float32Array(588), { trainable: false }), undefined, { strides: 2, pads: 3 }).shape, [1, 4, 3, 3]);
+  assert.deepEqual(
+    g.conv(x, g.param('w2', [4, 3, 7, 7], new Float32Array(588), { trainable: false }), undefined, {
+      strides: 2,
+      pads: 3,
+    }).shape,
+    [1, 4, 3, 3],
+  );
 });

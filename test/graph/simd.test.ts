@@ -30,8 +30,17 @@ test('SIMD SGD update is bit-identical to the JS kernel (odd lengths, unaligned 
   }
   const [w0, w2, v2, g2] = [w.slice(), w.slice(), v.slice(), g.slice()];
   // whole arrays, then sub-arrays starting 1 float past a 16-byte boundary with a 3-float tail (the per-channel path)
-  const spans: [number, number][] = [[0, n], [1, 1 + 4 * 37 + 3], [5, 6], [200, 200]];
-  for (const [mu, rate, decay] of [[0.9, 1e-3, 1e-4], [0.9, 2e-2, 0], [0, 0.5, 3.7e-3]]) {
+  const spans: [number, number][] = [
+    [0, n],
+    [1, 1 + 4 * 37 + 3],
+    [5, 6],
+    [200, 200],
+  ];
+  for (const [mu, rate, decay] of [
+    [0.9, 1e-3, 1e-4],
+    [0.9, 2e-2, 0],
+    [0, 0.5, 3.7e-3],
+  ]) {
     for (const [s, e] of spans) {
       a.sgd(w.subarray(s, e), v.subarray(s, e), g.subarray(s, e), mu, rate, decay);
       sgdKernel(w2.subarray(s, e), v2.subarray(s, e), g2.subarray(s, e), mu, rate, decay);

@@ -28,18 +28,30 @@ test('tenCropBoxes of a 341x256 image: exact corners, centre with floor, then th
     { x: 58, y: 16 }, // centre: floor(117 / 2), 32 / 2
   ];
   assert.equal(boxes.length, 10);
-  assert.deepEqual(
-    boxes,
-    [...five.map((b) => ({ ...b, size: 224, flip: false })), ...five.map((b) => ({ ...b, size: 224, flip: true }))],
-  );
+  assert.deepEqual(boxes, [
+    ...five.map((b) => ({ ...b, size: 224, flip: false })),
+    ...five.map((b) => ({ ...b, size: 224, flip: true })),
+  ]);
 });
 
 test('tenCropBoxes of a tall 256x383 image and of an exact 224 square', () => {
   const tall = tenCropBoxes(256, 383, 224);
-  assert.deepEqual(tall.slice(0, 5).map((b) => [b.x, b.y]), [[0, 0], [32, 0], [0, 159], [32, 159], [16, 79]]);
+  assert.deepEqual(
+    tall.slice(0, 5).map((b) => [b.x, b.y]),
+    [
+      [0, 0],
+      [32, 0],
+      [0, 159],
+      [32, 159],
+      [16, 79],
+    ],
+  );
   const exact = tenCropBoxes(224, 224, 224);
   assert.ok(exact.every((b) => b.x === 0 && b.y === 0));
-  assert.deepEqual(exact.map((b) => b.flip), [false, false, false, false, false, true, true, true, true, true]);
+  assert.deepEqual(
+    exact.map((b) => b.flip),
+    [false, false, false, false, false, true, true, true, true, true],
+  );
 });
 
 test('centerBox floors odd margins', () => {

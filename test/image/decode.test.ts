@@ -5,7 +5,17 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { decodeImage, type RgbImage } from '../../src/image/decode.ts';
 import { DermtlError } from '../../src/util/errors.ts';
-import { DERM7PT, IMAGENET, NO_REAL_PHOTOS, jpegClaiming, patternPng, patternRaw, pngBomb, solid, tempDir } from './helpers.ts';
+import {
+  DERM7PT,
+  IMAGENET,
+  NO_REAL_PHOTOS,
+  jpegClaiming,
+  patternPng,
+  patternRaw,
+  pngBomb,
+  solid,
+  tempDir,
+} from './helpers.ts';
 
 const tmp = tempDir();
 after(() => tmp.cleanup());
@@ -86,7 +96,13 @@ test('alpha is flattened onto white (or the colour asked for)', async () => {
   const rgba = await sharp({
     create: { width: 4, height: 2, channels: 4, background: { r: 255, g: 0, b: 0, alpha: 0 } },
   })
-    .composite([{ input: { create: { width: 2, height: 2, channels: 4, background: { r: 255, g: 0, b: 0, alpha: 1 } } }, left: 0, top: 0 }])
+    .composite([
+      {
+        input: { create: { width: 2, height: 2, channels: 4, background: { r: 255, g: 0, b: 0, alpha: 1 } } },
+        left: 0,
+        top: 0,
+      },
+    ])
     .png()
     .toBuffer();
   const white = await decodeImage(rgba);
@@ -94,7 +110,9 @@ test('alpha is flattened onto white (or the colour asked for)', async () => {
   assert.deepEqual(px(white, 3, 1), [255, 255, 255]); // transparent -> white
   const black = await decodeImage(rgba, { background: [0, 0, 0] });
   assert.deepEqual(px(black, 3, 1), [0, 0, 0]);
-  const half = await sharp({ create: { width: 2, height: 2, channels: 4, background: { r: 0, g: 0, b: 255, alpha: 0.5 } } })
+  const half = await sharp({
+    create: { width: 2, height: 2, channels: 4, background: { r: 0, g: 0, b: 255, alpha: 0.5 } },
+  })
     .png()
     .toBuffer();
   near(px(await decodeImage(half), 0, 0), [128, 128, 255], 1, 'half-transparent blue on white');
@@ -162,7 +180,11 @@ test('missing, empty, directory, truncated and non-image files give a DermtlErro
   await rejectsNaming(decodeImage(truncPng), truncPng, /cannot decode/);
 
   await rejectsNaming(decodeImage(Buffer.alloc(0), { name: 'upload.png' }), 'upload.png', /empty/);
-  await rejectsNaming(decodeImage(Buffer.from('GIF? no'), { name: 'upload.png' }), 'upload.png', /not a readable image/);
+  await rejectsNaming(
+    decodeImage(Buffer.from('GIF? no'), { name: 'upload.png' }),
+    'upload.png',
+    /not a readable image/,
+  );
 });
 
 test('huge images and decompression bombs are refused from the header, before decoding', async () => {

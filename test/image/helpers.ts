@@ -8,9 +8,10 @@ import sharp from 'sharp';
 export const DERM7PT = new URL('../../../shared/datasets/derm7pt/images/', import.meta.url).pathname;
 export const IMAGENET = new URL('../../../shared/images/imagenet-samples/', import.meta.url).pathname;
 /** Tests on the real photos of ../shared skip with this message where that folder is absent (a plain clone). */
-export const NO_REAL_PHOTOS = existsSync(join(DERM7PT, 'NEL/NEL025.JPG')) && existsSync(join(IMAGENET, 'dog.jpg'))
-  ? false
-  : `real photos not found under ${DERM7PT} / ${IMAGENET}: real-photo tests skipped`;
+export const NO_REAL_PHOTOS =
+  existsSync(join(DERM7PT, 'NEL/NEL025.JPG')) && existsSync(join(IMAGENET, 'dog.jpg'))
+    ? false
+    : `real photos not found under ${DERM7PT} / ${IMAGENET}: real-photo tests skipped`;
 
 export function tempDir(): { dir: string; cleanup(): void } {
   const dir = mkdtempSync(join(tmpdir(), 'dermtl-image-'));
@@ -35,7 +36,9 @@ export function patternRaw(width: number, height: number): Buffer {
 
 /** The pattern as a lossless PNG. */
 export function patternPng(width: number, height: number): Promise<Buffer> {
-  return sharp(patternRaw(width, height), { raw: { width, height, channels: 3 } }).png().toBuffer();
+  return sharp(patternRaw(width, height), { raw: { width, height, channels: 3 } })
+    .png()
+    .toBuffer();
 }
 
 export function solid(width: number, height: number, rgb: [number, number, number]) {

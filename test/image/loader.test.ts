@@ -30,7 +30,15 @@ async function collect(l: ImageLoader, list: LoaderItem[], opts: BatchOptions): 
 
 before(async () => {
   // 7 images of assorted sizes (landscape, portrait, square), plus one real derm7pt photo read in place
-  const sizes = [[300, 240], [240, 320], [256, 256], [500, 260], [230, 300], [320, 320], [400, 300]];
+  const sizes = [
+    [300, 240],
+    [240, 320],
+    [256, 256],
+    [500, 260],
+    [230, 300],
+    [320, 320],
+    [400, 300],
+  ];
   for (const [i, [w, h]] of sizes.entries()) {
     const file = join(tmp.dir, `img${i}.png`);
     writeFileSync(file, await patternPng(w, h));
@@ -38,7 +46,13 @@ before(async () => {
   }
   // (a plain clone has no ../shared: a 480x320 JPEG of the pattern stands in, keeping 8 items)
   const photo = join(tmp.dir, 'photo.jpg');
-  if (NO_REAL_PHOTOS) writeFileSync(photo, await sharp(await patternPng(480, 320)).jpeg().toBuffer());
+  if (NO_REAL_PHOTOS)
+    writeFileSync(
+      photo,
+      await sharp(await patternPng(480, 320))
+        .jpeg()
+        .toBuffer(),
+    );
   items.push({ path: NO_REAL_PHOTOS ? photo : join(DERM7PT, 'NEL/NEL025.JPG') });
 });
 
@@ -49,13 +63,22 @@ after(async () => {
 
 test('batchOrder: shuffles per epoch for training, keeps order for testing, covers every item once', () => {
   const train = batchOrder(10, { mode: 'train', batchSize: 4, seed: 1, epoch: 0 });
-  assert.deepEqual(train.map((b) => b.length), [4, 4, 2]);
-  assert.deepEqual(train.flat().sort((a, b) => a - b), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  assert.deepEqual(
+    train.map((b) => b.length),
+    [4, 4, 2],
+  );
+  assert.deepEqual(
+    train.flat().sort((a, b) => a - b),
+    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+  );
   assert.notDeepEqual(train.flat(), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
   assert.notDeepEqual(batchOrder(10, { mode: 'train', batchSize: 4, seed: 1, epoch: 1 }).flat(), train.flat());
   assert.deepEqual(batchOrder(10, { mode: 'train', batchSize: 4, seed: 1, epoch: 0 }), train);
   assert.deepEqual(batchOrder(5, { mode: 'tenCrop', batchSize: 2, seed: 1 }), [[0, 1], [2, 3], [4]]);
-  assert.deepEqual(batchOrder(5, { mode: 'center', batchSize: 2, seed: 1, dropLast: true }), [[0, 1], [2, 3]]);
+  assert.deepEqual(batchOrder(5, { mode: 'center', batchSize: 2, seed: 1, dropLast: true }), [
+    [0, 1],
+    [2, 3],
+  ]);
 });
 
 test('1 and 2 workers (and inline) give byte-identical training batches, keyed by Rng.derive(seed, epoch, index)', async () => {
@@ -63,12 +86,30 @@ test('1 and 2 workers (and inline) give byte-identical training batches, keyed b
   const one = await collect(loader(1), items, opts);
   const two = await collect(loader(2, 3), items, opts);
   const inline = await collect(loader(0), items, opts);
-  assert.deepEqual(one.map((b) => b.indices), batchOrder(items.length, opts));
-  assert.deepEqual(one.map((b) => [b.n, b.views, b.data.length]), [[3, 1, 3 * VIEW], [3, 1, 3 * VIEW], [2, 1, 2 * VIEW]]);
+  assert.deepEqual(
+    one.map((b) => b.indices),
+    batchOrder(items.length, opts),
+  );
+  assert.deepEqual(
+    one.map((b) => [b.n, b.views, b.data.length]),
+    [
+      [3, 1, 3 * VIEW],
+      [3, 1, 3 * VIEW],
+      [2, 1, 2 * VIEW],
+    ],
+  );
   for (const other of [two, inline]) {
-    assert.deepEqual(other.map((b) => b.indices), one.map((b) => b.indices));
-    assert.deepEqual(other.map((b) => b.params), one.map((b) => b.params));
-    other.forEach((b, i) => assert.ok(Buffer.from(b.data.buffer).equals(Buffer.from(one[i].data.buffer)), `batch ${i} differs`));
+    assert.deepEqual(
+      other.map((b) => b.indices),
+      one.map((b) => b.indices),
+    );
+    assert.deepEqual(
+      other.map((b) => b.params),
+      one.map((b) => b.params),
+    );
+    other.forEach((b, i) =>
+      assert.ok(Buffer.from(b.data.buffer).equals(Buffer.from(one[i].data.buffer)), `batch ${i} differs`),
+    );
   }
   // each image's view is exactly what renderViews gives with Rng.derive(seed, epoch, itemIndex)
   const b = one[1];
@@ -76,19 +117,28 @@ test('1 and 2 workers (and inline) give byte-identical training batches, keyed b
     const idx = b.indices[i];
     const solo = await renderViews(items[idx].path, 'train', Rng.derive(11, 2, idx));
     assert.deepEqual(b.params[i], solo.params);
-    assert.ok(b.data.subarray(i * VIEW, (i + 1) * VIEW).every((v, j) => v === solo.data[j]), `item ${idx}`);
+    assert.ok(
+      b.data.subarray(i * VIEW, (i + 1) * VIEW).every((v, j) => v === solo.data[j]),
+      `item ${idx}`,
+    );
   }
   // another epoch draws other views
   const next = await collect(loader(1), items, { ...opts, epoch: 3 });
-  assert.notDeepEqual(next.flatMap((x) => x.params), one.flatMap((x) => x.params));
+  assert.notDeepEqual(
+    next.flatMap((x) => x.params),
+    one.flatMap((x) => x.params),
+  );
 });
 
 test('tenCrop batches hold 10 views per image in item order', async () => {
   const batches = await collect(loader(2), items.slice(0, 3), { mode: 'tenCrop', batchSize: 2, seed: 0 });
-  assert.deepEqual(batches.map((b) => [b.indices, b.n, b.views, b.data.length]), [
-    [[0, 1], 2, 10, 20 * VIEW],
-    [[2], 1, 10, 10 * VIEW],
-  ]);
+  assert.deepEqual(
+    batches.map((b) => [b.indices, b.n, b.views, b.data.length]),
+    [
+      [[0, 1], 2, 10, 20 * VIEW],
+      [[2], 1, 10, 10 * VIEW],
+    ],
+  );
   const solo = await renderViews(items[1].path, 'tenCrop', null);
   assert.ok(Buffer.from(batches[0].data.buffer, 10 * VIEW * 4, 10 * VIEW * 4).equals(Buffer.from(solo.data.buffer)));
   assert.deepEqual(batches[0].params[1], solo.params);
@@ -119,7 +169,13 @@ test('breaking out early, then iterating again, works; closing rejects later use
     break;
   }
   const all = await collect(l, items, { mode: 'center', batchSize: 4, seed: 0 });
-  assert.deepEqual(all.map((b) => b.indices), [[0, 1, 2, 3], [4, 5, 6, 7]]);
+  assert.deepEqual(
+    all.map((b) => b.indices),
+    [
+      [0, 1, 2, 3],
+      [4, 5, 6, 7],
+    ],
+  );
   await l.close();
   await assert.rejects(collect(l, items, { mode: 'center', batchSize: 4, seed: 0 }), /closed/);
 });
@@ -154,7 +210,20 @@ test('workers start when tsx was registered by register() (as scripts/dermtl-dev
       console.log(JSON.stringify([b.indices, b.data.length]));
     }
     await loader.close();`;
-  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: root, encoding: 'utf8', timeout: 60_000 });
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+    cwd: root,
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
   assert.equal(r.status, 0, r.stderr);
-  assert.deepEqual(r.stdout.trim().split('\n').map((l) => JSON.parse(l)), [[[0, 1], 2 * VIEW], [[2], VIEW]]);
+  assert.deepEqual(
+    r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l)),
+    [
+      [[0, 1], 2 * VIEW],
+      [[2], VIEW],
+    ],
+  );
 });

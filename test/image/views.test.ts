@@ -19,7 +19,13 @@ function expected(pixel: (x: number, y: number) => number[], box: CropBox, c: nu
   return f32(rgb[2 - c] - CAFFE_PREPROCESSING.mean[c]);
 }
 
-function checkView(data: Float32Array, offset: number, pixel: (x: number, y: number) => number[], box: CropBox, what: string) {
+function checkView(
+  data: Float32Array,
+  offset: number,
+  pixel: (x: number, y: number) => number[],
+  box: CropBox,
+  what: string,
+) {
   for (let c = 0; c < 3; c++) {
     for (let oy = 0; oy < S; oy++) {
       for (let ox = 0; ox < S; ox++) {
@@ -62,7 +68,10 @@ test('a solid RGB (200,100,50) image gives B-103.939, G-116.779, R-123.68 in eve
   const want = [f32(50 - 103.939), f32(100 - 116.779), f32(200 - 123.68)];
   for (let c = 0; c < 3; c++) {
     const plane = data.subarray(c * PLANE, (c + 1) * PLANE);
-    assert.ok(plane.every((v) => v === want[c]), `channel ${c}: found ${plane.find((v) => v !== want[c])} instead of ${want[c]}`);
+    assert.ok(
+      plane.every((v) => v === want[c]),
+      `channel ${c}: found ${plane.find((v) => v !== want[c])} instead of ${want[c]}`,
+    );
   }
 });
 
@@ -71,8 +80,18 @@ test('tenCrop of a 341x256 pattern puts every pixel where the crop and mirror sa
   assert.equal(data.length, 10 * 3 * PLANE);
   assert.deepEqual(
     params.map((p) => [p.x, p.y, p.flip]),
-    [[0, 0, false], [117, 0, false], [0, 32, false], [117, 32, false], [58, 16, false],
-     [0, 0, true], [117, 0, true], [0, 32, true], [117, 32, true], [58, 16, true]],
+    [
+      [0, 0, false],
+      [117, 0, false],
+      [0, 32, false],
+      [117, 32, false],
+      [58, 16, false],
+      [0, 0, true],
+      [117, 0, true],
+      [0, 32, true],
+      [117, 32, true],
+      [58, 16, true],
+    ],
   );
   params.forEach((box, k) => checkView(data, k * 3 * PLANE, patternPixel, box, `view ${k}`));
   // spot checks by hand. Channel 2 is R = x mod 256, channel 1 is G = y, channel 0 is B (7 beyond x=255, +1).
@@ -86,8 +105,18 @@ test('tenCrop of a 341x256 pattern puts every pixel where the crop and mirror sa
 });
 
 test('writeView honours RGB order and std', () => {
-  const img: RgbImage = { width: 2, height: 2, data: Uint8Array.from([10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110, 120]) };
-  const prep: Preprocessing = { ...CAFFE_PREPROCESSING, size: 2, channelOrder: 'RGB', mean: [10, 20, 30], std: [2, 4, 5] };
+  const img: RgbImage = {
+    width: 2,
+    height: 2,
+    data: Uint8Array.from([10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110, 120]),
+  };
+  const prep: Preprocessing = {
+    ...CAFFE_PREPROCESSING,
+    size: 2,
+    channelOrder: 'RGB',
+    mean: [10, 20, 30],
+    std: [2, 4, 5],
+  };
   const out = new Float32Array(12);
   writeView(img, { x: 0, y: 0, size: 2, flip: true }, prep, out, 0);
   // R plane: pixels (1,0)=40, (0,0)=10, (1,1)=100, (0,1)=70, minus 10, over 2
@@ -119,7 +148,8 @@ test('tenCrop of a real derm7pt photo: view k+5 is the exact mirror of view k', 
   for (let k = 0; k < 5; k++) {
     for (let c = 0; c < 3; c++) {
       for (const oy of [0, 100, 223]) {
-        const row = (v: number) => data.subarray(v * 3 * PLANE + c * PLANE + oy * S, v * 3 * PLANE + c * PLANE + (oy + 1) * S);
+        const row = (v: number) =>
+          data.subarray(v * 3 * PLANE + c * PLANE + oy * S, v * 3 * PLANE + c * PLANE + (oy + 1) * S);
         assert.deepEqual([...row(k + 5)], [...row(k)].reverse(), `view ${k} channel ${c} row ${oy}`);
       }
     }

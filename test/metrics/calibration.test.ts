@@ -21,7 +21,14 @@ test('reliability: 15 equal-width bins, ECE and MCE by hand', () => {
 });
 
 test('lesion calibration pools every (image, label) pair; location uses the top probability (ties count against)', () => {
-  const l = lesionCalibration(['a', 'b'], [['a'], []], [[0.8, 0.2], [0.4, 0.1]]);
+  const l = lesionCalibration(
+    ['a', 'b'],
+    [['a'], []],
+    [
+      [0.8, 0.2],
+      [0.4, 0.1],
+    ],
+  );
   assert.ok(l);
   close(l.brier, (0.04 + 0.04 + 0.16 + 0.01) / 4);
   assert.equal(l.n, 4);
@@ -29,10 +36,17 @@ test('lesion calibration pools every (image, label) pair; location uses the top 
   close(l.ece, 0.9 / 4);
   assert.equal(lesionCalibration(['a'], [['a']], [[2.5]]), null, 'logits are not probabilities');
 
-  const c = locationCalibration([0, 1, 2], [[0.6, 0.3, 0.1], [0.5, 0.5, 0], [0.2, 0.2, 0.6]]);
+  const c = locationCalibration(
+    [0, 1, 2],
+    [
+      [0.6, 0.3, 0.1],
+      [0.5, 0.5, 0],
+      [0.2, 0.2, 0.6],
+    ],
+  );
   assert.ok(c);
   // image 1 ties .5/.5 with its true class: not correct; confidence .5
-  close(c.brier, ((0.16 + 0.09 + 0.01) + (0.25 + 0.25 + 0) + (0.04 + 0.04 + 0.16)) / 3);
+  close(c.brier, (0.16 + 0.09 + 0.01 + (0.25 + 0.25 + 0) + (0.04 + 0.04 + 0.16)) / 3);
   // bins: .6 hit (bin 9) -> .4, .5 miss (bin 7) -> .5, .6 hit (bin 9): bin 9 conf .6 acc 1
   close(c.ece, (2 / 3) * 0.4 + (1 / 3) * 0.5);
 });

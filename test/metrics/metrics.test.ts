@@ -1,6 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { averagePrecision, evaluate, evaluationJson, lesionMetrics, locationMetrics, rankOfTrue } from '../../src/metrics/metrics.ts';
+import {
+  averagePrecision,
+  evaluate,
+  evaluationJson,
+  lesionMetrics,
+  locationMetrics,
+  rankOfTrue,
+} from '../../src/metrics/metrics.ts';
 import { DermtlError } from '../../src/util/errors.ts';
 import { Rng } from '../../src/util/rng.ts';
 import { sample } from '../eval/helpers.ts';
@@ -35,7 +42,10 @@ test('AP: hand-checked vectors (scikit-learn average_precision_score semantics)'
 test('AP: no positive is undefined (null); a NaN score is a user error; lengths must agree', () => {
   assert.equal(ap([0, 0, 0], [0.1, 0.2, 0.3]), null);
   assert.equal(ap([], []), null);
-  assert.throws(() => ap([1, 0, 1], [0.2, NaN, 0.3]), (e: unknown) => e instanceof DermtlError && /score 1 is NaN/.test(e.message));
+  assert.throws(
+    () => ap([1, 0, 1], [0.2, NaN, 0.3]),
+    (e: unknown) => e instanceof DermtlError && /score 1 is NaN/.test(e.message),
+  );
   assert.throws(() => ap([1, 0], [0.2]), /2 labels but 1 scores/);
 });
 
@@ -71,7 +81,10 @@ test('AP equals an independent brute force on random data with many ties, and ig
     else close(got, expected, 1e-12);
     if (new Set(scores).size < n) withTies++;
     const order = rng.shuffle(scores.map((_, i) => i));
-    const shuffled = averagePrecision(order.map((i) => labels[i]), order.map((i) => scores[i]));
+    const shuffled = averagePrecision(
+      order.map((i) => labels[i]),
+      order.map((i) => scores[i]),
+    );
     assert.equal(shuffled, got, 'AP must not depend on the order of the items');
   }
   assert.ok(withTies > 200, `the random cases must exercise ties (${withTies})`);
@@ -89,19 +102,33 @@ test('rankOfTrue: ties with the true class count against it', () => {
 
 test('location top-1/top-3 with ties, and positives per location', () => {
   const labels = ['x', 'y', 'z', 'w'];
-  const m = locationMetrics(labels, ['x', 'y', 'z', 'w', 'x'], [
-    [0.7, 0.1, 0.1, 0.1], // rank 1
-    [0.5, 0.5, 0, 0], // y ties with x: rank 2 (top-3 only)
-    [0.3, 0.3, 0.3, 0.1], // rank 3
-    [0.25, 0.25, 0.25, 0.25], // all tied: rank 4, a miss
-    [0.1, 0.2, 0.3, 0.4], // rank 4
-  ]);
+  const m = locationMetrics(
+    labels,
+    ['x', 'y', 'z', 'w', 'x'],
+    [
+      [0.7, 0.1, 0.1, 0.1], // rank 1
+      [0.5, 0.5, 0, 0], // y ties with x: rank 2 (top-3 only)
+      [0.3, 0.3, 0.3, 0.1], // rank 3
+      [0.25, 0.25, 0.25, 0.25], // all tied: rank 4, a miss
+      [0.1, 0.2, 0.3, 0.4], // rank 4
+    ],
+  );
   assert.equal(m.top1, 1 / 5);
   assert.equal(m.top3, 3 / 5);
   assert.equal(m.n, 5);
   assert.deepEqual(m.positives, { x: 2, y: 1, z: 1, w: 1 });
   // with two classes every image is in the top 3
-  assert.equal(locationMetrics(['a', 'b'], ['a', 'b'], [[0, 1], [0, 1]]).top3, 1);
+  assert.equal(
+    locationMetrics(
+      ['a', 'b'],
+      ['a', 'b'],
+      [
+        [0, 1],
+        [0, 1],
+      ],
+    ).top3,
+    1,
+  );
   assert.throws(() => locationMetrics(['a', 'b'], ['c'], [[0, 1]]), /true location "c" of image 0 has no score column/);
 });
 
@@ -144,21 +171,61 @@ test('evaluate joins samples and scores; evaluationJson keeps only what the colu
   });
   assert.equal(lesionOnly.location, undefined);
   const doc = evaluationJson(lesionOnly, ['zz']);
-  assert.deepEqual(Object.keys(doc).sort(), ['ap', 'auc', 'calibration', 'mapClass', 'mapImage', 'mapImageImages', 'meanAuc', 'n', 'positives', 'skipped']);
+  assert.deepEqual(Object.keys(doc).sort(), [
+    'ap',
+    'auc',
+    'calibration',
+    'mapClass',
+    'mapImage',
+    'mapImageImages',
+    'meanAuc',
+    'n',
+    'positives',
+    'skipped',
+  ]);
   assert.deepEqual(doc.auc, { a: 0 });
   assert.deepEqual(Object.keys(doc.calibration as object), ['lesion']);
   assert.deepEqual(doc.ap, { a: 0.5 });
   assert.deepEqual(doc.skipped, [{ label: 'zz', reason: 'no score column' }]);
   const locationOnly = evaluationJson(
-    evaluate(samples, { images: ['i1.jpg', 'i2.jpg'], lesionLabels: [], locationLabels: ['y', 'x'], lesion: [], location: [Float64Array.of(0.1, 0.9), Float64Array.of(0.6, 0.4)] }),
+    evaluate(samples, {
+      images: ['i1.jpg', 'i2.jpg'],
+      lesionLabels: [],
+      locationLabels: ['y', 'x'],
+      lesion: [],
+      location: [Float64Array.of(0.1, 0.9), Float64Array.of(0.6, 0.4)],
+    }),
   );
   const { calibration, ...rest } = locationOnly;
   assert.deepEqual(rest, {
-    n: 2, top1: 1, top3: 1, balancedAccuracy: 1, locationAuc: { y: 1, x: 1 }, macroAuc: 1,
-    confusion: { labels: ['y', 'x'], matrix: [[1, 0], [0, 1]] }, skipped: [], positives: { location: { y: 1, x: 1 } },
+    n: 2,
+    top1: 1,
+    top3: 1,
+    balancedAccuracy: 1,
+    locationAuc: { y: 1, x: 1 },
+    macroAuc: 1,
+    confusion: {
+      labels: ['y', 'x'],
+      matrix: [
+        [1, 0],
+        [0, 1],
+      ],
+    },
+    skipped: [],
+    positives: { location: { y: 1, x: 1 } },
   });
   assert.deepEqual(Object.keys(calibration as object), ['location']);
-  assert.throws(() => evaluate(samples, { images: ['i2.jpg', 'i1.jpg'], lesionLabels: ['a'], locationLabels: [], lesion: [], location: [] }), /row 0 scores i2\.jpg/);
+  assert.throws(
+    () =>
+      evaluate(samples, {
+        images: ['i2.jpg', 'i1.jpg'],
+        lesionLabels: ['a'],
+        locationLabels: [],
+        lesion: [],
+        location: [],
+      }),
+    /row 0 scores i2\.jpg/,
+  );
 });
 
 test('a perfect ranking gives AP exactly 1, never 1 + 1 ulp', () => {

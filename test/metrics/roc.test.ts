@@ -52,12 +52,20 @@ test('ROC AUC: undefined without positives or negatives; NaN is a user error', (
   assert.equal(auc([0, 0], [0.1, 0.2]), null);
   assert.equal(auc([1, 1], [0.1, 0.2]), null);
   assert.equal(auc([], []), null);
-  assert.throws(() => auc([1, 0], [NaN, 0.2]), (e: unknown) => e instanceof DermtlError && /score 0 is NaN/.test(e.message));
+  assert.throws(
+    () => auc([1, 0], [NaN, 0.2]),
+    (e: unknown) => e instanceof DermtlError && /score 0 is NaN/.test(e.message),
+  );
   assert.throws(() => auc([1, 0], [0.2]), /2 labels but 1 scores/);
 });
 
 test('one-vs-rest AUC: per class and the macro mean over classes with a test image', () => {
-  const scores = [[0.7, 0.2, 0.1], [0.3, 0.6, 0.1], [0.5, 0.4, 0.1], [0.2, 0.2, 0.6]];
+  const scores = [
+    [0.7, 0.2, 0.1],
+    [0.3, 0.6, 0.1],
+    [0.5, 0.4, 0.1],
+    [0.2, 0.2, 0.6],
+  ];
   const truth = [0, 1, 0, 1]; // class c never occurs
   const r = oneVsRestAuc(['a', 'b', 'c'], truth, scores);
   // a: positives .7 .5 vs negatives .3 .2 -> 1; b: positives .6 .2 vs negatives .2 .4 -> (1 + 1 + .5 + 0) / 4

@@ -3,7 +3,16 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { formatScores, loadScores, matchManifest, parseScoreColumn, parseScores, readScores, writeScores, type ScoreTable } from '../../src/metrics/scores.ts';
+import {
+  formatScores,
+  loadScores,
+  matchManifest,
+  parseScoreColumn,
+  parseScores,
+  readScores,
+  writeScores,
+  type ScoreTable,
+} from '../../src/metrics/scores.ts';
 import { DermtlError } from '../../src/util/errors.ts';
 import { manifestOf, sample } from '../eval/helpers.ts';
 
@@ -11,7 +20,11 @@ const awkward: ScoreTable = {
   images: ['img/a b.jpg', 'img/"quoted",c.jpg', 'd.jpg'],
   lesionLabels: ['streaks:irregular', 'blue, white veil', 'say "hi"', 'pigment network: atypical'],
   locationLabels: ['upper limbs', 'head:neck'],
-  lesion: [Float64Array.of(0.1, 1 / 3, -2.5e-10, 0), Float64Array.of(1, 0, 0.5, 1e-300), Float64Array.of(0.2, 0.2, 0.2, 0.2)],
+  lesion: [
+    Float64Array.of(0.1, 1 / 3, -2.5e-10, 0),
+    Float64Array.of(1, 0, 0.5, 1e-300),
+    Float64Array.of(0.2, 0.2, 0.2, 0.2),
+  ],
   location: [Float64Array.of(0.9, 0.1), Float64Array.of(-3.75, 12), Float64Array.of(Math.PI, Math.E)],
 };
 
@@ -33,7 +46,10 @@ test('CSV round trip with awkward labels and image names is exact, and the write
   await writeScores(file, awkward);
   assert.deepEqual(await readdir(dir), ['s.csv'], 'no temp file left behind');
   const text = await readFile(file, 'utf8');
-  assert.match(text.split('\n')[0], /^image,lesion:streaks:irregular,"lesion:blue, white veil","lesion:say ""hi""",lesion:pigment network: atypical,location:upper limbs,location:head:neck$/);
+  assert.match(
+    text.split('\n')[0],
+    /^image,lesion:streaks:irregular,"lesion:blue, white veil","lesion:say ""hi""",lesion:pigment network: atypical,location:upper limbs,location:head:neck$/,
+  );
   const back = await readScores(file);
   assert.deepEqual(back.images, awkward.images);
   assert.deepEqual(back.lesionLabels, awkward.lesionLabels);
@@ -51,8 +67,14 @@ test('a header cell is trimmed as a whole (manifest labels never have outer spac
 
 test('formatScores refuses a broken in-memory table', () => {
   assert.throws(() => formatScores({ ...awkward, images: ['x', 'x', 'y'] }), /duplicate image\(s\): x/);
-  assert.throws(() => formatScores({ ...awkward, lesion: [Float64Array.of(1), ...awkward.lesion.slice(1)] }), /lesion row 0 \(img\/a b\.jpg\) has 1 scores for 4 labels/);
-  assert.throws(() => formatScores({ ...awkward, location: [Float64Array.of(NaN, 1), ...awkward.location.slice(1)] }), /not a finite number/);
+  assert.throws(
+    () => formatScores({ ...awkward, lesion: [Float64Array.of(1), ...awkward.lesion.slice(1)] }),
+    /lesion row 0 \(img\/a b\.jpg\) has 1 scores for 4 labels/,
+  );
+  assert.throws(
+    () => formatScores({ ...awkward, location: [Float64Array.of(NaN, 1), ...awkward.location.slice(1)] }),
+    /not a finite number/,
+  );
 });
 
 /** The DermtlError message of parsing `text`. */
@@ -67,7 +89,18 @@ function parseError(text: string): string {
 }
 
 test('bad score files: every problem named with file, line and column', () => {
-  const msg = parseError(['image,lesion:a,location:x', 'a.jpg,0.5,1', 'b.jpg,abc,1', 'a.jpg,0.1,0.2', 'c.jpg,,nan', 'd.jpg,0x1f,Infinity', 'e.jpg,1e999,1', 'f.jpg,1'].join('\n'));
+  const msg = parseError(
+    [
+      'image,lesion:a,location:x',
+      'a.jpg,0.5,1',
+      'b.jpg,abc,1',
+      'a.jpg,0.1,0.2',
+      'c.jpg,,nan',
+      'd.jpg,0x1f,Infinity',
+      'e.jpg,1e999,1',
+      'f.jpg,1',
+    ].join('\n'),
+  );
   assert.match(msg, /^invalid score file bad\.csv \(8 problems\)/);
   assert.match(msg, /line 3, column "lesion:a": "abc" is not a finite number/);
   assert.match(msg, /line 4: duplicate image "a\.jpg" \(first at line 2\)/);
@@ -85,8 +118,14 @@ test('bad score-file headers', () => {
   assert.match(parseError('img,lesion:a\nx,1\n'), /line 1: no "image" column[\s\S]*column "img" is neither/);
   assert.match(parseError('image\nx\n'), /line 1: no score columns/);
   assert.match(parseError('image,lesion:a,lesion:a\nx,1,2\n'), /line 1: duplicate column "lesion:a"/);
-  assert.match(parseError('image,diagnosis:nevus,lesion:\nx,1,2\n'), /column "diagnosis:nevus" is neither[\s\S]*column "lesion:" is neither/);
-  assert.match(parseError('image,lesion:a\n"x,1\ny,2\n'), /invalid score file bad\.csv: malformed CSV \(Quote Not Closed/);
+  assert.match(
+    parseError('image,diagnosis:nevus,lesion:\nx,1,2\n'),
+    /column "diagnosis:nevus" is neither[\s\S]*column "lesion:" is neither/,
+  );
+  assert.match(
+    parseError('image,lesion:a\n"x,1\ny,2\n'),
+    /invalid score file bad\.csv: malformed CSV \(Quote Not Closed/,
+  );
   assert.match(parseError('image,lesion:a\n,1\n'), /line 2: empty image/);
 });
 
@@ -98,7 +137,10 @@ test('line numbers skip blank lines and follow quoted cells that span lines; BOM
 });
 
 test('a missing score file is a user error naming it', async () => {
-  await assert.rejects(readScores('/nonexistent/s.csv'), (e: unknown) => e instanceof DermtlError && e.message === 'score file not found: /nonexistent/s.csv');
+  await assert.rejects(
+    readScores('/nonexistent/s.csv'),
+    (e: unknown) => e instanceof DermtlError && e.message === 'score file not found: /nonexistent/s.csv',
+  );
   await assert.rejects(readScores(tmpdir()), /score file is a folder/);
 });
 
@@ -109,7 +151,8 @@ const manifest = () =>
     sample('c.jpg', [], 'back'),
     sample('d.jpg', ['veil'], 'back'),
   ]);
-const header = 'image,lesion:streaks:irregular,lesion:dots,lesion:veil,location:upper limbs,location:head:neck,location:back';
+const header =
+  'image,lesion:streaks:irregular,lesion:dots,lesion:veil,location:upper limbs,location:head:neck,location:back';
 
 function matchError(text: string, images: Parameters<typeof matchManifest>[2] = 'all'): string {
   try {
@@ -122,9 +165,14 @@ function matchError(text: string, images: Parameters<typeof matchManifest>[2] = 
 }
 
 test('matching a score file to the manifest: every image, ./ paths normalised, rows aligned with samples', () => {
-  const text = [header, 'd.jpg,0,0,1,0,0,1', './b.jpg,0,1,0,0,1,0', 'a.jpg,1,1,0,1,0,0', 'c.jpg,0,0,0,0,0,1'].join('\n');
+  const text = [header, 'd.jpg,0,0,1,0,0,1', './b.jpg,0,1,0,0,1,0', 'a.jpg,1,1,0,1,0,0', 'c.jpg,0,0,0,0,0,1'].join(
+    '\n',
+  );
   const m = matchManifest(parseScores(text, 's.csv'), manifest());
-  assert.deepEqual(m.samples.map((s) => s.image), ['a.jpg', 'b.jpg', 'c.jpg', 'd.jpg']);
+  assert.deepEqual(
+    m.samples.map((s) => s.image),
+    ['a.jpg', 'b.jpg', 'c.jpg', 'd.jpg'],
+  );
   assert.deepEqual(m.table.images, ['a.jpg', 'b.jpg', 'c.jpg', 'd.jpg']);
   assert.deepEqual(m.table.lesion[3], Float64Array.of(0, 0, 1));
   assert.deepEqual(m.table.location[0], Float64Array.of(1, 0, 0));
@@ -136,7 +184,10 @@ test('matching: a subset is an error by default, fine with "present" or an expli
   const text = [header, 'b.jpg,0,1,0,0,1,0', 'a.jpg,1,1,0,1,0,0'].join('\n');
   assert.match(matchError(text), /2 manifest image\(s\) have no scores: c\.jpg, d\.jpg/);
   const present = matchManifest(parseScores(text, 's.csv'), manifest(), 'present');
-  assert.deepEqual(present.samples.map((s) => s.image), ['b.jpg', 'a.jpg']);
+  assert.deepEqual(
+    present.samples.map((s) => s.image),
+    ['b.jpg', 'a.jpg'],
+  );
   const listed = matchManifest(parseScores(text, 's.csv'), manifest(), ['a.jpg']);
   assert.deepEqual(listed.table.images, ['a.jpg']);
   assert.deepEqual(listed.table.lesion, [Float64Array.of(1, 1, 0)]);
@@ -146,7 +197,12 @@ test('matching: a subset is an error by default, fine with "present" or an expli
 });
 
 test('matching: images and labels the manifest lacks are errors, listed together', () => {
-  const text = ['image,lesion:dots,lesion:globules,location:upper limbs,location:head:neck,location:back,location:palm', 'a.jpg,1,0,1,0,0,0', 'x.jpg,0,0,0,0,0,0', 'y/z.jpg,0,0,0,0,0,0'].join('\n');
+  const text = [
+    'image,lesion:dots,lesion:globules,location:upper limbs,location:head:neck,location:back,location:palm',
+    'a.jpg,1,0,1,0,0,0',
+    'x.jpg,0,0,0,0,0,0',
+    'y/z.jpg,0,0,0,0,0,0',
+  ].join('\n');
   const msg = matchError(text, 'present');
   assert.match(msg, /^score file s\.csv does not match manifest \/data\/m\.csv \(4 problems\)/);
   assert.match(msg, /line 3: image "x\.jpg" is not in manifest/);
@@ -156,13 +212,19 @@ test('matching: images and labels the manifest lacks are errors, listed together
 });
 
 test('matching: a missing lesion column is noted and skipped; a missing location column is an error', () => {
-  const noVeil = ['image,lesion:dots,lesion:streaks:irregular,location:upper limbs,location:head:neck,location:back', 'a.jpg,1,0,1,0,0'].join('\n');
+  const noVeil = [
+    'image,lesion:dots,lesion:streaks:irregular,location:upper limbs,location:head:neck,location:back',
+    'a.jpg,1,0,1,0,0',
+  ].join('\n');
   const m = matchManifest(parseScores(noVeil, 's.csv'), manifest(), 'present');
   assert.deepEqual(m.unscoredLesions, ['veil']);
   assert.match(m.notes[0], /no score column, not evaluated: veil/);
   assert.deepEqual(m.table.lesionLabels, ['dots', 'streaks:irregular']);
   const noBack = ['image,lesion:dots,location:upper limbs,location:head:neck', 'a.jpg,1,1,0'].join('\n');
-  assert.match(matchError(noBack, 'present'), /location label\(s\) of the manifest with no score column \(top-k needs every location\): location:back/);
+  assert.match(
+    matchError(noBack, 'present'),
+    /location label\(s\) of the manifest with no score column \(top-k needs every location\): location:back/,
+  );
   // no location column at all: location is simply not evaluated
   const lesionOnly = matchManifest(parseScores('image,lesion:dots\na.jpg,1\n', 's.csv'), manifest(), 'present');
   assert.deepEqual(lesionOnly.table.locationLabels, []);

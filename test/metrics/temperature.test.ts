@@ -1,6 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { binaryNll, fitTemperature, softmaxNll, viewAveragedProbs, type ViewLogits } from '../../src/metrics/temperature.ts';
+import {
+  binaryNll,
+  fitTemperature,
+  softmaxNll,
+  viewAveragedProbs,
+  type ViewLogits,
+} from '../../src/metrics/temperature.ts';
 import { Rng } from '../../src/util/rng.ts';
 
 /** Labels drawn from sigmoid(z / T0) while the model reports sigmoid(z): the fit must find T0. */

@@ -47,7 +47,10 @@ export async function writeFakeTfjs(dir: string, groups: FakeGroup[], seed = 1):
       await writeFile(join(dir, p), bytes.subarray(i * g.shardBytes, (i + 1) * g.shardBytes));
       paths.push(p);
     }
-    manifest.push({ paths, weights: g.weights.map((w) => ({ name: w.name, shape: w.shape, dtype: w.dtype ?? 'float32' })) });
+    manifest.push({
+      paths,
+      weights: g.weights.map((w) => ({ name: w.name, shape: w.shape, dtype: w.dtype ?? 'float32' })),
+    });
   }
   const modelJson = { format: 'layers-model', modelTopology: {}, weightsManifest: manifest };
   await writeFile(join(dir, 'model.json'), JSON.stringify(modelJson));

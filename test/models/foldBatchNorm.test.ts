@@ -16,7 +16,18 @@ import { Rng } from '../../src/util/rng.ts';
 const randn = (rng: Rng, n: number, mean = 0, sd = 1) => Float32Array.from({ length: n }, () => rng.normal(mean, sd));
 
 /** Keras-side reference: NHWC input, HWIO kernel, zero padding, all in fp64. Returns [oh, ow, co]. */
-function convNhwc(x: Float32Array, h: number, w: number, ci: number, k: Float32Array, kh: number, kw: number, co: number, stride: number, pad: number) {
+function convNhwc(
+  x: Float32Array,
+  h: number,
+  w: number,
+  ci: number,
+  k: Float32Array,
+  kh: number,
+  kw: number,
+  co: number,
+  stride: number,
+  pad: number,
+) {
   const oh = Math.floor((h + 2 * pad - kh) / stride) + 1;
   const ow = Math.floor((w + 2 * pad - kw) / stride) + 1;
   const out = new Float64Array(oh * ow * co);
@@ -26,7 +37,8 @@ function convNhwc(x: Float32Array, h: number, w: number, ci: number, k: Float32A
         let s = 0;
         for (let ky = 0; ky < kh; ky++)
           for (let kx = 0; kx < kw; kx++) {
-            const y = oy * stride + ky - pad, xx = ox * stride + kx - pad;
+            const y = oy * stride + ky - pad,
+              xx = ox * stride + kx - pad;
             if (y < 0 || y >= h || xx < 0 || xx >= w) continue;
             for (let i = 0; i < ci; i++) s += x[(y * w + xx) * ci + i] * k[((ky * kw + kx) * ci + i) * co + o];
           }
@@ -36,7 +48,19 @@ function convNhwc(x: Float32Array, h: number, w: number, ci: number, k: Float32A
 }
 
 /** ONNX-side: NCHW input, OIHW weight + bias, fp64. Returns [co, oh, ow]. */
-function convNchw(x: Float64Array, h: number, w: number, ci: number, wt: Float32Array, b: Float32Array, kh: number, kw: number, co: number, stride: number, pad: number) {
+function convNchw(
+  x: Float64Array,
+  h: number,
+  w: number,
+  ci: number,
+  wt: Float32Array,
+  b: Float32Array,
+  kh: number,
+  kw: number,
+  co: number,
+  stride: number,
+  pad: number,
+) {
   const oh = Math.floor((h + 2 * pad - kh) / stride) + 1;
   const ow = Math.floor((w + 2 * pad - kw) / stride) + 1;
   const out = new Float64Array(co * oh * ow);
@@ -47,7 +71,8 @@ function convNchw(x: Float64Array, h: number, w: number, ci: number, wt: Float32
         for (let i = 0; i < ci; i++)
           for (let ky = 0; ky < kh; ky++)
             for (let kx = 0; kx < kw; kx++) {
-              const y = oy * stride + ky - pad, xx = ox * stride + kx - pad;
+              const y = oy * stride + ky - pad,
+                xx = ox * stride + kx - pad;
               if (y < 0 || y >= h || xx < 0 || xx >= w) continue;
               s += x[(i * h + y) * w + xx] * wt[((o * ci + i) * kh + ky) * kw + kx];
             }
@@ -63,18 +88,22 @@ test('folded conv (ONNX OIHW, NCHW) equals BN(conv + bias) of the Keras conv (HW
   const x = randn(rng, h * w * ci);
   const kernel = { shape: [kh, kw, ci, co], data: randn(rng, kh * kw * ci * co, 0, 0.5) };
   const bias = randn(rng, co);
-  const gamma = randn(rng, co, 1, 0.3), beta = randn(rng, co);
-  const mean = randn(rng, co, 0, 2), variance = Float32Array.from({ length: co }, () => rng.uniform(0.01, 3));
+  const gamma = randn(rng, co, 1, 0.3),
+    beta = randn(rng, co);
+  const mean = randn(rng, co, 0, 2),
+    variance = Float32Array.from({ length: co }, () => rng.uniform(0.01, 3));
   const eps = 1e-3;
 
   const { out: ref, oh, ow } = convNhwc(x, h, w, ci, kernel.data, kh, kw, co, stride, pad);
   const f = foldConvBn(kernel, bias, gamma, beta, mean, variance, eps);
   assert.deepEqual(f.shape, [co, ci, kh, kw]);
   const xNchw = new Float64Array(ci * h * w);
-  for (let y = 0; y < h; y++) for (let xx = 0; xx < w; xx++) for (let i = 0; i < ci; i++) xNchw[(i * h + y) * w + xx] = x[(y * w + xx) * ci + i];
+  for (let y = 0; y < h; y++)
+    for (let xx = 0; xx < w; xx++) for (let i = 0; i < ci; i++) xNchw[(i * h + y) * w + xx] = x[(y * w + xx) * ci + i];
   const got = convNchw(xNchw, h, w, ci, f.weight, f.bias, kh, kw, co, stride, pad);
 
-  let maxErr = 0, maxAbs = 0;
+  let maxErr = 0,
+    maxAbs = 0;
   for (let oy = 0; oy < oh; oy++)
     for (let ox = 0; ox < ow; ox++)
       for (let o = 0; o < co; o++) {
@@ -98,7 +127,9 @@ test('a conv without bias folds with bias 0; eps matters', () => {
   const f = foldConvBn(k, null, one(3), one(0.5), one(1), one(0.999));
   assert.ok(Math.abs(f.weight[0] - 6) < 1e-6); // 2 * 3 / sqrt(1)
   assert.ok(Math.abs(f.bias[0] - (-3 + 0.5)) < 1e-6);
-  assert.ok(Math.abs(foldConvBn(k, null, one(3), one(0.5), one(1), one(0.999), 1).weight[0] - 6 / Math.sqrt(1.999)) < 1e-6);
+  assert.ok(
+    Math.abs(foldConvBn(k, null, one(3), one(0.5), one(1), one(0.999), 1).weight[0] - 6 / Math.sqrt(1.999)) < 1e-6,
+  );
   assert.throws(() => foldConvBn(k, null, new Float32Array(2), one(0), one(0), one(1)), DermtlError);
 });
 
@@ -108,7 +139,10 @@ test('the ResNet50 conv table: 53 convs, names, and weight shapes summing to 25,
   assert.equal(names[0], 'conv1');
   assert.deepEqual(names.slice(1, 5), ['res2a_branch2a', 'res2a_branch2b', 'res2a_branch2c', 'res2a_branch1']);
   assert.equal(names.at(-1), 'res5c_branch2c');
-  assert.deepEqual(names.filter((n) => n.endsWith('branch1')), ['res2a_branch1', 'res3a_branch1', 'res4a_branch1', 'res5a_branch1']);
+  assert.deepEqual(
+    names.filter((n) => n.endsWith('branch1')),
+    ['res2a_branch1', 'res3a_branch1', 'res4a_branch1', 'res5a_branch1'],
+  );
   assert.equal(RESNET50_CONVS.find((c) => c.name === 'res4f_branch2b')!.bn, 'bn4f_branch2b');
   let n = 0;
   for (const s of resnet50ExpectedShapes().values()) n += s.reduce((a, b) => a * b, 1);
@@ -116,7 +150,10 @@ test('the ResNet50 conv table: 53 convs, names, and weight shapes summing to 25,
 });
 
 test('the conv table matches the Keras topology in the reference model.json (kernel, stride, padding, filters, eps)', async (t) => {
-  const text = await readFile(new URL('../../../shared/pretrained/resnet50-keras/model.json', import.meta.url), 'utf8').catch(() => null);
+  const text = await readFile(
+    new URL('../../../shared/pretrained/resnet50-keras/model.json', import.meta.url),
+    'utf8',
+  ).catch(() => null);
   if (text === null) return t.skip('shared/ reference model.json not available');
   const layers: { name: string; class_name: string; config: Record<string, unknown> }[] =
     JSON.parse(text).modelTopology.model_config.config.layers;
@@ -133,7 +170,10 @@ test('the conv table matches the Keras topology in the reference model.json (ker
     assert.equal(bn.class_name, 'BatchNormalization');
     assert.equal(bn.config.epsilon, 1e-3, c.bn);
   }
-  assert.deepEqual(byName.get('conv1_pad')!.config.padding, [[3, 3], [3, 3]]);
+  assert.deepEqual(byName.get('conv1_pad')!.config.padding, [
+    [3, 3],
+    [3, 3],
+  ]);
 });
 
 test('foldResNet50 lists every missing or misshapen weight', () => {
@@ -144,11 +184,14 @@ test('foldResNet50 lists every missing or misshapen weight', () => {
     const s = name === 'res5a_branch1/kernel' ? [1, 1, 1024, 1024] : shape;
     w.set(name, { shape: s, data: new Float32Array(0) });
   }
-  assert.throws(() => foldResNet50(w), (e: Error) => {
-    assert.ok(e instanceof DermtlError);
-    assert.match(e.message, /\(2 problems\)/);
-    assert.match(e.message, /bn3b_branch2a\/gamma: missing/);
-    assert.match(e.message, /res5a_branch1\/kernel: shape \[1,1,1024,1024\], expected \[1,1,1024,2048\]/);
-    return true;
-  });
+  assert.throws(
+    () => foldResNet50(w),
+    (e: Error) => {
+      assert.ok(e instanceof DermtlError);
+      assert.match(e.message, /\(2 problems\)/);
+      assert.match(e.message, /bn3b_branch2a\/gamma: missing/);
+      assert.match(e.message, /res5a_branch1\/kernel: shape \[1,1,1024,1024\], expected \[1,1,1024,2048\]/);
+      return true;
+    },
+  );
 });

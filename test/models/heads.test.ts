@@ -18,12 +18,25 @@ test('MTL heads with a shared layer: names, shapes, param order, init; dropout o
   const build = (training: boolean) => {
     const g = new Graph();
     const f = g.input('features', [3, 16]);
-    const h = buildHeads(g, f, { lesion: 5, location: 4, shared: { hidden: 8, dropout: 0.5 }, featureDropout: 0.2, seed: 9, training, trainable: false });
+    const h = buildHeads(g, f, {
+      lesion: 5,
+      location: 4,
+      shared: { hidden: 8, dropout: 0.5 },
+      featureDropout: 0.2,
+      seed: 9,
+      training,
+      trainable: false,
+    });
     return { g, h };
   };
   const { g, h } = build(false);
   assert.deepEqual(h.params, [
-    'heads/shared/weight', 'heads/shared/bias', 'heads/lesion/weight', 'heads/lesion/bias', 'heads/location/weight', 'heads/location/bias',
+    'heads/shared/weight',
+    'heads/shared/bias',
+    'heads/lesion/weight',
+    'heads/lesion/bias',
+    'heads/location/weight',
+    'heads/location/bias',
   ]);
   assert.deepEqual(h.lesionProbs!.shape, [3, 5]);
   assert.deepEqual(h.locationProbs!.shape, [3, 4]);
@@ -52,28 +65,49 @@ test('MTL heads with a shared layer: names, shapes, param order, init; dropout o
 });
 
 test('losses: eq. 5 (per-sample weights mask) and eq. 7 (label -1 contributes 0) match fp64 references; task weights kept', async () => {
-  const N = 4, D = 6, P = 3, Q = 5;
+  const N = 4,
+    D = 6,
+    P = 3,
+    Q = 5;
   const g = new Graph();
   const f = g.input('features', [N, D]);
   const values = new Map([
-    ['heads/lesion/weight', randn(2, P * D)], ['heads/lesion/bias', randn(3, P)],
-    ['heads/location/weight', randn(4, Q * D)], ['heads/location/bias', randn(5, Q)],
+    ['heads/lesion/weight', randn(2, P * D)],
+    ['heads/lesion/bias', randn(3, P)],
+    ['heads/location/weight', randn(4, Q * D)],
+    ['heads/location/bias', randn(5, Q)],
   ]);
   const h = buildHeads(g, f, { lesion: P, location: Q, seed: 0, training: true, values, requireValues: true });
   const l = addHeadLosses(g, h, { location: 0.5 });
-  assert.deepEqual(l.losses.map((x) => [x.tensor.name, x.weight]), [['lesion_loss', 1], ['location_loss', 0.5]]);
-  assert.deepEqual(g.inputs.filter((i) => !i.name.startsWith('heads/')).map((i) => [i.name, i.dtype, i.shape.join('x')]), [
-    ['features', 'float32', '4x6'], ['lesion_targets', 'float32', '4x3'], ['lesion_weights', 'float32', '4'],
-    ['location_targets', 'int64', '4'], ['location_weights', 'float32', '4'],
-  ]);
+  assert.deepEqual(
+    l.losses.map((x) => [x.tensor.name, x.weight]),
+    [
+      ['lesion_loss', 1],
+      ['location_loss', 0.5],
+    ],
+  );
+  assert.deepEqual(
+    g.inputs.filter((i) => !i.name.startsWith('heads/')).map((i) => [i.name, i.dtype, i.shape.join('x')]),
+    [
+      ['features', 'float32', '4x6'],
+      ['lesion_targets', 'float32', '4x3'],
+      ['lesion_weights', 'float32', '4'],
+      ['location_targets', 'int64', '4'],
+      ['location_weights', 'float32', '4'],
+    ],
+  );
   g.output(h.lesionLogits!);
   g.output(h.locationLogits!);
   g.output(l.lesionLoss!);
   g.output(l.locationLoss!);
   const params = Object.fromEntries([...values].map(([k, v]) => [k, v]));
   const feeds = {
-    features: randn(6, N * D), lesion_targets: [1, 0, 1, 0, 0, 0, 1, 1, 1, 0, 1, 0], lesion_weights: [1, 0, 1, 2],
-    location_targets: [2, -1, 4, 0], location_weights: [1, 1, 0, 1], ...params,
+    features: randn(6, N * D),
+    lesion_targets: [1, 0, 1, 0, 0, 0, 1, 1, 1, 0, 1, 0],
+    lesion_weights: [1, 0, 1, 2],
+    location_targets: [2, -1, 4, 0],
+    location_weights: [1, 1, 0, 1],
+    ...params,
   };
   const s = await GraphSession.fromGraph(g);
   const out = await s.run(feeds);
@@ -87,10 +121,20 @@ test('losses: eq. 5 (per-sample weights mask) and eq. 7 (label -1 contributes 0)
   let expect = b[2];
   for (let d = 0; d < D; d++) expect += x[1 * D + d] * w[2 * D + d];
   assert.ok(Math.abs(lesionLogits.data[1 * P + 2] - expect) < 1e-5);
-  const e5 = sigmoidCrossEntropy(lesionLogits, tensor([N, P], feeds.lesion_targets), tensor([N], feeds.lesion_weights)).loss;
+  const e5 = sigmoidCrossEntropy(
+    lesionLogits,
+    tensor([N, P], feeds.lesion_targets),
+    tensor([N], feeds.lesion_weights),
+  ).loss;
   const e7 = softmaxCrossEntropy(locationLogits, feeds.location_targets, tensor([N], feeds.location_weights)).loss;
-  assert.ok(Math.abs((out.lesion_loss.data[0] as number) - e5) < 1e-5 * Math.max(1, e5), `lesion ${out.lesion_loss.data[0]} vs ${e5}`);
-  assert.ok(Math.abs((out.location_loss.data[0] as number) - e7) < 1e-5 * Math.max(1, e7), `location ${out.location_loss.data[0]} vs ${e7}`);
+  assert.ok(
+    Math.abs((out.lesion_loss.data[0] as number) - e5) < 1e-5 * Math.max(1, e5),
+    `lesion ${out.lesion_loss.data[0]} vs ${e5}`,
+  );
+  assert.ok(
+    Math.abs((out.location_loss.data[0] as number) - e7) < 1e-5 * Math.max(1, e7),
+    `location ${out.location_loss.data[0]} vs ${e7}`,
+  );
   assert.ok(e5 > 0.1 && e7 > 0.1);
 });
 
@@ -98,33 +142,54 @@ const SPEC: NetworkSpec = { trunk: { depth: 'tiny' }, imageSize: 32, heads: { le
 
 test('single-task networks have only their head, output and loss', () => {
   const lesionOnly = buildNetwork({ ...SPEC, heads: { lesion: 4, location: 0 } }, { batch: 2, mode: 'train' });
-  assert.deepEqual(lesionOnly.graph.outputs.map((o) => o.name), ['lesion_probs']);
-  assert.deepEqual(lesionOnly.losses.map((l) => l.tensor.name), ['lesion_loss']);
+  assert.deepEqual(
+    lesionOnly.graph.outputs.map((o) => o.name),
+    ['lesion_probs'],
+  );
+  assert.deepEqual(
+    lesionOnly.losses.map((l) => l.tensor.name),
+    ['lesion_loss'],
+  );
   const locOnly = buildNetwork({ ...SPEC, heads: { lesion: 0, location: 3 } }, { batch: 2, mode: 'inference' });
-  assert.deepEqual(locOnly.graph.outputs.map((o) => o.name), ['location_probs']);
+  assert.deepEqual(
+    locOnly.graph.outputs.map((o) => o.name),
+    ['location_probs'],
+  );
   assert.equal(locOnly.losses.length, 0);
 });
 
 test('bad head configurations are DermtlErrors', () => {
   const bad = (heads: NetworkSpec['heads'], re: RegExp) =>
-    assert.throws(() => buildNetwork({ ...SPEC, heads }, { batch: 1, mode: 'train' }), (e) => e instanceof DermtlError && re.test(e.message));
+    assert.throws(
+      () => buildNetwork({ ...SPEC, heads }, { batch: 1, mode: 'train' }),
+      (e) => e instanceof DermtlError && re.test(e.message),
+    );
   bad({ lesion: 0, location: 0 }, /both have 0 classes/);
   bad({ lesion: 3, location: 1 }, /at least 2 body locations/);
   bad({ lesion: 2.5, location: 3 }, /lesion labels must be a whole number/);
   bad({ lesion: 3, location: 3, featureDropout: 1 }, /feature dropout must be in \[0, 1\)/);
   bad({ lesion: 3, location: 3, shared: { hidden: 0, dropout: 0 } }, /hidden layer size/);
-  assert.throws(() => buildNetwork({ ...SPEC, imageSize: 16 }, { batch: 1, mode: 'train' }), /image size must be a whole number >= 32/);
+  assert.throws(
+    () => buildNetwork({ ...SPEC, imageSize: 16 }, { batch: 1, mode: 'train' }),
+    /image size must be a whole number >= 32/,
+  );
 });
 
 test('tiny MTL network: every trainable param gets a gradient, and SGD with the multipliers lowers both losses on a fixed batch', async () => {
   const N = 4;
-  const net = buildNetwork({ ...SPEC, heads: { lesion: 4, location: 3, shared: { hidden: 16, dropout: 0 } } }, { batch: N, mode: 'train' });
+  const net = buildNetwork(
+    { ...SPEC, heads: { lesion: 4, location: 3, shared: { hidden: 16, dropout: 0 } } },
+    { batch: N, mode: 'train' },
+  );
   const tg = buildTrainingGraph(net.graph, net.losses);
   const params = new Map(net.graph.params({ trainable: true }).map((p) => [p.name, Float32Array.from(p.data)]));
   assert.equal(tg.outputs.filter((o) => o.name.startsWith('grad/')).length, params.size);
   const data = {
-    image: randn(8, N * 3 * 32 * 32, 50), lesion_targets: [1, 0, 0, 1, 0, 1, 1, 0, 1, 1, 0, 0, 0, 0, 1, 1], lesion_weights: [1, 1, 1, 1],
-    location_targets: [0, 2, 1, 2], location_weights: [1, 1, 1, 1],
+    image: randn(8, N * 3 * 32 * 32, 50),
+    lesion_targets: [1, 0, 0, 1, 0, 1, 1, 0, 1, 1, 0, 0, 0, 0, 1, 1],
+    lesion_weights: [1, 1, 1, 1],
+    location_targets: [0, 2, 1, 2],
+    location_weights: [1, 1, 1, 1],
   };
   const s = await GraphSession.fromGraph(tg, { training: true });
   const losses: number[][] = [];

@@ -21,10 +21,12 @@ const SAMPLES = new URL('../../../shared/images/imagenet-samples/', import.meta.
 async function expectedFromSource(): Promise<Map<string, string>> {
   const text = await readFile(`${SAMPLES}SOURCE.md`, 'utf8');
   const rows = text.split('\n').filter((l) => /^\|\s*[\w-]+\.jpg\s*\|/.test(l));
-  return new Map(rows.map((l) => {
-    const cells = l.split('|').map((c) => c.trim());
-    return [cells[1], cells[3].split(/\s+/)[0]];
-  }));
+  return new Map(
+    rows.map((l) => {
+      const cells = l.split('|').map((c) => c.trim());
+      return [cells[1], cells[3].split(/\s+/)[0]];
+    }),
+  );
 }
 
 const net = await openImageNetResNet50();
@@ -45,7 +47,8 @@ test('SOURCE.md protocol (whole image squashed to 224, bilinear): every photo ge
   const files = [...expected!.keys()];
   assert.equal(files.length, 5);
   const batch = new Float32Array(files.length * 3 * 224 * 224);
-  for (const [i, f] of files.entries()) batch.set(nhwcToNchw(await caffeInputNhwc(`${SAMPLES}${f}`), 1, 224, 224, 3), i * 3 * 224 * 224);
+  for (const [i, f] of files.entries())
+    batch.set(nhwcToNchw(await caffeInputNhwc(`${SAMPLES}${f}`), 1, 224, 224, 3), i * 3 * 224 * 224);
   const probs = await classify(n, batch, files.length);
   for (const [i, f] of files.entries()) {
     const top = names(n, probs.subarray(i * 1000, (i + 1) * 1000), 2);
@@ -66,7 +69,8 @@ test("this project's pipeline (tenCrop + CAFFE_PREPROCESSING, mean of the 10 vie
     const centre = names(n, await classify(n, (await centerCrop(`${SAMPLES}${f}`)).data, 1), 1)[0];
     const top5 = names(n, mean, 5);
     t.diagnostic(`${f}: ten-crop ${top5.join(', ')}; centre crop ${centre}; SOURCE.md ${want}`);
-    if (cropSensitive.has(f)) assert.ok(top5.includes(want), `${f}: ${want} not in the ten-crop top 5 (${top5.join(', ')})`);
+    if (cropSensitive.has(f))
+      assert.ok(top5.includes(want), `${f}: ${want} not in the ten-crop top 5 (${top5.join(', ')})`);
     else assert.equal(top5[0], want, f);
   }
 });

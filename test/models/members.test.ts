@@ -33,15 +33,29 @@ for (const shared of [{ hidden: 5, dropout: 0.5 }, null]) {
     const init = new Graph();
     buildMemberHeads(init, init.input('features', [N, D]), { ...config, seed: 4, training: true }, K);
     // Biases start at 0: give them values so the merge of biases is tested too.
-    const values = new Map(init.params().map((p) => [p.name, p.name.endsWith('/bias') ? randn(p.name.length, p.data.length) : p.data]));
+    const values = new Map(
+      init.params().map((p) => [p.name, p.name.endsWith('/bias') ? randn(p.name.length, p.data.length) : p.data]),
+    );
     assert.equal(values.size, K * (shared ? 6 : 4));
 
     const members = new Graph();
-    const h = buildMemberHeads(members, members.input('features', [N, D]), { ...config, seed: 4, training: false, trainable: false, values, requireValues: true }, K);
+    const h = buildMemberHeads(
+      members,
+      members.input('features', [N, D]),
+      { ...config, seed: 4, training: false, trainable: false, values, requireValues: true },
+      K,
+    );
     members.output(h.lesionProbs!);
     members.output(h.locationProbs!);
     const merged = new Graph();
-    const m = buildHeads(merged, merged.input('features', [N, D]), { ...mergedHeadsConfig(config, K), seed: 4, training: false, trainable: false, values: mergeMembers(values, K), requireValues: true });
+    const m = buildHeads(merged, merged.input('features', [N, D]), {
+      ...mergedHeadsConfig(config, K),
+      seed: 4,
+      training: false,
+      trainable: false,
+      values: mergeMembers(values, K),
+      requireValues: true,
+    });
     merged.output(m.lesionProbs!);
     merged.output(m.locationProbs!);
     if (shared) assert.deepEqual(merged.params().find((p) => p.name === 'heads/shared/weight')!.shape, [K * 5, D]);
@@ -55,7 +69,15 @@ for (const shared of [{ hidden: 5, dropout: 0.5 }, null]) {
     }
     // The ensemble's probabilities are not any single member's.
     const one = new Graph();
-    const o = buildHeads(one, one.input('features', [N, D]), { ...config, seed: 4, training: false, trainable: false, values, requireValues: true, scope: 'm0' });
+    const o = buildHeads(one, one.input('features', [N, D]), {
+      ...config,
+      seed: 4,
+      training: false,
+      trainable: false,
+      values,
+      requireValues: true,
+      scope: 'm0',
+    });
     one.output(o.lesionProbs!);
     const single = (await probs(one, x))[`${HEAD_TENSORS.lesionProbs}_m0`];
     assert.ok(single.some((v, i) => Math.abs(v - a[HEAD_TENSORS.lesionProbs][i]) > 1e-3));

@@ -9,13 +9,22 @@ import onnxProto from 'onnx-proto';
 import * as ortWeb from 'onnxruntime-web';
 import { GraphSession, OPSET, readMetadata, readModelInputs } from '../../src/graph/index.ts';
 import { CAFFE_PREPROCESSING } from '../../src/image/index.ts';
-import { loadModel, MODEL_FORMAT_VERSION, readParams, saveModel, serializeInference, type ModelToSave } from '../../src/models/modelFile.ts';
+import {
+  loadModel,
+  MODEL_FORMAT_VERSION,
+  readParams,
+  saveModel,
+  serializeInference,
+  type ModelToSave,
+} from '../../src/models/modelFile.ts';
 import { buildNetwork, collectParams, type NetworkSpec } from '../../src/models/network.ts';
 import { DermtlError } from '../../src/util/errors.ts';
 import { Rng } from '../../src/util/rng.ts';
 
 const SPEC: NetworkSpec = {
-  trunk: { depth: 'tiny' }, imageSize: 32, seed: 3,
+  trunk: { depth: 'tiny' },
+  imageSize: 32,
+  seed: 3,
   heads: { lesion: 3, location: 4, shared: { hidden: 12, dropout: 0.3 }, featureDropout: 0.1 },
 };
 const LABELS = { lesion: ['macule', 'papule', 'plaque'], location: ['face', 'trunk', 'arm', 'leg'] };
@@ -26,8 +35,12 @@ function trainedModel(): ModelToSave {
   const r = Rng.seeded(99);
   const trained = new Map(net.graph.params().map((p) => [p.name, p.data.map((v) => v + 0.01 * r.normal())]));
   return {
-    network: SPEC, params: collectParams(net.graph, trained), labels: LABELS, preprocessing: { ...CAFFE_PREPROCESSING, size: 32, resizeShorter: 37 },
-    config: { epochs: 3, lr: 0.001 }, metrics: { mapClass: 0.5 },
+    network: SPEC,
+    params: collectParams(net.graph, trained),
+    labels: LABELS,
+    preprocessing: { ...CAFFE_PREPROCESSING, size: 32, resizeShorter: 37 },
+    config: { epochs: 3, lr: 0.001 },
+    metrics: { mapClass: 0.5 },
   };
 }
 
@@ -59,7 +72,15 @@ const dir = join(root, 'model');
 await saveModel(dir, model);
 
 test('save -> load: seven files, same outputs as the in-memory network to 1e-6 at batch 1 and 3 (dynamic N)', async () => {
-  assert.deepEqual((await readdir(dir)).sort(), ['config.json', 'dermtl.json', 'explain.onnx', 'labels.json', 'metrics.json', 'model.onnx', 'preprocessing.json']);
+  assert.deepEqual((await readdir(dir)).sort(), [
+    'config.json',
+    'dermtl.json',
+    'explain.onnx',
+    'labels.json',
+    'metrics.json',
+    'model.onnx',
+    'preprocessing.json',
+  ]);
   const m = await loadModel(dir, { threads: 1 });
   try {
     assert.deepEqual(m.labels, LABELS);
@@ -76,7 +97,10 @@ test('save -> load: seven files, same outputs as the in-memory network to 1e-6 a
       assert.equal(got.location!.length, n * 4);
       assert.ok(maxDiff(got.lesion!, want.lesion) <= 1e-6, `lesion ${maxDiff(got.lesion!, want.lesion)}`);
       assert.ok(maxDiff(got.location!, want.location) <= 1e-6, `location ${maxDiff(got.location!, want.location)}`);
-      assert.ok(want.location.some((v) => v > 0.3) && want.lesion.some((v) => v < 0.45 || v > 0.55), 'outputs are not trivially uniform');
+      assert.ok(
+        want.location.some((v) => v > 0.3) && want.lesion.some((v) => v < 0.45 || v > 0.55),
+        'outputs are not trivially uniform',
+      );
     }
     // Params come back bit-exact from the initializers (e.g. to continue training).
     const params = m.params();
@@ -90,15 +114,44 @@ test('save -> load: seven files, same outputs as the in-memory network to 1e-6 a
 test('model.onnx alone: opset 17, only standard ops, input image [N,3,32,32], labels/preprocessing/version in metadata_props', async () => {
   const bytes = new Uint8Array(await readFile(join(dir, 'model.onnx')));
   const proto = onnxProto.onnx.ModelProto.decode(bytes);
-  assert.deepEqual(proto.opsetImport.map((o) => [o.domain ?? '', Number(o.version)]), [['', OPSET]]);
+  assert.deepEqual(
+    proto.opsetImport.map((o) => [o.domain ?? '', Number(o.version)]),
+    [['', OPSET]],
+  );
   assert.equal(OPSET, 17);
   const ops = new Set(proto.graph!.node!.map((n) => n.opType));
-  assert.ok([...ops].every((o) => ['Conv', 'Relu', 'Add', 'MaxPool', 'GlobalAveragePool', 'Flatten', 'Gemm', 'Sigmoid', 'Softmax', 'Identity'].includes(o!)), [...ops].join());
+  assert.ok(
+    [...ops].every((o) =>
+      [
+        'Conv',
+        'Relu',
+        'Add',
+        'MaxPool',
+        'GlobalAveragePool',
+        'Flatten',
+        'Gemm',
+        'Sigmoid',
+        'Softmax',
+        'Identity',
+      ].includes(o!),
+    ),
+    [...ops].join(),
+  );
   assert.ok(proto.graph!.node!.every((n) => !n.domain));
   assert.deepEqual(readModelInputs(bytes), [{ name: 'image', shape: [-1, 3, 32, 32], dtype: 'float32' }]);
   assert.equal(proto.graph!.input![0].type!.tensorType!.shape!.dim![0].dimParam, 'N');
-  assert.deepEqual(proto.graph!.output!.map((o) => [o.name, o.type!.tensorType!.shape!.dim![0].dimParam, Number(o.type!.tensorType!.shape!.dim![1].dimValue)]),
-    [['lesion_probs', 'N', 3], ['location_probs', 'N', 4], ['conv5_x', 'N', 64]]);
+  assert.deepEqual(
+    proto.graph!.output!.map((o) => [
+      o.name,
+      o.type!.tensorType!.shape!.dim![0].dimParam,
+      Number(o.type!.tensorType!.shape!.dim![1].dimValue),
+    ]),
+    [
+      ['lesion_probs', 'N', 3],
+      ['location_probs', 'N', 4],
+      ['conv5_x', 'N', 64],
+    ],
+  );
   const meta = readMetadata(bytes);
   assert.equal(meta['dermtl.format'], 'dermtl-model');
   assert.equal(meta['dermtl.format_version'], '1');
@@ -130,10 +183,18 @@ test('model.onnx runs in onnxruntime-web (wasm backend, in Node) with the same o
 test('saving refuses missing params and label counts that do not fit the heads; the old folder survives', async () => {
   const params = new Map(model.params);
   params.delete('res3a_branch1/weight');
-  await assert.rejects(saveModel(dir, { ...model, params }), (e) => e instanceof DermtlError && /res3a_branch1\/weight are missing/.test(e.message));
-  await assert.rejects(saveModel(dir, { ...model, labels: { ...LABELS, location: ['face', 'arm'] } }),
-    (e) => e instanceof DermtlError && /location: 2 names, the network's location head has 4 outputs/.test(e.message));
-  await assert.rejects(saveModel(dir, { ...model, labels: { ...LABELS, lesion: ['a', 'a', 'b'] } }), /lesion: names repeat/);
+  await assert.rejects(
+    saveModel(dir, { ...model, params }),
+    (e) => e instanceof DermtlError && /res3a_branch1\/weight are missing/.test(e.message),
+  );
+  await assert.rejects(
+    saveModel(dir, { ...model, labels: { ...LABELS, location: ['face', 'arm'] } }),
+    (e) => e instanceof DermtlError && /location: 2 names, the network's location head has 4 outputs/.test(e.message),
+  );
+  await assert.rejects(
+    saveModel(dir, { ...model, labels: { ...LABELS, lesion: ['a', 'a', 'b'] } }),
+    /lesion: names repeat/,
+  );
   const m = await loadModel(dir, { session: false });
   assert.deepEqual(m.labels, LABELS);
 });
@@ -145,7 +206,10 @@ test('saving again replaces the folder atomically (no temp folders left)', async
   await saveModel(other, { ...model, metrics: { mapClass: 0.75 } });
   assert.deepEqual((await readdir(other)).includes('stray.txt'), false);
   assert.deepEqual((await loadModel(other, { session: false })).metrics, { mapClass: 0.75 });
-  assert.deepEqual((await readdir(root)).filter((n) => n.startsWith('.tmp-')), []);
+  assert.deepEqual(
+    (await readdir(root)).filter((n) => n.startsWith('.tmp-')),
+    [],
+  );
 });
 
 /** A copy of the saved folder with one change. */
@@ -157,7 +221,8 @@ async function variant(name: string, change: (d: string) => Promise<void>): Prom
 }
 
 test('loading bad folders: clear DermtlErrors naming the folder or file', async () => {
-  const fails = (p: Promise<unknown>, re: RegExp) => assert.rejects(p, (e) => e instanceof DermtlError && re.test(e.message));
+  const fails = (p: Promise<unknown>, re: RegExp) =>
+    assert.rejects(p, (e) => e instanceof DermtlError && re.test(e.message));
   await fails(loadModel(join(root, 'nope')), /nope: no such folder/);
   await fails(loadModel(join(dir, 'model.onnx')), /model\.onnx: not a folder/);
   await fails(loadModel(root), /is not a dermtl model folder \(it has no dermtl\.json\)/);
@@ -166,15 +231,40 @@ test('loading bad folders: clear DermtlErrors naming the folder or file', async 
     await writeFile(join(d, 'dermtl.json'), JSON.stringify({ ...j, version: v }));
   };
   await fails(loadModel(await variant('v2', setVersion(2))), /model format version 2; this dermtl reads version 1/);
-  await fails(loadModel(await variant('nometrics', (d) => rm(join(d, 'metrics.json')))), /incomplete dermtl model folder[\s\S]*metrics\.json: missing/);
-  await fails(loadModel(await variant('badjson', (d) => writeFile(join(d, 'labels.json'), '{"lesion": ['))), /labels\.json: not valid JSON/);
-  await fails(loadModel(await variant('relabel', (d) => writeFile(join(d, 'labels.json'), JSON.stringify({ ...LABELS, lesion: ['a', 'b', 'c'] })))),
-    /model\.onnx: its lesion labels differ from labels\.json/);
-  await fails(loadModel(await variant('fewer', (d) => writeFile(join(d, 'labels.json'), JSON.stringify({ ...LABELS, lesion: ['a'] })))),
-    /labels\.json[\s\S]*lesion: 1 names, the network's lesion head has 3 outputs/);
-  await fails(loadModel(await variant('prep', (d) => writeFile(join(d, 'preprocessing.json'), JSON.stringify({ ...CAFFE_PREPROCESSING, channelOrder: 'HSV' })))),
-    /preprocessing\.json: unexpected content[\s\S]*channelOrder/);
-  await fails(loadModel(await variant('notonnx', (d) => writeFile(join(d, 'model.onnx'), 'hello'))), /model\.onnx: not (a readable ONNX model|written by dermtl)/);
+  await fails(
+    loadModel(await variant('nometrics', (d) => rm(join(d, 'metrics.json')))),
+    /incomplete dermtl model folder[\s\S]*metrics\.json: missing/,
+  );
+  await fails(
+    loadModel(await variant('badjson', (d) => writeFile(join(d, 'labels.json'), '{"lesion": ['))),
+    /labels\.json: not valid JSON/,
+  );
+  await fails(
+    loadModel(
+      await variant('relabel', (d) =>
+        writeFile(join(d, 'labels.json'), JSON.stringify({ ...LABELS, lesion: ['a', 'b', 'c'] })),
+      ),
+    ),
+    /model\.onnx: its lesion labels differ from labels\.json/,
+  );
+  await fails(
+    loadModel(
+      await variant('fewer', (d) => writeFile(join(d, 'labels.json'), JSON.stringify({ ...LABELS, lesion: ['a'] }))),
+    ),
+    /labels\.json[\s\S]*lesion: 1 names, the network's lesion head has 3 outputs/,
+  );
+  await fails(
+    loadModel(
+      await variant('prep', (d) =>
+        writeFile(join(d, 'preprocessing.json'), JSON.stringify({ ...CAFFE_PREPROCESSING, channelOrder: 'HSV' })),
+      ),
+    ),
+    /preprocessing\.json: unexpected content[\s\S]*channelOrder/,
+  );
+  await fails(
+    loadModel(await variant('notonnx', (d) => writeFile(join(d, 'model.onnx'), 'hello'))),
+    /model\.onnx: not (a readable ONNX model|written by dermtl)/,
+  );
 });
 
 test('serializeInference refuses graphs with trainable params or batch-dependent ops', () => {

@@ -31,11 +31,16 @@ test('ResNet-50 on the dermtl engine == Keras ResNet50 in TF.js: softmax within 
     }
     const ours = topK(probs, 5);
     const theirs = topK(want.probs, 5);
-    t.diagnostic(`tfjs ${ref.backend}; max |dp| = ${dp.toExponential(2)}, max |df| / max |f| = ${(df / fmax).toExponential(2)}; ` +
-      `top-5 ${ours.map((c) => `${net.labels[c.index]} ${(c.p * 100).toFixed(2)}%`).join(', ')}`);
+    t.diagnostic(
+      `tfjs ${ref.backend}; max |dp| = ${dp.toExponential(2)}, max |df| / max |f| = ${(df / fmax).toExponential(2)}; ` +
+        `top-5 ${ours.map((c) => `${net.labels[c.index]} ${(c.p * 100).toFixed(2)}%`).join(', ')}`,
+    );
     assert.ok(dp <= 1e-4, `softmax differs by ${dp}`);
     assert.ok(df / fmax <= 1e-4, `features differ by ${df} (max ${fmax})`);
-    assert.deepEqual(ours.map((c) => c.index), theirs.map((c) => c.index));
+    assert.deepEqual(
+      ours.map((c) => c.index),
+      theirs.map((c) => c.index),
+    );
     assert.equal(net.labels[ours[0].index], 'red_fox'); // SOURCE.md: red_fox ~28-29% with this whole-image resize
     assert.ok(Math.abs(probs.reduce((a, b) => a + b, 0) - 1) < 1e-4);
   } finally {

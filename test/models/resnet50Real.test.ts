@@ -25,7 +25,10 @@ test('real weights: 320 arrays, 25,636,712 float32 parameters, Keras shapes', (t
   assert.deepEqual(weights.get('res5c_branch2b/kernel')!.shape, [3, 3, 512, 512]);
   assert.deepEqual(weights.get('bn5c_branch2b/gamma')!.shape, [512]);
   const variance = weights.get('bn_conv1/moving_variance')!.data;
-  assert.ok(variance.every((v) => v > 0), 'BN variances are positive');
+  assert.ok(
+    variance.every((v) => v > 0),
+    'BN variances are positive',
+  );
   for (const w of weights.values()) assert.ok(w.data.every(Number.isFinite));
 });
 
@@ -41,7 +44,10 @@ test('real weights fold: every conv in ONNX layout, spot values match the formul
   const g = (n: string, i: number) => w.get(n)!.data[i];
   const s = g('bn_conv1/gamma', 5) / Math.sqrt(g('bn_conv1/moving_variance', 5) + 1e-3);
   const conv1 = f.convs.get('conv1')!;
-  assert.equal(conv1.weight[((5 * 3 + 2) * 7 + 3) * 7 + 4], Math.fround(g('conv1/kernel', ((3 * 7 + 4) * 3 + 2) * 64 + 5) * s));
+  assert.equal(
+    conv1.weight[((5 * 3 + 2) * 7 + 3) * 7 + 4],
+    Math.fround(g('conv1/kernel', ((3 * 7 + 4) * 3 + 2) * 64 + 5) * s),
+  );
   const b = (g('conv1/bias', 5) - g('bn_conv1/moving_mean', 5)) * s + g('bn_conv1/beta', 5);
   assert.equal(conv1.bias[5], Math.fround(b));
   assert.deepEqual(f.fc1000.shape, [1000, 2048]);

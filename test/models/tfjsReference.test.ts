@@ -9,7 +9,10 @@ import { caffeInputNhwc, loadTfjsReference, nchwToNhwc, topK } from './tfjsRefer
 const EAGLE = new URL('../../../shared/images/imagenet-samples/eagle.jpg', import.meta.url).pathname;
 
 test('tfjs reference: eagle.jpg is bald_eagle (~77-80%), kite second; softmax rows sum to 1', async (t) => {
-  const image = await readFile(EAGLE).then(() => EAGLE, () => null);
+  const image = await readFile(EAGLE).then(
+    () => EAGLE,
+    () => null,
+  );
   if (!image) return t.skip('shared/images/imagenet-samples/eagle.jpg not available');
   let folder: string;
   try {
@@ -25,7 +28,9 @@ test('tfjs reference: eagle.jpg is bald_eagle (~77-80%), kite second; softmax ro
     assert.equal(x.length, 224 * 224 * 3);
     const t0 = performance.now();
     const { probs, features } = ref.predict(x, 1);
-    t.diagnostic(`${ref.backend}: load ${ref.loadSeconds.toFixed(2)} s, forward ${((performance.now() - t0) / 1000).toFixed(2)} s`);
+    t.diagnostic(
+      `${ref.backend}: load ${ref.loadSeconds.toFixed(2)} s, forward ${((performance.now() - t0) / 1000).toFixed(2)} s`,
+    );
     const top = topK(probs, 2);
     assert.equal(labels[top[0].index], 'bald_eagle');
     assert.equal(top[0].index, 22);
@@ -33,7 +38,10 @@ test('tfjs reference: eagle.jpg is bald_eagle (~77-80%), kite second; softmax ro
     assert.equal(labels[top[1].index], 'kite');
     assert.ok(Math.abs(probs.reduce((a, b) => a + b, 0) - 1) < 1e-4);
     assert.equal(features.length, 2048);
-    assert.ok(features.every((v) => v >= 0), 'avg_pool of ReLU outputs is non-negative');
+    assert.ok(
+      features.every((v) => v >= 0),
+      'avg_pool of ReLU outputs is non-negative',
+    );
   } finally {
     ref.dispose();
   }

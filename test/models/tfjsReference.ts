@@ -33,7 +33,10 @@ async function pickBackend(want: 'wasm' | 'cpu' | undefined): Promise<string> {
 }
 
 /** Loads the TF.js layers model in `folder` (model.json + shards) with an in-memory IO handler, no tfjs-node. */
-export async function loadTfjsReference(folder: string, opts: { backend?: 'wasm' | 'cpu' } = {}): Promise<TfjsReference> {
+export async function loadTfjsReference(
+  folder: string,
+  opts: { backend?: 'wasm' | 'cpu' } = {},
+): Promise<TfjsReference> {
   const backend = await pickBackend(opts.backend);
   await tf.ready();
   const t0 = performance.now();
@@ -49,7 +52,10 @@ export async function loadTfjsReference(folder: string, opts: { backend?: 'wasm'
   const model = await tf.loadLayersModel({
     load: async () => ({ modelTopology: mj.modelTopology, weightSpecs, weightData }),
   });
-  const both = tf.model({ inputs: model.inputs, outputs: [model.outputs[0], model.getLayer('avg_pool').output as tf.SymbolicTensor] });
+  const both = tf.model({
+    inputs: model.inputs,
+    outputs: [model.outputs[0], model.getLayer('avg_pool').output as tf.SymbolicTensor],
+  });
   const loadSeconds = (performance.now() - t0) / 1000;
   return {
     backend,

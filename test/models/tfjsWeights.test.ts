@@ -16,7 +16,13 @@ const GROUPS: FakeGroup[] = [
       { name: 'bn/gamma', shape: [4] },
     ],
   },
-  { shardBytes: 1 << 20, weights: [{ name: 'fc/kernel', shape: [5, 3] }, { name: 'scalar', shape: [] }] },
+  {
+    shardBytes: 1 << 20,
+    weights: [
+      { name: 'fc/kernel', shape: [5, 3] },
+      { name: 'scalar', shape: [] },
+    ],
+  },
 ];
 
 async function fakeFolder(): Promise<{ dir: string; expected: Map<string, Float32Array> }> {
@@ -61,7 +67,10 @@ test('a truncated last shard and an over-long shard are both refused', async () 
 test('a missing shard is named', async () => {
   const { dir } = await fakeFolder();
   await rm(join(dir, 'group1-shard3of4.bin'));
-  await assert.rejects(loadTfjsWeights(dir), (e: Error) => e instanceof DermtlError && /group1-shard3of4\.bin: weight shard missing/.test(e.message));
+  await assert.rejects(
+    loadTfjsWeights(dir),
+    (e: Error) => e instanceof DermtlError && /group1-shard3of4\.bin: weight shard missing/.test(e.message),
+  );
   await rm(dir, { recursive: true });
 });
 
@@ -70,17 +79,31 @@ test('corrupted or missing model.json gives a DermtlError naming the file', asyn
   const mj = join(dir, 'model.json');
   const text = await readFile(mj, 'utf8');
   await writeFile(mj, text.slice(0, text.length / 2));
-  await assert.rejects(loadTfjsWeights(dir), (e: Error) => e instanceof DermtlError && /model\.json: not valid JSON/.test(e.message));
+  await assert.rejects(
+    loadTfjsWeights(dir),
+    (e: Error) => e instanceof DermtlError && /model\.json: not valid JSON/.test(e.message),
+  );
   await writeFile(mj, JSON.stringify({ format: 'layers-model' }));
   await assert.rejects(loadTfjsWeights(dir), /model\.json: no "weightsManifest" array/);
   await rm(mj);
-  await assert.rejects(loadTfjsWeights(dir), (e: Error) => e instanceof DermtlError && /model\.json: cannot read .*ENOENT/.test(e.message));
+  await assert.rejects(
+    loadTfjsWeights(dir),
+    (e: Error) => e instanceof DermtlError && /model\.json: cannot read .*ENOENT/.test(e.message),
+  );
   await rm(dir, { recursive: true });
 });
 
 test('non-float32, quantized, duplicate and malformed weight specs are all listed', async () => {
   const dir = await tempDir();
-  await writeFakeTfjs(dir, [{ shardBytes: 1024, weights: [{ name: 'a', shape: [2] }, { name: 'b', shape: [3], dtype: 'int32' }] }]);
+  await writeFakeTfjs(dir, [
+    {
+      shardBytes: 1024,
+      weights: [
+        { name: 'a', shape: [2] },
+        { name: 'b', shape: [3], dtype: 'int32' },
+      ],
+    },
+  ]);
   const mj = join(dir, 'model.json');
   const model = JSON.parse(await readFile(mj, 'utf8'));
   await assert.rejects(loadTfjsWeights(dir), /weight "b": dtype "int32", only float32 is supported/);

@@ -16,7 +16,9 @@ import { fromHalf, toHalf } from '../../src/util/float16.ts';
 import { Rng } from '../../src/util/rng.ts';
 
 const SPEC: NetworkSpec = {
-  trunk: { depth: 'tiny' }, imageSize: 32, seed: 5,
+  trunk: { depth: 'tiny' },
+  imageSize: 32,
+  seed: 5,
   heads: { lesion: 3, location: 4, shared: { hidden: 12, dropout: 0.3 }, featureDropout: 0 },
 };
 const LABELS = { lesion: ['macule', 'papule', 'plaque'], location: ['face', 'trunk', 'arm', 'leg'] };
@@ -25,16 +27,30 @@ const LABELS = { lesion: ['macule', 'papule', 'plaque'], location: ['face', 'tru
 function frozenModel(): ModelToSave {
   const net = buildNetwork(SPEC, { batch: 2, mode: 'train', trainable: 'heads' });
   const r = Rng.seeded(7);
-  const trained = new Map(net.graph.params().filter((p) => p.name.startsWith(HEAD_PREFIX)).map((p) => [p.name, p.data.map((v) => v + 0.05 * r.normal())]));
+  const trained = new Map(
+    net.graph
+      .params()
+      .filter((p) => p.name.startsWith(HEAD_PREFIX))
+      .map((p) => [p.name, p.data.map((v) => v + 0.05 * r.normal())]),
+  );
   return {
-    network: SPEC, params: collectParams(net.graph, trained), labels: LABELS, preprocessing: { ...CAFFE_PREPROCESSING, size: 32, resizeShorter: 36 },
-    config: { mode: 'frozen' }, metrics: {},
+    network: SPEC,
+    params: collectParams(net.graph, trained),
+    labels: LABELS,
+    preprocessing: { ...CAFFE_PREPROCESSING, size: 32, resizeShorter: 36 },
+    config: { mode: 'frozen' },
+    metrics: {},
   };
 }
 
 /** `m` with its head weight matrices rounded to float16 (what heads.onnx stores; biases stay float32). */
 function halfHeads(m: ModelToSave): ModelToSave {
-  const params = new Map([...m.params].map(([k, v]) => [k, k.startsWith(HEAD_PREFIX) && k.endsWith('/weight') ? v.map((x) => fromHalf(toHalf(x))) : v]));
+  const params = new Map(
+    [...m.params].map(([k, v]) => [
+      k,
+      k.startsWith(HEAD_PREFIX) && k.endsWith('/weight') ? v.map((x) => fromHalf(toHalf(x))) : v,
+    ]),
+  );
   return { ...m, params };
 }
 
@@ -48,7 +64,8 @@ await saveModel(full, halfHeads(model));
 
 test('a lean folder holds heads.onnx (float16 weights) and the trunk reference; loadModel rebuilds the full model.onnx byte for byte', async () => {
   const files = await readdir(lean);
-  for (const f of ['config.json', 'dermtl.json', 'heads.onnx', 'labels.json', 'metrics.json', 'preprocessing.json']) assert.ok(files.includes(f), f);
+  for (const f of ['config.json', 'dermtl.json', 'heads.onnx', 'labels.json', 'metrics.json', 'preprocessing.json'])
+    assert.ok(files.includes(f), f);
   assert.ok(!files.includes('model.onnx'));
   assert.ok(!files.includes('explain.onnx'), 'a heads-only folder builds explain.onnx on use');
   const manifest = JSON.parse(await readFile(join(lean, 'dermtl.json'), 'utf8'));
@@ -66,15 +83,26 @@ test('a lean folder holds heads.onnx (float16 weights) and the trunk reference; 
     assert.deepEqual([...a.params().keys()].sort(), [...b.params().keys()].sort());
     const x = Float32Array.from({ length: 2 * 3 * 32 * 32 }, (_, i) => Math.sin(i) * 60);
     assert.deepEqual(await a.predict(x, 2), await b.predict(x, 2));
-    assert.deepEqual(readParams(await a.explainOnnx()), readParams(new Uint8Array(await readFile(join(full, 'explain.onnx')))));
+    assert.deepEqual(
+      readParams(await a.explainOnnx()),
+      readParams(new Uint8Array(await readFile(join(full, 'explain.onnx')))),
+    );
     // against the float32 model: float16 weights move the probabilities by rounding only
     const c = await loadModel(f32, { threads: 1 });
     const [pa, pc] = [await a.predict(x, 2), await c.predict(x, 2)];
     await c.release();
-    for (const k of ['lesion', 'location'] as const) for (let i = 0; i < pa[k]!.length; i++) assert.ok(Math.abs(pa[k]![i] - pc[k]![i]) < 1e-3);
+    for (const k of ['lesion', 'location'] as const)
+      for (let i = 0; i < pa[k]!.length; i++) assert.ok(Math.abs(pa[k]![i] - pc[k]![i]) < 1e-3);
     // a lean model saved again in full has the same params (what dermtl export does)
     const again = join(root, 'again');
-    await saveModel(again, { network: a.network, params: a.params(), labels: a.labels, preprocessing: a.preprocessing, config: a.config, metrics: a.metrics });
+    await saveModel(again, {
+      network: a.network,
+      params: a.params(),
+      labels: a.labels,
+      preprocessing: a.preprocessing,
+      config: a.config,
+      metrics: a.metrics,
+    });
     assert.deepEqual(readParams(new Uint8Array(await readFile(join(again, 'model.onnx')))), b.params());
   } finally {
     await a.release();
@@ -111,10 +139,22 @@ test('a lean folder without heads.onnx, or naming another trunk, is refused with
     return d;
   };
   const noHeads = await copy('noheads', (d) => rm(join(d, HEADS_FILE)));
-  await assert.rejects(loadModel(noHeads), (e: unknown) => e instanceof DermtlError && /incomplete dermtl model folder/.test(e.message) && /heads\.onnx: missing/.test(e.message));
+  await assert.rejects(
+    loadModel(noHeads),
+    (e: unknown) =>
+      e instanceof DermtlError &&
+      /incomplete dermtl model folder/.test(e.message) &&
+      /heads\.onnx: missing/.test(e.message),
+  );
   const other = await copy('other', async (d) => {
     const m = JSON.parse(await readFile(join(d, 'dermtl.json'), 'utf8'));
     await writeFile(join(d, 'dermtl.json'), JSON.stringify({ ...m, trunk: { weights: 'random', seed: 6 } }));
   });
-  await assert.rejects(loadModel(other), (e: unknown) => e instanceof DermtlError && /dermtl\.json: the model's trunk is/.test(e.message) && /dermtl export/.test(e.message));
+  await assert.rejects(
+    loadModel(other),
+    (e: unknown) =>
+      e instanceof DermtlError &&
+      /dermtl\.json: the model's trunk is/.test(e.message) &&
+      /dermtl export/.test(e.message),
+  );
 });

@@ -9,7 +9,12 @@ import { renderVegaLite, svgToPng } from '../../src/report/render.ts';
 
 const bars: TopLevelSpec = {
   title: 'Bars',
-  data: { values: [{ k: 'alpha', v: 3 }, { k: 'beta', v: 5 }] },
+  data: {
+    values: [
+      { k: 'alpha', v: 3 },
+      { k: 'beta', v: 5 },
+    ],
+  },
   mark: 'bar',
   encoding: { x: { field: 'k', type: 'nominal' }, y: { field: 'v', type: 'quantitative' } },
   width: 200,
@@ -35,17 +40,22 @@ test('renders a vega-lite spec to SVG text with its labels, in DejaVu Sans', asy
 test('writes SVG and a PNG at the requested scale, leaving no temp files', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'dermtl-render-'));
   try {
-    const svgFile = join(dir, 'a.svg'), pngFile = join(dir, 'a.png');
+    const svgFile = join(dir, 'a.svg'),
+      pngFile = join(dir, 'a.png');
     const { svg } = await renderVegaLite(bars, { svg: svgFile, png: pngFile, scale: 3 });
     assert.equal(await readFile(svgFile, 'utf8'), svg);
     const [w, h] = svgSize(svg);
     const meta = await sharp(pngFile).metadata();
     assert.equal(meta.format, 'png');
-    assert.ok(Math.abs(meta.width! - 3 * w) <= 1 && Math.abs(meta.height! - 3 * h) <= 1, `${meta.width}x${meta.height} vs ${w}x${h}`);
+    assert.ok(
+      Math.abs(meta.width! - 3 * w) <= 1 && Math.abs(meta.height! - 3 * h) <= 1,
+      `${meta.width}x${meta.height} vs ${w}x${h}`,
+    );
     // the bars are drawn: some pixels are the default vega-lite blue (#4c78a8), the background is white
     const { data, info } = await sharp(pngFile).raw().toBuffer({ resolveWithObject: true });
     let blue = 0;
-    for (let i = 0; i < data.length; i += info.channels) if (Math.abs(data[i] - 0x4c) < 8 && Math.abs(data[i + 2] - 0xa8) < 8) blue++;
+    for (let i = 0; i < data.length; i += info.channels)
+      if (Math.abs(data[i] - 0x4c) < 8 && Math.abs(data[i + 2] - 0xa8) < 8) blue++;
     assert.ok(blue > 1000, `blue pixels ${blue}`);
     assert.deepEqual(data.subarray(0, 3), Buffer.from([255, 255, 255]));
     assert.deepEqual((await readdir(dir)).sort(), ['a.png', 'a.svg']);

@@ -39,13 +39,22 @@ test('centre crop: every label, the model probabilities to 6 significant digits,
   assert.deepEqual(p.lesions.map((s) => s.label).sort(), [...TINY_LABELS.lesion].sort());
   assert.deepEqual(p.location.map((s) => s.label).sort(), [...TINY_LABELS.location].sort());
   const lesion = asMap(p.lesions);
-  TINY_LABELS.lesion.forEach((l, i) => assert.ok(Math.abs(lesion.get(l)! - want.lesion[i]) <= 5e-6 * want.lesion[i], l));
+  TINY_LABELS.lesion.forEach((l, i) =>
+    assert.ok(Math.abs(lesion.get(l)! - want.lesion[i]) <= 5e-6 * want.lesion[i], l),
+  );
   const location = asMap(p.location);
-  TINY_LABELS.location.forEach((l, i) => assert.ok(Math.abs(location.get(l)! - want.location[i]) <= 5e-6 * want.location[i], l));
-  for (const list of [p.lesions, p.location]) for (let i = 1; i < list.length; i++) assert.ok(list[i - 1].p >= list[i].p);
+  TINY_LABELS.location.forEach((l, i) =>
+    assert.ok(Math.abs(location.get(l)! - want.location[i]) <= 5e-6 * want.location[i], l),
+  );
+  for (const list of [p.lesions, p.location])
+    for (let i = 1; i < list.length; i++) assert.ok(list[i - 1].p >= list[i].p);
   assert.ok(Math.abs(p.location.reduce((s, x) => s + x.p, 0) - 1) < 1e-5, 'location is a softmax');
-  assert.ok(p.lesions.some((s) => s.p > 0.05 && s.p < 0.95), 'probabilities are not saturated');
-  for (const k of ['decodeMs', 'inferenceMs', 'totalMs'] as const) assert.ok(p.timing[k] >= 0 && Number.isFinite(p.timing[k]), k);
+  assert.ok(
+    p.lesions.some((s) => s.p > 0.05 && s.p < 0.95),
+    'probabilities are not saturated',
+  );
+  for (const k of ['decodeMs', 'inferenceMs', 'totalMs'] as const)
+    assert.ok(p.timing[k] >= 0 && Number.isFinite(p.timing[k]), k);
   assert.ok(p.timing.totalMs >= p.timing.decodeMs);
 });
 
@@ -55,13 +64,26 @@ test('10crop is the mean over the ten views (and differs from the centre crop); 
   assert.equal(p.tta, '10crop');
   assert.equal(p.lesions.length, 2);
   assert.equal(p.location.length, 2);
-  const best = (probs: number[], labels: string[]) => labels.map((label, i) => ({ label, p: probs[i] })).sort((a, b) => b.p - a.p).slice(0, 2);
+  const best = (probs: number[], labels: string[]) =>
+    labels
+      .map((label, i) => ({ label, p: probs[i] }))
+      .sort((a, b) => b.p - a.p)
+      .slice(0, 2);
   const lesionWant = best(want.lesion, TINY_LABELS.lesion);
-  assert.deepEqual(p.lesions.map((s) => s.label), lesionWant.map((s) => s.label));
+  assert.deepEqual(
+    p.lesions.map((s) => s.label),
+    lesionWant.map((s) => s.label),
+  );
   p.lesions.forEach((s, i) => assert.ok(Math.abs(s.p - lesionWant[i].p) <= 5e-6 * lesionWant[i].p));
-  assert.deepEqual(p.location.map((s) => s.label), best(want.location, TINY_LABELS.location).map((s) => s.label));
+  assert.deepEqual(
+    p.location.map((s) => s.label),
+    best(want.location, TINY_LABELS.location).map((s) => s.label),
+  );
   const centre = await model.predict(jpeg, { top: 2 });
-  assert.notDeepEqual(centre.lesions.map((s) => s.p), p.lesions.map((s) => s.p));
+  assert.notDeepEqual(
+    centre.lesions.map((s) => s.p),
+    p.lesions.map((s) => s.p),
+  );
 });
 
 test('a path, the model.onnx path and the bytes give the same answer; PNG and WebP work', async () => {
@@ -89,14 +111,38 @@ test('a path, the model.onnx path and the bytes give the same answer; PNG and We
 });
 
 test('bad options and bad images are DermtlErrors naming the problem', async () => {
-  await assert.rejects(model.predict(jpeg, { tta: 'five' as never }), (e: Error) => e instanceof DermtlError && /unknown tta 'five'/.test(e.message));
-  await assert.rejects(model.predict(jpeg, { top: 0 }), (e: Error) => e instanceof DermtlError && /top must be a whole number >= 1, got 0/.test(e.message));
-  await assert.rejects(model.predict(jpeg.subarray(0, 300), { name: 'cut.jpg' }), (e: Error) => e instanceof DermtlError && /^cut\.jpg: /.test(e.message));
-  await assert.rejects(model.predict(Buffer.from('not an image at all')), (e: Error) => e instanceof DermtlError && /not a readable image/.test(e.message));
-  await assert.rejects(model.predict(hugePngHeader(30000, 30000)), (e: Error) => e instanceof DermtlError && /30000x30000.*more than the limit/.test(e.message));
-  await assert.rejects(model.predict(jpeg, { maxPixels: 1000 }), (e: Error) => e instanceof DermtlError && /64x48.*limit of 1000 pixels/.test(e.message));
-  await assert.rejects(model.predict('/no/such/image.jpg'), (e: Error) => e instanceof DermtlError && /image file not found/.test(e.message));
-  await assert.rejects(loadModel(join(dirname(dir), 'nothing-here')), (e: Error) => e instanceof DermtlError && /no such folder/.test(e.message));
+  await assert.rejects(
+    model.predict(jpeg, { tta: 'five' as never }),
+    (e: Error) => e instanceof DermtlError && /unknown tta 'five'/.test(e.message),
+  );
+  await assert.rejects(
+    model.predict(jpeg, { top: 0 }),
+    (e: Error) => e instanceof DermtlError && /top must be a whole number >= 1, got 0/.test(e.message),
+  );
+  await assert.rejects(
+    model.predict(jpeg.subarray(0, 300), { name: 'cut.jpg' }),
+    (e: Error) => e instanceof DermtlError && /^cut\.jpg: /.test(e.message),
+  );
+  await assert.rejects(
+    model.predict(Buffer.from('not an image at all')),
+    (e: Error) => e instanceof DermtlError && /not a readable image/.test(e.message),
+  );
+  await assert.rejects(
+    model.predict(hugePngHeader(30000, 30000)),
+    (e: Error) => e instanceof DermtlError && /30000x30000.*more than the limit/.test(e.message),
+  );
+  await assert.rejects(
+    model.predict(jpeg, { maxPixels: 1000 }),
+    (e: Error) => e instanceof DermtlError && /64x48.*limit of 1000 pixels/.test(e.message),
+  );
+  await assert.rejects(
+    model.predict('/no/such/image.jpg'),
+    (e: Error) => e instanceof DermtlError && /image file not found/.test(e.message),
+  );
+  await assert.rejects(
+    loadModel(join(dirname(dir), 'nothing-here')),
+    (e: Error) => e instanceof DermtlError && /no such folder/.test(e.message),
+  );
 });
 
 test('concurrent predictions all complete, and dispose waits for them; predict afterwards fails', async () => {
@@ -107,12 +153,17 @@ test('concurrent predictions all complete, and dispose waits for them; predict a
   const results = await Promise.allSettled(running);
   await disposed;
   // Those already decoding when dispose was called may still run or be refused, but none may crash.
-  for (const r of results) if (r.status === 'rejected') assert.ok(r.reason instanceof DermtlError && /disposed/.test(r.reason.message));
+  for (const r of results)
+    if (r.status === 'rejected') assert.ok(r.reason instanceof DermtlError && /disposed/.test(r.reason.message));
   await assert.rejects(m.predict(jpeg), /disposed/);
 });
 
 test('rankLabels: ties keep label order, 6 significant digits; meanOverViews averages rows', () => {
-  assert.deepEqual(rankLabels(['a', 'b', 'c'], [0.25, 0.5, 0.25]), [{ label: 'b', p: 0.5 }, { label: 'a', p: 0.25 }, { label: 'c', p: 0.25 }]);
+  assert.deepEqual(rankLabels(['a', 'b', 'c'], [0.25, 0.5, 0.25]), [
+    { label: 'b', p: 0.5 },
+    { label: 'a', p: 0.25 },
+    { label: 'c', p: 0.25 },
+  ]);
   assert.deepEqual(rankLabels(['a', 'b'], [1 / 3, 2e-9], 1), [{ label: 'a', p: 0.333333 }]);
   assert.deepEqual(Array.from(meanOverViews(Float32Array.from([0.5, 0.25, 0.25, 0.75]), 2)), [0.375, 0.5]);
 });

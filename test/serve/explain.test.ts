@@ -22,32 +22,61 @@ test.after(async () => {
 const jpeg = await rampImage('jpeg', 64, 48, 1);
 
 test('POST /api/explain: the prediction and the maps of every label, equal to the library call', async () => {
-  const res = await fetch(`${url}/api/explain?tta=10crop&top=2`, { method: 'POST', body: jpeg as BodyInit, headers: { 'content-type': 'image/jpeg' } });
+  const res = await fetch(`${url}/api/explain?tta=10crop&top=2`, {
+    method: 'POST',
+    body: jpeg as BodyInit,
+    headers: { 'content-type': 'image/jpeg' },
+  });
   assert.equal(res.status, 200);
   const body = (await res.json()) as any;
   const want = await model.predict(jpeg, { tta: '10crop', top: 2, explain: true });
   assert.deepEqual(body.lesions, want.lesions);
   assert.equal(body.tta, '10crop');
   assert.equal(body.explanation.method, 'grad-cam');
-  assert.deepEqual(body.explanation.lesions.map((m: any) => m.label), TINY_LABELS.lesion, 'every label, not only the top 2');
-  assert.deepEqual(body.explanation.location.map((m: any) => m.map), want.explanation!.location.map((m) => m.map));
+  assert.deepEqual(
+    body.explanation.lesions.map((m: any) => m.label),
+    TINY_LABELS.lesion,
+    'every label, not only the top 2',
+  );
+  assert.deepEqual(
+    body.explanation.location.map((m: any) => m.map),
+    want.explanation!.location.map((m) => m.map),
+  );
   assert.deepEqual(body.explanation.view, want.explanation!.view);
   // /api/predict stays as it was: no maps
-  const plain = (await (await fetch(`${url}/api/predict`, { method: 'POST', body: jpeg as BodyInit, headers: { 'content-type': 'image/jpeg' } })).json()) as any;
+  const plain = (await (
+    await fetch(`${url}/api/predict`, {
+      method: 'POST',
+      body: jpeg as BodyInit,
+      headers: { 'content-type': 'image/jpeg' },
+    })
+  ).json()) as any;
   assert.equal(plain.explanation, undefined);
 });
 
 test('POST /api/explain: bad input gets the same JSON errors as /api/predict', async () => {
-  const text = await fetch(`${url}/api/explain`, { method: 'POST', body: 'hello', headers: { 'content-type': 'text/plain' } });
+  const text = await fetch(`${url}/api/explain`, {
+    method: 'POST',
+    body: 'hello',
+    headers: { 'content-type': 'text/plain' },
+  });
   assert.equal(text.status, 415);
-  const broken = await fetch(`${url}/api/explain`, { method: 'POST', body: jpeg.subarray(0, 300) as BodyInit, headers: { 'content-type': 'image/jpeg' } });
+  const broken = await fetch(`${url}/api/explain`, {
+    method: 'POST',
+    body: jpeg.subarray(0, 300) as BodyInit,
+    headers: { 'content-type': 'image/jpeg' },
+  });
   assert.equal(broken.status, 422);
   assert.equal(((await broken.json()) as any).error.code.length > 0, true);
-  const query = await fetch(`${url}/api/explain?tta=5crop`, { method: 'POST', body: jpeg as BodyInit, headers: { 'content-type': 'image/jpeg' } });
+  const query = await fetch(`${url}/api/explain?tta=5crop`, {
+    method: 'POST',
+    body: jpeg as BodyInit,
+    headers: { 'content-type': 'image/jpeg' },
+  });
   assert.equal(query.status, 400);
 });
 
-test('GET /explain.onnx: the model folder\'s explain.onnx with an ETag (304 when unchanged); documented in OpenAPI', async () => {
+test("GET /explain.onnx: the model folder's explain.onnx with an ETag (304 when unchanged); documented in OpenAPI", async () => {
   const res = await fetch(`${url}/explain.onnx`);
   assert.equal(res.status, 200);
   const bytes = new Uint8Array(await res.arrayBuffer());

@@ -15,15 +15,24 @@ export interface FusionModel {
 
 let trained: Promise<FusionModel> | null = null;
 
-export const FUSION_CONFIG = { fusion: { enabled: true }, frozen: { epochs: 6, views: 3, lr: 0.01, members: 1, shared: { hidden: 32, dropout: 0.5 } } };
+export const FUSION_CONFIG = {
+  fusion: { enabled: true },
+  frozen: { epochs: 6, views: 3, lr: 0.01, members: 1, shared: { hidden: 32, dropout: 0.5 } },
+};
 
 export function fusionModel(): Promise<FusionModel> {
   trained ??= (async () => {
     const demo = await demoSet();
     const run = join(await tempDir('dermtl-fusion-'), 'run');
     const r = await trainRun({
-      manifest: demo.manifest, out: run, task: 'mtl', folds: demo.folds, fold: 0,
-      config: tinyConfig(join(demo.root, 'cache'), FUSION_CONFIG), progress: false, log: () => {},
+      manifest: demo.manifest,
+      out: run,
+      task: 'mtl',
+      folds: demo.folds,
+      fold: 0,
+      config: tinyConfig(join(demo.root, 'cache'), FUSION_CONFIG),
+      progress: false,
+      log: () => {},
     });
     if (r.status !== 'done') throw new Error(`fusion training ended ${r.status}`);
     return { demo, run, model: join(run, 'model') };

@@ -8,7 +8,9 @@ import { saveModel } from '../../src/models/modelFile.ts';
 import { buildNetwork, collectParams, type NetworkSpec } from '../../src/models/network.ts';
 
 export const TINY_SPEC: NetworkSpec = {
-  trunk: { depth: 'tiny' }, imageSize: 32, seed: 3,
+  trunk: { depth: 'tiny' },
+  imageSize: 32,
+  seed: 3,
   heads: { lesion: 3, location: 4, shared: { hidden: 12, dropout: 0.3 }, featureDropout: 0.1 },
 };
 export const TINY_LABELS = { lesion: ['macule', 'papule', 'plaque'], location: ['face', 'trunk', 'arm', 'leg'] };
@@ -23,8 +25,12 @@ export async function tinyModelDir(root?: string): Promise<string> {
   const net = buildNetwork(TINY_SPEC, { batch: 1, mode: 'train' });
   const dir = join(base, 'model');
   await saveModel(dir, {
-    network: TINY_SPEC, params: collectParams(net.graph), labels: TINY_LABELS, preprocessing: TINY_PREP,
-    config: { epochs: 1 }, metrics: { mapClass: 0.42, top1: 0.5 },
+    network: TINY_SPEC,
+    params: collectParams(net.graph),
+    labels: TINY_LABELS,
+    preprocessing: TINY_PREP,
+    config: { epochs: 1 },
+    metrics: { mapClass: 0.42, top1: 0.5 },
   });
   return dir;
 }
@@ -41,7 +47,9 @@ export async function rampImage(format: 'jpeg' | 'png' | 'webp', w = 64, h = 48,
     }
   }
   const img = sharp(data, { raw: { width: w, height: h, channels: 3 } });
-  return (format === 'jpeg' ? img.jpeg({ quality: 90 }) : format === 'png' ? img.png() : img.webp({ lossless: true })).toBuffer();
+  return (
+    format === 'jpeg' ? img.jpeg({ quality: 90 }) : format === 'png' ? img.png() : img.webp({ lossless: true })
+  ).toBuffer();
 }
 
 // A valid PNG header claiming w x h pixels with a tiny body: the image tests' decompression bomb.

@@ -12,14 +12,23 @@ import { rampImage, tinyModelDir } from './helpers.ts';
 const root = await mkdtemp(join(tmpdir(), 'dermtl-lean-serve-'));
 test.after(() => rm(root, { recursive: true, force: true }));
 
-test('loadModel on a heads-only folder: onnxPath null, the whole model\'s bytes, the same predictions as the exported folder', async () => {
+test("loadModel on a heads-only folder: onnxPath null, the whole model's bytes, the same predictions as the exported folder", async () => {
   // the tiny model's trunk is its seeded init, so its heads can be stored alone
   const whole = await loadModelFolder(await tinyModelDir(root), { session: false });
   const lean = join(root, 'lean');
-  await saveModel(lean, { network: whole.network, params: whole.params(), labels: whole.labels, preprocessing: whole.preprocessing }, { trunk: 'reference' });
+  await saveModel(
+    lean,
+    { network: whole.network, params: whole.params(), labels: whole.labels, preprocessing: whole.preprocessing },
+    { trunk: 'reference' },
+  );
   const exported = join(root, 'exported');
   const leanLoaded = await loadModelFolder(lean, { session: false });
-  await saveModel(exported, { network: leanLoaded.network, params: leanLoaded.params(), labels: leanLoaded.labels, preprocessing: leanLoaded.preprocessing });
+  await saveModel(exported, {
+    network: leanLoaded.network,
+    params: leanLoaded.params(),
+    labels: leanLoaded.labels,
+    preprocessing: leanLoaded.preprocessing,
+  });
   const image = await rampImage('jpeg');
   const a = await loadModel(lean, { threads: 1 });
   const b = await loadModel(join(lean, 'heads.onnx'), { threads: 1 });

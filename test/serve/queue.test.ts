@@ -24,7 +24,10 @@ test('runs at most `concurrency` jobs, queues `maxWaiting`, refuses the next wit
   assert.equal(q.running, 2);
   assert.equal(q.waiting, 1);
   assert.equal(q.full, true);
-  await assert.rejects(q.run(async () => 'd'), (e: Error) => e instanceof QueueFullError && e.retryAfterS >= 1);
+  await assert.rejects(
+    q.run(async () => 'd'),
+    (e: Error) => e instanceof QueueFullError && e.retryAfterS >= 1,
+  );
   a.release();
   assert.equal(await pa, 'a');
   await tick();
@@ -48,12 +51,25 @@ test('a waiting job whose signal aborts leaves the queue and never runs; a faili
   await tick();
   assert.equal(q.waiting, 1);
   ac.abort(new Error('timeout'));
-  await assert.rejects(pb, (e: Error) => e instanceof JobAbortedError && !e.started && (e.reason as Error).message === 'timeout');
+  await assert.rejects(
+    pb,
+    (e: Error) => e instanceof JobAbortedError && !e.started && (e.reason as Error).message === 'timeout',
+  );
   assert.equal(q.waiting, 0);
   a.release();
   await pa;
-  await assert.rejects(q.run(() => { throw new Error('sync throw'); }), /sync throw/);
-  await assert.rejects(q.run(async () => { throw new Error('async throw'); }), /async throw/);
+  await assert.rejects(
+    q.run(() => {
+      throw new Error('sync throw');
+    }),
+    /sync throw/,
+  );
+  await assert.rejects(
+    q.run(async () => {
+      throw new Error('async throw');
+    }),
+    /async throw/,
+  );
   assert.equal(await q.run(async () => 'still works'), 'still works');
   assert.deepEqual(log, ['start a']);
   assert.equal(q.running, 0);
@@ -69,7 +85,10 @@ test('a running job whose signal aborts: the caller is answered at once, the slo
   ac.abort();
   await assert.rejects(pa, (e: Error) => e instanceof JobAbortedError && e.started);
   assert.equal(q.running, 1, 'an onnxruntime run cannot be cut short: its slot stays taken');
-  await assert.rejects(q.run(async () => 'x'), QueueFullError);
+  await assert.rejects(
+    q.run(async () => 'x'),
+    QueueFullError,
+  );
   let idle = false;
   const waitIdle = q.idle().then(() => (idle = true));
   await tick();

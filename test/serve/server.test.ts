@@ -35,15 +35,27 @@ async function start(opts: Partial<ServerOptions> = {}): Promise<Running> {
 }
 
 async function postImage(url: string, body: Uint8Array | string, type = 'image/jpeg', query = '') {
-  const res = await fetch(`${url}/api/predict${query}`, { method: 'POST', body: body as BodyInit, headers: { 'content-type': type } });
+  const res = await fetch(`${url}/api/predict${query}`, {
+    method: 'POST',
+    body: body as BodyInit,
+    headers: { 'content-type': type },
+  });
   return { status: res.status, headers: res.headers, json: (await res.json()) as any };
 }
 
 /** multipart/form-data with one file part (field name and file name exactly as given, not escaped). */
-function multipart(field: string, filename: string, data: Uint8Array, type = 'image/jpeg'): { body: Buffer; type: string } {
+function multipart(
+  field: string,
+  filename: string,
+  data: Uint8Array,
+  type = 'image/jpeg',
+): { body: Buffer; type: string } {
   const boundary = '----dermtltest7d1f';
   const head = `--${boundary}\r\nContent-Disposition: form-data; name="${field}"; filename="${filename}"\r\nContent-Type: ${type}\r\n\r\n`;
-  return { body: Buffer.concat([Buffer.from(head), data, Buffer.from(`\r\n--${boundary}--\r\n`)]), type: `multipart/form-data; boundary=${boundary}` };
+  return {
+    body: Buffer.concat([Buffer.from(head), data, Buffer.from(`\r\n--${boundary}--\r\n`)]),
+    type: `multipart/form-data; boundary=${boundary}`,
+  };
 }
 
 /** A request written byte for byte on a socket (no client-side URL normalisation), the whole answer read back. */
@@ -62,7 +74,13 @@ function rawRequest(port: number, text: string): Promise<{ status: number; head:
 }
 
 /** A big body with node:http (fetch hides the early 413 behind an upload error). */
-function postBig(port: number, size: number, chunked: boolean, type = 'image/jpeg', body?: Buffer): Promise<{ status?: number; json?: any; error?: string }> {
+function postBig(
+  port: number,
+  size: number,
+  chunked: boolean,
+  type = 'image/jpeg',
+  body?: Buffer,
+): Promise<{ status?: number; json?: any; error?: string }> {
   return new Promise((resolve) => {
     const data = body ?? Buffer.alloc(size, 0xab);
     const headers: Record<string, string> = { 'content-type': type };
@@ -90,7 +108,12 @@ function assertJsonError(json: any, code: string, message?: RegExp): void {
 test('good JPEG, PNG and WebP (raw body and multipart field image): the same answer as model.predict', async () => {
   const s = await start();
   try {
-    for (const [img, type] of [[jpeg, 'image/jpeg'], [png, 'image/png'], [webp, 'image/webp'], [jpeg, 'application/octet-stream']] as const) {
+    for (const [img, type] of [
+      [jpeg, 'image/jpeg'],
+      [png, 'image/png'],
+      [webp, 'image/webp'],
+      [jpeg, 'application/octet-stream'],
+    ] as const) {
       const r = await postImage(s.url, img, type);
       assert.equal(r.status, 200, JSON.stringify(r.json));
       const want = await model.predict(img, { top: 5 });
@@ -119,12 +142,19 @@ test('good JPEG, PNG and WebP (raw body and multipart field image): the same ans
 test('bad inputs get JSON errors: truncated JPEG, text named .jpg, empty body, wrong type, bad query', async () => {
   const s = await start();
   try {
-    assertJsonError((await postImage(s.url, jpeg.subarray(0, Math.floor(jpeg.length / 2)))).json, 'bad_image', /truncated or corrupt/);
+    assertJsonError(
+      (await postImage(s.url, jpeg.subarray(0, Math.floor(jpeg.length / 2)))).json,
+      'bad_image',
+      /truncated or corrupt/,
+    );
     const text = multipart('image', 'notes.jpg', Buffer.from('Dear diary, this is not a JPEG.\n'.repeat(20)));
     const rt = await postImage(s.url, text.body, text.type);
     assert.equal(rt.status, 422);
     assertJsonError(rt.json, 'bad_image', /^notes\.jpg: not a readable image/);
-    for (const [body, type] of [[Buffer.alloc(0), 'image/jpeg'], [Buffer.alloc(0), 'image/png']] as const) {
+    for (const [body, type] of [
+      [Buffer.alloc(0), 'image/jpeg'],
+      [Buffer.alloc(0), 'image/png'],
+    ] as const) {
       const r = await postImage(s.url, body, type);
       assert.equal(r.status, 400);
       assertJsonError(r.json, 'empty_body', /no image in the request/);
@@ -135,7 +165,11 @@ test('bad inputs get JSON errors: truncated JPEG, text named .jpg, empty body, w
     const emptyFile = multipart('image', 'a.jpg', Buffer.alloc(0));
     assertJsonError((await postImage(s.url, emptyFile.body, emptyFile.type)).json, 'empty_body');
     const otherField = multipart('photo', 'a.jpg', jpeg);
-    assertJsonError((await postImage(s.url, otherField.body, otherField.type)).json, 'bad_request', /field 'photo'.*field 'image'/);
+    assertJsonError(
+      (await postImage(s.url, otherField.body, otherField.type)).json,
+      'bad_request',
+      /field 'photo'.*field 'image'/,
+    );
     const json = await postImage(s.url, '{"image": "x"}', 'application/json');
     assert.equal(json.status, 415);
     assertJsonError(json.json, 'unsupported_media_type', /image\/jpeg/);
@@ -190,11 +224,18 @@ test('a PNG header claiming 30000x30000 is refused from its header (422), withou
     assert.ok(huge.length < 200);
     const r = await postImage(s.url, huge, 'image/png');
     assert.equal(r.status, 422);
-    assertJsonError(r.json, 'image_too_large', /30000x30000 \(900\.0 megapixels\), more than the limit of 50000000 pixels/);
+    assertJsonError(
+      r.json,
+      'image_too_large',
+      /30000x30000 \(900\.0 megapixels\), more than the limit of 50000000 pixels/,
+    );
     const m = multipart('image', 'huge.png', huge, 'image/png');
     assertJsonError((await postImage(s.url, m.body, m.type)).json, 'image_too_large');
     // Decoding it would need 2.7 GB; refusing it costs next to nothing.
-    assert.ok(process.memoryUsage.rss() - before < 100e6, `RSS grew by ${(process.memoryUsage.rss() - before) / 1e6} MB`);
+    assert.ok(
+      process.memoryUsage.rss() - before < 100e6,
+      `RSS grew by ${(process.memoryUsage.rss() - before) / 1e6} MB`,
+    );
   } finally {
     await s.app.close();
   }
@@ -208,14 +249,28 @@ test('a PNG header claiming 30000x30000 is refused from its header (422), withou
 });
 
 test('path traversal: no URL and no multipart file name reaches the file system', async () => {
-  const pages = new Map([['/', { body: '<!doctype html><p>page</p>', type: 'text/html; charset=utf-8' }], ['/app.js', { body: 'console.log(1)', type: 'text/javascript' }]]);
+  const pages = new Map([
+    ['/', { body: '<!doctype html><p>page</p>', type: 'text/html; charset=utf-8' }],
+    ['/app.js', { body: 'console.log(1)', type: 'text/javascript' }],
+  ]);
   const s = await start({ web: async () => pages });
   try {
     const paths = [
-      '/../../etc/passwd', '/%2e%2e/%2e%2e/etc/passwd', '/..%2f..%2f..%2fetc%2fpasswd', '/%2e%2e%2f%2e%2e%2fetc%2fpasswd',
-      '/model.onnx/../../../etc/passwd', '/api/../../../../etc/passwd', '//etc/passwd', '/app.js/..%5c..%5c..%5cetc%5cpasswd',
-      '/..\\..\\etc\\passwd', '/static/../../../../../../etc/passwd', '/etc/passwd', `/${'..%2f'.repeat(12)}etc/passwd`,
-      '/%zz/../etc/passwd', '/%00/etc/passwd', '/model.onnx%00.txt',
+      '/../../etc/passwd',
+      '/%2e%2e/%2e%2e/etc/passwd',
+      '/..%2f..%2f..%2fetc%2fpasswd',
+      '/%2e%2e%2f%2e%2e%2fetc%2fpasswd',
+      '/model.onnx/../../../etc/passwd',
+      '/api/../../../../etc/passwd',
+      '//etc/passwd',
+      '/app.js/..%5c..%5c..%5cetc%5cpasswd',
+      '/..\\..\\etc\\passwd',
+      '/static/../../../../../../etc/passwd',
+      '/etc/passwd',
+      `/${'..%2f'.repeat(12)}etc/passwd`,
+      '/%zz/../etc/passwd',
+      '/%00/etc/passwd',
+      '/model.onnx%00.txt',
     ];
     for (const p of paths) {
       const r = await rawRequest(s.port, `GET ${p} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n`);
@@ -232,12 +287,21 @@ test('path traversal: no URL and no multipart file name reaches the file system'
     assert.equal(await page.text(), '<!doctype html><p>page</p>');
     assert.equal(await (await fetch(`${s.url}/app.js?v=3`)).text(), 'console.log(1)');
     // A multipart file name is only echoed, reduced to its last component.
-    for (const [name, shown] of [['../../x', 'x'], ['..\\..\\windows\\x.jpg', 'x.jpg'], ['/etc/passwd', 'passwd'], ['../..', null]] as const) {
+    for (const [name, shown] of [
+      ['../../x', 'x'],
+      ['..\\..\\windows\\x.jpg', 'x.jpg'],
+      ['/etc/passwd', 'passwd'],
+      ['../..', null],
+    ] as const) {
       const m = multipart('image', name, jpeg);
       const r = await postImage(s.url, m.body, m.type);
       assert.equal(r.status, 200, JSON.stringify(r.json));
       assert.equal(r.json.image, shown);
-      assert.deepEqual(r.json.lesions, (await model.predict(jpeg, { top: 5 })).lesions, 'the uploaded bytes were predicted, not a file');
+      assert.deepEqual(
+        r.json.lesions,
+        (await model.predict(jpeg, { top: 5 })).lesions,
+        'the uploaded bytes were predicted, not a file',
+      );
     }
     const bad = multipart('image', '../../../../etc/passwd', Buffer.from('hello'));
     const rb = await postImage(s.url, bad.body, bad.type);
@@ -272,7 +336,10 @@ test('GET /model.onnx (bytes, type, ETag, 304), /api/model, /healthz, /api/opena
     assert.equal(info.preprocessing.resizeShorter, 37);
     assert.deepEqual(info.preprocessing.mean, [103.939, 116.779, 123.68]);
     assert.deepEqual(info.onnx, { url: '/model.onnx', bytes: model.onnx.byteLength, sha256: etag.slice(1, -1) });
-    assert.deepEqual(info.outputs.map((o: any) => o.name), ['lesion_probs', 'location_probs']);
+    assert.deepEqual(
+      info.outputs.map((o: any) => o.name),
+      ['lesion_probs', 'location_probs'],
+    );
     assert.deepEqual(info.tta, ['center', '10crop']);
     assert.equal(info.takesSite, false);
 
@@ -283,12 +350,41 @@ test('GET /model.onnx (bytes, type, ETag, 304), /api/model, /healthz, /api/opena
 
     const doc = (await (await fetch(`${s.url}/api/openapi.json`)).json()) as any;
     assert.match(doc.openapi, /^3\.0\./);
-    assert.deepEqual(Object.keys(doc.paths).sort(), ['/api/explain', '/api/model', '/api/openapi.json', '/api/predict', '/explain.onnx', '/healthz', '/model.onnx']);
+    assert.deepEqual(Object.keys(doc.paths).sort(), [
+      '/api/explain',
+      '/api/model',
+      '/api/openapi.json',
+      '/api/predict',
+      '/explain.onnx',
+      '/healthz',
+      '/model.onnx',
+    ]);
     const params = doc.paths['/api/predict'].post.parameters;
-    assert.deepEqual(params.map((p: any) => [p.name, p.in]), [['tta', 'query'], ['top', 'query'], ['location', 'query']]);
+    assert.deepEqual(
+      params.map((p: any) => [p.name, p.in]),
+      [
+        ['tta', 'query'],
+        ['top', 'query'],
+        ['location', 'query'],
+      ],
+    );
     assert.deepEqual(params[0].schema.enum, ['center', '10crop']);
-    assert.deepEqual(Object.keys(doc.paths['/api/predict'].post.requestBody.content), ['image/jpeg', 'image/png', 'image/webp', 'application/octet-stream', 'multipart/form-data']);
-    assert.deepEqual(Object.keys(doc.paths['/api/predict'].post.responses), ['200', '400', '413', '415', '422', '503', '504']);
+    assert.deepEqual(Object.keys(doc.paths['/api/predict'].post.requestBody.content), [
+      'image/jpeg',
+      'image/png',
+      'image/webp',
+      'application/octet-stream',
+      'multipart/form-data',
+    ]);
+    assert.deepEqual(Object.keys(doc.paths['/api/predict'].post.responses), [
+      '200',
+      '400',
+      '413',
+      '415',
+      '422',
+      '503',
+      '504',
+    ]);
     assert.deepEqual(doc.components.schemas.Prediction.required, ['image', 'lesions', 'location', 'tta', 'timing']);
   } finally {
     await s.app.close();
@@ -307,9 +403,11 @@ test('a burst beyond the queue: the excess gets 503 + Retry-After at once, the a
   const s = await start({ model: g.model, concurrency: 1, queueSize: 3 });
   try {
     const answers: { status: number; retry: string | null; json: any }[] = [];
-    const all = Array.from({ length: 20 }, (_, i) => postImage(s.url, i % 2 ? png : jpeg, i % 2 ? 'image/png' : 'image/jpeg').then((r) => {
-      answers.push({ status: r.status, retry: r.headers.get('retry-after'), json: r.json });
-    }));
+    const all = Array.from({ length: 20 }, (_, i) =>
+      postImage(s.url, i % 2 ? png : jpeg, i % 2 ? 'image/png' : 'image/jpeg').then((r) => {
+        answers.push({ status: r.status, retry: r.headers.get('retry-after'), json: r.json });
+      }),
+    );
     // The 16 refused requests are answered while the 4 admitted ones still wait at the gate.
     while (answers.length < 16) await new Promise((r) => setTimeout(r, 10));
     const health = (await (await fetch(`${s.url}/healthz`)).json()) as any;
@@ -338,7 +436,10 @@ test('timeouts: a running prediction past the limit gets 504, one still waiting 
   const g = gatedModel();
   const s = await start({ model: g.model, concurrency: 1, queueSize: 1, timeoutMs: 150 });
   try {
-    const [running, waiting] = await Promise.all([postImage(s.url, jpeg), new Promise((r) => setTimeout(r, 30)).then(() => postImage(s.url, png, 'image/png'))]);
+    const [running, waiting] = await Promise.all([
+      postImage(s.url, jpeg),
+      new Promise((r) => setTimeout(r, 30)).then(() => postImage(s.url, png, 'image/png')),
+    ]);
     assert.equal(running.status, 504);
     assertJsonError(running.json, 'timeout', /more than 150 ms/);
     assert.equal(waiting.status, 503);
@@ -349,7 +450,8 @@ test('timeouts: a running prediction past the limit gets 504, one still waiting 
     assert.deepEqual([busy.queue.running, busy.queue.waiting], [1, 0]);
     g.open();
     let health: any;
-    do health = await (await fetch(`${s.url}/healthz`)).json(); while (health.queue.running > 0);
+    do health = await (await fetch(`${s.url}/healthz`)).json();
+    while (health.queue.running > 0);
     assert.equal((await postImage(s.url, jpeg)).status, 200);
   } finally {
     g.open();
@@ -361,12 +463,19 @@ test('many concurrent requests on the real model: none crash, RSS returns near i
   const s = await start({ concurrency: 2, queueSize: 8 });
   try {
     const photo = await rampImage('jpeg', 640, 480, 5);
-    const burst = () => Promise.all(Array.from({ length: 40 }, (_, i) => postImage(s.url, photo, 'image/jpeg', i % 4 ? '' : '?tta=10crop')));
+    const burst = () =>
+      Promise.all(
+        Array.from({ length: 40 }, (_, i) => postImage(s.url, photo, 'image/jpeg', i % 4 ? '' : '?tta=10crop')),
+      );
     await burst(); // warm-up: allocator pools, JIT, sharp caches
     const baseline = process.memoryUsage.rss();
     let statuses: number[] = [];
     for (let round = 0; round < 3; round++) statuses = statuses.concat((await burst()).map((r) => r.status));
-    assert.deepEqual([...new Set(statuses)].filter((c) => c !== 200 && c !== 503), [], 'only successes and busy refusals');
+    assert.deepEqual(
+      [...new Set(statuses)].filter((c) => c !== 200 && c !== 503),
+      [],
+      'only successes and busy refusals',
+    );
     assert.ok(statuses.filter((c) => c === 200).length >= 30, `${statuses.filter((c) => c === 200).length} successes`);
     const grown = (process.memoryUsage.rss() - baseline) / 1e6;
     assert.ok(grown < 60, `RSS grew by ${grown.toFixed(1)} MB over 3 bursts after warm-up`);
@@ -387,7 +496,12 @@ test('web page: absent module -> 404 web_not_built at /; a failing build -> 500 
     await absent.app.close();
   }
   let calls = 0;
-  const failing = await start({ web: async () => { calls++; throw new Error('esbuild: secret/path/app.ts:3:1 syntax error'); } });
+  const failing = await start({
+    web: async () => {
+      calls++;
+      throw new Error('esbuild: secret/path/app.ts:3:1 syntax error');
+    },
+  });
   try {
     for (let i = 0; i < 2; i++) {
       const r = await fetch(`${failing.url}/`);

@@ -15,16 +15,29 @@ import { DermtlError } from '../../src/util/errors.ts';
 import { decodeHalf, encodeHalf } from '../../src/util/float16.ts';
 import { demoSet, tempDir } from './fixture.ts';
 
-const PREP: Preprocessing = { ...CAFFE_PREPROCESSING, mean: [...CAFFE_PREPROCESSING.mean], size: 32, resizeShorter: 36 };
+const PREP: Preprocessing = {
+  ...CAFFE_PREPROCESSING,
+  mean: [...CAFFE_PREPROCESSING.mean],
+  size: 32,
+  resizeShorter: 36,
+};
 const TINY: BackboneSpec = { trunk: 'tiny', imageSize: 32, seed: 0 };
 const TRAIN: ViewSet = { kind: 'train', views: 3, seed: 0, jitter: { min: 36, max: 48 } };
 const CENTER: ViewSet = { kind: 'center' };
 
 /** A cache that counts how often it needed the trunk's weights (= had something to compute). */
-function counting(dir: string, extra: { stage?: TrunkStage; prep?: Preprocessing; backbone?: BackboneSpec; signal?: AbortSignal } = {}) {
+function counting(
+  dir: string,
+  extra: { stage?: TrunkStage; prep?: Preprocessing; backbone?: BackboneSpec; signal?: AbortSignal } = {},
+) {
   const asked = { count: 0 };
   const cache = new ActivationCache({
-    dir, backbone: extra.backbone ?? TINY, stage: extra.stage ?? 5, prep: extra.prep ?? PREP, threads: 1, signal: extra.signal,
+    dir,
+    backbone: extra.backbone ?? TINY,
+    stage: extra.stage ?? 5,
+    prep: extra.prep ?? PREP,
+    threads: 1,
+    signal: extra.signal,
     weights: async () => {
       asked.count++;
       return 'random';
@@ -69,7 +82,15 @@ test('miss, then hit from a fresh cache object; reads equal the lower trunk run 
   assert.equal(second.asked.count, 0, 'nothing computed');
   const len = second.cache.viewLength;
   const out = new Float32Array(4 * len);
-  await second.cache.read(tr2, [{ image: 2, view: 1 }, { image: 0, view: 2 }, { image: 2, view: 0 }], out);
+  await second.cache.read(
+    tr2,
+    [
+      { image: 2, view: 1 },
+      { image: 0, view: 2 },
+      { image: 2, view: 0 },
+    ],
+    out,
+  );
   const ref2 = await direct(images[2].path, tr2.hashes[2], TRAIN);
   const ref0 = await direct(images[0].path, tr2.hashes[0], TRAIN);
   assert.deepEqual(out.subarray(0, len), ref2.subarray(len, 2 * len));
@@ -117,7 +138,10 @@ test('an entry written for other weights is refused before any work, naming the 
   await copyFile(seed0.cache.entryPath(await seed0.cache.contentHash(x.path), TRAIN), target);
   await assert.rejects(seed1.cache.prepare([request([y], TRAIN), request([x], TRAIN)]), (e: Error) => {
     assert.ok(e instanceof DermtlError);
-    assert.match(e.message, /activation cache under .*tiny-seed1.* holds entries written for other weights, views or preprocessing.*delete that folder/);
+    assert.match(
+      e.message,
+      /activation cache under .*tiny-seed1.* holds entries written for other weights, views or preprocessing.*delete that folder/,
+    );
     assert.ok(e.message.includes(target));
     return true;
   });
@@ -141,7 +165,13 @@ test('a damaged entry is recomputed; a stop signal stops after the current image
 
   const ac = new AbortController();
   const stopping = new ActivationCache({
-    dir, backbone: TINY, stage: 5, prep: PREP, threads: 1, signal: ac.signal, weights: async () => 'random',
+    dir,
+    backbone: TINY,
+    stage: 5,
+    prep: PREP,
+    threads: 1,
+    signal: ac.signal,
+    weights: async () => 'random',
     progress: () => Object.assign((done: number) => (done === 1 ? ac.abort() : undefined), { stop: () => {} }),
   });
   await assert.rejects(stopping.prepare([request(images, TRAIN)]), (e: Error & { exitCode?: number }) => {
@@ -156,5 +186,8 @@ test('a damaged entry is recomputed; a stop signal stops after the current image
   assert.deepEqual(third.cache.stats, { hits: 2, misses: 1 });
 
   await rm(third.cache.entryPath(all.hashes[1], TRAIN));
-  await assert.rejects(third.cache.read(all, [{ image: 1, view: 0 }], new Float32Array(third.cache.viewLength)), /activation cache entry .* is gone \(ENOENT\)/);
+  await assert.rejects(
+    third.cache.read(all, [{ image: 1, view: 0 }], new Float32Array(third.cache.viewLength)),
+    /activation cache entry .* is gone \(ENOENT\)/,
+  );
 });

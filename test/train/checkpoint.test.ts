@@ -9,11 +9,20 @@ import { ReduceOnPlateau } from '../../src/train/scheduler.ts';
 import { DermtlError } from '../../src/util/errors.ts';
 import { Rng } from '../../src/util/rng.ts';
 
-const SPECS: ParamSpec[] = [{ name: 'conv/w', shape: [2, 3, 3, 3] }, { name: 'conv/b', shape: [2] }, { name: 'fc/w', shape: [4, 2], lrMult: 10 }];
+const SPECS: ParamSpec[] = [
+  { name: 'conv/w', shape: [2, 3, 3, 3] },
+  { name: 'conv/b', shape: [2] },
+  { name: 'fc/w', shape: [4, 2], lrMult: 10 },
+];
 
 function state(specs = SPECS, seed = 1): TrainingState & { scheduler: ReduceOnPlateau } {
   const rng = Rng.seeded(seed);
-  const params = new Map(specs.map((s) => [s.name, Float32Array.from({ length: s.shape.reduce((a, b) => a * b, 1) }, () => rng.uniform(-1, 1))]));
+  const params = new Map(
+    specs.map((s) => [
+      s.name,
+      Float32Array.from({ length: s.shape.reduce((a, b) => a * b, 1) }, () => rng.uniform(-1, 1)),
+    ]),
+  );
   const optimizer = new SgdMomentum(specs, { lr: 0.01 });
   return { params, optimizer, scheduler: new ReduceOnPlateau(optimizer, { patience: 0 }) };
 }
@@ -21,7 +30,10 @@ function state(specs = SPECS, seed = 1): TrainingState & { scheduler: ReduceOnPl
 function advance(s: TrainingState, steps: number, seed = 9): void {
   const rng = Rng.seeded(seed);
   for (let k = 0; k < steps; k++) {
-    s.optimizer.update(s.params, Object.fromEntries([...s.params].map(([n, v]) => [n, Float32Array.from(v, () => rng.uniform(-0.1, 0.1))])));
+    s.optimizer.update(
+      s.params,
+      Object.fromEntries([...s.params].map(([n, v]) => [n, Float32Array.from(v, () => rng.uniform(-0.1, 0.1))])),
+    );
   }
 }
 
@@ -93,7 +105,10 @@ test('missing or truncated files are named', async () => {
     const file = join(dir, 'optimizer.bin');
     const size = (await stat(file)).size;
     await truncate(file, size - 10);
-    await rejectsWith(restoreCheckpoint(root, state()), new RegExp(`optimizer\\.bin: truncated: expected ${size} bytes, got ${size - 10}`));
+    await rejectsWith(
+      restoreCheckpoint(root, state()),
+      new RegExp(`optimizer\\.bin: truncated: expected ${size} bytes, got ${size - 10}`),
+    );
   }
   {
     const { root, dir } = await savedRoot();
@@ -103,7 +118,10 @@ test('missing or truncated files are named', async () => {
   {
     const { root, dir } = await savedRoot();
     await rm(dir, { recursive: true });
-    await rejectsWith(restoreCheckpoint(root, state()), /latest\.json names checkpoint step-000000002, but .*checkpoint\.json is missing/);
+    await rejectsWith(
+      restoreCheckpoint(root, state()),
+      /latest\.json names checkpoint step-000000002, but .*checkpoint\.json is missing/,
+    );
   }
   {
     const { root } = await savedRoot();
@@ -114,20 +132,35 @@ test('missing or truncated files are named', async () => {
 
 test('param name and shape mismatches are listed; nothing is changed', async () => {
   const { root } = await savedRoot();
-  const other = state([{ name: 'conv/w', shape: [2, 3, 3, 3] }, { name: 'conv/bias', shape: [2] }, { name: 'fc/w', shape: [5, 2], lrMult: 10 }], 3);
+  const other = state(
+    [
+      { name: 'conv/w', shape: [2, 3, 3, 3] },
+      { name: 'conv/bias', shape: [2] },
+      { name: 'fc/w', shape: [5, 2], lrMult: 10 },
+    ],
+    3,
+  );
   const before = new Map([...other.params].map(([k, v]) => [k, v.slice()]));
-  await rejectsWith(restoreCheckpoint(root, other), new RegExp([
-    'params\\.bin does not fit this model \\(3 problems\\):',
-    '  - param conv/bias \\[2\\] is missing',
-    '  - param fc/w has shape \\[4,2\\] in the checkpoint, the model wants \\[5,2\\]',
-    '  - param conv/b is not in this model',
-  ].join('\n')));
+  await rejectsWith(
+    restoreCheckpoint(root, other),
+    new RegExp(
+      [
+        'params\\.bin does not fit this model \\(3 problems\\):',
+        '  - param conv/bias \\[2\\] is missing',
+        '  - param fc/w has shape \\[4,2\\] in the checkpoint, the model wants \\[5,2\\]',
+        '  - param conv/b is not in this model',
+      ].join('\n'),
+    ),
+  );
   assert.deepEqual(other.params, before);
   assert.equal(other.optimizer.stepCount, 0);
 
   // Same params but different multipliers: the optimizer state is refused, params stay as they were.
   const mults = state([SPECS[0], SPECS[1], { ...SPECS[2], lrMult: 1 }], 3);
   const kept = mults.params.get('conv/w')!.slice();
-  await rejectsWith(restoreCheckpoint(root, mults), /optimizer\.bin does not match this optimizer \(1 problem\):\n {2}- param fc\/w has lrMult\/decayMult 10\/1 there, 1\/1 here/);
+  await rejectsWith(
+    restoreCheckpoint(root, mults),
+    /optimizer\.bin does not match this optimizer \(1 problem\):\n {2}- param fc\/w has lrMult\/decayMult 10\/1 there, 1\/1 here/,
+  );
   assert.deepEqual(mults.params.get('conv/w'), kept);
 });

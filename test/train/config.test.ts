@@ -6,13 +6,18 @@ import { headsOptions, loadConfig, resolveConfig } from '../../src/train/config.
 import { DermtlError } from '../../src/util/errors.ts';
 import { tempDir } from './fixture.ts';
 
-test('defaults are the paper\'s recipe (finetune) and the frozen-trunk study settings', () => {
+test("defaults are the paper's recipe (finetune) and the frozen-trunk study settings", () => {
   const c = resolveConfig();
   assert.equal(c.mode, 'frozen');
   assert.equal(c.task, 'mtl');
   assert.equal(c.trunk, 'resnet50');
   assert.equal(c.batchSize, 20);
-  assert.deepEqual(c.optimizer, { lr: 1e-3, momentum: 0.9, weightDecay: 1e-4, lrMult: { trunk: 1, headWeight: 10, headBias: 20 } });
+  assert.deepEqual(c.optimizer, {
+    lr: 1e-3,
+    momentum: 0.9,
+    weightDecay: 1e-4,
+    lrMult: { trunk: 1, headWeight: 10, headBias: 20 },
+  });
   assert.deepEqual(c.plateau, { factor: 0.1, patience: 2, threshold: 1e-4, cooldown: 0, minLr: 0 });
   assert.deepEqual(c.image, { size: 224, resizeShorter: 256, jitter: { min: 256, max: 480 } });
   assert.equal(c.validation.fraction, 0.1);
@@ -51,8 +56,14 @@ test('unknown keys are errors naming the key path and the file', async () => {
 
 test('bad values, bad JSON and a missing file are clear errors', async () => {
   const dir = await tempDir();
-  assert.throws(() => resolveConfig({ image: { size: 64, resizeShorter: 48 }, trunk: 'tiny' }), /image\.resizeShorter: must be >= image\.size \(64\)/);
-  assert.throws(() => resolveConfig({ trunk: 'tiny', image: { size: 32, resizeShorter: 36, jitter: { min: 40, max: 36 } } }), /image\.jitter\.max/);
+  assert.throws(
+    () => resolveConfig({ image: { size: 64, resizeShorter: 48 }, trunk: 'tiny' }),
+    /image\.resizeShorter: must be >= image\.size \(64\)/,
+  );
+  assert.throws(
+    () => resolveConfig({ trunk: 'tiny', image: { size: 32, resizeShorter: 36, jitter: { min: 40, max: 36 } } }),
+    /image\.jitter\.max/,
+  );
   assert.throws(() => resolveConfig({ image: { size: 32 } }), /ResNet-50 takes 224x224/);
   assert.throws(() => resolveConfig({ batchSize: 0 }), /batchSize/);
   assert.throws(() => resolveConfig({ frozen: { shared: { hidden: 8, dropout: 1 } } }), /frozen\.shared\.dropout/);

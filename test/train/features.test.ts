@@ -9,7 +9,12 @@ import { backboneId, openBackbone, type Backbone, type BackboneSpec } from '../.
 import { CENTER_VIEW, FeatureCache, viewSetId, type ViewSet } from '../../src/train/features.ts';
 import { demoSet, tempDir } from './fixture.ts';
 
-const PREP: Preprocessing = { ...CAFFE_PREPROCESSING, mean: [...CAFFE_PREPROCESSING.mean], size: 32, resizeShorter: 36 };
+const PREP: Preprocessing = {
+  ...CAFFE_PREPROCESSING,
+  mean: [...CAFFE_PREPROCESSING.mean],
+  size: 32,
+  resizeShorter: 36,
+};
 const TINY: BackboneSpec = { trunk: 'tiny', imageSize: 32, seed: 0 };
 const TRAIN: ViewSet = { kind: 'train', views: 3, seed: 0, jitter: { min: 36, max: 48 } };
 
@@ -17,7 +22,10 @@ const TRAIN: ViewSet = { kind: 'train', views: 3, seed: 0, jitter: { min: 36, ma
 function counting(dir: string, extra: { prep?: Preprocessing; backbone?: BackboneSpec } = {}) {
   const opened = { count: 0 };
   const cache = new FeatureCache({
-    dir, backbone: extra.backbone ?? TINY, prep: extra.prep ?? PREP, threads: 1,
+    dir,
+    backbone: extra.backbone ?? TINY,
+    prep: extra.prep ?? PREP,
+    threads: 1,
     openBackbone: (spec) => {
       opened.count++;
       return openBackbone(spec, { threads: 1 });
@@ -73,7 +81,12 @@ test('the key is sensitive to view seed, count, jitter, preprocessing and backbo
   const dir = await tempDir('dermtl-cache-');
   const base = counting(dir);
   const ref = await base.cache.features(images, TRAIN);
-  for (const set of [{ ...TRAIN, seed: 1 }, { ...TRAIN, views: 2 }, { ...TRAIN, jitter: { min: 36, max: 40 } }, { kind: 'tenCrop' } as ViewSet]) {
+  for (const set of [
+    { ...TRAIN, seed: 1 },
+    { ...TRAIN, views: 2 },
+    { ...TRAIN, jitter: { min: 36, max: 40 } },
+    { kind: 'tenCrop' } as ViewSet,
+  ]) {
     const before = base.cache.stats.misses;
     const f = await base.cache.features(images, set);
     assert.equal(base.cache.stats.misses - before, 2, `${JSON.stringify(set)} must miss`);
@@ -103,7 +116,11 @@ test('tenCrop features equal the trunk run on tenCrop views; view 4 is the centr
   const views = await tenCrop(s.path, { prep: PREP });
   const direct = await backbone.run(views.data, 10);
   const center = await centerCrop(s.path, { prep: PREP });
-  assert.deepEqual(center.data, views.data.subarray(CENTER_VIEW * 3 * 32 * 32, (CENTER_VIEW + 1) * 3 * 32 * 32), 'centre crop pixels = tenCrop view 4');
+  assert.deepEqual(
+    center.data,
+    views.data.subarray(CENTER_VIEW * 3 * 32 * 32, (CENTER_VIEW + 1) * 3 * 32 * 32),
+    'centre crop pixels = tenCrop view 4',
+  );
   await backbone.release();
   assert.deepEqual(f.data, direct);
 });
@@ -133,7 +150,11 @@ test('an abort signal stops caching after the current image; what was computed s
   const dir = await tempDir('dermtl-cache-');
   const ac = new AbortController();
   const cache = new FeatureCache({
-    dir, backbone: TINY, prep: PREP, threads: 1, signal: ac.signal,
+    dir,
+    backbone: TINY,
+    prep: PREP,
+    threads: 1,
+    signal: ac.signal,
     progress: () => Object.assign((done: number) => (done === 1 ? ac.abort() : undefined), { stop: () => {} }),
   });
   await assert.rejects(cache.features(images, TRAIN), (e: Error & { exitCode?: number }) => {

@@ -9,7 +9,10 @@ import { Rng } from '../../src/util/rng.ts';
 export const BATCH = 20;
 export const SAMPLES = 200;
 export const STEPS_PER_EPOCH = SAMPLES / BATCH;
-const C = 3, H = 8, W = 8, PIX = C * H * W;
+const C = 3,
+  H = 8,
+  W = 8,
+  PIX = C * H * W;
 export const LESIONS = 4;
 export const LOCATIONS = 3;
 const FILTERS = 8;
@@ -29,8 +32,11 @@ export function makeDataset(seed: number, n = SAMPLES): Dataset {
   const locationP = Array.from({ length: LOCATIONS }, pattern);
   const r = Rng.derive(seed, 'samples');
   const d: Dataset = {
-    images: new Float32Array(n * PIX), lesion: new Float32Array(n * LESIONS), lesionWeight: new Float32Array(n),
-    location: [], locationWeight: new Float32Array(n),
+    images: new Float32Array(n * PIX),
+    lesion: new Float32Array(n * LESIONS),
+    lesionWeight: new Float32Array(n),
+    location: [],
+    locationWeight: new Float32Array(n),
   };
   for (let i = 0; i < n; i++) {
     const img = d.images.subarray(i * PIX, (i + 1) * PIX);
@@ -58,8 +64,11 @@ export function feedsFor(d: Dataset, idx: readonly number[]): Feeds {
     return out;
   };
   return {
-    image: take(d.images, PIX), lesion: take(d.lesion, LESIONS), lesionWeight: take(d.lesionWeight, 1),
-    location: BigInt64Array.from(idx, (s) => BigInt(d.location[s])), locationWeight: take(d.locationWeight, 1),
+    image: take(d.images, PIX),
+    lesion: take(d.lesion, LESIONS),
+    lesionWeight: take(d.lesionWeight, 1),
+    location: BigInt64Array.from(idx, (s) => BigInt(d.location[s])),
+    locationWeight: take(d.locationWeight, 1),
   };
 }
 
@@ -73,31 +82,48 @@ export function batchAt(d: Dataset, seed: number, index: number): Feeds {
 
 export function buildNet(seed: number): Graph {
   const rng = Rng.derive(seed, 'init');
-  const uniform = (n: number, fanIn: number) => Float32Array.from({ length: n }, () => rng.uniform(-1, 1) * Math.sqrt(3 / fanIn));
+  const uniform = (n: number, fanIn: number) =>
+    Float32Array.from({ length: n }, () => rng.uniform(-1, 1) * Math.sqrt(3 / fanIn));
   const g = new Graph();
   const x = g.input('image', [BATCH, C, H, W]);
   const cw = g.param('conv/w', [FILTERS, C, 3, 3], uniform(FILTERS * C * 9, C * 9), { trainable: true });
   const cb = g.param('conv/b', [FILTERS], new Float32Array(FILTERS), { trainable: true });
   const feat = g.flatten(g.maxPool(g.relu(g.conv(x, cw, cb, { pads: 1 })), { kernel: 2, strides: 2 }));
   const k = feat.shape[1];
-  const head = (name: string, out: number) => g.gemm(feat, g.param(`${name}/w`, [out, k], uniform(out * k, k), { trainable: true }),
-    g.param(`${name}/b`, [out], new Float32Array(out), { trainable: true }), { transB: true, name: `${name}Logits` });
+  const head = (name: string, out: number) =>
+    g.gemm(
+      feat,
+      g.param(`${name}/w`, [out, k], uniform(out * k, k), { trainable: true }),
+      g.param(`${name}/b`, [out], new Float32Array(out), { trainable: true }),
+      { transB: true, name: `${name}Logits` },
+    );
   const lesion = head('lesion', LESIONS);
   const location = head('location', LOCATIONS);
-  g.sigmoidCrossEntropy(lesion, g.input('lesion', [BATCH, LESIONS]), g.input('lesionWeight', [BATCH]), { name: 'lesionLoss' });
-  g.softmaxCrossEntropy(location, g.input('location', [BATCH], 'int64'), g.input('locationWeight', [BATCH]), { name: 'locationLoss' });
+  g.sigmoidCrossEntropy(lesion, g.input('lesion', [BATCH, LESIONS]), g.input('lesionWeight', [BATCH]), {
+    name: 'lesionLoss',
+  });
+  g.softmaxCrossEntropy(location, g.input('location', [BATCH], 'int64'), g.input('locationWeight', [BATCH]), {
+    name: 'locationLoss',
+  });
   return g;
 }
 
 /** The paper's recipe at a test-sized learning rate: new heads x10 (weights) / x20 (biases). */
 export const HEAD_MULTIPLIERS = {
-  'lesion/w': { lrMult: 10 }, 'lesion/b': { lrMult: 20 }, 'location/w': { lrMult: 10 }, 'location/b': { lrMult: 20 },
+  'lesion/w': { lrMult: 10 },
+  'lesion/b': { lrMult: 20 },
+  'location/w': { lrMult: 10 },
+  'location/b': { lrMult: 20 },
 };
 
 export async function makeTrainer(seed: number, extra: Partial<TrainerOptions> = {}): Promise<Trainer> {
   return Trainer.create({
-    forward: buildNet(seed), losses: ['lesionLoss', { name: 'locationLoss', weight: 1 }],
-    sgd: { lr: 1e-3, momentum: 0.9, weightDecay: 1e-4 }, multipliers: HEAD_MULTIPLIERS, threads: 1, ...extra,
+    forward: buildNet(seed),
+    losses: ['lesionLoss', { name: 'locationLoss', weight: 1 }],
+    sgd: { lr: 1e-3, momentum: 0.9, weightDecay: 1e-4 },
+    multipliers: HEAD_MULTIPLIERS,
+    threads: 1,
+    ...extra,
   });
 }
 
@@ -105,7 +131,12 @@ export async function makeTrainer(seed: number, extra: Partial<TrainerOptions> =
 export async function datasetLoss(t: Trainer, d: Dataset): Promise<Record<string, number>> {
   const sums: Record<string, number> = {};
   for (let s = 0; s < SAMPLES; s += BATCH) {
-    const l = await t.evalLoss(feedsFor(d, Array.from({ length: BATCH }, (_, i) => s + i)));
+    const l = await t.evalLoss(
+      feedsFor(
+        d,
+        Array.from({ length: BATCH }, (_, i) => s + i),
+      ),
+    );
     for (const [k, v] of Object.entries(l)) sums[k] = (sums[k] ?? 0) + v / STEPS_PER_EPOCH;
   }
   return sums;

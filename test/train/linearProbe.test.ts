@@ -3,9 +3,22 @@
 // rows left out, and the degenerate heads (a label without positives, a single location) without NaN.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { fitLinearHeads, fitStandardiser, predictLinearHeads, standardise, type ProbeTargets } from '../../src/train/linearProbe.ts';
+import {
+  fitLinearHeads,
+  fitStandardiser,
+  predictLinearHeads,
+  standardise,
+  type ProbeTargets,
+} from '../../src/train/linearProbe.ts';
 import { OrtRowMatrix } from '../../src/train/rowMatrix.ts';
-import { binaryObjective, curvatureBound, minimise, randomProblem, softmaxObjective, type Dense } from './linearProbeReference.ts';
+import {
+  binaryObjective,
+  curvatureBound,
+  minimise,
+  randomProblem,
+  softmaxObjective,
+  type Dense,
+} from './linearProbeReference.ts';
 
 /** The problem's features as float32 (what the probe sees) and the same values as float64 for the reference. */
 function asFloat32(d: Dense): { x32: Float32Array; d: Dense } {
@@ -13,7 +26,13 @@ function asFloat32(d: Dense): { x32: Float32Array; d: Dense } {
   return { x32, d: { ...d, x: Float64Array.from(x32) } };
 }
 
-async function fit(x32: Float32Array, d: Dense, t: ProbeTargets, lambdas: { lesion: number; location: number }, opts = {}) {
+async function fit(
+  x32: Float32Array,
+  d: Dense,
+  t: ProbeTargets,
+  lambdas: { lesion: number; location: number },
+  opts = {},
+) {
   const m = new OrtRowMatrix(x32, d.rows, d.dim, 1);
   try {
     return await fitLinearHeads(m, t, lambdas, opts);
@@ -40,7 +59,9 @@ test('the fitted heads are the float64 reference optimum, with a vanishing float
   const { heads } = r;
   const L = curvatureBound(d, lambdas.lesion, 'binary');
   for (let c = 0; c < 3; c++) {
-    const mine = Float64Array.from({ length: d.dim + 1 }, (_, j) => (j < d.dim ? heads.lesion.w[j * 3 + c] : heads.lesion.b[c]));
+    const mine = Float64Array.from({ length: d.dim + 1 }, (_, j) =>
+      j < d.dim ? heads.lesion.w[j * 3 + c] : heads.lesion.b[c],
+    );
     const obj = (q: Float64Array) => binaryObjective(d, p.t, c, lambdas.lesion, q);
     assert.ok(maxAbs(obj(mine).g) < 1e-5, `label ${c}: float64 gradient ${maxAbs(obj(mine).g)} at the probe's optimum`);
     const ref = minimise(obj, d.dim + 1, L, 5000);
@@ -60,7 +81,12 @@ test('the fitted heads are the float64 reference optimum, with a vanishing float
   const probs = await predictLinearHeads(m, heads);
   await m.release();
   for (let i = 0; i < d.rows; i++) {
-    const z = Array.from({ length: K }, (_, k) => ref[d.dim * K + k] + Array.from({ length: d.dim }, (_, j) => d.x[i * d.dim + j] * ref[j * K + k]).reduce((a, b) => a + b, 0));
+    const z = Array.from(
+      { length: K },
+      (_, k) =>
+        ref[d.dim * K + k] +
+        Array.from({ length: d.dim }, (_, j) => d.x[i * d.dim + j] * ref[j * K + k]).reduce((a, b) => a + b, 0),
+    );
     const e = z.map((v) => Math.exp(v - Math.max(...z)));
     const s = e.reduce((a, b) => a + b, 0);
     e.forEach((v, k) => assert.ok(Math.abs(probs.location[i * K + k] - v / s) < 1e-4, `row ${i} class ${k}`));
@@ -90,7 +116,14 @@ test('weights shrink as lambda grows; a warm start reaches the same optimum', as
 test('perfectly separable data: finite weights, the right side of 0.5 for every row', async () => {
   const rows = 40;
   const x = new Float32Array(rows * 2);
-  const t: ProbeTargets = { rows, lesionLabels: 1, lesion: new Float32Array(rows), lesionKnown: new Uint8Array(rows).fill(1), locationClasses: 2, location: new Int32Array(rows) };
+  const t: ProbeTargets = {
+    rows,
+    lesionLabels: 1,
+    lesion: new Float32Array(rows),
+    lesionKnown: new Uint8Array(rows).fill(1),
+    locationClasses: 2,
+    location: new Int32Array(rows),
+  };
   for (let i = 0; i < rows; i++) {
     const side = i % 2;
     x[i * 2] = side ? 1 + (i % 5) / 10 : -1 - (i % 7) / 10;
@@ -121,12 +154,23 @@ test('rows without any lesion label are left out of the lesion loss, not taken a
   x2.set(x32);
   for (let i = d.rows; i < rows; i++) for (let j = 0; j < d.dim; j++) x2[i * d.dim + j] = 3;
   const t2: ProbeTargets = {
-    rows, lesionLabels: 2, lesion: new Float32Array(rows * 2), lesionKnown: new Uint8Array(rows), locationClasses: 3, location: new Int32Array(rows).fill(-1),
+    rows,
+    lesionLabels: 2,
+    lesion: new Float32Array(rows * 2),
+    lesionKnown: new Uint8Array(rows),
+    locationClasses: 3,
+    location: new Int32Array(rows).fill(-1),
   };
   t2.lesion.set(p.t.lesion);
   t2.lesionKnown.set(p.t.lesionKnown);
   t2.location.set(p.t.location);
-  const more = await fit(x2, { x: Float64Array.from(x2), rows, dim: d.dim }, t2, { lesion: 0.1, location: 0.1 }, { tolerance: 1e-7 });
+  const more = await fit(
+    x2,
+    { x: Float64Array.from(x2), rows, dim: d.dim },
+    t2,
+    { lesion: 0.1, location: 0.1 },
+    { tolerance: 1e-7 },
+  );
   assert.ok(maxDiff(base.heads.lesion.w, more.heads.lesion.w) < 1e-5);
   assert.ok(maxDiff(base.heads.lesion.b, more.heads.lesion.b) < 1e-5);
   // the location head ignores rows whose location is unknown (-1) the same way
@@ -137,7 +181,12 @@ test('degenerate heads: a label without positives predicts low from its bias, a 
   const rows = 20;
   const x = Float32Array.from({ length: rows * 3 }, (_, i) => Math.sin(i));
   const t: ProbeTargets = {
-    rows, lesionLabels: 3, lesion: new Float32Array(rows * 3), lesionKnown: new Uint8Array(rows).fill(1), locationClasses: 4, location: new Int32Array(rows).fill(2),
+    rows,
+    lesionLabels: 3,
+    lesion: new Float32Array(rows * 3),
+    lesionKnown: new Uint8Array(rows).fill(1),
+    locationClasses: 4,
+    location: new Int32Array(rows).fill(2),
   };
   for (let i = 0; i < rows; i++) {
     t.lesion[i * 3] = i % 3 === 0 ? 1 : 0; // a learnable label
@@ -147,14 +196,25 @@ test('degenerate heads: a label without positives predicts low from its bias, a 
   const r = await fitLinearHeads(m, t, { lesion: 0.1, location: 0.1 });
   const probs = await predictLinearHeads(m, r.heads);
   await m.release();
-  assert.deepEqual(r.problems.map((p) => [p.name, p.fixed]), [['lesion 1', true], ['lesion 2', true], ['location', true], ['lesion 0', false]]);
+  assert.deepEqual(
+    r.problems.map((p) => [p.name, p.fixed]),
+    [
+      ['lesion 1', true],
+      ['lesion 2', true],
+      ['location', true],
+      ['lesion 0', false],
+    ],
+  );
   assert.ok([...probs.lesion, ...probs.location].every(Number.isFinite));
   for (let i = 0; i < rows; i++) {
     assert.ok(Math.abs(probs.lesion[i * 3 + 1] - 0.5 / 21) < 1e-12, 'no positive: the smoothed rate 0.5 / (n + 1)');
     assert.ok(Math.abs(probs.lesion[i * 3 + 2] - 20.5 / 21) < 1e-12);
     assert.deepEqual(Array.from(probs.location.subarray(i * 4, i * 4 + 4)), [0, 0, 1, 0]);
   }
-  assert.deepEqual(Array.from(r.heads.lesion.w).filter((_, j) => j % 3 !== 0), new Array(6).fill(0));
+  assert.deepEqual(
+    Array.from(r.heads.lesion.w).filter((_, j) => j % 3 !== 0),
+    new Array(6).fill(0),
+  );
 });
 
 test('a location class missing from training gets probability 0; the others are fitted', async () => {
@@ -171,14 +231,17 @@ test('a location class missing from training gets probability 0; the others are 
   }
 });
 
-test('standardisation uses the training rows\' mean and std; a constant feature becomes 0', () => {
+test("standardisation uses the training rows' mean and std; a constant feature becomes 0", () => {
   const x = Float32Array.from([1, 5, 10, 3, 5, 20, 5, 5, 30]);
   const s = fitStandardiser(x, 3, 3);
   assert.deepEqual(Array.from(s.mean), [3, 5, 20]);
   assert.ok(Math.abs(s.scale[0] - 1 / Math.sqrt(8 / 3)) < 1e-12);
   assert.equal(s.scale[1], 1);
   const z = standardise(x, s);
-  assert.deepEqual(Array.from(z).filter((_, i) => i % 3 === 1), [0, 0, 0]);
+  assert.deepEqual(
+    Array.from(z).filter((_, i) => i % 3 === 1),
+    [0, 0, 0],
+  );
   assert.ok(Math.abs(z[0] + z[3] + z[6]) < 1e-6);
   // other rows use the training statistics
   assert.deepEqual(Array.from(standardise(Float32Array.from([3, 7, 20]), s)), [0, 2, 0]);
@@ -188,7 +251,10 @@ test('bad input: NaN features and negative lambdas are user errors', async () =>
   assert.throws(() => new OrtRowMatrix(Float32Array.from([1, Number.NaN]), 1, 2), /row 0, feature 1 is NaN/);
   const p = randomProblem(5, 10, 2, 1, 2);
   const m = new OrtRowMatrix(Float32Array.from(p.d.x), 10, 2, 1);
-  await assert.rejects(fitLinearHeads(m, p.t, { lesion: -1, location: 0.1 }), /the lesion lambda must be a number >= 0, got -1/);
+  await assert.rejects(
+    fitLinearHeads(m, p.t, { lesion: -1, location: 0.1 }),
+    /the lesion lambda must be a number >= 0, got -1/,
+  );
   await m.release();
 });
 
@@ -206,9 +272,15 @@ test('the preconditioner changes the path to the optimum, not the optimum; it ne
   const plain = await fit(std, d, p.t, lambdas, { preconditioner: null, tolerance: 1e-6 });
   const pre = await fit(std, d, p.t, lambdas, { tolerance: 1e-6 });
   assert.equal(plain.converged && pre.converged, true);
-  assert.ok(maxDiff(plain.heads.lesion.w, pre.heads.lesion.w) < 1e-3, `${maxDiff(plain.heads.lesion.w, pre.heads.lesion.w)}`);
+  assert.ok(
+    maxDiff(plain.heads.lesion.w, pre.heads.lesion.w) < 1e-3,
+    `${maxDiff(plain.heads.lesion.w, pre.heads.lesion.w)}`,
+  );
   assert.ok(maxDiff(plain.heads.location.w, pre.heads.location.w) < 1e-3);
-  assert.ok(pre.iterations < plain.iterations, `${pre.iterations} preconditioned vs ${plain.iterations} plain iterations`);
+  assert.ok(
+    pre.iterations < plain.iterations,
+    `${pre.iterations} preconditioned vs ${plain.iterations} plain iterations`,
+  );
 });
 
 test('rank-deficient features (a constant and a duplicated feature) converge as fast: the preconditioner stays positive definite', async () => {
@@ -221,7 +293,13 @@ test('rank-deficient features (a constant and a duplicated feature) converge as 
     x[i * dim + 9] = p.d.x[i * 8 + 1]; // a copy of feature 1
   }
   const std = standardise(x, fitStandardiser(x, p.d.rows, dim));
-  const r = await fit(std, { x: Float64Array.from(std), rows: p.d.rows, dim }, p.t, { lesion: 1e-3, location: 1e-3 }, { tolerance: 1e-7 });
+  const r = await fit(
+    std,
+    { x: Float64Array.from(std), rows: p.d.rows, dim },
+    p.t,
+    { lesion: 1e-3, location: 1e-3 },
+    { tolerance: 1e-7 },
+  );
   assert.equal(r.converged, true);
   assert.ok(r.iterations < 60, `${r.iterations} iterations`);
   // the duplicated features share the weight (the L2 optimum), the constant one gets none

@@ -10,7 +10,13 @@ export interface Dense {
 }
 
 /** Objective and gradient of one binary problem (label c) at [w (dim), b]. */
-export function binaryObjective(d: Dense, t: ProbeTargets, c: number, lambda: number, p: Float64Array): { f: number; g: Float64Array } {
+export function binaryObjective(
+  d: Dense,
+  t: ProbeTargets,
+  c: number,
+  lambda: number,
+  p: Float64Array,
+): { f: number; g: Float64Array } {
   const P = t.lesionLabels;
   const known = t.lesionKnown.reduce((a, k) => a + k, 0);
   const g = new Float64Array(d.dim + 1);
@@ -33,7 +39,12 @@ export function binaryObjective(d: Dense, t: ProbeTargets, c: number, lambda: nu
 }
 
 /** Objective and gradient of the softmax problem over all K classes at [W (dim x K row-major), b (K)]. */
-export function softmaxObjective(d: Dense, t: ProbeTargets, lambda: number, p: Float64Array): { f: number; g: Float64Array } {
+export function softmaxObjective(
+  d: Dense,
+  t: ProbeTargets,
+  lambda: number,
+  p: Float64Array,
+): { f: number; g: Float64Array } {
   const K = t.locationClasses;
   const g = new Float64Array((d.dim + 1) * K);
   const n = Array.from(t.location).filter((k) => k >= 0).length;
@@ -63,7 +74,12 @@ export function softmaxObjective(d: Dense, t: ProbeTargets, lambda: number, p: F
 }
 
 /** Gradient descent with step 1/L (L from the features' scale) for `iterations` steps. */
-export function minimise(obj: (p: Float64Array) => { f: number; g: Float64Array }, n: number, L: number, iterations: number): Float64Array {
+export function minimise(
+  obj: (p: Float64Array) => { f: number; g: Float64Array },
+  n: number,
+  L: number,
+  iterations: number,
+): Float64Array {
   const p = new Float64Array(n);
   for (let it = 0; it < iterations; it++) {
     const { g } = obj(p);
@@ -87,7 +103,13 @@ export function curvatureBound(d: Dense, lambda: number, kind: 'binary' | 'softm
  * A small random problem: rows of standard-normal features; lesion labels from noisy linear scores (label 0 of
  * every row, some rows without any lesion label); locations from the argmax of noisy linear scores.
  */
-export function randomProblem(seed: number, rows: number, dim: number, P: number, K: number): { d: Dense; t: ProbeTargets } {
+export function randomProblem(
+  seed: number,
+  rows: number,
+  dim: number,
+  P: number,
+  K: number,
+): { d: Dense; t: ProbeTargets } {
   const rng = Rng.derive(seed, 'probe');
   const x = Float64Array.from({ length: rows * dim }, () => rng.normal(0, 1));
   const u = Float64Array.from({ length: dim * (P + K) }, () => rng.normal(0, 1));

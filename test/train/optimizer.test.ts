@@ -13,15 +13,33 @@ const close = (actual: number, expected: number, what: string) =>
 
 test('SGD momentum, Caffe form, against a hand-computed three-step example', () => {
   // lr 0.1, mu 0.9, weight decay 0.01. v <- mu v + lr*lrMult*(g + wd*decayMult*w); w <- w - v. lr drops to 0.01 before step 3.
-  const opt = new SgdMomentum([
-    { name: 'fc/w', shape: [1, 1], lrMult: 2 }, // rank 2: decayMult defaults to 1
-    { name: 'fc/b', shape: [1], lrMult: 20 }, // rank 1: decayMult defaults to 0
-    { name: 'scale', shape: [1], decayMult: 1 }, // explicit decay on a 1-D param, no gradient
-  ], { lr: 0.1, weightDecay: 0.01 });
-  assert.deepEqual(opt.params.map((p) => [p.lrMult, p.decayMult]), [[2, 1], [20, 0], [1, 1]]);
+  const opt = new SgdMomentum(
+    [
+      { name: 'fc/w', shape: [1, 1], lrMult: 2 }, // rank 2: decayMult defaults to 1
+      { name: 'fc/b', shape: [1], lrMult: 20 }, // rank 1: decayMult defaults to 0
+      { name: 'scale', shape: [1], decayMult: 1 }, // explicit decay on a 1-D param, no gradient
+    ],
+    { lr: 0.1, weightDecay: 0.01 },
+  );
+  assert.deepEqual(
+    opt.params.map((p) => [p.lrMult, p.decayMult]),
+    [
+      [2, 1],
+      [20, 0],
+      [1, 1],
+    ],
+  );
   assert.equal(opt.momentum, 0.9);
-  const params = new Map([['fc/w', Float32Array.of(1)], ['fc/b', Float32Array.of(0.5)], ['scale', Float32Array.of(2)]]);
-  const grads = [[0.5, 0.01], [-0.25, 0.02], [0.1, -0.05]];
+  const params = new Map([
+    ['fc/w', Float32Array.of(1)],
+    ['fc/b', Float32Array.of(0.5)],
+    ['scale', Float32Array.of(2)],
+  ]);
+  const grads = [
+    [0.5, 0.01],
+    [-0.25, 0.02],
+    [0.1, -0.05],
+  ];
   const expected = [
     // fc/w: v1 = 0.2*(0.5+0.01*1) = 0.102;  v2 = 0.9*0.102 + 0.2*(-0.25+0.01*0.898) = 0.043596;
     //       v3 = 0.9*0.043596 + 0.02*(0.1+0.01*0.854404) = 0.0414072808
@@ -50,18 +68,37 @@ function randomArray(rng: Rng, n: number, scale = 1): Float32Array {
 }
 
 const SPECS = [
-  { name: 'conv/w', shape: [4, 3, 3, 3] }, { name: 'conv/b', shape: [4] },
-  { name: 'head/w', shape: [5, 4], lrMult: 10 }, { name: 'head/b', shape: [5], lrMult: 20 },
+  { name: 'conv/w', shape: [4, 3, 3, 3] },
+  { name: 'conv/b', shape: [4] },
+  { name: 'head/w', shape: [5, 4], lrMult: 10 },
+  { name: 'head/b', shape: [5], lrMult: 20 },
 ];
 
 function freshParams(seed: number): Map<string, Float32Array> {
   const rng = Rng.seeded(seed);
-  return new Map(SPECS.map((s) => [s.name, randomArray(rng, s.shape.reduce((a, b) => a * b, 1))]));
+  return new Map(
+    SPECS.map((s) => [
+      s.name,
+      randomArray(
+        rng,
+        s.shape.reduce((a, b) => a * b, 1),
+      ),
+    ]),
+  );
 }
 
 function gradsFor(step: number): Record<string, Float32Array> {
   const rng = Rng.derive(5, 'grads', step);
-  return Object.fromEntries(SPECS.map((s) => [s.name, randomArray(rng, s.shape.reduce((a, b) => a * b, 1), 0.1)]));
+  return Object.fromEntries(
+    SPECS.map((s) => [
+      s.name,
+      randomArray(
+        rng,
+        s.shape.reduce((a, b) => a * b, 1),
+        0.1,
+      ),
+    ]),
+  );
 }
 
 test('state saved to disk and loaded into a new optimizer continues with bit-identical updates', async () => {
@@ -88,21 +125,29 @@ test('state saved to disk and loaded into a new optimizer continues with bit-ide
 
 test('loading a state from a different optimizer lists every difference', () => {
   const a = new SgdMomentum(SPECS, { lr: 0.01 });
-  const b = new SgdMomentum([
-    { name: 'conv/w', shape: [4, 3, 3, 3] }, { name: 'conv/b', shape: [5] },
-    { name: 'head/w', shape: [5, 4], lrMult: 1 }, { name: 'other', shape: [2] },
-  ], { lr: 0.01, momentum: 0.95 });
+  const b = new SgdMomentum(
+    [
+      { name: 'conv/w', shape: [4, 3, 3, 3] },
+      { name: 'conv/b', shape: [5] },
+      { name: 'head/w', shape: [5, 4], lrMult: 1 },
+      { name: 'other', shape: [2] },
+    ],
+    { lr: 0.01, momentum: 0.95 },
+  );
   const before = b.state();
-  assert.throws(() => b.loadState(a.state(), 'ckpt/optimizer.bin'), (e: Error) => {
-    assert.ok(e instanceof DermtlError);
-    assert.match(e.message, /^ckpt\/optimizer\.bin does not match this optimizer \(5 problems\)/);
-    assert.match(e.message, /momentum 0\.9 there, 0\.95 here/);
-    assert.match(e.message, /param conv\/b has shape \[4\] there, \[5\] here/);
-    assert.match(e.message, /param head\/w has lrMult\/decayMult 10\/1 there, 1\/1 here/);
-    assert.match(e.message, /param other is missing/);
-    assert.match(e.message, /param head\/b is not in this model/);
-    return true;
-  });
+  assert.throws(
+    () => b.loadState(a.state(), 'ckpt/optimizer.bin'),
+    (e: Error) => {
+      assert.ok(e instanceof DermtlError);
+      assert.match(e.message, /^ckpt\/optimizer\.bin does not match this optimizer \(5 problems\)/);
+      assert.match(e.message, /momentum 0\.9 there, 0\.95 here/);
+      assert.match(e.message, /param conv\/b has shape \[4\] there, \[5\] here/);
+      assert.match(e.message, /param head\/w has lrMult\/decayMult 10\/1 there, 1\/1 here/);
+      assert.match(e.message, /param other is missing/);
+      assert.match(e.message, /param head\/b is not in this model/);
+      return true;
+    },
+  );
   assert.deepEqual(b.state(), before);
 });
 
@@ -111,12 +156,18 @@ test('update with a missing or mis-sized gradient throws and changes nothing', (
   const p = freshParams(2);
   const copy = new Map([...p].map(([k, v]) => [k, v.slice()]));
   const g = gradsFor(0);
-  assert.throws(() => opt.update(p, { ...g, 'head/b': new Float32Array(4) }), /gradient of head\/b has 4 values, expected 5/);
+  assert.throws(
+    () => opt.update(p, { ...g, 'head/b': new Float32Array(4) }),
+    /gradient of head\/b has 4 values, expected 5/,
+  );
   const { 'conv/b': _, ...missing } = g;
   assert.throws(() => opt.update(p, missing), /gradient of conv\/b is missing/);
   assert.deepEqual(p, copy);
   assert.equal(opt.stepCount, 0);
-  assert.throws(() => new SgdMomentum(SPECS, { lr: -1 }), /learning rate must be a finite number in \[0, Infinity\], got -1/);
+  assert.throws(
+    () => new SgdMomentum(SPECS, { lr: -1 }),
+    /learning rate must be a finite number in \[0, Infinity\], got -1/,
+  );
   assert.throws(() => new SgdMomentum(SPECS, { lr: 0.1, momentum: 1 }), /momentum must be .* got 1/);
   assert.throws(() => new SgdMomentum([SPECS[0], SPECS[0]], { lr: 0.1 }), /conv\/w listed twice/);
 });
@@ -134,7 +185,10 @@ test('firstNonFinite finds the first NaN or infinity', () => {
 });
 
 test('tensor file: round trip, and bad magic / truncation / trailing bytes named', async () => {
-  const t = [{ name: 'a', shape: [2, 3], data: Float32Array.from([1, 2, 3, 4, 5, 6]) }, { name: 'é', shape: [1], data: Float32Array.of(-0.25) }];
+  const t = [
+    { name: 'a', shape: [2, 3], data: Float32Array.from([1, 2, 3, 4, 5, 6]) },
+    { name: 'é', shape: [1], data: Float32Array.of(-0.25) },
+  ];
   const bytes = encodeTensors(t, { kind: 'x', n: 3 });
   assert.equal(bytes.length % 4, 0);
   // the data sits at the end, little-endian float32, in header order
@@ -142,15 +196,27 @@ test('tensor file: round trip, and bad magic / truncation / trailing bytes named
   assert.equal(Buffer.from(bytes).readFloatLE(bytes.length - 28), 1);
   const back = decodeTensors(bytes, 'f.bin');
   assert.deepEqual(back.meta, { kind: 'x', n: 3 });
-  assert.deepEqual(back.tensors.map((x) => [x.name, x.shape, [...x.data]]), [['a', [2, 3], [1, 2, 3, 4, 5, 6]], ['é', [1], [-0.25]]]);
+  assert.deepEqual(
+    back.tensors.map((x) => [x.name, x.shape, [...x.data]]),
+    [
+      ['a', [2, 3], [1, 2, 3, 4, 5, 6]],
+      ['é', [1], [-0.25]],
+    ],
+  );
   // A view at an odd offset decodes too (data is copied out, not viewed).
   const shifted = new Uint8Array(bytes.length + 1);
   shifted.set(bytes, 1);
   assert.deepEqual([...decodeTensors(shifted.subarray(1), 'g').tensors[1].data], [-0.25]);
 
-  assert.throws(() => decodeTensors(bytes.subarray(0, bytes.length - 3), 'f.bin'), new RegExp(`f\\.bin: truncated: expected ${bytes.length} bytes, got ${bytes.length - 3}`));
+  assert.throws(
+    () => decodeTensors(bytes.subarray(0, bytes.length - 3), 'f.bin'),
+    new RegExp(`f\\.bin: truncated: expected ${bytes.length} bytes, got ${bytes.length - 3}`),
+  );
   assert.throws(() => decodeTensors(Buffer.concat([bytes, Buffer.alloc(4)]), 'f.bin'), /f\.bin: has trailing bytes/);
-  assert.throws(() => decodeTensors(Buffer.from('hello world, not tensors'), 'h.bin'), /h\.bin: not a dermtl tensor file/);
+  assert.throws(
+    () => decodeTensors(Buffer.from('hello world, not tensors'), 'h.bin'),
+    /h\.bin: not a dermtl tensor file/,
+  );
   assert.throws(() => decodeTensors(bytes.subarray(0, 20), 'f.bin'), /f\.bin: truncated \(header says/);
 
   const dir = await mkdtemp(join(tmpdir(), 'dermtl-tf-'));

@@ -7,7 +7,13 @@ import assert from 'node:assert/strict';
 import { buildTrainingGraph, GraphSession, type Graph, type Loss } from '../../src/graph/index.ts';
 import { loadFoldedResNet50, type FoldedResNet50 } from '../../src/models/foldBatchNorm.ts';
 import { HEAD_TENSORS } from '../../src/models/heads.ts';
-import { ACTIVATIONS_INPUT, buildNetwork, buildNetworkFrom, IMAGE_INPUT, type NetworkSpec } from '../../src/models/network.ts';
+import {
+  ACTIVATIONS_INPUT,
+  buildNetwork,
+  buildNetworkFrom,
+  IMAGE_INPUT,
+  type NetworkSpec,
+} from '../../src/models/network.ts';
 import { ensurePretrainedResNet50, RegistryUnreachableError } from '../../src/models/pretrained.ts';
 import { stageInputShape, trunkLayout, type TrunkStage } from '../../src/models/resnet.ts';
 import { openLowerTrunk } from '../../src/train/lowerTrunk.ts';
@@ -20,7 +26,12 @@ const P = 4;
 const Q = 3;
 
 function spec(depth: 50 | 'tiny', size: number): NetworkSpec {
-  return { trunk: { depth }, imageSize: size, seed: 7, heads: { lesion: P, location: Q, shared: { hidden: 16, dropout: 0.5 }, featureDropout: 0 } };
+  return {
+    trunk: { depth },
+    imageSize: size,
+    seed: 7,
+    heads: { lesion: P, location: Q, shared: { hidden: 16, dropout: 0.5 }, featureDropout: 0 },
+  };
 }
 
 /** Labels, loss weights and the shared layer's dropout mask: fed identically to both graphs. */
@@ -31,31 +42,53 @@ function dataFeeds(): Record<string, Float32Array | BigInt64Array> {
     [HEAD_TENSORS.lesionWeights]: Float32Array.from([1, 0, 1]),
     [HEAD_TENSORS.locationTargets]: BigInt64Array.from([0n, 2n, 1n]),
     [HEAD_TENSORS.locationWeights]: Float32Array.from([1, 1, 0.5]),
-    'shared_dropout_mask': Float32Array.from({ length: B * 16 }, () => (r.bool(0.5) ? 0 : 2)),
+    shared_dropout_mask: Float32Array.from({ length: B * 16 }, () => (r.bool(0.5) ? 0 : 2)),
   };
 }
 
 /** Loss values and every gradient of a forward graph's trainable params. */
-async function gradients(forward: Graph, losses: Loss[], feeds: Record<string, Float32Array | BigInt64Array>): Promise<Map<string, Float32Array>> {
+async function gradients(
+  forward: Graph,
+  losses: Loss[],
+  feeds: Record<string, Float32Array | BigInt64Array>,
+): Promise<Map<string, Float32Array>> {
   const tg = buildTrainingGraph(forward, losses);
   const s = await GraphSession.fromGraph(tg, { training: true, threads: 1 });
   try {
     const params = Object.fromEntries(forward.params({ trainable: true }).map((p) => [p.name, p.data]));
     const known = new Set(s.inputNames);
     const out = await s.run({ ...Object.fromEntries(Object.entries(feeds).filter(([k]) => known.has(k))), ...params });
-    return new Map(Object.entries(out).filter(([k]) => k.startsWith('grad/') || k.endsWith('_loss')).map(([k, v]) => [k, v.data as Float32Array]));
+    return new Map(
+      Object.entries(out)
+        .filter(([k]) => k.startsWith('grad/') || k.endsWith('_loss'))
+        .map(([k, v]) => [k, v.data as Float32Array]),
+    );
   } finally {
     await s.release();
   }
 }
 
 /** What the activation cache stores (before float16): the production lower-trunk session's output. */
-async function lowerActivations(sp: NetworkSpec, stage: TrunkStage, weights: FoldedResNet50 | 'random', image: Float32Array): Promise<Float32Array> {
-  const trunk = await openLowerTrunk({ trunk: sp.trunk.depth === 50 ? 'resnet50' : 'tiny', imageSize: sp.imageSize, seed: sp.seed }, stage, weights, 1);
+async function lowerActivations(
+  sp: NetworkSpec,
+  stage: TrunkStage,
+  weights: FoldedResNet50 | 'random',
+  image: Float32Array,
+): Promise<Float32Array> {
+  const trunk = await openLowerTrunk(
+    { trunk: sp.trunk.depth === 50 ? 'resnet50' : 'tiny', imageSize: sp.imageSize, seed: sp.seed },
+    stage,
+    weights,
+    1,
+  );
   try {
     const a = await trunk.run(image, B);
     assert.deepEqual(trunk.shape, stageInputShape(trunkLayout(sp.trunk.depth), stage, sp.imageSize));
-    assert.equal(a.length, B * trunk.shape[0] * trunk.shape[1] * trunk.shape[2], 'stageInputShape is the lower trunk output shape');
+    assert.equal(
+      a.length,
+      B * trunk.shape[0] * trunk.shape[1] * trunk.shape[2],
+      'stageInputShape is the lower trunk output shape',
+    );
     return a;
   } finally {
     await trunk.release();
@@ -63,23 +96,41 @@ async function lowerActivations(sp: NetworkSpec, stage: TrunkStage, weights: Fol
 }
 
 /** Full network with the trunk below `stage` frozen vs the network cut at `stage` fed the lower trunk's output. */
-async function compare(sp: NetworkSpec, stage: TrunkStage, weights: FoldedResNet50 | 'random', tol: number): Promise<void> {
+async function compare(
+  sp: NetworkSpec,
+  stage: TrunkStage,
+  weights: FoldedResNet50 | 'random',
+  tol: number,
+): Promise<void> {
   const r = Rng.seeded(5);
   const image = Float32Array.from({ length: B * 3 * sp.imageSize * sp.imageSize }, () => r.normal(0, 50));
   const upper = (name: string) => Number(/^res(\d)/.exec(name)?.[1] ?? 0) >= stage;
   const common = { batch: B, mode: 'train' as const, weights, dropoutMasks: true };
   const full = buildNetwork(sp, { ...common, trainable: upper });
   const cut = buildNetworkFrom(sp, stage, { ...common, trainable: 'all' });
-  const names = (g: Graph) => g.params({ trainable: true }).map((p) => p.name).sort();
+  const names = (g: Graph) =>
+    g
+      .params({ trainable: true })
+      .map((p) => p.name)
+      .sort();
   assert.deepEqual(names(cut.graph), names(full.graph), 'the same trainable params');
-  assert.ok(names(cut.graph).some((n) => n.startsWith(`res${stage}`)) && !names(cut.graph).some((n) => n.startsWith(`res${stage - 1}`)));
+  assert.ok(
+    names(cut.graph).some((n) => n.startsWith(`res${stage}`)) &&
+      !names(cut.graph).some((n) => n.startsWith(`res${stage - 1}`)),
+  );
 
   const feeds = dataFeeds();
   const gFull = await gradients(full.graph, full.losses, { ...feeds, [IMAGE_INPUT]: image });
-  const gCut = await gradients(cut.graph, cut.losses, { ...feeds, [ACTIVATIONS_INPUT]: await lowerActivations(sp, stage, weights, image) });
+  const gCut = await gradients(cut.graph, cut.losses, {
+    ...feeds,
+    [ACTIVATIONS_INPUT]: await lowerActivations(sp, stage, weights, image),
+  });
   assert.deepEqual([...gCut.keys()].sort(), [...gFull.keys()].sort());
   for (const [name, ref] of gFull) {
-    assert.ok(ref.some((v) => v !== 0), `${name} is not trivially zero`);
+    assert.ok(
+      ref.some((v) => v !== 0),
+      `${name} is not trivially zero`,
+    );
     const err = relErr(gCut.get(name)!, ref);
     assert.ok(err < tol, `${name}: relative difference ${err.toExponential(2)}`);
   }

@@ -23,7 +23,17 @@ const quiet = { progress: false, log: () => {} };
 async function options(cfg: Record<string, unknown>, extra: Partial<TrainOptions> = {}): Promise<TrainOptions> {
   const demo = await demoSet();
   const out = join(await tempDir(), 'run');
-  return { manifest: demo.manifest, out, task: 'mtl', mode: 'finetune', folds: demo.folds, fold: 0, config: tinyConfig(join(demo.root, 'cache'), cfg), ...quiet, ...extra };
+  return {
+    manifest: demo.manifest,
+    out,
+    task: 'mtl',
+    mode: 'finetune',
+    folds: demo.folds,
+    fold: 0,
+    config: tinyConfig(join(demo.root, 'cache'), cfg),
+    ...quiet,
+    ...extra,
+  };
 }
 
 const stageOf = (name: string) => Number(/^res(\d)/.exec(name)?.[1] ?? 1);
@@ -33,7 +43,12 @@ test('stage5 on the tiny trunk: stage 5 + heads train, the loss falls, the full 
   const lines: string[] = [];
   const r = await trainRun({ ...o, log: (l) => lines.push(l) });
   assert.equal(r.status, 'done');
-  assert.ok(lines.some((l) => /^activations \(input of stage 5, \[32,2,2\] per view\): 0 image\(s\) from the cache, \d+ computed/.test(l)), lines.join('\n'));
+  assert.ok(
+    lines.some((l) =>
+      /^activations \(input of stage 5, \[32,2,2\] per view\): 0 image\(s\) from the cache, \d+ computed/.test(l),
+    ),
+    lines.join('\n'),
+  );
   const info = JSON.parse(await readFile(join(o.out, 'run.json'), 'utf8'));
   assert.equal(info.mode, 'finetune');
   assert.equal(info.backbone.id, 'tiny-seed0-v1/below-stage5-v1');
@@ -53,7 +68,14 @@ test('stage5 on the tiny trunk: stage 5 + heads train, the loss falls, the full 
   assert.ok(params.has('heads/lesion/weight') && params.has('heads/location/weight'));
 
   const demo = await demoSet();
-  const ev = await evaluateRun(o.out, { manifest: demo.manifest, folds: demo.folds, fold: 0, tta: 'center', threads: 1, ...quiet });
+  const ev = await evaluateRun(o.out, {
+    manifest: demo.manifest,
+    folds: demo.folds,
+    fold: 0,
+    tta: 'center',
+    threads: 1,
+    ...quiet,
+  });
   assert.ok(ev.evaluation.lesion && Number.isFinite(ev.evaluation.lesion.mapImage ?? NaN));
 
   // The saved model on a centre crop == the cut network (trained params) on the cached centre activation.
@@ -64,10 +86,15 @@ test('stage5 on the tiny trunk: stage 5 + heads train, the loss falls, the full 
   assert.deepEqual(cache.stats, { hits: validation.length, misses: 0 }, 'training cached the validation views');
   const n = validation.length;
   const acts = new Float32Array(n * cache.viewLength);
-  await cache.read(cached, validation.map((_, i) => ({ image: i, view: 0 })), acts);
+  await cache.read(
+    cached,
+    validation.map((_, i) => ({ image: i, view: 0 })),
+    acts,
+  );
   const model = await loadModel(join(o.out, 'model'));
   const pixels = new Float32Array(n * 3 * 32 * 32);
-  for (let i = 0; i < n; i++) pixels.set((await centerCrop(validation[i].path, { prep: preprocessingOf(config) })).data, i * 3 * 32 * 32);
+  for (let i = 0; i < n; i++)
+    pixels.set((await centerCrop(validation[i].path, { prep: preprocessingOf(config) })).data, i * 3 * 32 * 32);
   const full = await model.predict(pixels, n);
   await model.release();
   const cut = buildNetworkFrom(model.network, 5, { batch: n, mode: 'inference', values: params, requireValues: true });
@@ -75,21 +102,39 @@ test('stage5 on the tiny trunk: stage 5 + heads train, the loss falls, the full 
   const out = await s.run({ [ACTIVATIONS_INPUT]: acts });
   await s.release();
   const diff = (a: ArrayLike<number>, b: ArrayLike<number>) => Math.max(...Array.from(a, (x, i) => Math.abs(x - b[i])));
-  assert.ok(diff(full.lesion!, out[HEAD_TENSORS.lesionProbs].data as Float32Array) < 2e-3, 'lesion probabilities (float16 activations)');
-  assert.ok(diff(full.location!, out[HEAD_TENSORS.locationProbs].data as Float32Array) < 2e-3, 'location probabilities');
+  assert.ok(
+    diff(full.lesion!, out[HEAD_TENSORS.lesionProbs].data as Float32Array) < 2e-3,
+    'lesion probabilities (float16 activations)',
+  );
+  assert.ok(
+    diff(full.location!, out[HEAD_TENSORS.locationProbs].data as Float32Array) < 2e-3,
+    'location probabilities',
+  );
 });
 
 test('stage4 interrupted mid-epoch and resumed: bit-identical to an uninterrupted run; the cache is reused', async () => {
-  const cfg = { finetune: { epochs: 2, subset: 10, trainable: 'stage4', views: 2 }, batchSize: 4, validation: { fraction: 0 } };
+  const cfg = {
+    finetune: { epochs: 2, subset: 10, trainable: 'stage4', views: 2 },
+    batchSize: 4,
+    validation: { fraction: 0 },
+  };
   const straight = await options(cfg);
   await trainRun(straight);
   const o = await options(cfg);
   const ac = new AbortController();
   const lines: string[] = [];
-  const stopped = await trainRun({ ...o, signal: ac.signal, onStep: (r) => (r.step === 4 ? ac.abort() : undefined), log: (l) => lines.push(l) });
+  const stopped = await trainRun({
+    ...o,
+    signal: ac.signal,
+    onStep: (r) => (r.step === 4 ? ac.abort() : undefined),
+    log: (l) => lines.push(l),
+  });
   assert.equal(stopped.status, 'stopped');
   assert.equal(stopped.step, 4, 'epoch 2 (3 updates each), second batch');
-  assert.ok(lines.some((l) => /: 10 image\(s\) from the cache, 0 computed/.test(l)), 'the second run reads the first run\'s cache');
+  assert.ok(
+    lines.some((l) => /: 10 image\(s\) from the cache, 0 computed/.test(l)),
+    "the second run reads the first run's cache",
+  );
   const r = await trainRun({ ...o, resume: true });
   assert.equal(r.resumedFrom, 4);
   const [pa, pb] = [await modelParams(straight.out), await modelParams(o.out)];
@@ -101,6 +146,9 @@ test('stage4 interrupted mid-epoch and resumed: bit-identical to an uninterrupte
 
 test('a trainable value that names no stage is a config error listing the valid ones, before any work', async () => {
   const o = await options({ finetune: { trainable: 'stage6' } });
-  await assert.rejects(trainRun(o), /finetune\.trainable: Invalid option: expected one of "all"\|"stage5"\|"stage4"\|"stage3"/);
+  await assert.rejects(
+    trainRun(o),
+    /finetune\.trainable: Invalid option: expected one of "all"\|"stage5"\|"stage4"\|"stage3"/,
+  );
   await assert.rejects(readFile(join(o.out, 'run.json')), 'no run folder was written');
 });

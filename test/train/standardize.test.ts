@@ -7,7 +7,9 @@ import { Rng } from '../../src/util/rng.ts';
 
 const D = 6;
 const rng = Rng.seeded(3);
-const rows = Array.from({ length: 50 }, () => Float32Array.from({ length: D }, (_, d) => (d === 5 ? 2 : rng.uniform(0, 10 * (d + 1)))));
+const rows = Array.from({ length: 50 }, () =>
+  Float32Array.from({ length: D }, (_, d) => (d === 5 ? 2 : rng.uniform(0, 10 * (d + 1)))),
+);
 
 test('featureStats: per-dimension mean and 1/std; a constant dimension keeps scale 1', () => {
   const s = featureStats(rows, D);
@@ -31,8 +33,14 @@ for (const layers of [['heads/shared'], ['heads/lesion', 'heads/location']]) {
     const s = featureStats(rows, D);
     const params = new Map<string, Float32Array>();
     for (const l of layers) {
-      params.set(`${l}/weight`, Float32Array.from({ length: 3 * D }, () => rng.normal(0, 1)));
-      params.set(`${l}/bias`, Float32Array.from({ length: 3 }, () => rng.normal(0, 1)));
+      params.set(
+        `${l}/weight`,
+        Float32Array.from({ length: 3 * D }, () => rng.normal(0, 1)),
+      );
+      params.set(
+        `${l}/bias`,
+        Float32Array.from({ length: 3 }, () => rng.normal(0, 1)),
+      );
     }
     if (layers.length === 1) params.set('heads/lesion/weight', new Float32Array(4 * 3).fill(0.5)); // a later layer: untouched
     const folded = foldStandardization(params, s);
@@ -41,7 +49,9 @@ for (const layers of [['heads/shared'], ['heads/lesion', 'heads/location']]) {
       for (const l of layers) {
         const want = linear(params.get(`${l}/weight`)!, params.get(`${l}/bias`)!, std);
         const got = linear(folded.get(`${l}/weight`)!, folded.get(`${l}/bias`)!, raw);
-        want.forEach((v, o) => assert.ok(Math.abs(v - got[o]) < 1e-3 * (1 + Math.abs(v)), `${l}[${o}]: ${got[o]} vs ${v}`));
+        want.forEach((v, o) =>
+          assert.ok(Math.abs(v - got[o]) < 1e-3 * (1 + Math.abs(v)), `${l}[${o}]: ${got[o]} vs ${v}`),
+        );
       }
     }
     if (layers.length === 1) assert.deepEqual(folded.get('heads/lesion/weight'), params.get('heads/lesion/weight'));

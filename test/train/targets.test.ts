@@ -6,11 +6,26 @@ import { buildTrainingGraph, GraphSession } from '../../src/graph/index.ts';
 import { HEAD_TENSORS } from '../../src/models/heads.ts';
 import type { NetworkSpec } from '../../src/models/network.ts';
 import { buildFeaturesNetwork, FEATURES_INPUT } from '../../src/train/frozen.ts';
-import { checkTrainable, dropoutMasks, encodeTargets, labelFeeds, labelsFor, noDropout, validationSplit } from '../../src/train/targets.ts';
+import {
+  checkTrainable,
+  dropoutMasks,
+  encodeTargets,
+  labelFeeds,
+  labelsFor,
+  noDropout,
+  validationSplit,
+} from '../../src/train/targets.ts';
 import { Rng } from '../../src/util/rng.ts';
 
-const sample = (image: string, lesions: string[], location: string, group = image): Sample =>
-  ({ image, path: `/x/${image}`, lesions, location, group, line: 2, extra: {} });
+const sample = (image: string, lesions: string[], location: string, group = image): Sample => ({
+  image,
+  path: `/x/${image}`,
+  lesions,
+  location,
+  group,
+  line: 2,
+  extra: {},
+});
 
 const SAMPLES = [
   sample('a', ['scale', 'crust'], 'leg', 'g1'),
@@ -20,22 +35,36 @@ const SAMPLES = [
 ];
 
 test('label lists come from every manifest image, sorted; a task keeps only its head', () => {
-  assert.deepEqual(labelsFor('mtl', SAMPLES), { lesion: ['crust', 'papule', 'scale'], location: ['arm', 'face', 'leg'] });
+  assert.deepEqual(labelsFor('mtl', SAMPLES), {
+    lesion: ['crust', 'papule', 'scale'],
+    location: ['arm', 'face', 'leg'],
+  });
   assert.deepEqual(labelsFor('lesion', SAMPLES), { lesion: ['crust', 'papule', 'scale'], location: [] });
   assert.deepEqual(labelsFor('location', SAMPLES), { lesion: [], location: ['arm', 'face', 'leg'] });
 });
 
 test('a task with nothing to learn in the training part is a clear error', () => {
   const labels = labelsFor('mtl', SAMPLES);
-  assert.throws(() => checkTrainable('lesion', labels, [SAMPLES[1]], 'm.csv fold 0'), /m\.csv fold 0: task lesion needs lesion labels, but no training image has one/);
-  assert.throws(() => checkTrainable('mtl', labels, [SAMPLES[0], SAMPLES[2]], 'here'), /needs at least 2 body locations among the training images, they all show "leg"/);
-  assert.throws(() => checkTrainable('location', labelsFor('location', [SAMPLES[0]]), [SAMPLES[0]], 'here'), /the manifest has 1 \(leg\)/);
+  assert.throws(
+    () => checkTrainable('lesion', labels, [SAMPLES[1]], 'm.csv fold 0'),
+    /m\.csv fold 0: task lesion needs lesion labels, but no training image has one/,
+  );
+  assert.throws(
+    () => checkTrainable('mtl', labels, [SAMPLES[0], SAMPLES[2]], 'here'),
+    /needs at least 2 body locations among the training images, they all show "leg"/,
+  );
+  assert.throws(
+    () => checkTrainable('location', labelsFor('location', [SAMPLES[0]]), [SAMPLES[0]], 'here'),
+    /the manifest has 1 \(leg\)/,
+  );
   assert.throws(() => checkTrainable('location', labels, [], 'here'), /the training part has no images/);
   checkTrainable('mtl', labels, SAMPLES, 'ok');
 });
 
 test('validation split: whole groups, about the fraction, seeded, at least one group each side', () => {
-  const many = Array.from({ length: 60 }, (_, i) => sample(`i${i}`, ['scale'], i % 2 ? 'leg' : 'arm', `g${Math.floor(i / 3)}`));
+  const many = Array.from({ length: 60 }, (_, i) =>
+    sample(`i${i}`, ['scale'], i % 2 ? 'leg' : 'arm', `g${Math.floor(i / 3)}`),
+  );
   const s = validationSplit(many, 0.1, 7);
   assert.equal(s.validation.length, 6, '2 of 20 groups x 3 images');
   assert.equal(s.train.length + s.validation.length, 60);
@@ -66,7 +95,12 @@ test('targets and padded label feeds: weights scaled by B/r, padding has weight 
 
 test('a padded partial batch gives exactly the loss and gradient of the same samples in a graph of their own size', async () => {
   const labels = labelsFor('mtl', SAMPLES);
-  const spec: NetworkSpec = { trunk: { depth: 'tiny' }, imageSize: 32, seed: 3, heads: { lesion: 3, location: 3, shared: { hidden: 6, dropout: 0.5 } } };
+  const spec: NetworkSpec = {
+    trunk: { depth: 'tiny' },
+    imageSize: 32,
+    seed: 3,
+    heads: { lesion: 3, location: 3, shared: { hidden: 6, dropout: 0.5 } },
+  };
   const dim = 5;
   const rng = Rng.seeded(1);
   const feats = Float32Array.from({ length: 3 * dim }, () => rng.normal());
@@ -82,7 +116,12 @@ test('a padded partial batch gives exactly the loss and gradient of the same sam
     // the same mask rows for the real samples in both graphs
     const m = masks.shared_dropout_mask as Float32Array;
     const params = Object.fromEntries(net.graph.params({ trainable: true }).map((p) => [p.name, p.data]));
-    const out = await s.run({ ...params, [FEATURES_INPUT]: padded, ...labelFeeds(t, labels, rows, batch), shared_dropout_mask: Float32Array.from({ length: batch * 6 }, (_, i) => (i < 3 * 6 ? m[i] : 0)) });
+    const out = await s.run({
+      ...params,
+      [FEATURES_INPUT]: padded,
+      ...labelFeeds(t, labels, rows, batch),
+      shared_dropout_mask: Float32Array.from({ length: batch * 6 }, (_, i) => (i < 3 * 6 ? m[i] : 0)),
+    });
     await s.release();
     return out;
   };
@@ -92,8 +131,12 @@ test('a padded partial batch gives exactly the loss and gradient of the same sam
     const a = exact[name].data as Float32Array;
     const b = padded[name].data as Float32Array;
     assert.equal(a.length, b.length);
-    for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) <= 1e-6 * Math.max(1, Math.abs(a[i])), `${name}[${i}]: ${a[i]} vs ${b[i]}`);
-    assert.ok(a.some((v) => v !== 0), `${name} is not trivially zero`);
+    for (let i = 0; i < a.length; i++)
+      assert.ok(Math.abs(a[i] - b[i]) <= 1e-6 * Math.max(1, Math.abs(a[i])), `${name}[${i}]: ${a[i]} vs ${b[i]}`);
+    assert.ok(
+      a.some((v) => v !== 0),
+      `${name} is not trivially zero`,
+    );
   }
 });
 

@@ -17,11 +17,22 @@ async function options(extra: Partial<TrainOptions> & { cfg?: Record<string, unk
   const demo = await demoSet();
   const out = join(await tempDir(), 'run');
   const { cfg, ...rest } = extra;
-  return { manifest: demo.manifest, out, task: 'mtl', folds: demo.folds, fold: 0, config: tinyConfig(join(demo.root, 'cache'), cfg), ...quiet, ...rest };
+  return {
+    manifest: demo.manifest,
+    out,
+    task: 'mtl',
+    folds: demo.folds,
+    fold: 0,
+    config: tinyConfig(join(demo.root, 'cache'), cfg),
+    ...quiet,
+    ...rest,
+  };
 }
 
 test('frozen MTL training on the tiny trunk: losses go down, complete run folder, loadable full model', async () => {
-  const o = await options({ cfg: { frozen: { epochs: 12, views: 3, shared: { hidden: 32, dropout: 0.5 } }, validation: { fraction: 0.2 } } });
+  const o = await options({
+    cfg: { frozen: { epochs: 12, views: 3, shared: { hidden: 32, dropout: 0.5 } }, validation: { fraction: 0.2 } },
+  });
   const lines: string[] = [];
   const r = await trainRun({ ...o, log: (l) => lines.push(l) });
   assert.equal(r.status, 'done');
@@ -44,14 +55,25 @@ test('frozen MTL training on the tiny trunk: losses go down, complete run folder
   assert.equal(info.backbone.id, 'tiny-seed0-v1');
   const history: EpochRecord[] = JSON.parse(await readFile(join(o.out, 'history.json'), 'utf8'));
   assert.equal(history.length, 12);
-  assert.deepEqual(history.map((h) => h.epoch), [...Array(12).keys()].map((i) => i + 1));
+  assert.deepEqual(
+    history.map((h) => h.epoch),
+    [...Array(12).keys()].map((i) => i + 1),
+  );
   const steps = Math.ceil(info.split.train / 8);
   assert.equal(history[11].step, 12 * steps);
   for (const h of history) {
-    assert.ok(h.validation && Number.isFinite(h.validation.total) && h.validation.mapClass !== null && h.validation.top1 !== null);
+    assert.ok(
+      h.validation &&
+        Number.isFinite(h.validation.total) &&
+        h.validation.mapClass !== null &&
+        h.validation.top1 !== null,
+    );
     assert.ok(Math.abs(h.train.total - h.train.lesion_loss - h.train.location_loss) < 1e-9);
   }
-  assert.ok(history[11].train.total < 0.8 * history[0].train.total, `train loss ${history[0].train.total} -> ${history[11].train.total}`);
+  assert.ok(
+    history[11].train.total < 0.8 * history[0].train.total,
+    `train loss ${history[0].train.total} -> ${history[11].train.total}`,
+  );
   assert.ok(history[11].train.location_loss < history[0].train.location_loss);
   assert.ok(history[11].train.lesion_loss < history[0].train.lesion_loss);
   assert.equal(lines.filter((l) => l.startsWith('epoch ')).length, 12);
@@ -68,7 +90,10 @@ test('frozen MTL training on the tiny trunk: losses go down, complete run folder
   const members = JSON.parse(await readFile(join(o.out, 'config.json'), 'utf8')).frozen.members;
   assert.equal(members, 5);
   assert.deepEqual(model.network.heads.shared, { hidden: 32 * members, dropout: 0.5 });
-  assert.ok(model.params().has('conv1/weight') && model.params().has('heads/shared/weight'), 'the loaded model is the full network');
+  assert.ok(
+    model.params().has('conv1/weight') && model.params().has('heads/shared/weight'),
+    'the loaded model is the full network',
+  );
   const p = await model.predict(new Float32Array(2 * 3 * 32 * 32), 2);
   assert.equal(p.lesion!.length, 20);
   assert.equal(p.location!.length, 16);
@@ -122,7 +147,10 @@ test('another seed gives other weights; --resume with other arguments is refused
 
 test('finetune mode on the tiny trunk: the whole network trains (trunk weights change), padded last batch, full model saved', async () => {
   // lr 1e-4: the random tiny trunk has no BatchNorm and diverges at the paper's 1e-3 (a pretrained trunk does not)
-  const o = await options({ mode: 'finetune', cfg: { finetune: { epochs: 2, subset: 13 }, batchSize: 4, optimizer: { lr: 1e-4 } } });
+  const o = await options({
+    mode: 'finetune',
+    cfg: { finetune: { epochs: 2, subset: 13 }, batchSize: 4, optimizer: { lr: 1e-4 } },
+  });
   const r = await trainRun(o);
   assert.equal(r.status, 'done');
   assert.equal(r.step, 2 * Math.ceil(13 / 4));
@@ -139,7 +167,12 @@ test('finetune mode on the tiny trunk: the whole network trains (trunk weights c
 });
 
 test('finetune resumed mid-epoch (loader restarted at that batch) ends bit-identical to an uninterrupted run', async () => {
-  const cfg = { finetune: { epochs: 2, subset: 10 }, batchSize: 4, optimizer: { lr: 1e-4 }, validation: { fraction: 0 } };
+  const cfg = {
+    finetune: { epochs: 2, subset: 10 },
+    batchSize: 4,
+    optimizer: { lr: 1e-4 },
+    validation: { fraction: 0 },
+  };
   const straight = await options({ mode: 'finetune', cfg });
   await trainRun(straight);
   const o = await options({ mode: 'finetune', cfg });
@@ -158,15 +191,39 @@ test('bad inputs: fold without folds, foreign fold file, no labels to learn, non
   const dir = await tempDir();
   const other = join(dir, 'other.csv');
   const rel = (file: string, p: string) => imagePathFor(file, p);
-  await writeManifest(other, demo.loaded.samples.slice(0, 30).map((s) => ({ image: rel(other, s.path), lesions: s.lesions, location: s.location, group: s.group })));
-  await assert.rejects(trainRun({ ...(await options()), manifest: other }), /fold file .*folds\.json does not match manifest/);
+  await writeManifest(
+    other,
+    demo.loaded.samples
+      .slice(0, 30)
+      .map((s) => ({ image: rel(other, s.path), lesions: s.lesions, location: s.location, group: s.group })),
+  );
+  await assert.rejects(
+    trainRun({ ...(await options()), manifest: other }),
+    /fold file .*folds\.json does not match manifest/,
+  );
   const flat = join(dir, 'flat.csv');
-  await writeManifest(flat, demo.loaded.samples.map((s) => ({ image: rel(flat, s.path), lesions: [], location: s.location, group: s.group })));
-  await assert.rejects(trainRun({ ...(await options()), manifest: flat, folds: undefined, fold: undefined, task: 'lesion' }),
-    /task lesion needs lesion labels, but no image of the manifest has one/);
+  await writeManifest(
+    flat,
+    demo.loaded.samples.map((s) => ({ image: rel(flat, s.path), lesions: [], location: s.location, group: s.group })),
+  );
+  await assert.rejects(
+    trainRun({ ...(await options()), manifest: flat, folds: undefined, fold: undefined, task: 'lesion' }),
+    /task lesion needs lesion labels, but no image of the manifest has one/,
+  );
   const oneSite = join(dir, 'one.csv');
-  await writeManifest(oneSite, demo.loaded.samples.map((s) => ({ image: rel(oneSite, s.path), lesions: s.lesions, location: 'leg', group: s.group })));
-  await assert.rejects(trainRun({ ...(await options()), manifest: oneSite, folds: undefined, fold: undefined, task: 'location' }), /needs at least 2 body locations, the manifest has 1/);
+  await writeManifest(
+    oneSite,
+    demo.loaded.samples.map((s) => ({
+      image: rel(oneSite, s.path),
+      lesions: s.lesions,
+      location: 'leg',
+      group: s.group,
+    })),
+  );
+  await assert.rejects(
+    trainRun({ ...(await options()), manifest: oneSite, folds: undefined, fold: undefined, task: 'location' }),
+    /needs at least 2 body locations, the manifest has 1/,
+  );
   const busy = await tempDir();
   await writeFile(join(busy, 'precious.txt'), 'x');
   await assert.rejects(trainRun({ ...(await options()), out: busy }), /not empty and holds no dermtl run/);

@@ -23,7 +23,16 @@ const quiet = { progress: false, log: () => {} };
 async function options(cfg: Record<string, unknown>, extra: Partial<TrainOptions> = {}): Promise<TrainOptions> {
   const demo = await demoSet();
   const out = join(await tempDir(), 'run');
-  return { manifest: demo.manifest, out, task: 'mtl', folds: demo.folds, fold: 0, config: tinyConfig(join(demo.root, 'cache'), cfg), ...quiet, ...extra };
+  return {
+    manifest: demo.manifest,
+    out,
+    task: 'mtl',
+    folds: demo.folds,
+    fold: 0,
+    config: tinyConfig(join(demo.root, 'cache'), cfg),
+    ...quiet,
+    ...extra,
+  };
 }
 
 async function evalOpts(extra: Partial<EvaluateOptions> = {}): Promise<EvaluateOptions> {
@@ -34,14 +43,21 @@ async function evalOpts(extra: Partial<EvaluateOptions> = {}): Promise<EvaluateO
 const json = async (file: string) => JSON.parse(await readFile(file, 'utf8'));
 
 test('uncertainty weighting: the learned weights in run.json and the model metrics, moved from 1; no log-variance in the model', async () => {
-  const o = await options({ taskWeighting: { kind: 'uncertainty' }, frozen: { epochs: 6, views: 3, shared: { hidden: 32, dropout: 0.5 } } });
+  const o = await options({
+    taskWeighting: { kind: 'uncertainty' },
+    frozen: { epochs: 6, views: 3, shared: { hidden: 32, dropout: 0.5 } },
+  });
   const r = await trainRun(o);
   assert.equal(r.status, 'done');
   const info = await json(join(o.out, 'run.json'));
   const w = info.taskWeights;
   assert.equal(w.kind, 'uncertainty');
-  assert.ok(Math.abs(w.lesion - Math.exp(-w.logVariance.lesion)) < 1e-6 && Math.abs(w.location - Math.exp(-w.logVariance.location)) < 1e-6);
-  for (const t of ['lesion', 'location'] as const) assert.ok(w[t] > 0 && Math.abs(w[t] - 1) > 0.01, `${t} weight ${w[t]} moved from 1`);
+  assert.ok(
+    Math.abs(w.lesion - Math.exp(-w.logVariance.lesion)) < 1e-6 &&
+      Math.abs(w.location - Math.exp(-w.logVariance.location)) < 1e-6,
+  );
+  for (const t of ['lesion', 'location'] as const)
+    assert.ok(w[t] > 0 && Math.abs(w[t] - 1) > 0.01, `${t} weight ${w[t]} moved from 1`);
   assert.deepEqual((await json(join(o.out, 'model', 'metrics.json'))).taskWeights, w);
   const params = await modelParams(o.out);
   assert.ok(!params.has(LOG_VARIANCE.lesion) && !params.has(LOG_VARIANCE.location));
@@ -50,7 +66,10 @@ test('uncertainty weighting: the learned weights in run.json and the model metri
   const history: EpochRecord[] = await json(join(o.out, 'history.json'));
   for (const h of history) {
     assert.ok(Number.isFinite(h.train.weighted_loss) && h.train.lesion_loss > 0 && h.train.location_loss > 0);
-    assert.ok(Math.abs(h.train.total - h.train.weighted_loss) < 1e-9, `total ${h.train.total} vs weighted ${h.train.weighted_loss}`);
+    assert.ok(
+      Math.abs(h.train.total - h.train.weighted_loss) < 1e-9,
+      `total ${h.train.total} vs weighted ${h.train.weighted_loss}`,
+    );
   }
   // a fixed-weight MTL run records its configured weights
   const f = await options({ taskWeights: { lesion: 1, location: 0.5 } });
@@ -58,7 +77,7 @@ test('uncertainty weighting: the learned weights in run.json and the model metri
   assert.deepEqual((await json(join(f.out, 'run.json'))).taskWeights, { kind: 'fixed', lesion: 1, location: 0.5 });
 });
 
-test('tuned location weight: one candidate run per grid value, the best validation lesion mAP-class kept as the run\'s model', async () => {
+test("tuned location weight: one candidate run per grid value, the best validation lesion mAP-class kept as the run's model", async () => {
   // a value given twice is one candidate
   const o = await options({ taskWeighting: { kind: 'tuned', grid: [0.1, 1, 0.1] }, validation: { fraction: 0.2 } });
   const lines: string[] = [];
@@ -68,32 +87,58 @@ test('tuned location weight: one candidate run per grid value, the best validati
   assert.equal(info.status, 'done');
   const w = info.taskWeights;
   assert.equal(w.kind, 'tuned');
-  assert.deepEqual(w.candidates.map((c: { location: number }) => c.location), [0.1, 1]);
+  assert.deepEqual(
+    w.candidates.map((c: { location: number }) => c.location),
+    [0.1, 1],
+  );
   for (const c of w.candidates) {
     const sub = await json(join(candidateDir(o.out, c.location), 'run.json'));
     assert.equal(sub.status, 'done');
     assert.deepEqual(sub.taskWeights, { kind: 'fixed', lesion: 1, location: c.location });
-    assert.deepEqual(sub.split, info.split, 'every candidate trains on the run\'s split');
-    const kept = (await json(join(candidateDir(o.out, c.location), 'model', 'metrics.json')));
+    assert.deepEqual(sub.split, info.split, "every candidate trains on the run's split");
+    const kept = await json(join(candidateDir(o.out, c.location), 'model', 'metrics.json'));
     assert.equal(c.score, kept.validation.mapClass);
     assert.equal(c.epoch, kept.selection.epoch);
   }
-  assert.equal(new Set(w.candidates.map((c: { score: number }) => c.score)).size, 2, `the candidates score apart (not decided by the tie rule): ${JSON.stringify(w.candidates)}`);
+  assert.equal(
+    new Set(w.candidates.map((c: { score: number }) => c.score)).size,
+    2,
+    `the candidates score apart (not decided by the tie rule): ${JSON.stringify(w.candidates)}`,
+  );
   const best = Math.max(...w.candidates.map((c: { score: number }) => c.score));
-  const winners = w.candidates.filter((c: { score: number }) => c.score === best).map((c: { location: number }) => c.location);
+  const winners = w.candidates
+    .filter((c: { score: number }) => c.score === best)
+    .map((c: { location: number }) => c.location);
   assert.equal(w.location, Math.max(...winners));
   assert.equal(w.lesion, 1);
   // the run's model folder (and history, selection) are the winner's
   const from = join(candidateDir(o.out, w.location), 'model');
   const files = (await readdir(from)).sort();
   assert.deepEqual((await readdir(join(o.out, 'model'))).sort(), files);
-  for (const f of files) assert.ok((await readFile(join(from, f))).equals(await readFile(join(o.out, 'model', f))), `model/${f} is the winner's`);
-  assert.equal(await readFile(join(o.out, 'history.json'), 'utf8'), await readFile(join(candidateDir(o.out, w.location), 'history.json'), 'utf8'));
+  for (const f of files)
+    assert.ok(
+      (await readFile(join(from, f))).equals(await readFile(join(o.out, 'model', f))),
+      `model/${f} is the winner's`,
+    );
+  assert.equal(
+    await readFile(join(o.out, 'history.json'), 'utf8'),
+    await readFile(join(candidateDir(o.out, w.location), 'history.json'), 'utf8'),
+  );
   assert.deepEqual(info.selection, (await json(join(candidateDir(o.out, w.location), 'run.json'))).selection);
-  assert.ok(lines.some((l) => /tuned task weighting: validation lesion mAP-class per location weight 0\.1: \d\.\d{4}, 1: \d\.\d{4}; kept/.test(l)), lines.join('\n'));
+  assert.ok(
+    lines.some((l) =>
+      /tuned task weighting: validation lesion mAP-class per location weight 0\.1: \d\.\d{4}, 1: \d\.\d{4}; kept/.test(
+        l,
+      ),
+    ),
+    lines.join('\n'),
+  );
   // the parent run evaluates like any other, with the winner's scores
   const parent = await evaluateRun(o.out, await evalOpts({ out: join(await tempDir(), 'eval-parent') }));
-  const winner = await evaluateRun(candidateDir(o.out, w.location), await evalOpts({ out: join(await tempDir(), 'eval-winner') }));
+  const winner = await evaluateRun(
+    candidateDir(o.out, w.location),
+    await evalOpts({ out: join(await tempDir(), 'eval-winner') }),
+  );
   assert.deepEqual(parent.table, winner.table);
   assert.equal((await trainRun({ ...o, resume: true })).status, 'already done');
 });
@@ -130,14 +175,19 @@ test('a tuned run stopped inside a candidate resumes to the same result', async 
 
 test('fusion: the site layer is saved and trained; eval with the site given or unknown changes the lesion scores only', async () => {
   const o = await options({
-    fusion: { enabled: true, siteDropout: 0.5 }, validation: { fraction: 0.2 }, selection: { epoch: 'last' },
+    fusion: { enabled: true, siteDropout: 0.5 },
+    validation: { fraction: 0.2 },
+    selection: { epoch: 'last' },
     frozen: { epochs: 8, views: 3, lr: 0.01, shared: { hidden: 32, dropout: 0.5 } },
   });
   assert.equal((await trainRun(o)).status, 'done');
   const params = await modelParams(o.out);
   const u = params.get(SITE_WEIGHT)!;
   assert.equal(u.length, 10 * 8);
-  assert.ok(u.some((v) => Math.abs(v) > 1e-2), `U moved from its zero init: max |U| ${Math.max(...u.map(Math.abs))}`);
+  assert.ok(
+    u.some((v) => Math.abs(v) > 1e-2),
+    `U moved from its zero init: max |U| ${Math.max(...u.map(Math.abs))}`,
+  );
   assert.equal((await loadModel(join(o.out, 'model'), { session: false })).network.heads.fusion, true);
 
   const given = await evaluateRun(o.out, await evalOpts({ out: join(await tempDir(), 'given'), site: 'given' }));
@@ -150,9 +200,22 @@ test('fusion: the site layer is saved and trained; eval with the site given or u
   assert.ok(given.lines[0].includes('body site given to the lesion head'), given.lines[0]);
   // the whole network on the images (centre crops) agrees with the feature engine, the site fed per image in both
   for (const site of ['given', 'unknown'] as const) {
-    const features = await evaluateRun(o.out, await evalOpts({ out: join(await tempDir(), `center-${site}`), site, tta: 'center' }));
-    const full = await evaluateRun(o.out, await evalOpts({ out: join(await tempDir(), `full-${site}`), site, tta: 'center', fullModel: true }));
-    full.table.lesion.forEach((row, i) => row.forEach((p, c) => assert.ok(Math.abs(p - features.table.lesion[i][c]) < 1e-4, `${site} lesion [${i}][${c}] ${p} vs ${features.table.lesion[i][c]}`)));
+    const features = await evaluateRun(
+      o.out,
+      await evalOpts({ out: join(await tempDir(), `center-${site}`), site, tta: 'center' }),
+    );
+    const full = await evaluateRun(
+      o.out,
+      await evalOpts({ out: join(await tempDir(), `full-${site}`), site, tta: 'center', fullModel: true }),
+    );
+    full.table.lesion.forEach((row, i) =>
+      row.forEach((p, c) =>
+        assert.ok(
+          Math.abs(p - features.table.lesion[i][c]) < 1e-4,
+          `${site} lesion [${i}][${c}] ${p} vs ${features.table.lesion[i][c]}`,
+        ),
+      ),
+    );
   }
   // before calibration with the site unknown: the model with its temperatures taken out (the lesion head then reads
   // the uncalibrated location distribution), not the calibrated logits times the lesion temperatures
@@ -161,20 +224,32 @@ test('fusion: the site layer is saved and trained; eval with the site given or u
   assert.ok(cal.location && cal.location.temperature !== 1, 'calibrated');
   const copy = join(await tempDir(), 'run');
   await cp(o.out, copy, { recursive: true });
-  const unfolded = foldTemperatures(m.params(), { lesion: lesionTemperatures(cal, m.labels.lesion).map((t) => 1 / t), location: 1 / cal.location.temperature });
-  await saveModel(join(copy, 'model'), { network: m.network, params: unfolded, labels: m.labels, preprocessing: m.preprocessing }, { trunk: 'reference' });
+  const unfolded = foldTemperatures(m.params(), {
+    lesion: lesionTemperatures(cal, m.labels.lesion).map((t) => 1 / t),
+    location: 1 / cal.location.temperature,
+  });
+  await saveModel(
+    join(copy, 'model'),
+    { network: m.network, params: unfolded, labels: m.labels, preprocessing: m.preprocessing },
+    { trunk: 'reference' },
+  );
   const raw = await evaluateRun(copy, await evalOpts({ out: join(await tempDir(), 'raw'), site: 'unknown' }));
   assert.equal(raw.uncalibrated, null);
   let worst = 0;
   // heads.onnx stores float16 weights: unfolding rounds them a second time (~2e-4 here; the calibrated logits times
   // the lesion temperatures were up to 0.17 off)
-  raw.table.lesion.forEach((row, i) => row.forEach((p, c) => (worst = Math.max(worst, Math.abs(p - unknown.uncalibrated!.lesion[i][c])))));
+  raw.table.lesion.forEach((row, i) =>
+    row.forEach((p, c) => (worst = Math.max(worst, Math.abs(p - unknown.uncalibrated!.lesion[i][c])))),
+  );
   assert.ok(worst < 2e-3, `uncalibrated lesion scores, site unknown: max difference ${worst}`);
   // a plain model ignores the option
   const plain = await options({});
   await trainRun(plain);
   const a = await evaluateRun(plain.out, await evalOpts({ out: join(await tempDir(), 'plain-given'), site: 'given' }));
-  const b = await evaluateRun(plain.out, await evalOpts({ out: join(await tempDir(), 'plain-unknown'), site: 'unknown' }));
+  const b = await evaluateRun(
+    plain.out,
+    await evalOpts({ out: join(await tempDir(), 'plain-unknown'), site: 'unknown' }),
+  );
   assert.deepEqual(a.table, b.table);
   assert.equal((await json(a.metricsFile)).site, null);
 });
@@ -195,24 +270,41 @@ test('fusion with uncertainty weighting, interrupted mid-epoch and resumed: bit-
   const [a, b] = [await json(join(straight.out, 'run.json')), await json(join(o.out, 'run.json'))];
   assert.equal(a.taskWeights.kind, 'uncertainty');
   assert.deepEqual(b.taskWeights, a.taskWeights);
-  assert.equal(await readFile(join(o.out, 'history.json'), 'utf8'), await readFile(join(straight.out, 'history.json'), 'utf8'));
+  assert.equal(
+    await readFile(join(o.out, 'history.json'), 'utf8'),
+    await readFile(join(straight.out, 'history.json'), 'utf8'),
+  );
 });
 
 for (const trainable of ['all', 'stage5'] as const) {
   test(`finetune (trainable ${trainable}) with fusion and uncertainty weighting: U trained and saved, no log-variance, the site read at eval`, async () => {
-    const o = await options({
-      fusion: { enabled: true }, taskWeighting: { kind: 'uncertainty' }, batchSize: 4, optimizer: { lr: 1e-3 }, validation: { fraction: 0 },
-      finetune: { epochs: 1, subset: 8, trainable, views: 1 }, eval: { tta: 'center' },
-    }, { mode: 'finetune' });
+    const o = await options(
+      {
+        fusion: { enabled: true },
+        taskWeighting: { kind: 'uncertainty' },
+        batchSize: 4,
+        optimizer: { lr: 1e-3 },
+        validation: { fraction: 0 },
+        finetune: { epochs: 1, subset: 8, trainable, views: 1 },
+        eval: { tta: 'center' },
+      },
+      { mode: 'finetune' },
+    );
     assert.equal((await trainRun(o)).status, 'done');
     const info = await json(join(o.out, 'run.json'));
     assert.equal(info.taskWeights.kind, 'uncertainty');
     assert.ok(info.taskWeights.lesion !== 1 && info.taskWeights.location !== 1);
     const params = await modelParams(o.out);
-    assert.ok(params.get(SITE_WEIGHT)!.some((v) => v !== 0), 'U trained');
+    assert.ok(
+      params.get(SITE_WEIGHT)!.some((v) => v !== 0),
+      'U trained',
+    );
     assert.ok(![...params.keys()].some((k) => k.includes('log_variance')));
     const given = await evaluateRun(o.out, await evalOpts({ out: join(await tempDir(), 'given'), tta: 'center' }));
-    const unknown = await evaluateRun(o.out, await evalOpts({ out: join(await tempDir(), 'unknown'), tta: 'center', site: 'unknown' }));
+    const unknown = await evaluateRun(
+      o.out,
+      await evalOpts({ out: join(await tempDir(), 'unknown'), tta: 'center', site: 'unknown' }),
+    );
     assert.deepEqual(unknown.table.location, given.table.location);
     assert.notDeepEqual(unknown.table.lesion, given.table.lesion);
   });
@@ -220,14 +312,28 @@ for (const trainable of ['all', 'stage5'] as const) {
 
 test('fusion and non-fixed task weighting need task mtl', async () => {
   const refused = (cfg: Record<string, unknown>, task: string, re: RegExp) =>
-    assert.throws(() => resolveConfig({ task, ...cfg }), (e: Error) => e instanceof DermtlError && re.test(e.message));
+    assert.throws(
+      () => resolveConfig({ task, ...cfg }),
+      (e: Error) => e instanceof DermtlError && re.test(e.message),
+    );
   for (const task of ['lesion', 'location']) {
-    refused({ fusion: { enabled: true } }, task, new RegExp(`fusion\\.enabled.*a fusion model needs both heads: task mtl, not ${task}`, 's'));
-    refused({ taskWeighting: { kind: 'uncertainty' } }, task, new RegExp(`taskWeighting\\.kind.*task mtl, not ${task}`, 's'));
+    refused(
+      { fusion: { enabled: true } },
+      task,
+      new RegExp(`fusion\\.enabled.*a fusion model needs both heads: task mtl, not ${task}`, 's'),
+    );
+    refused(
+      { taskWeighting: { kind: 'uncertainty' } },
+      task,
+      new RegExp(`taskWeighting\\.kind.*task mtl, not ${task}`, 's'),
+    );
     refused({ taskWeighting: { kind: 'tuned' } }, task, new RegExp(`taskWeighting\\.kind.*task mtl, not ${task}`, 's'));
   }
   assert.throws(() => resolveConfig({ taskWeighting: { kind: 'tuned', grid: [1] } }), DermtlError);
-  assert.equal(resolveConfig({ task: 'lesion', taskWeighting: { kind: 'fixed' }, fusion: { enabled: false } }).task, 'lesion');
+  assert.equal(
+    resolveConfig({ task: 'lesion', taskWeighting: { kind: 'fixed' }, fusion: { enabled: false } }).task,
+    'lesion',
+  );
   // trainRun refuses before it writes anything
   const o = await options({ fusion: { enabled: true } }, { task: 'lesion' });
   await assert.rejects(trainRun(o), /a fusion model needs both heads/);

@@ -32,7 +32,11 @@ test('writeDirAtomic: the old folder is whole while the new one is filled, then 
   const dir = join(parent, 'model');
   await writeDirAtomic(dir, (tmp) => writeFile(join(tmp, 'a.txt'), 'v1'));
   await writeDirAtomic(dir, async (tmp) => {
-    assert.equal(await readFile(join(dir, 'a.txt'), 'utf8'), 'v1', 'the old folder is untouched while the new one is written');
+    assert.equal(
+      await readFile(join(dir, 'a.txt'), 'utf8'),
+      'v1',
+      'the old folder is untouched while the new one is written',
+    );
     await writeFile(join(tmp, 'b.txt'), 'v2');
   });
   assert.deepEqual(await readdir(dir), ['b.txt']);
@@ -43,10 +47,13 @@ test('writeDirAtomic: a failing fill leaves the old folder as it was and removes
   const parent = join(root, 'dirs-fail');
   const dir = join(parent, 'model');
   await writeDirAtomic(dir, (tmp) => writeFile(join(tmp, 'a.txt'), 'v1'));
-  await assert.rejects(writeDirAtomic(dir, async (tmp) => {
-    await writeFile(join(tmp, 'half.txt'), 'x');
-    throw new Error('disk full');
-  }), /disk full/);
+  await assert.rejects(
+    writeDirAtomic(dir, async (tmp) => {
+      await writeFile(join(tmp, 'half.txt'), 'x');
+      throw new Error('disk full');
+    }),
+    /disk full/,
+  );
   assert.equal(await readFile(join(dir, 'a.txt'), 'utf8'), 'v1');
   assert.deepEqual(await readdir(parent), ['model']);
   assert.ok((await stat(dir)).isDirectory());

@@ -47,7 +47,8 @@ test('float32 values go to the nearest half, ties to even; the bulk functions ag
     if (!Number.isFinite(fromHalf(h[i]))) continue;
     for (const n of [h[i] - 1, h[i] + 1]) {
       const other = fromHalf(n & 0xffff);
-      if (Number.isFinite(other) && (n & 0x7c00) !== 0x7c00) assert.ok(err <= Math.abs(other - x), `${x}: 0x${h[i].toString(16)} is not the nearest half`);
+      if (Number.isFinite(other) && (n & 0x7c00) !== 0x7c00)
+        assert.ok(err <= Math.abs(other - x), `${x}: 0x${h[i].toString(16)} is not the nearest half`);
     }
   }
   const back = new Float32Array(xs.length + 2);

@@ -12,7 +12,8 @@ const root = await mkdtemp(join(tmpdir(), 'dermtl-json-'));
 test.after(() => rm(root, { recursive: true, force: true }));
 const Schema = z.object({ a: z.number(), b: z.object({ c: z.string() }) }).strict();
 
-const fails = (p: Promise<unknown>, re: RegExp) => assert.rejects(p, (e: unknown) => e instanceof DermtlError && re.test(e.message));
+const fails = (p: Promise<unknown>, re: RegExp) =>
+  assert.rejects(p, (e: unknown) => e instanceof DermtlError && re.test(e.message));
 
 test('a valid file is parsed and typed', async () => {
   const f = join(root, 'ok.json');
@@ -29,6 +30,9 @@ test('missing, not JSON, or not matching: a DermtlError naming the file (and eac
   await fails(readJsonWith(Schema, bad), /bad\.json: not valid JSON \(/);
   const wrong = join(root, 'wrong.json');
   await writeFile(wrong, '{"a": "1", "b": {"c": 2}, "d": 0}');
-  await fails(readJsonWith(Schema, wrong), /wrong\.json: unexpected content \(3 problems\):\n  - a: .*\n  - b\.c: .*\n  - \(top level\): .*"d"/);
+  await fails(
+    readJsonWith(Schema, wrong),
+    /wrong\.json: unexpected content \(3 problems\):\n  - a: .*\n  - b\.c: .*\n  - \(top level\): .*"d"/,
+  );
   await fails(readJsonWith(Schema, wrong, { invalid: 'invalid thing' }), /^invalid thing \(3 problems\)/);
 });

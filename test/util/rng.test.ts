@@ -3,10 +3,18 @@ import assert from 'node:assert/strict';
 import { Rng } from '../../src/util/rng.ts';
 
 test('same seed gives the same stream, another seed another', () => {
-  const a = Rng.seeded(7), b = Rng.seeded(7), c = Rng.seeded(8);
+  const a = Rng.seeded(7),
+    b = Rng.seeded(7),
+    c = Rng.seeded(8);
   const xs = Array.from({ length: 5 }, () => a.float());
-  assert.deepEqual(xs, Array.from({ length: 5 }, () => b.float()));
-  assert.notDeepEqual(xs, Array.from({ length: 5 }, () => c.float()));
+  assert.deepEqual(
+    xs,
+    Array.from({ length: 5 }, () => b.float()),
+  );
+  assert.notDeepEqual(
+    xs,
+    Array.from({ length: 5 }, () => c.float()),
+  );
 });
 
 test('int stays within its inclusive bounds and hits both ends', () => {
@@ -28,6 +36,9 @@ test('derive gives independent but reproducible streams per key', () => {
 test('shuffle is a permutation', () => {
   const xs = Array.from({ length: 20 }, (_, i) => i);
   const s = Rng.seeded(3).shuffle(xs);
-  assert.deepEqual([...s].sort((a, b) => a - b), xs);
+  assert.deepEqual(
+    [...s].sort((a, b) => a - b),
+    xs,
+  );
   assert.notDeepEqual(s, xs);
 });

@@ -13,12 +13,17 @@ export function register(program: Command): void {
     .option('--seed <int>', 'random seed: the same seed gives byte-identical files', intArg, 0)
     .option('--size <px>', 'image width in pixels (some images are a little less tall)', intArg, 320)
     .action(async (opts: { out: string; n: number; seed: number; size: number }) => {
-      const [{ generateDemo }, { stderrProgress }] = await Promise.all([import('../../data/demo/generate.ts'), import('../../util/progress.ts')]);
+      const [{ generateDemo }, { stderrProgress }] = await Promise.all([
+        import('../../data/demo/generate.ts'),
+        import('../../util/progress.ts'),
+      ]);
       const progress = stderrProgress('drawing images');
       try {
         const r = await generateDemo(opts.out, { n: opts.n, seed: opts.seed, size: opts.size, onProgress: progress });
         progress.stop();
-        console.log(`wrote ${r.images} synthetic images in ${r.groups} groups to ${r.dir} (${(r.ms / 1000).toFixed(1)} s)`);
+        console.log(
+          `wrote ${r.images} synthetic images in ${r.groups} groups to ${r.dir} (${(r.ms / 1000).toFixed(1)} s)`,
+        );
         console.log(`manifest: ${r.manifest}`);
       } finally {
         progress.stop();
@@ -29,6 +34,7 @@ export function register(program: Command): void {
 /** Integer flag values; commander reports the error with the flag name and usage. */
 export function intArg(value: string): number {
   const n = Number(value);
-  if (!/^-?\d+$/.test(value.trim()) || !Number.isSafeInteger(n)) throw new InvalidArgumentError(`expected an integer, got '${value}'`);
+  if (!/^-?\d+$/.test(value.trim()) || !Number.isSafeInteger(n))
+    throw new InvalidArgumentError(`expected an integer, got '${value}'`);
   return n;
 }

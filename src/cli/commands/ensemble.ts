@@ -4,7 +4,9 @@ import { Command } from 'commander';
 export function register(program: Command): void {
   program
     .command('ensemble')
-    .description('Combine two trained runs: per image and label, the max of their scores (evaluate it with dermtl eval RUN_E)')
+    .description(
+      'Combine two trained runs: per image and label, the max of their scores (evaluate it with dermtl eval RUN_E)',
+    )
     .argument('<runA>', 'first run folder')
     .argument('<runB>', 'second run folder (same labels, same manifest and fold)')
     .requiredOption('--out <run>', 'new run folder for the ensemble (it stores only the two member paths)')
@@ -12,6 +14,8 @@ export function register(program: Command): void {
       const { createEnsemble } = await import('../../eval/ensembleRun.ts');
       const info = await createEnsemble(a, b, o.out);
       console.log(`wrote ensemble run ${o.out}: max of ${info.members!.join(' and ')}`);
-      console.log(`evaluate it with: dermtl eval ${o.out} --manifest M${info.folds ? ` --folds ${info.folds.file} --fold ${info.folds.fold}` : ''}`);
+      console.log(
+        `evaluate it with: dermtl eval ${o.out} --manifest M${info.folds ? ` --folds ${info.folds.file} --fold ${info.folds.fold}` : ''}`,
+      );
     });
 }

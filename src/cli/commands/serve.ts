@@ -21,15 +21,45 @@ interface ServeFlags {
 export function register(program: Command): void {
   program
     .command('serve')
-    .description('Serve a model over HTTP: POST /api/predict, GET /api/model, GET /healthz, GET /api/openapi.json, GET /model.onnx, and the web page at /')
-    .option('--model <dir>', `model folder (or its model.onnx); default: ./${DEFAULT_MODEL_PATH}, the multi-task model of fold 0 written by npm start`)
+    .description(
+      'Serve a model over HTTP: POST /api/predict, GET /api/model, GET /healthz, GET /api/openapi.json, GET /model.onnx, and the web page at /',
+    )
+    .option(
+      '--model <dir>',
+      `model folder (or its model.onnx); default: ./${DEFAULT_MODEL_PATH}, the multi-task model of fold 0 written by npm start`,
+    )
     .option('--port <n>', 'TCP port (0: any free port)', portArg, 8080)
     .option('--host <addr>', 'address to listen on (0.0.0.0 exposes the server to the network)', '127.0.0.1')
-    .option('--max-body-mb <mb>', 'largest request body, MB (larger: 413)', positiveNumber, SERVER_DEFAULTS.bodyLimit / 1024 / 1024)
-    .option('--max-pixels <n>', 'largest image, width x height, checked before decoding (larger: 422)', positiveInt, SERVER_DEFAULTS.maxPixels)
-    .option('--timeout-ms <ms>', 'per prediction, queue wait included (503 while waiting, 504 while running)', positiveInt, SERVER_DEFAULTS.timeoutMs)
-    .option('--queue <n>', 'requests that may wait for the model; more at once get 503 + Retry-After', nonNegativeInt, SERVER_DEFAULTS.queueSize)
-    .option('--concurrency <n>', 'images decoded at once (the model itself runs one at a time)', positiveInt, SERVER_DEFAULTS.concurrency)
+    .option(
+      '--max-body-mb <mb>',
+      'largest request body, MB (larger: 413)',
+      positiveNumber,
+      SERVER_DEFAULTS.bodyLimit / 1024 / 1024,
+    )
+    .option(
+      '--max-pixels <n>',
+      'largest image, width x height, checked before decoding (larger: 422)',
+      positiveInt,
+      SERVER_DEFAULTS.maxPixels,
+    )
+    .option(
+      '--timeout-ms <ms>',
+      'per prediction, queue wait included (503 while waiting, 504 while running)',
+      positiveInt,
+      SERVER_DEFAULTS.timeoutMs,
+    )
+    .option(
+      '--queue <n>',
+      'requests that may wait for the model; more at once get 503 + Retry-After',
+      nonNegativeInt,
+      SERVER_DEFAULTS.queueSize,
+    )
+    .option(
+      '--concurrency <n>',
+      'images decoded at once (the model itself runs one at a time)',
+      positiveInt,
+      SERVER_DEFAULTS.concurrency,
+    )
     .option('--threads <n>', 'onnxruntime threads (default: every core)', positiveInt)
     .option('--log-requests', 'log every request (JSON lines on stderr)')
     .addHelpText(
@@ -44,11 +74,20 @@ export function register(program: Command): void {
       const modelPath = await resolveModelPath(f.model);
       const { serveModel } = await import('../../serve/run.ts');
       await serveModel({
-        modelPath, port: f.port, host: f.host, threads: f.threads,
-        bodyLimit: Math.round(f.maxBodyMb * 1024 * 1024), maxPixels: f.maxPixels, timeoutMs: f.timeoutMs,
-        queueSize: f.queue, concurrency: f.concurrency,
+        modelPath,
+        port: f.port,
+        host: f.host,
+        threads: f.threads,
+        bodyLimit: Math.round(f.maxBodyMb * 1024 * 1024),
+        maxPixels: f.maxPixels,
+        timeoutMs: f.timeoutMs,
+        queueSize: f.queue,
+        concurrency: f.concurrency,
         logger: { level: f.logRequests ? 'info' : 'warn', stream: process.stderr },
-        onListen: (url) => process.stderr.write(`dermtl: serving ${modelPath} at ${url} (web page at /, API description at /api/openapi.json)\n`),
+        onListen: (url) =>
+          process.stderr.write(
+            `dermtl: serving ${modelPath} at ${url} (web page at /, API description at /api/openapi.json)\n`,
+          ),
         onShutdown: (signal) => process.stderr.write(`dermtl: ${signal}: finishing requests in flight, then exiting\n`),
       });
       process.stderr.write('dermtl: server stopped\n');

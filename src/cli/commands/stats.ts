@@ -10,7 +10,9 @@ export function register(program: Command): void {
     .option('--json <out.json>', 'also write the statistics as JSON')
     .action(async (file: string, opts: { json?: string }) => {
       const [{ loadManifest, manifestHash }, { formatStats, manifestStats }, { writeFileAtomic }] = await Promise.all([
-        import('../../data/manifest.ts'), import('../../data/statistics.ts'), import('../../util/atomic.ts'),
+        import('../../data/manifest.ts'),
+        import('../../data/statistics.ts'),
+        import('../../util/atomic.ts'),
       ]);
       const manifest = await loadManifest(file);
       const stats = manifestStats(manifest);

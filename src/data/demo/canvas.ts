@@ -10,7 +10,10 @@ export class Canvas {
   /** While set: grown to hold every pixel painted with opacity >= TRACK_MIN_ALPHA (where a lesion was drawn). */
   box: PixelBox | null = null;
 
-  constructor(readonly width: number, readonly height: number) {
+  constructor(
+    readonly width: number,
+    readonly height: number,
+  ) {
     this.data = new Float32Array(width * height * 3);
   }
 
@@ -18,7 +21,8 @@ export class Canvas {
   blend(x: number, y: number, c: RGB, a: number): void {
     if (x < 0 || y < 0 || x >= this.width || y >= this.height || a <= 0) return;
     if (this.box && a >= TRACK_MIN_ALPHA) grow(this.box, x, y);
-    const i = (y * this.width + x) * 3, d = this.data;
+    const i = (y * this.width + x) * 3,
+      d = this.data;
     const t = a > 1 ? 1 : a;
     d[i] += (c[0] - d[i]) * t;
     d[i + 1] += (c[1] - d[i + 1]) * t;
@@ -29,7 +33,8 @@ export class Canvas {
   shade(x: number, y: number, f: number, a = 1): void {
     if (x < 0 || y < 0 || x >= this.width || y >= this.height || a <= 0) return;
     if (this.box && a * Math.abs(f - 1) >= TRACK_MIN_ALPHA) grow(this.box, x, y);
-    const i = (y * this.width + x) * 3, d = this.data;
+    const i = (y * this.width + x) * 3,
+      d = this.data;
     const k = 1 + (f - 1) * Math.min(1, a);
     d[i] *= k;
     d[i + 1] *= k;
@@ -38,7 +43,15 @@ export class Canvas {
 
   /** An anti-aliased thick segment, e.g. a hair, a vessel or a skin crease. */
   line(x0: number, y0: number, x1: number, y1: number, width: number, c: RGB, a: number): void {
-    this.path([[x0, y0], [x1, y1]], width, c, a);
+    this.path(
+      [
+        [x0, y0],
+        [x1, y1],
+      ],
+      width,
+      c,
+      a,
+    );
   }
 
   /**
@@ -46,18 +59,24 @@ export class Canvas {
    * segments) and blended once, so joints between segments do not get painted twice and look beaded.
    */
   path(points: [number, number][], width: number, c: RGB, a: number): void {
-    const cover = this.coverage ??= new Float32Array(this.width * this.height);
+    const cover = (this.coverage ??= new Float32Array(this.width * this.height));
     const touched: number[] = [];
     const r = width / 2;
     for (let k = 1; k < points.length; k++) {
-      const [x0, y0] = points[k - 1], [x1, y1] = points[k];
-      const minX = Math.max(0, Math.floor(Math.min(x0, x1) - r - 1)), maxX = Math.min(this.width - 1, Math.ceil(Math.max(x0, x1) + r + 1));
-      const minY = Math.max(0, Math.floor(Math.min(y0, y1) - r - 1)), maxY = Math.min(this.height - 1, Math.ceil(Math.max(y0, y1) + r + 1));
-      const vx = x1 - x0, vy = y1 - y0, len2 = vx * vx + vy * vy || 1e-9;
+      const [x0, y0] = points[k - 1],
+        [x1, y1] = points[k];
+      const minX = Math.max(0, Math.floor(Math.min(x0, x1) - r - 1)),
+        maxX = Math.min(this.width - 1, Math.ceil(Math.max(x0, x1) + r + 1));
+      const minY = Math.max(0, Math.floor(Math.min(y0, y1) - r - 1)),
+        maxY = Math.min(this.height - 1, Math.ceil(Math.max(y0, y1) + r + 1));
+      const vx = x1 - x0,
+        vy = y1 - y0,
+        len2 = vx * vx + vy * vy || 1e-9;
       for (let y = minY; y <= maxY; y++) {
         for (let x = minX; x <= maxX; x++) {
           const t = Math.max(0, Math.min(1, ((x - x0) * vx + (y - y0) * vy) / len2));
-          const dx = x - (x0 + t * vx), dy = y - (y0 + t * vy);
+          const dx = x - (x0 + t * vx),
+            dy = y - (y0 + t * vy);
           const v = Math.min(1, r + 0.5 - Math.sqrt(dx * dx + dy * dy));
           const i = y * this.width + x;
           if (v > cover[i]) {
@@ -113,10 +132,15 @@ export class ValueNoise {
   /** The field at (u, v), both in [0, 1] (clamped outside). */
   at(u: number, v: number): number {
     const n = this.n;
-    const x = Math.min(Math.max(u, 0), 1) * n, y = Math.min(Math.max(v, 0), 1) * n;
-    const ix = Math.min(n - 1, Math.floor(x)), iy = Math.min(n - 1, Math.floor(y));
-    const fx = smooth(x - ix), fy = smooth(y - iy);
-    const g = this.grid, w = n + 1, i = iy * w + ix;
+    const x = Math.min(Math.max(u, 0), 1) * n,
+      y = Math.min(Math.max(v, 0), 1) * n;
+    const ix = Math.min(n - 1, Math.floor(x)),
+      iy = Math.min(n - 1, Math.floor(y));
+    const fx = smooth(x - ix),
+      fy = smooth(y - iy);
+    const g = this.grid,
+      w = n + 1,
+      i = iy * w + ix;
     const top = g[i] + (g[i + 1] - g[i]) * fx;
     const bottom = g[i + w] + (g[i + w + 1] - g[i + w]) * fx;
     return top + (bottom - top) * fy;
@@ -132,7 +156,9 @@ export class FractalNoise {
   }
 
   at(u: number, v: number): number {
-    let sum = 0, amp = 1, norm = 0;
+    let sum = 0,
+      amp = 1,
+      norm = 0;
     const o = this.octaves;
     for (let k = 0; k < o.length; k++) {
       sum += o[k].at(u, v) * amp;

@@ -50,13 +50,21 @@ export async function generateDemo(dir: string, opts: DemoOptions): Promise<Demo
     await writeFile(join(tmp, 'README.txt'), readme(opts));
     await writeFile(join(tmp, DEMO_MARKER), JSON.stringify(marker(opts), null, 2) + '\n');
   });
-  return { dir: out, manifest: join(out, 'manifest.csv'), images: opts.n, groups: scenes.length, ms: performance.now() - t0 };
+  return {
+    dir: out,
+    manifest: join(out, 'manifest.csv'),
+    images: opts.n,
+    groups: scenes.length,
+    ms: performance.now() - t0,
+  };
 }
 
 function checkOptions(o: DemoOptions): void {
-  if (!Number.isInteger(o.n) || o.n < 1 || o.n > 1_000_000) throw new DermtlError(`--n must be an integer from 1 to 1000000, got ${o.n}`);
+  if (!Number.isInteger(o.n) || o.n < 1 || o.n > 1_000_000)
+    throw new DermtlError(`--n must be an integer from 1 to 1000000, got ${o.n}`);
   if (!Number.isInteger(o.seed)) throw new DermtlError(`--seed must be an integer, got ${o.seed}`);
-  if (!Number.isInteger(o.size) || o.size < 64 || o.size > 2048) throw new DermtlError(`--size must be an integer from 64 to 2048, got ${o.size}`);
+  if (!Number.isInteger(o.size) || o.size < 64 || o.size > 2048)
+    throw new DermtlError(`--size must be an integer from 64 to 2048, got ${o.size}`);
 }
 
 /** A missing or empty folder, or one holding our marker, may be (re)written; anything else is someone's data. */
@@ -113,7 +121,9 @@ async function writeImages(tmp: string, scenes: DemoScene[], opts: DemoOptions):
 }
 
 function manifestRows(scenes: DemoScene[]): ManifestRow[] {
-  return scenes.flatMap((s) => s.views.map((v) => ({ image: v.image, lesions: s.lesions, location: s.site, group: s.group })));
+  return scenes.flatMap((s) =>
+    s.views.map((v) => ({ image: v.image, lesions: s.lesions, location: s.site, group: s.group })),
+  );
 }
 
 function marker(o: DemoOptions) {
@@ -121,7 +131,9 @@ function marker(o: DemoOptions) {
 }
 
 function readme(o: DemoOptions): string {
-  const table = SITES.map((s) => `  ${s.padEnd(6)} ${LESIONS.map((l) => String(LESION_WEIGHTS[s][l]).padStart(4)).join(' ')}`);
+  const table = SITES.map(
+    (s) => `  ${s.padEnd(6)} ${LESIONS.map((l) => String(LESION_WEIGHTS[s][l]).padStart(4)).join(' ')}`,
+  );
   return [
     'SYNTHETIC DEMO DATA -- NOT REAL PATIENT IMAGES, NOT FOR ANY MEDICAL USE.',
     '',
@@ -150,7 +162,10 @@ export interface DemoLesionBox {
  * The lesion boxes of every photo of the demo dataset `generateDemo(.., { n, seed, size })` writes, by manifest image
  * path (redrawing each scene; the pixels are not written). A lesion outside a photo's frame is left out of it.
  */
-export function demoLesionBoxes(opts: Pick<DemoOptions, 'n' | 'seed' | 'size'>, only?: ReadonlySet<string>): Map<string, DemoLesionBox[]> {
+export function demoLesionBoxes(
+  opts: Pick<DemoOptions, 'n' | 'seed' | 'size'>,
+  only?: ReadonlySet<string>,
+): Map<string, DemoLesionBox[]> {
   checkOptions(opts);
   const out = new Map<string, DemoLesionBox[]>();
   for (const scene of planDemo(opts.n, opts.seed)) {

@@ -32,20 +32,26 @@ interface Blob {
 
 function makeBlob(rng: Rng, cx: number, cy: number, r: number, irregularity: number, maxK = 5): Blob {
   const harmonics = [];
-  for (let k = 2; k <= maxK; k++) harmonics.push({ k, a: rng.uniform(0, irregularity) / (k - 1), phase: rng.uniform(0, 6.3) });
+  for (let k = 2; k <= maxK; k++)
+    harmonics.push({ k, a: rng.uniform(0, irregularity) / (k - 1), phase: rng.uniform(0, 6.3) });
   return { cx, cy, r, harmonics };
 }
 
 function forBlob(
-  canvas: Canvas, b: Blob, reach: number,
+  canvas: Canvas,
+  b: Blob,
+  reach: number,
   visit: (d: number, px: number, py: number, x: number, y: number) => void,
 ): void {
   const maxR = b.r * (1 + b.harmonics.reduce((s, h) => s + h.a, 0)) * reach + 2;
-  const x0 = Math.max(0, Math.floor(b.cx - maxR)), x1 = Math.min(canvas.width - 1, Math.ceil(b.cx + maxR));
-  const y0 = Math.max(0, Math.floor(b.cy - maxR)), y1 = Math.min(canvas.height - 1, Math.ceil(b.cy + maxR));
+  const x0 = Math.max(0, Math.floor(b.cx - maxR)),
+    x1 = Math.min(canvas.width - 1, Math.ceil(b.cx + maxR));
+  const y0 = Math.max(0, Math.floor(b.cy - maxR)),
+    y1 = Math.min(canvas.height - 1, Math.ceil(b.cy + maxR));
   for (let y = y0; y <= y1; y++) {
     for (let x = x0; x <= x1; x++) {
-      const dx = x - b.cx, dy = y - b.cy;
+      const dx = x - b.cx,
+        dy = y - b.cy;
       const theta = Math.atan2(dy, dx);
       let rr = 1;
       for (const h of b.harmonics) rr += h.a * Math.cos(h.k * theta + h.phase);
@@ -59,14 +65,16 @@ function forBlob(
 /** Brightness of a dome of relative height `height` at normalised position (px, py), relative to flat skin. */
 function domeShade(px: number, py: number, height: number, L: Light): number {
   const s = Math.sqrt(Math.max(0.02, 1 - px * px - py * py));
-  const nx = (height * px) / s, ny = (height * py) / s;
+  const nx = (height * px) / s,
+    ny = (height * py) / s;
   const lambert = (nx * L[0] + ny * L[1] + L[2]) / Math.sqrt(nx * nx + ny * ny + 1);
   return clamp(lambert / L[2], 0.5, 1.3);
 }
 
 /** A specular highlight: strongest where the dome normal points half-way between light and camera. */
 function specular(px: number, py: number, L: Light, size: number): number {
-  const hx = -L[0] * 0.45 - px, hy = -L[1] * 0.45 - py;
+  const hx = -L[0] * 0.45 - px,
+    hy = -L[1] * 0.45 - py;
   return Math.exp(-(hx * hx + hy * hy) / (size * size));
 }
 
@@ -81,12 +89,13 @@ const PAINTERS: Record<Lesion, (c: Ctx) => void> = {
   /** Small raised red-pink domes, usually a few clustered together, with a faint red halo. */
   papule(c) {
     const base = jitterColour(c.rng, [205, 105, 110], 0.08);
-    const n = c.rng.int(2, 9), spread = c.rng.uniform(8, 26) * c.unit;
+    const n = c.rng.int(2, 9),
+      spread = c.rng.uniform(8, 26) * c.unit;
     for (let i = 0; i < n; i++) {
       const r = c.rng.uniform(4, 9) * c.unit;
       const b = makeBlob(c.rng, c.cx + c.rng.normal(0, spread), c.cy + c.rng.normal(0, spread), r, 0.1);
       forBlob(c.canvas, b, 1.7, (d, px, py, x, y) => {
-        if (d >= 1) return c.canvas.blend(x, y, base, 0.18 * (1.7 - d) / 0.7);
+        if (d >= 1) return c.canvas.blend(x, y, base, (0.18 * (1.7 - d)) / 0.7);
         c.canvas.blend(x, y, base, edge(d, r, 1.2));
         c.canvas.shade(x, y, domeShade(px, py, 1.1, c.light));
         c.canvas.blend(x, y, WHITE, 0.55 * specular(px, py, c.light, 0.25));
@@ -105,7 +114,7 @@ const PAINTERS: Record<Lesion, (c: Ctx) => void> = {
         const inside = edge(d, r, 1.5);
         const t = ((1 - d) * r) / (3 * c.unit);
         const rim = Math.exp(-t * t); // slope at the border, facing outwards
-        const lit = 1 + 0.25 * rim * (px * -c.light[0] + py * -c.light[1]) / Math.max(0.3, d);
+        const lit = 1 + (0.25 * rim * (px * -c.light[0] + py * -c.light[1])) / Math.max(0.3, d);
         c.canvas.blend(x, y, base, inside * 0.92);
         c.canvas.shade(x, y, (1 + 0.1 * tex.at(x / 400, y / 400)) * (inside > 0 ? lit : 1), inside);
       });
@@ -120,7 +129,8 @@ const PAINTERS: Record<Lesion, (c: Ctx) => void> = {
     const flakes = Math.round((R * R) / (12 * c.unit * c.unit));
     const speck = fastUniform(c.rng);
     for (let i = 0; i < flakes; i++) {
-      const a = c.rng.uniform(0, 2 * Math.PI), rr = Math.sqrt(c.rng.float()) * R * 0.95;
+      const a = c.rng.uniform(0, 2 * Math.PI),
+        rr = Math.sqrt(c.rng.float()) * R * 0.95;
       const r = c.rng.uniform(2, 6) * c.unit;
       const colour = jitterColour(c.rng, [228, 226, 224], 0.03);
       const alpha = c.rng.uniform(0.3, 0.7);
@@ -135,7 +145,8 @@ const PAINTERS: Record<Lesion, (c: Ctx) => void> = {
 
   /** A rough, irregular honey-yellow to brown crust with a dark border and a few glossy points. */
   crust(c) {
-    const honey = jitterColour(c.rng, [198, 148, 62], 0.08), brown = jitterColour(c.rng, [118, 70, 36], 0.1);
+    const honey = jitterColour(c.rng, [198, 148, 62], 0.08),
+      brown = jitterColour(c.rng, [118, 70, 36], 0.1);
     const tex = new FractalNoise(c.rng, 10, 3);
     const r = c.rng.uniform(14, 34) * c.unit;
     const b = makeBlob(c.rng, c.cx, c.cy, r, 0.35, 9);
@@ -146,7 +157,8 @@ const PAINTERS: Record<Lesion, (c: Ctx) => void> = {
       c.canvas.shade(x, y, (1 + 0.3 * n) * domeShade(px, py, 0.4, c.light), edge(d, r, 1));
     });
     for (let i = c.rng.int(2, 7); i > 0; i--) {
-      const a = c.rng.uniform(0, 6.3), rr = c.rng.uniform(0, 0.7) * r;
+      const a = c.rng.uniform(0, 6.3),
+        rr = c.rng.uniform(0, 0.7) * r;
       dot(c.canvas, c.cx + Math.cos(a) * rr, c.cy + Math.sin(a) * rr, c.rng.uniform(0.8, 2) * c.unit, WHITE, 0.5);
     }
   },
@@ -156,7 +168,8 @@ const PAINTERS: Record<Lesion, (c: Ctx) => void> = {
     const n = c.rng.weighted([0.6, 0.3, 0.1]) + 1;
     for (let i = 0; i < n; i++) {
       const colour = jitterColour(c.rng, mix([150, 102, 72], [92, 58, 40], c.rng.float()), 0.06);
-      const r = c.rng.uniform(8, 24) * c.unit, soft = c.rng.uniform(1.5, 4) * c.unit;
+      const r = c.rng.uniform(8, 24) * c.unit,
+        soft = c.rng.uniform(1.5, 4) * c.unit;
       const off = i === 0 ? 0 : 30 * c.unit;
       const b = makeBlob(c.rng, c.cx + c.rng.normal(0, off), c.cy + c.rng.normal(0, off), r, 0.12);
       const tex = new FractalNoise(c.rng, 5, 2);
@@ -169,13 +182,14 @@ const PAINTERS: Record<Lesion, (c: Ctx) => void> = {
 
   /** Tiny translucent fluid-filled blisters in a cluster: pale, glassy, with a bright highlight and red base. */
   vesicle(c) {
-    const n = c.rng.int(4, 14), spread = c.rng.uniform(8, 24) * c.unit;
+    const n = c.rng.int(4, 14),
+      spread = c.rng.uniform(8, 24) * c.unit;
     const fluid = jitterColour(c.rng, [250, 244, 222], 0.02);
     for (let i = 0; i < n; i++) {
       const r = c.rng.uniform(3, 7) * c.unit;
       const b = makeBlob(c.rng, c.cx + c.rng.normal(0, spread), c.cy + c.rng.normal(0, spread), r, 0.08);
       forBlob(c.canvas, b, 1.6, (d, px, py, x, y) => {
-        if (d >= 1) return c.canvas.blend(x, y, [210, 90, 90], 0.3 * (1.6 - d) / 0.6);
+        if (d >= 1) return c.canvas.blend(x, y, [210, 90, 90], (0.3 * (1.6 - d)) / 0.6);
         const a = edge(d, r, 0.8);
         c.canvas.blend(x, y, fluid, 0.4 * a);
         c.canvas.shade(x, y, domeShade(px, py, 0.5, c.light), a);
@@ -196,7 +210,8 @@ const PAINTERS: Record<Lesion, (c: Ctx) => void> = {
       c.canvas.shade(x, y, (1 + 0.12 * tex.at(x / 300, y / 300)) * (2 - domeShade(px, py, 0.25, c.light)));
     });
     for (let i = c.rng.int(5, 14); i > 0; i--) {
-      const a = c.rng.uniform(0, 6.3), rr = c.rng.uniform(0, 0.8) * r;
+      const a = c.rng.uniform(0, 6.3),
+        rr = c.rng.uniform(0, 0.8) * r;
       dot(c.canvas, c.cx + Math.cos(a) * rr, c.cy + Math.sin(a) * rr, c.rng.uniform(0.6, 1.6) * c.unit, WHITE, 0.65);
     }
   },
@@ -209,7 +224,7 @@ const PAINTERS: Record<Lesion, (c: Ctx) => void> = {
     forBlob(c.canvas, b, 1.35, (d, px, py, x, y) => {
       if (d >= 1) {
         const away = -(px * c.light[0] + py * c.light[1]) / d; // shadow falls on the side away from the light
-        return c.canvas.shade(x, y, 0.65, Math.max(0, away) * (1.35 - d) / 0.35);
+        return c.canvas.shade(x, y, 0.65, (Math.max(0, away) * (1.35 - d)) / 0.35);
       }
       c.canvas.blend(x, y, colour, edge(d, r, 1.2));
       c.canvas.shade(x, y, domeShade(px, py, 1.0, c.light));
@@ -219,7 +234,8 @@ const PAINTERS: Record<Lesion, (c: Ctx) => void> = {
 
   /** A crater: raised red rim, sloping walls and a yellow fibrin / red granulation base with dark spots. */
   ulcer(c) {
-    const fibrin = jitterColour(c.rng, [214, 192, 118], 0.07), gran = jitterColour(c.rng, [172, 52, 48], 0.08);
+    const fibrin = jitterColour(c.rng, [214, 192, 118], 0.07),
+      gran = jitterColour(c.rng, [172, 52, 48], 0.08);
     const rimColour = jitterColour(c.rng, [205, 120, 115], 0.06);
     const tex = new FractalNoise(c.rng, 8, 3);
     const r = c.rng.uniform(16, 38) * c.unit;
@@ -228,7 +244,7 @@ const PAINTERS: Record<Lesion, (c: Ctx) => void> = {
       const side = (px * -c.light[0] + py * -c.light[1]) / Math.max(0.2, d); // >0: facing the light from outside
       if (d >= 1) {
         c.canvas.blend(x, y, rimColour, 0.85 * clamp((1.35 - d) / 0.2, 0, 1));
-        return c.canvas.shade(x, y, 1 + 0.25 * side * (1.35 - d) / 0.35);
+        return c.canvas.shade(x, y, 1 + (0.25 * side * (1.35 - d)) / 0.35);
       }
       const n = tex.at(x / 300, y / 300);
       const floor = mix(fibrin, gran, clamp(0.5 + n * 1.6, 0, 1));
@@ -245,7 +261,8 @@ const PAINTERS: Record<Lesion, (c: Ctx) => void> = {
     for (let i = c.rng.int(3, 8); i > 0; i--) {
       const start: [number, number] = [c.cx + c.rng.normal(0, 18 * c.unit), c.cy + c.rng.normal(0, 18 * c.unit)];
       const trunk = wanderingPath(c.rng, start[0], start[1], c.rng.uniform(0, 6.3), 0.12, 4 * c.unit, c.rng.int(8, 18));
-      const width = c.rng.uniform(0.6, 1.3) * c.unit, alpha = c.rng.uniform(0.6, 0.9);
+      const width = c.rng.uniform(0.6, 1.3) * c.unit,
+        alpha = c.rng.uniform(0.6, 0.9);
       c.canvas.path(trunk, width, colour, alpha);
       for (let j = c.rng.int(0, 3); j > 0; j--) {
         const from = trunk[c.rng.int(1, trunk.length - 1)];
@@ -258,7 +275,14 @@ const PAINTERS: Record<Lesion, (c: Ctx) => void> = {
 
 /** Paints one lesion type centred at (cx, cy). */
 export function paintLesion(
-  canvas: Canvas, lesion: Lesion, rng: Rng, unit: number, light: Light, skin: RGB, cx: number, cy: number,
+  canvas: Canvas,
+  lesion: Lesion,
+  rng: Rng,
+  unit: number,
+  light: Light,
+  skin: RGB,
+  cx: number,
+  cy: number,
 ): void {
   PAINTERS[lesion]({ canvas, rng, unit, light, skin, cx, cy });
 }

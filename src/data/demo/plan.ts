@@ -1,7 +1,13 @@
 import { Rng } from '../../util/rng.ts';
 import {
-  GROUP_SIZE_WEIGHTS, LESION_COUNT_WEIGHTS, LESION_WEIGHTS, LESIONS, SITE_WEIGHTS, SITES,
-  type Lesion, type Site,
+  GROUP_SIZE_WEIGHTS,
+  LESION_COUNT_WEIGHTS,
+  LESION_WEIGHTS,
+  LESIONS,
+  SITE_WEIGHTS,
+  SITES,
+  type Lesion,
+  type Site,
 } from './table.ts';
 
 /** How one photograph looks at the drawn scene: framing, lighting and camera quality. */

@@ -10,27 +10,43 @@ export const SITES = ['scalp', 'face', 'chest', 'back', 'arm', 'leg', 'hand', 'f
 export type Site = (typeof SITES)[number];
 
 export const LESIONS = [
-  'papule', 'plaque', 'scale', 'crust', 'macule', 'vesicle', 'erosion', 'nodule', 'ulcer', 'telangiectasia',
+  'papule',
+  'plaque',
+  'scale',
+  'crust',
+  'macule',
+  'vesicle',
+  'erosion',
+  'nodule',
+  'ulcer',
+  'telangiectasia',
 ] as const;
 export type Lesion = (typeof LESIONS)[number];
 
 /** How often each site is photographed (a mild imbalance, as in real atlases). */
 export const SITE_WEIGHTS: Record<Site, number> = {
-  scalp: 0.8, face: 1.5, chest: 0.9, back: 1.2, arm: 1.1, leg: 1.2, hand: 0.8, foot: 0.6,
+  scalp: 0.8,
+  face: 1.5,
+  chest: 0.9,
+  back: 1.2,
+  arm: 1.1,
+  leg: 1.2,
+  hand: 0.8,
+  foot: 0.6,
 };
 
 /** Site x lesion weights. Read a row as "on this site, lesion X is k times as likely as a weight-1 lesion". */
 // prettier-ignore
 export const LESION_WEIGHTS: Record<Site, Record<Lesion, number>> = {
   //        papule plaque scale crust macule vesicle erosion nodule ulcer telangiectasia
-  scalp: row(2,     5,     8,    4,    1,     1,      2,      2,     1,    0.5),
-  face:  row(5,     1,     1,    3,    6,     2,      2,      3,     1,    7),
-  chest: row(6,     3,     2,    1,    3,     2,      1,      2,     0.5,  2),
-  back:  row(3,     3,     2,    1,    8,     1,      1,      3,     0.5,  1),
-  arm:   row(3,     7,     6,    2,    2,     2,      2,      1,     1,    0.5),
-  leg:   row(2,     5,     4,    2,    2,     1,      2,      2,     7,    1),
-  hand:  row(2,     2,     3,    2,    1,     9,      3,      1,     1,    0.3),
-  foot:  row(1,     2,     4,    2,    1,     5,      3,      1,     6,    0.3),
+  scalp: row(2, 5, 8, 4, 1, 1, 2, 2, 1, 0.5),
+  face: row(5, 1, 1, 3, 6, 2, 2, 3, 1, 7),
+  chest: row(6, 3, 2, 1, 3, 2, 1, 2, 0.5, 2),
+  back: row(3, 3, 2, 1, 8, 1, 1, 3, 0.5, 1),
+  arm: row(3, 7, 6, 2, 2, 2, 2, 1, 1, 0.5),
+  leg: row(2, 5, 4, 2, 2, 1, 2, 2, 7, 1),
+  hand: row(2, 2, 3, 2, 1, 9, 3, 1, 1, 0.3),
+  foot: row(1, 2, 4, 2, 1, 5, 3, 1, 6, 0.3),
 };
 
 /** How many distinct lesion types an image shows: P(0), P(1), P(2), P(3). No lesion at all is rare. */

@@ -60,11 +60,13 @@ export async function readMetadata(file: string, required: readonly string[], wh
       },
     } as unknown as CsvOptions);
   } catch (e) {
-    if (e instanceof CsvError) throw new DermtlError(`${file}: malformed CSV near line ${(e as { lines?: number }).lines ?? '?'}: ${e.message}`);
+    if (e instanceof CsvError)
+      throw new DermtlError(`${file}: malformed CSV near line ${(e as { lines?: number }).lines ?? '?'}: ${e.message}`);
     throw e;
   }
   const missing = required.filter((c) => !header.includes(c));
-  if (missing.length) throw new DermtlError(`${file}: missing column(s) ${missing.join(', ')} (has: ${header.join(',')})`);
+  if (missing.length)
+    throw new DermtlError(`${file}: missing column(s) ${missing.join(', ')} (has: ${header.join(',')})`);
   if (rows.length === 0) throw new DermtlError(`${file}: no data rows`);
   return rows;
 }
@@ -74,7 +76,10 @@ export async function readMetadata(file: string, required: readonly string[], wh
  * distributions ship each image folder twice) resolve to the first path in sorted order, so
  * imports are reproducible; `duplicates` counts such names.
  */
-export async function indexFiles(dir: string, extensions: readonly string[]): Promise<{ byName: Map<string, string>; duplicates: number }> {
+export async function indexFiles(
+  dir: string,
+  extensions: readonly string[],
+): Promise<{ byName: Map<string, string>; duplicates: number }> {
   const entries = (await readdir(dir, { recursive: true })).map(String).sort();
   const byName = new Map<string, string>();
   let duplicates = 0;

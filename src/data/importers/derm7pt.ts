@@ -2,7 +2,16 @@ import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { imagePathFor } from '../manifest.ts';
 import type { ManifestRow } from '../types.ts';
-import { plural, readMetadata, requireRoot, throwIfProblems, type ImportOptions, type ImportResult, type Importer, type MetadataRow } from './common.ts';
+import {
+  plural,
+  readMetadata,
+  requireRoot,
+  throwIfProblems,
+  type ImportOptions,
+  type ImportResult,
+  type Importer,
+  type MetadataRow,
+} from './common.ts';
 
 /** The seven-point checklist criteria; each becomes `criterion:value` labels unless `absent`. */
 export const SEVEN_POINT_CRITERIA = [
@@ -38,7 +47,8 @@ export const derm7pt: Importer = {
       for (const which of imagesOfCase(view, clinicIsDerm)) {
         const abs = join(dir, 'images', v[which].trim());
         if (v[which].trim() === '') problems.push(`${META} line ${c.line}: empty ${which} path`);
-        else if (!(await isFile(abs))) problems.push(`${META} line ${c.line}: ${which} image not found: images/${v[which]}`);
+        else if (!(await isFile(abs)))
+          problems.push(`${META} line ${c.line}: ${which} image not found: images/${v[which]}`);
         rows.push({
           image: imagePathFor(out, abs),
           lesions: labels,
@@ -49,7 +59,11 @@ export const derm7pt: Importer = {
       }
     }
     throwIfProblems(`cannot import derm7pt from ${root}`, problems);
-    return { rows, extraColumns: ['diagnosis', 'case_num', 'view'], summary: summarise(cases.length, view, replaced, rows.length) };
+    return {
+      rows,
+      extraColumns: ['diagnosis', 'case_num', 'view'],
+      summary: summarise(cases.length, view, replaced, rows.length),
+    };
   },
 };
 
@@ -86,14 +100,21 @@ function imagesOfCase(view: 'clinic' | 'derm' | 'both', clinicIsDerm: boolean): 
 function summarise(cases: number, view: string, replaced: string[], images: number): string[] {
   const lines = [`derm7pt: read ${plural(cases, 'case')} from ${META}`];
   if (replaced.length && view === 'clinic') {
-    lines.push(`excluded ${plural(replaced.length, 'case')} whose clinical image is the dermoscopic one (case_num ${replaced.join(', ')})`);
+    lines.push(
+      `excluded ${plural(replaced.length, 'case')} whose clinical image is the dermoscopic one (case_num ${replaced.join(', ')})`,
+    );
   } else if (replaced.length && view === 'both') {
-    lines.push(`${plural(replaced.length, 'case')} have no separate clinical image (case_num ${replaced.join(', ')}): their dermoscopic image is listed once`);
+    lines.push(
+      `${plural(replaced.length, 'case')} have no separate clinical image (case_num ${replaced.join(', ')}): their dermoscopic image is listed once`,
+    );
   }
   lines.push(`wrote ${plural(images, 'image')} (view ${view})`);
   return lines;
 }
 
 async function isFile(path: string): Promise<boolean> {
-  return stat(path).then((s) => s.isFile(), () => false);
+  return stat(path).then(
+    (s) => s.isFile(),
+    () => false,
+  );
 }

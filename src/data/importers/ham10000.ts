@@ -1,7 +1,15 @@
 import { join } from 'node:path';
 import { imagePathFor } from '../manifest.ts';
 import type { ManifestRow } from '../types.ts';
-import { indexFiles, plural, readMetadata, requireRoot, throwIfProblems, type ImportResult, type Importer } from './common.ts';
+import {
+  indexFiles,
+  plural,
+  readMetadata,
+  requireRoot,
+  throwIfProblems,
+  type ImportResult,
+  type Importer,
+} from './common.ts';
 
 const META = 'HAM10000_metadata.csv';
 const REQUIRED = ['lesion_id', 'image_id', 'dx', 'dx_type', 'localization'];
@@ -47,7 +55,8 @@ export const ham10000: Importer = {
     throwIfProblems(`cannot import ham10000 from ${root}`, problems);
     const summary = [`ham10000: read ${plural(meta.length, 'row')} from ${META}`];
     summary.push(`dropped ${plural(unknown, 'image')} with localization "unknown"`);
-    if (duplicates) summary.push(`${plural(duplicates, 'image file')} found in several folders: used the first path in sorted order`);
+    if (duplicates)
+      summary.push(`${plural(duplicates, 'image file')} found in several folders: used the first path in sorted order`);
     summary.push(`wrote ${plural(rows.length, 'image')}`);
     return { rows, extraColumns: ['image_id', 'dx_type', 'age', 'sex'], summary };
   },

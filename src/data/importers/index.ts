@@ -15,10 +15,17 @@ export const IMPORTERS: Record<string, Importer> = {
 };
 
 /** Reads dataset `format` at `root` and writes its manifest to `out` (image paths relative to `out`). */
-export async function importDataset(format: string, root: string, out: string, opts: ImportOptions = {}): Promise<ImportResult> {
+export async function importDataset(
+  format: string,
+  root: string,
+  out: string,
+  opts: ImportOptions = {},
+): Promise<ImportResult> {
   const importer = IMPORTERS[format];
-  if (!importer) throw new DermtlError(`unknown dataset format "${format}"; known formats: ${Object.keys(IMPORTERS).join(', ')}`);
-  if (opts.view !== undefined && format !== 'derm7pt') throw new DermtlError(`--view applies to derm7pt only, not ${format}`);
+  if (!importer)
+    throw new DermtlError(`unknown dataset format "${format}"; known formats: ${Object.keys(IMPORTERS).join(', ')}`);
+  if (opts.view !== undefined && format !== 'derm7pt')
+    throw new DermtlError(`--view applies to derm7pt only, not ${format}`);
   const result = await importer.run(root, out, opts);
   await writeManifest(out, result.rows, result.extraColumns);
   result.summary.push(`manifest: ${out}`);

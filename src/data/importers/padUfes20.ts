@@ -3,7 +3,15 @@ import { stat } from 'node:fs/promises';
 import { DermtlError } from '../../util/errors.ts';
 import { imagePathFor } from '../manifest.ts';
 import type { ManifestRow } from '../types.ts';
-import { indexFiles, plural, readMetadata, requireRoot, throwIfProblems, type ImportResult, type Importer } from './common.ts';
+import {
+  indexFiles,
+  plural,
+  readMetadata,
+  requireRoot,
+  throwIfProblems,
+  type ImportResult,
+  type Importer,
+} from './common.ts';
 
 const META = 'metadata.csv';
 /** Yes/no/UNK clinical signs; each one that is True becomes a lesion label of the same name. */
@@ -20,7 +28,12 @@ export const padUfes20: Importer = {
     const dir = await requireRoot(root, 'pad-ufes-20');
     const meta = await readMetadata(join(dir, META), REQUIRED, 'pad-ufes-20');
     const imagesDir = join(dir, 'images');
-    if (!(await stat(imagesDir).then((s) => s.isDirectory(), () => false))) {
+    if (
+      !(await stat(imagesDir).then(
+        (s) => s.isDirectory(),
+        () => false,
+      ))
+    ) {
       throw new DermtlError(`pad-ufes-20: expected image folder not found: ${imagesDir}`);
     }
     const { byName, duplicates } = await indexFiles(imagesDir, ['.png', '.jpg', '.jpeg']);
@@ -45,7 +58,8 @@ export const padUfes20: Importer = {
     }
     throwIfProblems(`cannot import pad-ufes-20 from ${root}`, problems);
     const summary = [`pad-ufes-20: read ${plural(meta.length, 'row')} from ${META}`];
-    if (duplicates) summary.push(`${plural(duplicates, 'image file')} found in several folders: used the first path in sorted order`);
+    if (duplicates)
+      summary.push(`${plural(duplicates, 'image file')} found in several folders: used the first path in sorted order`);
     summary.push(`wrote ${plural(rows.length, 'image')}`);
     return { rows, extraColumns: ['img_id', 'lesion_id', 'diagnostic', 'biopsed'], summary };
   },

@@ -19,21 +19,40 @@ export interface HeatmapOptions {
 export function correlationHeatmapSpec(m: Cooccurrence, opts: HeatmapOptions = {}): TopLevelSpec {
   const values = m.lesions.flatMap((lesion, i) =>
     m.locations.map((location, j) => ({
-      lesion, row: rowLabel(m, i), location, R: m.R[i][j], count: m.counts[i][j], total: m.lesionTotals[i],
+      lesion,
+      row: rowLabel(m, i),
+      location,
+      R: m.R[i][j],
+      count: m.counts[i][j],
+      total: m.lesionTotals[i],
     })),
   );
   const maxR = Math.max(1e-9, ...values.map((v) => v.R));
   const showText = opts.cellText ?? values.length <= 400;
-  const x = { field: 'location', type: 'nominal', sort: m.locations, title: 'body location', axis: { labelAngle: -40, orient: 'bottom' } } as const;
-  const y = { field: 'row', type: 'nominal', sort: m.lesions.map((_, i) => rowLabel(m, i)), // No y title: vega places it from ESTIMATED label widths (no canvas here), and long lesion labels rendered in
-  // DejaVu Sans run into it; the subtitle names the rows instead.
-  title: null, axis: { labelLimit: 1000 } } as const;
+  const x = {
+    field: 'location',
+    type: 'nominal',
+    sort: m.locations,
+    title: 'body location',
+    axis: { labelAngle: -40, orient: 'bottom' },
+  } as const;
+  const y = {
+    field: 'row',
+    type: 'nominal',
+    sort: m.lesions.map((_, i) => rowLabel(m, i)), // No y title: vega places it from ESTIMATED label widths (no canvas here), and long lesion labels rendered in
+    // DejaVu Sans run into it; the subtitle names the rows instead.
+    title: null,
+    axis: { labelLimit: 1000 },
+  } as const;
   const rect = {
     mark: { type: 'rect', stroke: 'white', strokeWidth: 1 },
     encoding: {
-      x, y,
+      x,
+      y,
       color: {
-        field: 'R', type: 'quantitative', title: 'R',
+        field: 'R',
+        type: 'quantitative',
+        title: 'R',
         scale: { scheme: 'blues', domain: [0, maxR] },
         legend: { gradientLength: Math.max(120, m.lesions.length * 26), format: '.2f', titleFontSize: 14 },
       },
@@ -42,7 +61,8 @@ export function correlationHeatmapSpec(m: Cooccurrence, opts: HeatmapOptions = {
   const text = {
     mark: { type: 'text', fontSize: 11 },
     encoding: {
-      x, y,
+      x,
+      y,
       text: { field: 'R', type: 'quantitative', format: '.2f' },
       // dark cells get white text
       color: { condition: { test: `datum.R > ${0.55 * maxR}`, value: 'white' }, value: '#222222' },
@@ -56,7 +76,10 @@ export function correlationHeatmapSpec(m: Cooccurrence, opts: HeatmapOptions = {
         'rows: lesion type (number of images); columns: body location',
         'R = share of the images with a lesion type taken at each location (rows sum to 1)',
       ],
-      fontSize: 16, subtitleFontSize: 11, anchor: 'start', offset: 12,
+      fontSize: 16,
+      subtitleFontSize: 11,
+      anchor: 'start',
+      offset: 12,
     },
     data: { values },
     width: { step: Math.max(36, Math.min(56, 520 / Math.max(1, m.locations.length))) },

@@ -13,17 +13,29 @@ import type { HeadCalibration, StudyResults } from '../../eval/studyResults.ts';
  */
 
 const TRAINED = ['lesion', 'location', 'mtl'] as const;
-const HEADS = [{ key: 'lesion', title: 'lesion head (image-label pairs)' }, { key: 'location', title: 'location head (top probability)' }] as const;
+const HEADS = [
+  { key: 'lesion', title: 'lesion head (image-label pairs)' },
+  { key: 'location', title: 'location head (top probability)' },
+] as const;
 export const CALIBRATION_COLORS = { before: '#8c8c8c', after: '#d9733b' } as const;
 
-interface Point { panel: string; order: number; stage: 'before' | 'after'; confidence: number; accuracy: number; count: number }
+interface Point {
+  panel: string;
+  order: number;
+  stage: 'before' | 'after';
+  confidence: number;
+  accuracy: number;
+  count: number;
+}
 
 /** The points the reliability diagrams draw; empty without before/after pairs. */
 export function reliabilityData(r: StudyResults): Point[] {
   const points: Point[] = [];
   for (const model of TRAINED) {
     const before = r.beforeCalibration?.[model]?.pooled;
-    const after = r.models[model].pooled?.calibration as Partial<Record<'lesion' | 'location', HeadCalibration | null>> | undefined;
+    const after = r.models[model].pooled?.calibration as
+      | Partial<Record<'lesion' | 'location', HeadCalibration | null>>
+      | undefined;
     if (!before || !after) continue;
     for (const head of HEADS) {
       const pair = { before: before[head.key], after: after[head.key] };
@@ -33,7 +45,9 @@ export function reliabilityData(r: StudyResults): Point[] {
       const order = points.length;
       for (const stage of ['before', 'after'] as const) {
         const c = pair[stage]!;
-        for (const b of c.bins) if (b.count > 0) points.push({ panel, order, stage, confidence: b.confidence!, accuracy: b.accuracy!, count: b.count });
+        for (const b of c.bins)
+          if (b.count > 0)
+            points.push({ panel, order, stage, confidence: b.confidence!, accuracy: b.accuracy!, count: b.count });
       }
     }
   }
@@ -43,29 +57,74 @@ export function reliabilityData(r: StudyResults): Point[] {
 export function reliabilitySpec(r: StudyResults): TopLevelSpec | null {
   const values = reliabilityData(r);
   if (values.length === 0) return null;
-  const x = { field: 'confidence', type: 'quantitative', title: 'predicted probability (bin mean)', scale: { domain: [0, 1] } } as const;
-  const y = { field: 'accuracy', type: 'quantitative', title: 'observed frequency', scale: { domain: [0, 1] } } as const;
-  const color = { field: 'stage', type: 'nominal', title: 'calibration', scale: { domain: ['before', 'after'], range: [CALIBRATION_COLORS.before, CALIBRATION_COLORS.after] } } as const;
+  const x = {
+    field: 'confidence',
+    type: 'quantitative',
+    title: 'predicted probability (bin mean)',
+    scale: { domain: [0, 1] },
+  } as const;
+  const y = {
+    field: 'accuracy',
+    type: 'quantitative',
+    title: 'observed frequency',
+    scale: { domain: [0, 1] },
+  } as const;
+  const color = {
+    field: 'stage',
+    type: 'nominal',
+    title: 'calibration',
+    scale: { domain: ['before', 'after'], range: [CALIBRATION_COLORS.before, CALIBRATION_COLORS.after] },
+  } as const;
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: { text: 'Reliability diagrams (pooled out-of-fold)', subtitle: '15 equal-width bins; the diagonal is perfect calibration; point size = images (pairs) in the bin', anchor: 'start', fontSize: 16, subtitleFontSize: 11 },
+    title: {
+      text: 'Reliability diagrams (pooled out-of-fold)',
+      subtitle: '15 equal-width bins; the diagonal is perfect calibration; point size = images (pairs) in the bin',
+      anchor: 'start',
+      fontSize: 16,
+      subtitleFontSize: 11,
+    },
     data: { values },
-    facet: { field: 'panel', type: 'nominal', title: null, sort: { field: 'order', op: 'min' }, header: { labelFontSize: 12, labelLimit: 0, labelExpr: "split(datum.value, '|')" } },
+    facet: {
+      field: 'panel',
+      type: 'nominal',
+      title: null,
+      sort: { field: 'order', op: 'min' },
+      header: { labelFontSize: 12, labelLimit: 0, labelExpr: "split(datum.value, '|')" },
+    },
     columns: 2,
     spec: {
       width: 260,
       height: 260,
       layer: [
-        { data: { values: [{ a: 0 }, { a: 1 }] }, mark: { type: 'line', color: '#bbbbbb', strokeDash: [4, 4] }, encoding: { x: { field: 'a', type: 'quantitative' }, y: { field: 'a', type: 'quantitative' } } },
+        {
+          data: { values: [{ a: 0 }, { a: 1 }] },
+          mark: { type: 'line', color: '#bbbbbb', strokeDash: [4, 4] },
+          encoding: { x: { field: 'a', type: 'quantitative' }, y: { field: 'a', type: 'quantitative' } },
+        },
         { mark: { type: 'line', strokeWidth: 1.5 }, encoding: { x, y, color } },
-        { mark: { type: 'circle', opacity: 0.85 }, encoding: { x, y, color, size: { field: 'count', type: 'quantitative', title: 'in bin', scale: { range: [12, 260] } } } },
+        {
+          mark: { type: 'circle', opacity: 0.85 },
+          encoding: {
+            x,
+            y,
+            color,
+            size: { field: 'count', type: 'quantitative', title: 'in bin', scale: { range: [12, 260] } },
+          },
+        },
       ],
     },
     resolve: { scale: { size: 'shared' } },
   } as unknown as TopLevelSpec;
 }
 
-interface Cell { panel: string; truth: string; predicted: string; count: number; share: number }
+interface Cell {
+  panel: string;
+  truth: string;
+  predicted: string;
+  count: number;
+  share: number;
+}
 
 /** Every cell of the pooled location confusion matrix of each model with a location head. */
 export function confusionData(r: StudyResults): Cell[] {
@@ -75,7 +134,15 @@ export function confusionData(r: StudyResults): Cell[] {
     if (!c) continue;
     c.matrix.forEach((row, t) => {
       const total = row.reduce((a, b) => a + b, 0);
-      row.forEach((count, p) => cells.push({ panel: MODEL_TITLES[model], truth: c.labels[t], predicted: c.labels[p], count, share: total ? count / total : 0 }));
+      row.forEach((count, p) =>
+        cells.push({
+          panel: MODEL_TITLES[model],
+          truth: c.labels[t],
+          predicted: c.labels[p],
+          count,
+          share: total ? count / total : 0,
+        }),
+      );
     });
   }
   return cells;
@@ -85,19 +152,57 @@ export function confusionSpec(r: StudyResults): TopLevelSpec | null {
   const values = confusionData(r);
   if (values.length === 0) return null;
   const labels = r.locationLabels;
-  const x = { field: 'predicted', type: 'nominal', sort: labels, title: 'predicted location', axis: { labelAngle: -40 } } as const;
-  const y = { field: 'truth', type: 'nominal', sort: labels, title: 'true location', axis: { labelLimit: 1000 } } as const;
+  const x = {
+    field: 'predicted',
+    type: 'nominal',
+    sort: labels,
+    title: 'predicted location',
+    axis: { labelAngle: -40 },
+  } as const;
+  const y = {
+    field: 'truth',
+    type: 'nominal',
+    sort: labels,
+    title: 'true location',
+    axis: { labelLimit: 1000 },
+  } as const;
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: { text: 'Body-location confusion matrix (pooled out-of-fold)', subtitle: 'colour: share of the true location\'s images; text: images', anchor: 'start', fontSize: 16, subtitleFontSize: 11 },
+    title: {
+      text: 'Body-location confusion matrix (pooled out-of-fold)',
+      subtitle: "colour: share of the true location's images; text: images",
+      anchor: 'start',
+      fontSize: 16,
+      subtitleFontSize: 11,
+    },
     data: { values },
     facet: { field: 'panel', type: 'nominal', title: null, header: { labelFontSize: 13 } },
     spec: {
       width: { step: 40 },
       height: { step: 30 },
       layer: [
-        { mark: { type: 'rect', stroke: 'white', strokeWidth: 1 }, encoding: { x, y, color: { field: 'share', type: 'quantitative', title: 'share of row', scale: { scheme: 'blues', domain: [0, 1] } } } },
-        { mark: { type: 'text', fontSize: 11 }, encoding: { x, y, text: { field: 'count', type: 'quantitative' }, color: { condition: { test: 'datum.share > 0.55', value: 'white' }, value: '#222222' } } },
+        {
+          mark: { type: 'rect', stroke: 'white', strokeWidth: 1 },
+          encoding: {
+            x,
+            y,
+            color: {
+              field: 'share',
+              type: 'quantitative',
+              title: 'share of row',
+              scale: { scheme: 'blues', domain: [0, 1] },
+            },
+          },
+        },
+        {
+          mark: { type: 'text', fontSize: 11 },
+          encoding: {
+            x,
+            y,
+            text: { field: 'count', type: 'quantitative' },
+            color: { condition: { test: 'datum.share > 0.55', value: 'white' }, value: '#222222' },
+          },
+        },
       ],
     },
     config: { axis: { labelFontSize: 12, titleFontSize: 13, ticks: false, domain: false }, view: { stroke: null } },

@@ -13,7 +13,13 @@ import type { StudyResults } from '../../eval/studyResults.ts';
  * muted green and a grey for the baselines (distinct in greyscale too).
  */
 export const FIGURE3_COLORS = {
-  'Location-only': '#8aa6c8', MTL: '#d9733b', 'MTL-UW': '#b5523b', 'MTL-tuned': '#e8a06e', Fusion: '#7d5ba6', Linear: '#8fb98b', Prior: '#bdbdbd',
+  'Location-only': '#8aa6c8',
+  MTL: '#d9733b',
+  'MTL-UW': '#b5523b',
+  'MTL-tuned': '#e8a06e',
+  Fusion: '#7d5ba6',
+  Linear: '#8fb98b',
+  Prior: '#bdbdbd',
 } as const;
 
 const SERIES = [
@@ -61,7 +67,15 @@ export function figure3Data(r: StudyResults): { bars: Bar[]; dots: Dot[] } {
       const std = m.std[metric.key] ?? 0;
       const n = m.n[metric.key] ?? 0;
       const note = n < r.folds ? `${n} of ${r.folds} folds` : '';
-      bars.push({ metric: metric.title, model: s.title, mean, lo: Math.max(0, mean - std), hi: Math.min(1, mean + std), n, note });
+      bars.push({
+        metric: metric.title,
+        model: s.title,
+        mean,
+        lo: Math.max(0, mean - std),
+        hi: Math.min(1, mean + std),
+        n,
+        note,
+      });
       m.folds.forEach((ev, fold) => {
         const v = ev?.[metric.key];
         if (typeof v === 'number') dots.push({ metric: metric.title, model: s.title, fold, value: v });
@@ -76,22 +90,50 @@ export function figure3Spec(r: StudyResults): TopLevelSpec | null {
   const { bars, dots } = figure3Data(r);
   if (bars.length === 0) return null;
   const models = SERIES.map((s) => s.title).filter((t) => bars.some((b) => b.model === t));
-  const x = { field: 'metric', type: 'nominal', title: null, sort: METRICS.map((m) => m.title), axis: { labelAngle: 0, labelFontSize: 13, labelPadding: 6 } } as const;
+  const x = {
+    field: 'metric',
+    type: 'nominal',
+    title: null,
+    sort: METRICS.map((m) => m.title),
+    axis: { labelAngle: 0, labelFontSize: 13, labelPadding: 6 },
+  } as const;
   const xOffset = { field: 'model', type: 'nominal', sort: models, scale: { paddingInner: 0.12 } } as const;
   const y = {
-    field: 'mean', type: 'quantitative', title: 'accuracy',
-    scale: { domain: [0, 1] }, axis: { format: '.0%', tickCount: 5, grid: true, gridColor: '#e6e6e6' },
+    field: 'mean',
+    type: 'quantitative',
+    title: 'accuracy',
+    scale: { domain: [0, 1] },
+    axis: { format: '.0%', tickCount: 5, grid: true, gridColor: '#e6e6e6' },
   } as const;
   const color = {
-    field: 'model', type: 'nominal', sort: models, title: null,
+    field: 'model',
+    type: 'nominal',
+    sort: models,
+    title: null,
     scale: { domain: models, range: models.map((m) => FIGURE3_COLORS[m as keyof typeof FIGURE3_COLORS]) },
-    legend: { orient: 'top', direction: 'horizontal', labelFontSize: 12, symbolType: 'square', symbolSize: 140, columnPadding: 16 },
+    legend: {
+      orient: 'top',
+      direction: 'horizontal',
+      labelFontSize: 12,
+      symbolType: 'square',
+      symbolSize: 140,
+      columnPadding: 16,
+    },
   } as const;
   const barLayers = [
     { mark: { type: 'bar', width: { band: 0.9 } }, encoding: { x, xOffset, y, color } },
-    { mark: { type: 'rule', color: '#333333', strokeWidth: 1.5 }, encoding: { x, xOffset, y: { field: 'lo', type: 'quantitative' }, y2: { field: 'hi' } } },
-    { mark: { type: 'tick', color: '#333333', thickness: 1.5, size: 14 }, encoding: { x, xOffset, y: { field: 'lo', type: 'quantitative' } } },
-    { mark: { type: 'tick', color: '#333333', thickness: 1.5, size: 14 }, encoding: { x, xOffset, y: { field: 'hi', type: 'quantitative' } } },
+    {
+      mark: { type: 'rule', color: '#333333', strokeWidth: 1.5 },
+      encoding: { x, xOffset, y: { field: 'lo', type: 'quantitative' }, y2: { field: 'hi' } },
+    },
+    {
+      mark: { type: 'tick', color: '#333333', thickness: 1.5, size: 14 },
+      encoding: { x, xOffset, y: { field: 'lo', type: 'quantitative' } },
+    },
+    {
+      mark: { type: 'tick', color: '#333333', thickness: 1.5, size: 14 },
+      encoding: { x, xOffset, y: { field: 'hi', type: 'quantitative' } },
+    },
     // the mean above the whisker; where it is over fewer folds, the fold count goes under it, smaller
     meanText(x, xOffset, `datum.n == ${r.folds}`, -8),
     meanText(x, xOffset, `datum.n < ${r.folds}`, -22),
@@ -111,7 +153,10 @@ export function figure3Spec(r: StudyResults): TopLevelSpec | null {
     title: {
       text: 'Body location accuracy: location-only vs. MTL, with baselines',
       subtitle: `bar: mean over ${r.folds} folds; whisker: ±1 std; dot: one fold; linear and prior are baselines`,
-      fontSize: 16, subtitleFontSize: 11, anchor: 'start', offset: 12,
+      fontSize: 16,
+      subtitleFontSize: 11,
+      anchor: 'start',
+      offset: 12,
     },
     data: { values: bars },
     // 420 px held two bars per metric; four need more room
@@ -126,6 +171,11 @@ function meanText(x: object, xOffset: object, filter: string, dy: number) {
   return {
     transform: [{ filter }],
     mark: { type: 'text', dy, fontSize: 12, baseline: 'bottom', color: '#222222' },
-    encoding: { x, xOffset, y: { field: 'hi', type: 'quantitative' }, text: { field: 'mean', type: 'quantitative', format: '.3f' } },
+    encoding: {
+      x,
+      xOffset,
+      y: { field: 'hi', type: 'quantitative' },
+      text: { field: 'mean', type: 'quantitative', format: '.3f' },
+    },
   };
 }

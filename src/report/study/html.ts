@@ -1,7 +1,23 @@
 import { DEFAULT_LAMBDA, LAMBDA_GRID, PATIENCE } from '../../eval/baselineGrid.ts';
 import { FIGURE3_COLORS } from './figure3.ts';
-import { MODEL_NAMES, type ModelName, type PairedMetric, type PairedResult, type StudyResults } from '../../eval/studyResults.ts';
-import { BASELINE_NOTES, formatMeanStd, formatValue, MODEL_TITLES, partialLabel, table1, type Cell, type Table, type Table1 } from './table1.ts';
+import {
+  MODEL_NAMES,
+  type ModelName,
+  type PairedMetric,
+  type PairedResult,
+  type StudyResults,
+} from '../../eval/studyResults.ts';
+import {
+  BASELINE_NOTES,
+  formatMeanStd,
+  formatValue,
+  MODEL_TITLES,
+  partialLabel,
+  table1,
+  type Cell,
+  type Table,
+  type Table1,
+} from './table1.ts';
 
 /**
  * report.html: one self-contained page (inline SVG figures, inline CSS, no script, no external
@@ -42,7 +58,11 @@ export function inlineSvg(svg: string, prefix: string, scale = FIGURE_SCALE): st
     .replace(/\sid="([^"]+)"/g, (_, id) => ` id="${rename(id)}"`)
     .replace(/url\(#([^)]+)\)/g, (_, id) => `url(#${rename(id)})`)
     .replace(/href="#([^"]+)"/g, (_, id) => `href="#${rename(id)}"`)
-    .replace(/^<svg([^>]*?)\swidth="([\d.]+)"\sheight="([\d.]+)"/, (_, before, w, h) => `<svg${before} width="${Math.round(Number(w) * scale)}" height="${Math.round(Number(h) * scale)}" style="max-width:100%;height:auto"`);
+    .replace(
+      /^<svg([^>]*?)\swidth="([\d.]+)"\sheight="([\d.]+)"/,
+      (_, before, w, h) =>
+        `<svg${before} width="${Math.round(Number(w) * scale)}" height="${Math.round(Number(h) * scale)}" style="max-width:100%;height:auto"`,
+    );
 }
 
 /** A signed difference: "+0.0150", "-0.0298" (4 decimals: mAP differences are often below 0.01). */
@@ -61,21 +81,47 @@ export function formatSeconds(s: number): string {
 /** Figures' vega text is 11-13 px against the page's 16 px body. */
 const FIGURE_SCALE = 1.2;
 
-const METRIC_TITLES: Record<PairedMetric, string> = { mapClass: 'mAP-class', mapImage: 'mAP-image', top1: 'top-1', top3: 'top-3' };
+const METRIC_TITLES: Record<PairedMetric, string> = {
+  mapClass: 'mAP-class',
+  mapImage: 'mAP-image',
+  top1: 'top-1',
+  top3: 'top-3',
+};
 
 /** How a model is named in a sentence ("MTL", "the lesion-only model", "the linear baseline"). */
 const SENTENCE_NAMES: Record<ModelName, string> = {
-  lesion: 'the lesion-only model', location: 'the location-only model', mtl: 'MTL', ensemble: 'the ensemble', prior: 'the prior baseline', linear: 'the linear baseline',
-  'mtl-uw': 'MTL with uncertainty weighting', 'mtl-tuned': 'MTL with the tuned location weight', fusion: 'the fusion model given the site', 'fusion-nosite': 'the fusion model without the site',
+  lesion: 'the lesion-only model',
+  location: 'the location-only model',
+  mtl: 'MTL',
+  ensemble: 'the ensemble',
+  prior: 'the prior baseline',
+  linear: 'the linear baseline',
+  'mtl-uw': 'MTL with uncertainty weighting',
+  'mtl-tuned': 'MTL with the tuned location weight',
+  fusion: 'the fusion model given the site',
+  'fusion-nosite': 'the fusion model without the site',
 };
 /** Short names for the paired table ("MTL − lesion-only"). */
 const SHORT_NAMES: Record<ModelName, string> = {
-  lesion: 'lesion-only', location: 'location-only', mtl: 'MTL', ensemble: 'ensemble', prior: 'prior', linear: 'linear',
-  'mtl-uw': 'MTL-UW', 'mtl-tuned': 'MTL-tuned', fusion: 'fusion (site)', 'fusion-nosite': 'fusion (no site)',
+  lesion: 'lesion-only',
+  location: 'location-only',
+  mtl: 'MTL',
+  ensemble: 'ensemble',
+  prior: 'prior',
+  linear: 'linear',
+  'mtl-uw': 'MTL-UW',
+  'mtl-tuned': 'MTL-tuned',
+  fusion: 'fusion (site)',
+  'fusion-nosite': 'fusion (no site)',
 };
 
 /** One sentence on what a paired interval of a - b says, without claiming more than k folds allow. */
-export function pairedSentence(metric: PairedMetric, p: PairedResult | null, a: ModelName = 'mtl', b: ModelName = 'lesion'): string {
+export function pairedSentence(
+  metric: PairedMetric,
+  p: PairedResult | null,
+  a: ModelName = 'mtl',
+  b: ModelName = 'lesion',
+): string {
   const name = METRIC_TITLES[metric];
   const [an, bn] = [SENTENCE_NAMES[a], SENTENCE_NAMES[b]];
   if (p === null) return `${name}: not computed, fewer than 2 folds have a ${name} for both ${an} and ${bn}.`;
@@ -140,7 +186,9 @@ function calibrationSection(r: StudyResults, figures: ReportFigures): string {
       const a = after?.[head];
       if (!a) continue;
       const b = before?.[head];
-      rows.push(`<tr><td>${MODEL_TITLES[model]}</td><td>${head}</td><td class="num">${f(b?.ece)}</td><td class="num">${f(a.ece)}</td><td class="num">${f(b?.brier)}</td><td class="num">${f(a.brier)}</td></tr>`);
+      rows.push(
+        `<tr><td>${MODEL_TITLES[model]}</td><td>${head}</td><td class="num">${f(b?.ece)}</td><td class="num">${f(a.ece)}</td><td class="num">${f(b?.brier)}</td><td class="num">${f(a.brier)}</td></tr>`,
+      );
     }
   }
   const k = r.folds;
@@ -149,17 +197,28 @@ function calibrationSection(r: StudyResults, figures: ReportFigures): string {
     const pooled = (res.pooled as Record<string, unknown> | null)?.[key];
     return `<td class="num">${typeof pooled === 'number' ? f(pooled) : 'n/a'}</td><td class="num">${formatMeanStd({ mean: res.mean[key], std: res.std[key], n: res.n[key] ?? 0 } as Cell, k)}</td>`;
   };
-  const disc = MODEL_NAMES.filter((m) => r.models[m]).map((m) => `<tr><td>${MODEL_TITLES[m]}</td>${cell(m, 'meanAuc')}${cell(m, 'balancedAccuracy')}${cell(m, 'macroAuc')}</tr>`);
+  const disc = MODEL_NAMES.filter((m) => r.models[m]).map(
+    (m) =>
+      `<tr><td>${MODEL_TITLES[m]}</td>${cell(m, 'meanAuc')}${cell(m, 'balancedAccuracy')}${cell(m, 'macroAuc')}</tr>`,
+  );
   const ops = (['lesion', 'mtl'] as const).filter((m) => r.operatingPoints?.[m]);
   const pct = (x: number | null | undefined) => (x === null || x === undefined ? 'n/a' : x.toFixed(2));
-  const opRows = r.lesionLabels.map((label) => `<tr><td>${escapeHtml(label)}</td>${ops.map((m) => {
-    const p = r.operatingPoints![m]!.pooled[label];
-    return `<td class="num">${pct(p?.sensitivity)}</td><td class="num">${pct(p?.specificity)}</td>`;
-  }).join('')}</tr>`);
-  const opTable = ops.length ? `<p>Sensitivity and specificity per lesion label at each fold's model's thresholds (max F1 on its own validation
+  const opRows = r.lesionLabels.map(
+    (label) =>
+      `<tr><td>${escapeHtml(label)}</td>${ops
+        .map((m) => {
+          const p = r.operatingPoints![m]!.pooled[label];
+          return `<td class="num">${pct(p?.sensitivity)}</td><td class="num">${pct(p?.specificity)}</td>`;
+        })
+        .join('')}</tr>`,
+  );
+  const opTable = ops.length
+    ? `<p>Sensitivity and specificity per lesion label at each fold's model's thresholds (max F1 on its own validation
 part; present when p &ge; threshold), the folds' counts summed.</p>
-<div class="wide"><table class="results"><thead><tr><th>lesion label</th>${ops.map((m) => `<th class="num">${MODEL_TITLES[m]} sensitivity</th><th class="num">specificity</th>`).join('')}</tr></thead><tbody>${opRows.join('\n')}</tbody></table></div>` : '';
-  const figure = (svg: string | null | undefined, prefix: string, caption: string) => (svg ? `<figure>\n${inlineSvg(svg, prefix)}\n<figcaption>${escapeHtml(caption)}</figcaption>\n</figure>` : '');
+<div class="wide"><table class="results"><thead><tr><th>lesion label</th>${ops.map((m) => `<th class="num">${MODEL_TITLES[m]} sensitivity</th><th class="num">specificity</th>`).join('')}</tr></thead><tbody>${opRows.join('\n')}</tbody></table></div>`
+    : '';
+  const figure = (svg: string | null | undefined, prefix: string, caption: string) =>
+    svg ? `<figure>\n${inlineSvg(svg, prefix)}\n<figcaption>${escapeHtml(caption)}</figcaption>\n</figure>` : '';
   return `<section id="calibration">
 <h2>Calibration and discrimination</h2>
 <p>Each trained run fits temperature scaling on its own validation groups (never the test part): one temperature for the
@@ -202,7 +261,14 @@ ${counts('body location', s.locations)}
 </section>`;
 }
 
-function figureSection(id: string, name: string, svg: string | null, prefix: string, caption: string, missing: string): string {
+function figureSection(
+  id: string,
+  name: string,
+  svg: string | null,
+  prefix: string,
+  caption: string,
+  missing: string,
+): string {
   const body = svg === null ? `<p class="missing">${escapeHtml(missing)}</p>` : inlineSvg(svg, prefix);
   return `<section id="${id}">
 <h2>${name}</h2>
@@ -238,7 +304,10 @@ function lesionTableHtml(t: Table1): string {
 </thead>`;
   const rows = t.lesion.rows.map((row, i) => {
     const cls = i === t.summaryStart ? ' class="summary first"' : i > t.summaryStart ? ' class="summary"' : '';
-    const cells = [...row.cells.map((c) => td(formatValue(c.pooled), c.best)), ...row.cells.map((c, j) => td(formatMeanStd(c, t.k), c.bestMean, j === 0 ? 'num split' : 'num'))];
+    const cells = [
+      ...row.cells.map((c) => td(formatValue(c.pooled), c.best)),
+      ...row.cells.map((c, j) => td(formatMeanStd(c, t.k), c.bestMean, j === 0 ? 'num split' : 'num')),
+    ];
     return `<tr${cls}><th scope="row">${escapeHtml(row.label)}</th><td class="num">${row.positives ?? ''}</td>${cells.join('')}</tr>`;
   });
   return `<table class="results">${head}<tbody>${rows.join('\n')}</tbody></table>`;
@@ -251,14 +320,25 @@ function locationTableHtml(table: Table, k: number): string {
 <tr>${cols.map((c) => `<th class="num">${c.title}</th>`).join('')}${cols.map((c) => `<th class="num">${c.title}</th>`).join('')}</tr>
 </thead>`;
   const rows = table.rows.map((row) => {
-    const cells = [...row.cells.map((c: Cell) => td(formatValue(c.pooled), c.best)), ...row.cells.map((c, j) => td(formatMeanStd(c, k), c.bestMean, j === 0 ? 'num split' : 'num'))];
+    const cells = [
+      ...row.cells.map((c: Cell) => td(formatValue(c.pooled), c.best)),
+      ...row.cells.map((c, j) => td(formatMeanStd(c, k), c.bestMean, j === 0 ? 'num split' : 'num')),
+    ];
     return `<tr><th scope="row">${escapeHtml(row.label)}</th>${cells.join('')}</tr>`;
   });
   return `<table class="results">${head}<tbody>${rows.join('\n')}</tbody></table>`;
 }
 
 /** The trained models, the variants included, in report order. */
-const TRAINED_WITH_VARIANTS = ['lesion', 'location', 'mtl', 'mtl-uw', 'mtl-tuned', 'fusion', 'fusion-nosite'] as const satisfies readonly ModelName[];
+const TRAINED_WITH_VARIANTS = [
+  'lesion',
+  'location',
+  'mtl',
+  'mtl-uw',
+  'mtl-tuned',
+  'fusion',
+  'fusion-nosite',
+] as const satisfies readonly ModelName[];
 
 /**
  * Issue 9: which way of using the body location helps which lesion labels. Per lesion label the pooled AP change of
@@ -266,22 +346,39 @@ const TRAINED_WITH_VARIANTS = ['lesion', 'location', 'mtl', 'mtl-uw', 'mtl-tuned
  * such models.
  */
 function locationUseSection(r: StudyResults): string {
-  const vs = Object.entries(r.versusLesion ?? {}).filter(([, v]) => v) as [ModelName, NonNullable<NonNullable<StudyResults['versusLesion']>[ModelName]>][];
-  const weights = Object.entries(r.taskWeights ?? {}).filter(([, w]) => w?.some((x) => x)) as [ModelName, NonNullable<NonNullable<StudyResults['taskWeights']>[ModelName]>][];
+  const vs = Object.entries(r.versusLesion ?? {}).filter(([, v]) => v) as [
+    ModelName,
+    NonNullable<NonNullable<StudyResults['versusLesion']>[ModelName]>,
+  ][];
+  const weights = Object.entries(r.taskWeights ?? {}).filter(([, w]) => w?.some((x) => x)) as [
+    ModelName,
+    NonNullable<NonNullable<StudyResults['taskWeights']>[ModelName]>,
+  ][];
   if (!vs.some(([m]) => m !== 'mtl' && m !== 'ensemble') && !weights.some(([m]) => m !== 'mtl')) return '';
-  const change = (x: number | null | undefined) => (x === null || x === undefined ? '<td class="num">n/a</td>' : `<td class="num${x > 0 ? ' gain' : x < 0 ? ' loss' : ''}">${formatSigned(x)}</td>`);
-  const rows = r.lesionLabels.map((l) => `<tr><td>${escapeHtml(l)}</td>${vs.map(([, v]) => change(v.apChange[l])).join('')}</tr>`);
-  const summary = (metric: 'mapClass' | 'mapImage') => `<tr class="group-start"><th scope="row">${METRIC_TITLES[metric]} (fold mean, ${Math.round((vs[0]?.[1][metric]?.level ?? 0.95) * 100)}% CI)</th>${vs.map(([, v]) => {
-    const p = v[metric];
-    return `<td class="num">${p ? `${formatSigned(p.mean)} [${formatSigned(p.ci[0])}, ${formatSigned(p.ci[1])}]` : 'n/a'}</td>`;
-  }).join('')}</tr>`;
+  const change = (x: number | null | undefined) =>
+    x === null || x === undefined
+      ? '<td class="num">n/a</td>'
+      : `<td class="num${x > 0 ? ' gain' : x < 0 ? ' loss' : ''}">${formatSigned(x)}</td>`;
+  const rows = r.lesionLabels.map(
+    (l) => `<tr><td>${escapeHtml(l)}</td>${vs.map(([, v]) => change(v.apChange[l])).join('')}</tr>`,
+  );
+  const summary = (metric: 'mapClass' | 'mapImage') =>
+    `<tr class="group-start"><th scope="row">${METRIC_TITLES[metric]} (fold mean, ${Math.round((vs[0]?.[1][metric]?.level ?? 0.95) * 100)}% CI)</th>${vs
+      .map(([, v]) => {
+        const p = v[metric];
+        return `<td class="num">${p ? `${formatSigned(p.mean)} [${formatSigned(p.ci[0])}, ${formatSigned(p.ci[1])}]` : 'n/a'}</td>`;
+      })
+      .join('')}</tr>`;
   const gains = vs.map(([m, v]) => {
     const up = Object.entries(v.apChange).filter(([, x]) => x !== null && x > 0).length;
     const down = Object.entries(v.apChange).filter(([, x]) => x !== null && x < 0).length;
     return `${SHORT_NAMES[m]}: ${up} labels gain, ${down} lose`;
   });
   const fmt = (x: number) => (Math.abs(x) >= 0.01 ? x.toFixed(3) : x.toPrecision(2));
-  const weightRows = weights.map(([m, w]) => `<tr><th scope="row">${MODEL_TITLES[m]}</th>${w.map((x) => `<td class="num">${x ? `${fmt(x.lesion)} / ${fmt(x.location)}${x.kind === 'tuned' && x.candidates ? ` <span class="muted">(of ${x.candidates.map((c) => c.location).join(', ')})</span>` : ''}` : '–'}</td>`).join('')}</tr>`);
+  const weightRows = weights.map(
+    ([m, w]) =>
+      `<tr><th scope="row">${MODEL_TITLES[m]}</th>${w.map((x) => `<td class="num">${x ? `${fmt(x.lesion)} / ${fmt(x.location)}${x.kind === 'tuned' && x.candidates ? ` <span class="muted">(of ${x.candidates.map((c) => c.location).join(', ')})</span>` : ''}` : '–'}</td>`).join('')}</tr>`,
+  );
   const folds = Array.from({ length: r.folds }, (_, f) => f);
   return `<section id="location-use">
 <h2>Using the body location: change against lesion-only</h2>
@@ -291,8 +388,12 @@ that label); below, the paired fold differences of mAP-class and mAP-image with 
 <tbody>${rows.join('\n')}
 ${summary('mapClass')}
 ${summary('mapImage')}</tbody></table></div>
-${weightRows.length ? `<p>Task weights (lesion / location) of each MTL run, per fold: as configured (MTL), learned as exp(−s) by uncertainty weighting (MTL-UW; Kendall et al. 2018), or chosen from the grid on the run's validation groups by lesion mAP-class (MTL-tuned).</p>
-<table class="results"><thead><tr><th>model</th>${folds.map((f) => `<th class="num">fold ${f}</th>`).join('')}</tr></thead><tbody>${weightRows.join('\n')}</tbody></table>` : ''}
+${
+  weightRows.length
+    ? `<p>Task weights (lesion / location) of each MTL run, per fold: as configured (MTL), learned as exp(−s) by uncertainty weighting (MTL-UW; Kendall et al. 2018), or chosen from the grid on the run's validation groups by lesion mAP-class (MTL-tuned).</p>
+<table class="results"><thead><tr><th>model</th>${folds.map((f) => `<th class="num">fold ${f}</th>`).join('')}</tr></thead><tbody>${weightRows.join('\n')}</tbody></table>`
+    : ''
+}
 </section>`;
 }
 
@@ -305,8 +406,16 @@ interface PairRow {
 
 /** MTL − lesion-only (r.paired), each other model − lesion-only, then the comparisons against the linear baseline. */
 function pairRows(r: StudyResults): PairRow[] {
-  const rows: PairRow[] = (['mapClass', 'mapImage'] as const).map((metric) => ({ a: 'mtl', b: 'lesion', metric, p: r.paired[metric] }));
-  for (const [a, v] of Object.entries(r.versusLesion ?? {}) as [ModelName, NonNullable<StudyResults['versusLesion']>[ModelName]][]) {
+  const rows: PairRow[] = (['mapClass', 'mapImage'] as const).map((metric) => ({
+    a: 'mtl',
+    b: 'lesion',
+    metric,
+    p: r.paired[metric],
+  }));
+  for (const [a, v] of Object.entries(r.versusLesion ?? {}) as [
+    ModelName,
+    NonNullable<StudyResults['versusLesion']>[ModelName],
+  ][]) {
     if (a === 'mtl' || !v) continue;
     for (const metric of ['mapClass', 'mapImage'] as const) rows.push({ a, b: 'lesion', metric, p: v[metric] });
   }
@@ -335,7 +444,9 @@ function pairedSection(r: StudyResults): string {
   };
   const body = rows.map((x, i) => row(x, i === 0 || rows[i - 1].a !== x.a || rows[i - 1].b !== x.b));
   const level = Math.round((rows.find((x) => x.p)?.p?.level ?? 0.95) * 100);
-  const sentences = rows.filter((x) => x.a === 'mtl' || (x.b === 'lesion' && x.metric === 'mapClass')).map((x) => `<p>${escapeHtml(pairedSentence(x.metric, x.p, x.a, x.b))}</p>`);
+  const sentences = rows
+    .filter((x) => x.a === 'mtl' || (x.b === 'lesion' && x.metric === 'mapClass'))
+    .map((x) => `<p>${escapeHtml(pairedSentence(x.metric, x.p, x.a, x.b))}</p>`);
   return `<section id="paired">
 <h2>Paired differences, per fold</h2>
 <p>MTL − lesion-only, and each trained model − the linear baseline, on the same folds (positive: the first model higher),
@@ -352,9 +463,11 @@ and with few folds it is a rough guide rather than a test.</p>
 
 /** What the baselines are, and the lambdas the linear one chose in each fold. */
 function baselinesSection(r: StudyResults): string {
-  const rows = r.models.linear.choices.map((c, f) => c
-    ? `<tr><th scope="row">${f}</th><td class="num">${c.lesionLambda}</td><td class="num">${c.locationLambda}</td><td>${c.rule === 'validation' ? `validation (${c.validationImages} image${c.validationImages === 1 ? '' : 's'})` : `default: ${escapeHtml(c.reason ?? '')}`}</td></tr>`
-    : `<tr><th scope="row">${f}</th><td class="num">–</td><td class="num">–</td><td>skipped</td></tr>`);
+  const rows = r.models.linear.choices.map((c, f) =>
+    c
+      ? `<tr><th scope="row">${f}</th><td class="num">${c.lesionLambda}</td><td class="num">${c.locationLambda}</td><td>${c.rule === 'validation' ? `validation (${c.validationImages} image${c.validationImages === 1 ? '' : 's'})` : `default: ${escapeHtml(c.reason ?? '')}`}</td></tr>`
+      : `<tr><th scope="row">${f}</th><td class="num">–</td><td class="num">–</td><td>skipped</td></tr>`,
+  );
   return `<section id="baselines">
 <h2>Baselines</h2>
 <p>${escapeHtml(BASELINE_NOTES.linear)} The objective per head is the mean log-loss over the training crops plus
@@ -373,8 +486,13 @@ function selectionSection(r: StudyResults): string {
   const models = (['lesion', 'location', 'mtl'] as const).filter((m) => sel?.[m]?.some((s) => s !== null));
   if (!sel || !models.length) return '';
   const cell = (s: { epoch: number; epochs: number; metric: string; score: number } | null | undefined) =>
-    s ? `<td class="num">${s.epoch} / ${s.epochs} <small>(${escapeHtml(s.metric)} ${formatScore(s.metric, s.score)})</small></td>` : '<td class="num">–</td>';
-  const rows = Array.from({ length: r.folds }, (_, f) => `<tr><th scope="row">${f}</th>${models.map((m) => cell(sel[m]?.[f])).join('')}</tr>`);
+    s
+      ? `<td class="num">${s.epoch} / ${s.epochs} <small>(${escapeHtml(s.metric)} ${formatScore(s.metric, s.score)})</small></td>`
+      : '<td class="num">–</td>';
+  const rows = Array.from(
+    { length: r.folds },
+    (_, f) => `<tr><th scope="row">${f}</th>${models.map((m) => cell(sel[m]?.[f])).join('')}</tr>`,
+  );
   return `<section id="selection">
 <h2>Model selection</h2>
 <p>Each trained model kept the epoch with the best score on its fold's validation groups (held out of the training
@@ -392,7 +510,10 @@ function formatScore(metric: string, score: number): string {
 function skippedSection(r: StudyResults): string {
   const body = r.skipped.length
     ? `<table class="results"><thead><tr><th>model</th><th class="num">fold</th><th>reason</th></tr></thead><tbody>${r.skipped
-        .map((s) => `<tr><td>${MODEL_TITLES[s.model]}</td><td class="num">${s.fold}</td><td>${escapeHtml(s.reason)}</td></tr>`)
+        .map(
+          (s) =>
+            `<tr><td>${MODEL_TITLES[s.model]}</td><td class="num">${s.fold}</td><td>${escapeHtml(s.reason)}</td></tr>`,
+        )
         .join('\n')}</tbody></table>`
     : '<p>Every model was trained in every fold.</p>';
   return `<section id="skipped">
@@ -404,7 +525,8 @@ ${body}
 function timingSection(r: StudyResults): string {
   const folds = Array.from({ length: r.folds }, (_, f) => f);
   // A unit's training images: the study's images less the fold's test part (the validation groups included).
-  const trainingImages = (m: ModelName, f: number) => r.dataset.stats.images - (r.models[m]?.folds[f]?.n ?? r.dataset.stats.images);
+  const trainingImages = (m: ModelName, f: number) =>
+    r.dataset.stats.images - (r.models[m]?.folds[f]?.n ?? r.dataset.stats.images);
   const rows = MODEL_NAMES.filter((m) => r.timing.models[m]).map((m) => {
     const secs = r.timing.models[m]!;
     const total = secs.reduce<number>((a, s) => a + (s ?? 0), 0);

@@ -11,8 +11,31 @@
  *
  * and gets results.json, table1.md, figure1/figure3 (.svg, .png) and a self-contained report.html.
  */
-export { BASELINE_NAMES, COMPARISONS, MODEL_NAMES, RESULTS_VERSION, VARIANT_NAMES, comparisonResults, modelResult, pairedMetric, pairedResults, readResults, validateResults, versusLesionResults } from '../../eval/studyResults.ts';
-export type { CalibrationPair, Comparison, Eval, LesionEval, LocationEval, ModelName, MtlEval, Selection, StudyResults } from '../../eval/studyResults.ts';
+export {
+  BASELINE_NAMES,
+  COMPARISONS,
+  MODEL_NAMES,
+  RESULTS_VERSION,
+  VARIANT_NAMES,
+  comparisonResults,
+  modelResult,
+  pairedMetric,
+  pairedResults,
+  readResults,
+  validateResults,
+  versusLesionResults,
+} from '../../eval/studyResults.ts';
+export type {
+  CalibrationPair,
+  Comparison,
+  Eval,
+  LesionEval,
+  LocationEval,
+  ModelName,
+  MtlEval,
+  Selection,
+  StudyResults,
+} from '../../eval/studyResults.ts';
 export { formatTable1, table1, table1Markdown } from './table1.ts';
 export { figure3Spec } from './figure3.ts';
 export { reportHtml } from './html.ts';

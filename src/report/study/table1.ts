@@ -30,8 +30,16 @@ export const LOCATION_COLUMNS: Column[] = [
 ];
 
 export const MODEL_TITLES: Record<ModelName, string> = {
-  lesion: 'lesion-only', location: 'location-only', mtl: 'MTL', ensemble: 'ensemble', prior: 'prior (baseline)', linear: 'linear (baseline)',
-  'mtl-uw': 'MTL, uncertainty weights', 'mtl-tuned': 'MTL, tuned weight', fusion: 'fusion, site given', 'fusion-nosite': 'fusion, site unknown',
+  lesion: 'lesion-only',
+  location: 'location-only',
+  mtl: 'MTL',
+  ensemble: 'ensemble',
+  prior: 'prior (baseline)',
+  linear: 'linear (baseline)',
+  'mtl-uw': 'MTL, uncertainty weights',
+  'mtl-tuned': 'MTL, tuned weight',
+  fusion: 'fusion, site given',
+  'fusion-nosite': 'fusion, site unknown',
 };
 
 /** Columns of the models beyond the paper's (issue 9), after MTL, where the study has them. */
@@ -51,8 +59,10 @@ function columnsOf(r: StudyResults, base: Column[]): Column[] {
 
 /** What the baselines are, in one sentence each (table notes and the report). */
 export const BASELINE_NOTES = {
-  prior: 'Prior (baseline): every test image gets the training part\'s label frequencies (share of the training images with lesion labels that carry each label; share of each location), so its AP is the test positive rate of the label and its top-1 the test share of the training part\'s commonest location.',
-  linear: 'Linear (baseline): L2-regularised logistic regression (one-vs-rest per lesion label, softmax over locations) on the pooled features of the ten test crops from the study\'s trunk as initialised (the ImageNet ResNet-50 unless the config names another; never a fine-tuned one), trained on all ten crops of each training image and standardised with the training part\'s statistics, a test image scored by the mean of its crops\' probabilities; lambda chosen per head on the training part\'s validation groups.',
+  prior:
+    "Prior (baseline): every test image gets the training part's label frequencies (share of the training images with lesion labels that carry each label; share of each location), so its AP is the test positive rate of the label and its top-1 the test share of the training part's commonest location.",
+  linear:
+    "Linear (baseline): L2-regularised logistic regression (one-vs-rest per lesion label, softmax over locations) on the pooled features of the ten test crops from the study's trunk as initialised (the ImageNet ResNet-50 unless the config names another; never a fine-tuned one), trained on all ten crops of each training image and standardised with the training part's statistics, a test image scored by the mean of its crops' probabilities; lambda chosen per head on the training part's validation groups.",
 } as const;
 
 export interface Cell {
@@ -101,18 +111,42 @@ export function table1(r: StudyResults): Table1 {
   const lesionRows: Row[] = r.lesionLabels.map((label) => ({
     label,
     positives: positivesOf(r, label),
-    cells: lesionColumns.map((c) => cell(r, c.model, (ev) => (ev as LesionEval).ap?.[label], (v) => v.ap?.[label])),
+    cells: lesionColumns.map((c) =>
+      cell(
+        r,
+        c.model,
+        (ev) => (ev as LesionEval).ap?.[label],
+        (v) => v.ap?.[label],
+      ),
+    ),
   }));
   const summary = (label: string, key: Metric): Row => ({
     label,
     positives: null,
-    cells: lesionColumns.map((c) => cell(r, c.model, (ev) => numberOrUndefined(ev[key]), (v) => v[key])),
+    cells: lesionColumns.map((c) =>
+      cell(
+        r,
+        c.model,
+        (ev) => numberOrUndefined(ev[key]),
+        (v) => v[key],
+      ),
+    ),
   });
-  const lesion = { columns: lesionColumns, rows: [...lesionRows, summary('mAP-class', 'mapClass'), summary('mAP-image', 'mapImage')] };
+  const lesion = {
+    columns: lesionColumns,
+    rows: [...lesionRows, summary('mAP-class', 'mapClass'), summary('mAP-image', 'mapImage')],
+  };
   const locationRow = (label: string, key: Metric): Row => ({
     label,
     positives: null,
-    cells: locationColumns.map((c) => cell(r, c.model, (ev) => numberOrUndefined(ev[key]), (v) => v[key])),
+    cells: locationColumns.map((c) =>
+      cell(
+        r,
+        c.model,
+        (ev) => numberOrUndefined(ev[key]),
+        (v) => v[key],
+      ),
+    ),
   });
   const location = { columns: locationColumns, rows: [locationRow('top-1', 'top1'), locationRow('top-3', 'top3')] };
   for (const t of [lesion, location]) t.rows.forEach(markBest);
@@ -123,10 +157,22 @@ function numberOrUndefined(v: unknown): number | undefined {
   return typeof v === 'number' ? v : undefined;
 }
 
-function cell(r: StudyResults, model: ModelName, pooledOf: (ev: Record<string, unknown>) => number | undefined, summaryOf: (v: MetricValues) => number | undefined): Cell {
+function cell(
+  r: StudyResults,
+  model: ModelName,
+  pooledOf: (ev: Record<string, unknown>) => number | undefined,
+  summaryOf: (v: MetricValues) => number | undefined,
+): Cell {
   const m = r.models[model]!;
-  const pooled = m.pooled ? pooledOf(m.pooled as Record<string, unknown>) ?? null : null;
-  return { pooled, mean: summaryOf(m.mean), std: summaryOf(m.std), n: summaryOf(m.n) ?? 0, best: false, bestMean: false };
+  const pooled = m.pooled ? (pooledOf(m.pooled as Record<string, unknown>) ?? null) : null;
+  return {
+    pooled,
+    mean: summaryOf(m.mean),
+    std: summaryOf(m.std),
+    n: summaryOf(m.n) ?? 0,
+    best: false,
+    bestMean: false,
+  };
 }
 
 /** Bold the highest shown value of a row, pooled and mean separately; nothing with fewer than 2 values. */
@@ -141,8 +187,14 @@ function markBest(row: Row): void {
     const top = Math.max(...present);
     row.cells.forEach((c, i) => shown[i] === top && set(c));
   };
-  mark((c) => c.pooled, (c) => (c.best = true));
-  mark((c) => c.mean, (c) => (c.bestMean = true));
+  mark(
+    (c) => c.pooled,
+    (c) => (c.best = true),
+  );
+  mark(
+    (c) => c.mean,
+    (c) => (c.bestMean = true),
+  );
 }
 
 /** Images with the label over all test folds: from a pooled evaluation, else the manifest statistics. */
@@ -160,11 +212,20 @@ function notes(r: StudyResults, rows: Row[]): string[] {
       `Per fold: mean ± sample std over the ${r.folds} folds; "(n)" marks a value over fewer folds. Bold: best in the row.`,
   ];
   const undefinedAp = rows.filter((row) => row.cells.every((c) => c.pooled === null)).map((row) => row.label);
-  if (undefinedAp.length) out.push(`n/a: no positive test image, so AP is undefined and the label is not averaged: ${undefinedAp.join(', ')}.`);
+  if (undefinedAp.length)
+    out.push(
+      `n/a: no positive test image, so AP is undefined and the label is not averaged: ${undefinedAp.join(', ')}.`,
+    );
   const partial = rows.filter((row) => row.cells.some((c) => c.n > 0 && c.n < r.folds)).map((row) => row.label);
-  if (partial.length) out.push(`Some folds have no positive test image of ${partial.join(', ')}; their per-fold means are over fewer folds.`);
+  if (partial.length)
+    out.push(
+      `Some folds have no positive test image of ${partial.join(', ')}; their per-fold means are over fewer folds.`,
+    );
   out.push(BASELINE_NOTES.linear + ` Lambdas per fold (lesion/location): ${lambdaText(r)}.`, BASELINE_NOTES.prior);
-  for (const s of r.skipped) out.push(`${MODEL_TITLES[s.model]} was not ${s.model === 'prior' || s.model === 'linear' ? 'fitted' : 'trained'} in fold ${s.fold}: ${s.reason}.`);
+  for (const s of r.skipped)
+    out.push(
+      `${MODEL_TITLES[s.model]} was not ${s.model === 'prior' || s.model === 'linear' ? 'fitted' : 'trained'} in fold ${s.fold}: ${s.reason}.`,
+    );
   return out;
 }
 
@@ -217,7 +278,10 @@ function locationGrid(t: Table1, style: Style): Grid {
   return {
     header: ['Location', ...t.location.columns.flatMap((c) => [`${c.title} pooled`, `${c.title} per fold`])],
     align: ['left', ...t.location.columns.flatMap((): Align[] => ['right', 'right'])],
-    rows: t.location.rows.map((row) => [row.label, ...row.cells.flatMap((c) => [cellText(c, 'pooled', t.k, style), cellText(c, 'mean', t.k, style)])]),
+    rows: t.location.rows.map((row) => [
+      row.label,
+      ...row.cells.flatMap((c) => [cellText(c, 'pooled', t.k, style), cellText(c, 'mean', t.k, style)]),
+    ]),
   };
 }
 

@@ -33,13 +33,19 @@ export async function writeStudyReport(dir: string, results: StudyResults): Prom
   await write(REPORT_FILES.table1, table1Markdown(r, t));
   let figure1: string | null = null;
   if (r.dataset.cooccurrence.lesions.length > 0) {
-    figure1 = (await renderVegaLite(correlationHeatmapSpec(r.dataset.cooccurrence), { svg: path(REPORT_FILES.figure1Svg), png: path(REPORT_FILES.figure1Png) })).svg;
+    figure1 = (
+      await renderVegaLite(correlationHeatmapSpec(r.dataset.cooccurrence), {
+        svg: path(REPORT_FILES.figure1Svg),
+        png: path(REPORT_FILES.figure1Png),
+      })
+    ).svg;
     written.push(path(REPORT_FILES.figure1Svg), path(REPORT_FILES.figure1Png));
   }
   let figure3: string | null = null;
   const spec3 = figure3Spec(r);
   if (spec3) {
-    figure3 = (await renderVegaLite(spec3, { svg: path(REPORT_FILES.figure3Svg), png: path(REPORT_FILES.figure3Png) })).svg;
+    figure3 = (await renderVegaLite(spec3, { svg: path(REPORT_FILES.figure3Svg), png: path(REPORT_FILES.figure3Png) }))
+      .svg;
     written.push(path(REPORT_FILES.figure3Svg), path(REPORT_FILES.figure3Png));
   }
   const optional = async (spec: ReturnType<typeof reliabilitySpec>, svg: string, png: string) => {

@@ -36,7 +36,12 @@ export interface PageFiles {
   map: string;
 }
 /** PageFiles' file names in PREBUILT_DIR. */
-export const PAGE_FILES = { html: 'index.html', css: 'style.css', js: 'app.js', map: 'app.js.map' } as const satisfies Record<keyof PageFiles, string>;
+export const PAGE_FILES = {
+  html: 'index.html',
+  css: 'style.css',
+  js: 'app.js',
+  map: 'app.js.map',
+} as const satisfies Record<keyof PageFiles, string>;
 
 const TYPES = {
   html: 'text/html; charset=utf-8',
@@ -64,26 +69,39 @@ export function buildWebAssets(): Promise<WebAssets> {
 
 async function buildAll(): Promise<WebAssets> {
   const prebuilt = join(HERE, PREBUILT_DIR);
-  const [page, ort] = await Promise.all([existsSync(join(prebuilt, PAGE_FILES.js)) ? readPage(prebuilt) : buildPage(), readOrtFiles()]);
+  const [page, ort] = await Promise.all([
+    existsSync(join(prebuilt, PAGE_FILES.js)) ? readPage(prebuilt) : buildPage(),
+    readOrtFiles(),
+  ]);
   const assets: WebAssets = new Map([
     ['/', { body: page.html, type: TYPES.html }],
     ['/style.css', { body: page.css, type: TYPES.css }],
     ['/app.js', { body: page.js, type: TYPES.js }],
     ['/app.js.map', { body: page.map, type: TYPES.map }],
   ]);
-  for (const [name, body] of ort) assets.set(`/ort/${name}`, { body, type: name.endsWith('.wasm') ? TYPES.wasm : TYPES.js });
+  for (const [name, body] of ort)
+    assets.set(`/ort/${name}`, { body, type: name.endsWith('.wasm') ? TYPES.wasm : TYPES.js });
   return assets;
 }
 
 /** The page from the sources next to this file (src/serve/web): what `npm run build` writes to PREBUILT_DIR. */
 export async function buildPage(): Promise<PageFiles> {
-  const [html, css, app] = await Promise.all([readFile(join(HERE, 'index.html'), 'utf8'), readFile(join(HERE, 'style.css'), 'utf8'), bundleApp()]);
+  const [html, css, app] = await Promise.all([
+    readFile(join(HERE, 'index.html'), 'utf8'),
+    readFile(join(HERE, 'style.css'), 'utf8'),
+    bundleApp(),
+  ]);
   return { html, css, ...app };
 }
 
 async function readPage(dir: string): Promise<PageFiles> {
   const read = (name: string) => readFile(join(dir, name), 'utf8');
-  const [html, css, js, map] = await Promise.all([read(PAGE_FILES.html), read(PAGE_FILES.css), read(PAGE_FILES.js), read(PAGE_FILES.map)]);
+  const [html, css, js, map] = await Promise.all([
+    read(PAGE_FILES.html),
+    read(PAGE_FILES.css),
+    read(PAGE_FILES.js),
+    read(PAGE_FILES.map),
+  ]);
   return { html, css, js, map };
 }
 

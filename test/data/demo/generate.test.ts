@@ -53,7 +53,10 @@ test('the manifest is valid and describes the images; README says synthetic', as
     const groups = new Map<string, number>();
     for (const s of m.samples) {
       assert.ok((SITES as readonly string[]).includes(s.location), s.location);
-      assert.ok(s.lesions.every((l) => (LESIONS as readonly string[]).includes(l)), s.lesions.join());
+      assert.ok(
+        s.lesions.every((l) => (LESIONS as readonly string[]).includes(l)),
+        s.lesions.join(),
+      );
       groups.set(s.group, (groups.get(s.group) ?? 0) + 1);
       const meta = await sharp(s.path).metadata();
       assert.equal(meta.format, 'jpeg');
@@ -100,7 +103,8 @@ test('refuses a non-empty folder that is not a demo folder, and leaves it untouc
 });
 
 test('the skin alone shows the body site: colour, hair and texture differ by site', () => {
-  const K = 6, size = 160;
+  const K = 6,
+    size = 160;
   const feats = SITES.map((site, si) => Array.from({ length: K }, (_, k) => siteFeatures(site, si * 100 + k, size)));
   const c = Object.fromEntries(SITES.map((s, si) => [s, centroid(feats[si])]));
   const [R, G, , , DARK, DETAIL] = [0, 1, 2, 3, 4, 5];
@@ -111,7 +115,8 @@ test('the skin alone shows the body site: colour, hair and texture differ by sit
   // palm ridges give more fine detail than the smooth back
   assert.ok(c.hand[DETAIL] > 1.4 * c.back[DETAIL], 'hand vs back texture');
   // leave-one-out nearest centroid on z-scored features: far above chance (1/8), not necessarily perfect
-  const all = feats.flat(), mu = centroid(all);
+  const all = feats.flat(),
+    mu = centroid(all);
   const sd = mu.map((m, q) => Math.sqrt(all.reduce((s, r) => s + (r[q] - m) ** 2, 0) / all.length));
   const z = feats.map((rows) => rows.map((r) => r.map((v, q) => (v - mu[q]) / sd[q])));
   let correct = 0;

@@ -2,12 +2,21 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { planDemo } from '../../../src/data/demo/plan.ts';
 import {
-  LESION_COUNT_WEIGHTS, LESION_WEIGHTS, LESIONS, SITES, mostLikelyLesion, type Lesion, type Site,
+  LESION_COUNT_WEIGHTS,
+  LESION_WEIGHTS,
+  LESIONS,
+  SITES,
+  mostLikelyLesion,
+  type Lesion,
+  type Site,
 } from '../../../src/data/demo/table.ts';
 
 test('plan has exactly n images in groups of 1-3, with unique ids and paths', () => {
   const scenes = planDemo(101, 4);
-  assert.equal(scenes.reduce((s, sc) => s + sc.views.length, 0), 101);
+  assert.equal(
+    scenes.reduce((s, sc) => s + sc.views.length, 0),
+    101,
+  );
   assert.ok(scenes.every((s) => s.views.length >= 1 && s.views.length <= 3));
   assert.equal(new Set(scenes.map((s) => s.group)).size, scenes.length);
   const images = scenes.flatMap((s) => s.views.map((v) => v.image));
@@ -18,7 +27,8 @@ test('plan has exactly n images in groups of 1-3, with unique ids and paths', ()
 });
 
 test('labels do not depend on n: a longer plan starts with the same scenes', () => {
-  const a = planDemo(30, 9), b = planDemo(300, 9);
+  const a = planDemo(30, 9),
+    b = planDemo(300, 9);
   for (let i = 0; i < a.length - 1; i++) {
     assert.equal(a[i].site, b[i].site);
     assert.deepEqual(a[i].lesions, b[i].lesions);
@@ -35,7 +45,18 @@ function inclusionProbability(site: Site, lesion: Lesion): number {
   const among = (left: Lesion[], k: number): number => {
     if (k === 0) return 0;
     const total = left.reduce((s, l) => s + w[l], 0);
-    return left.reduce((p, l) => p + (w[l] / total) * (l === lesion ? 1 : among(left.filter((x) => x !== l), k - 1)), 0);
+    return left.reduce(
+      (p, l) =>
+        p +
+        (w[l] / total) *
+          (l === lesion
+            ? 1
+            : among(
+                left.filter((x) => x !== l),
+                k - 1,
+              )),
+      0,
+    );
   };
   const norm = LESION_COUNT_WEIGHTS.reduce((a, b) => a + b, 0);
   return LESION_COUNT_WEIGHTS.reduce((p, pk, k) => p + (pk / norm) * among([...LESIONS], k), 0);
@@ -50,7 +71,10 @@ test('lesion frequencies per site follow the site x lesion table', () => {
       const expected = inclusionProbability(site, lesion);
       const seen = here.filter((s) => s.lesions.includes(lesion)).length / here.length;
       const sd = Math.sqrt((expected * (1 - expected)) / here.length);
-      assert.ok(Math.abs(seen - expected) < 4.5 * sd + 1e-9, `${site}/${lesion}: seen ${seen.toFixed(3)}, expected ${expected.toFixed(3)}`);
+      assert.ok(
+        Math.abs(seen - expected) < 4.5 * sd + 1e-9,
+        `${site}/${lesion}: seen ${seen.toFixed(3)}, expected ${expected.toFixed(3)}`,
+      );
     }
   }
 });
@@ -68,7 +92,10 @@ test('the most frequent lesion of a site is the one its row favours (where the t
   }
   assert.ok(checked.includes('scalp') && checked.includes('hand') && checked.includes('back'), checked.join());
   // concretely: scales on the scalp, vesicles on the hands, macules on the back, ulcers on the legs
-  assert.deepEqual(['scalp', 'hand', 'back', 'leg'].map((s) => mostLikelyLesion(s as Site)), ['scale', 'vesicle', 'macule', 'ulcer']);
+  assert.deepEqual(
+    ['scalp', 'hand', 'back', 'leg'].map((s) => mostLikelyLesion(s as Site)),
+    ['scale', 'vesicle', 'macule', 'ulcer'],
+  );
 });
 
 test('images without any lesion are rare, several lesion types per image are common', () => {

@@ -11,17 +11,32 @@ import type { Site } from '../../../src/data/demo/table.ts';
 export function siteFeatures(site: Site, index: number, size: number): number[] {
   const view = planDemo(1, index)[0].views[0];
   const scene = { index, group: 'g', site, lesions: [], views: [view] };
-  const { data, width, height } = renderView(drawScene(scene, 11, size), { ...view, aspect: 1 }, size, Rng.seeded(index));
-  let r = 0, g = 0, b = 0, l2 = 0, dark = 0, detail = 0;
+  const { data, width, height } = renderView(
+    drawScene(scene, 11, size),
+    { ...view, aspect: 1 },
+    size,
+    Rng.seeded(index),
+  );
+  let r = 0,
+    g = 0,
+    b = 0,
+    l2 = 0,
+    dark = 0,
+    detail = 0;
   const n = width * height;
   const lum = new Float32Array(n);
   for (let i = 0; i < n; i++) {
-    const R = data[3 * i], G = data[3 * i + 1], B = data[3 * i + 2];
-    r += R; g += G; b += B;
+    const R = data[3 * i],
+      G = data[3 * i + 1],
+      B = data[3 * i + 2];
+    r += R;
+    g += G;
+    b += B;
     lum[i] = 0.299 * R + 0.587 * G + 0.114 * B;
     l2 += lum[i] * lum[i];
   }
-  const mean = (r + g + b) / 3 / n, lumMean = lum.reduce((a, v) => a + v, 0) / n;
+  const mean = (r + g + b) / 3 / n,
+    lumMean = lum.reduce((a, v) => a + v, 0) / n;
   for (let i = 0; i < n; i++) if (lum[i] < 0.75 * lumMean) dark++;
   for (let y = 1; y < height - 1; y++) {
     for (let x = 1; x < width - 1; x++) {

@@ -8,7 +8,17 @@ import { manifestStats } from '../../../src/data/statistics.ts';
 import { DERM7PT, NO_DERM7PT, tempDir, tinyImage, writeText } from '../helpers.ts';
 
 // Ground truth from /work/shared/datasets/derm7pt/SOURCE.md (the real copy, read in place).
-const LOCATIONS_ALL = { back: 281, 'lower limbs': 200, abdomen: 125, 'upper limbs': 122, chest: 100, 'head neck': 92, acral: 62, buttocks: 21, 'genital areas': 8 };
+const LOCATIONS_ALL = {
+  back: 281,
+  'lower limbs': 200,
+  abdomen: 125,
+  'upper limbs': 122,
+  chest: 100,
+  'head neck': 92,
+  acral: 62,
+  buttocks: 21,
+  'genital areas': 8,
+};
 const POSITIVES_PER_CASE = [0, 20, 145, 288, 279, 176, 75, 23, 5];
 const REPLACED = ['565', '800', '824', '827', '833', '834', '839', '844', '851'];
 
@@ -31,17 +41,28 @@ test('derm7pt --view derm reproduces SOURCE.md counts', { skip: NO_DERM7PT }, as
   assert.equal(lesion['elevation:flat'], 448);
   assert.equal(lesion['elevation:nodular'], 123);
   assert.equal(Object.keys(lesion).filter((l) => l.endsWith(':absent')).length, 0);
-  assert.deepEqual(r.rows.filter((x) => x.extra?.view !== 'derm'), []);
+  assert.deepEqual(
+    r.rows.filter((x) => x.extra?.view !== 'derm'),
+    [],
+  );
   // case 1 of meta.csv: BCC, arborizing vessels, nodular, abdomen
   const first = m.samples[0];
-  assert.deepEqual([first.lesions, first.location, first.group, first.extra.diagnosis], [['vascular_structures:arborizing', 'elevation:nodular'], 'abdomen', '1', 'basal cell carcinoma']);
+  assert.deepEqual(
+    [first.lesions, first.location, first.group, first.extra.diagnosis],
+    [['vascular_structures:arborizing', 'elevation:nodular'], 'abdomen', '1', 'basal cell carcinoma'],
+  );
   assert.equal(first.path, join(DERM7PT, 'images/NEL/Nel026.jpg'));
 });
 
-test('derm7pt --view clinic excludes the 9 cases whose clinical image is dermoscopic', { skip: NO_DERM7PT }, async () => {
+test('derm7pt --view clinic excludes the 9 cases whose clinical image is dermoscopic', {
+  skip: NO_DERM7PT,
+}, async () => {
   const out = join(await tempDir(), 'd7.csv');
   const r = await importDataset('derm7pt', DERM7PT, out);
-  assert.match(r.summary.join('\n'), /excluded 9 cases whose clinical image is the dermoscopic one \(case_num 565, 800, 824, 827, 833, 834, 839, 844, 851\)/);
+  assert.match(
+    r.summary.join('\n'),
+    /excluded 9 cases whose clinical image is the dermoscopic one \(case_num 565, 800, 824, 827, 833, 834, 839, 844, 851\)/,
+  );
   assert.match(r.summary.join('\n'), /wrote 1002 images \(view clinic\)/);
   const m = await loadManifest(out);
   const s = manifestStats(m);
@@ -58,7 +79,9 @@ test('derm7pt --view clinic excludes the 9 cases whose clinical image is dermosc
   assert.equal(header, 'image,lesions,location,group,diagnosis,case_num,view');
 });
 
-test('derm7pt --view both: two images per case sharing the group, the 9 listed once', { skip: NO_DERM7PT }, async () => {
+test('derm7pt --view both: two images per case sharing the group, the 9 listed once', {
+  skip: NO_DERM7PT,
+}, async () => {
   const out = join(await tempDir(), 'd7.csv');
   await importDataset('derm7pt', DERM7PT, out, { view: 'both' });
   const m = await loadManifest(out);
@@ -73,7 +96,8 @@ test('derm7pt --view both: two images per case sharing the group, the 9 listed o
 /** A two-case fake in the release_v0 layout, for the error paths. */
 async function fakeDerm7pt(rows: string[]): Promise<string> {
   const root = await tempDir();
-  const header = 'case_num,diagnosis,seven_point_score,pigment_network,streaks,pigmentation,regression_structures,dots_and_globules,blue_whitish_veil,vascular_structures,level_of_diagnostic_difficulty,elevation,location,sex,management,clinic,derm,case_id,notes';
+  const header =
+    'case_num,diagnosis,seven_point_score,pigment_network,streaks,pigmentation,regression_structures,dots_and_globules,blue_whitish_veil,vascular_structures,level_of_diagnostic_difficulty,elevation,location,sex,management,clinic,derm,case_id,notes';
   await writeText(join(root, 'meta/meta.csv'), [header, ...rows].join('\n') + '\n');
   await tinyImage(join(root, 'images/A/a_c.jpg'));
   await tinyImage(join(root, 'images/A/a_d.jpg'));
@@ -86,9 +110,22 @@ test('derm7pt: values kept as written, bad rows and missing images all reported 
   ]);
   const out = join(root, 'm.csv');
   const r = await importDataset('derm7pt', root, out);
-  assert.deepEqual(r.rows.map((x) => [x.image, x.lesions, x.location, x.group]), [
-    ['images/A/a_c.jpg', ['pigment_network:typical', 'pigmentation:localized irregular', 'dots_and_globules:regular', 'elevation:palpable'], 'back', '1'],
-  ]);
+  assert.deepEqual(
+    r.rows.map((x) => [x.image, x.lesions, x.location, x.group]),
+    [
+      [
+        'images/A/a_c.jpg',
+        [
+          'pigment_network:typical',
+          'pigmentation:localized irregular',
+          'dots_and_globules:regular',
+          'elevation:palpable',
+        ],
+        'back',
+        '1',
+      ],
+    ],
+  );
   const bad = await fakeDerm7pt([
     '1,clark nevus,3,typical,absent,absent,absent,regular,absent,absent,low,palpable,,female,excision,A/a_c.jpg,A/a_d.jpg,,',
     '2,clark nevus,3,,absent,absent,absent,regular,absent,absent,low,palpable,back,female,excision,A/gone.jpg,A/a_d.jpg,,',
@@ -104,9 +141,21 @@ test('derm7pt: values kept as written, bad rows and missing images all reported 
 
 test('derm7pt: missing root, missing meta.csv and missing columns name what was expected', async () => {
   const root = await tempDir();
-  await assert.rejects(importDataset('derm7pt', join(root, 'nope'), join(root, 'm.csv')), /derm7pt dataset folder not found: .*nope/);
-  await assert.rejects(importDataset('derm7pt', root, join(root, 'm.csv')), /derm7pt: expected metadata file not found: .*meta\/meta\.csv/);
+  await assert.rejects(
+    importDataset('derm7pt', join(root, 'nope'), join(root, 'm.csv')),
+    /derm7pt dataset folder not found: .*nope/,
+  );
+  await assert.rejects(
+    importDataset('derm7pt', root, join(root, 'm.csv')),
+    /derm7pt: expected metadata file not found: .*meta\/meta\.csv/,
+  );
   await writeText(join(root, 'meta/meta.csv'), 'case_num,diagnosis,location\n1,x,back\n');
-  await assert.rejects(importDataset('derm7pt', root, join(root, 'm.csv')), /meta\.csv: missing column\(s\) pigment_network, streaks/);
-  await assert.rejects(importDataset('isic', root, join(root, 'm.csv')), /unknown dataset format "isic"; known formats: derm7pt, ham10000, pad-ufes-20/);
+  await assert.rejects(
+    importDataset('derm7pt', root, join(root, 'm.csv')),
+    /meta\.csv: missing column\(s\) pigment_network, streaks/,
+  );
+  await assert.rejects(
+    importDataset('isic', root, join(root, 'm.csv')),
+    /unknown dataset format "isic"; known formats: derm7pt, ham10000, pad-ufes-20/,
+  );
 });

@@ -23,17 +23,27 @@ test('ham10000: dx/localization/lesion_id, images found in sub-folders, unknown 
       'HAM_0002730,ISIC_0026769,nv,follow_up,,female,lower extremity',
       'HAM_0001466,ISIC_0031633,mel,histo,75.0,male,unknown',
     ],
-    ['HAM10000_images_part_1/ISIC_0027419.jpg', 'HAM10000_images_part_1/ISIC_0025030.jpg', 'HAM10000_images_part_2/ISIC_0026769.jpg'],
+    [
+      'HAM10000_images_part_1/ISIC_0027419.jpg',
+      'HAM10000_images_part_1/ISIC_0025030.jpg',
+      'HAM10000_images_part_2/ISIC_0026769.jpg',
+    ],
   );
   const out = join(root, 'out', 'ham.csv');
   const r = await importDataset('ham10000', root, out);
-  assert.match(r.summary.join('\n'), /read 4 rows .*\n.*dropped 1 image with localization "unknown"[\s\S]*wrote 3 images/);
+  assert.match(
+    r.summary.join('\n'),
+    /read 4 rows .*\n.*dropped 1 image with localization "unknown"[\s\S]*wrote 3 images/,
+  );
   const m = await loadManifest(out);
-  assert.deepEqual(m.samples.map((s) => [s.image, s.lesions, s.location, s.group]), [
-    ['../HAM10000_images_part_1/ISIC_0027419.jpg', ['bkl'], 'scalp', 'HAM_0000118'],
-    ['../HAM10000_images_part_1/ISIC_0025030.jpg', ['bkl'], 'scalp', 'HAM_0000118'],
-    ['../HAM10000_images_part_2/ISIC_0026769.jpg', ['nv'], 'lower extremity', 'HAM_0002730'],
-  ]);
+  assert.deepEqual(
+    m.samples.map((s) => [s.image, s.lesions, s.location, s.group]),
+    [
+      ['../HAM10000_images_part_1/ISIC_0027419.jpg', ['bkl'], 'scalp', 'HAM_0000118'],
+      ['../HAM10000_images_part_1/ISIC_0025030.jpg', ['bkl'], 'scalp', 'HAM_0000118'],
+      ['../HAM10000_images_part_2/ISIC_0026769.jpg', ['nv'], 'lower extremity', 'HAM_0002730'],
+    ],
+  );
   assert.deepEqual(m.samples[2].extra, { image_id: 'ISIC_0026769', dx_type: 'follow_up', age: '', sex: 'female' });
 });
 
@@ -62,10 +72,22 @@ test('ham10000: every missing image and empty field is an error listing it', asy
 
 test('ham10000: missing metadata file, missing columns and malformed CSV name the file', async () => {
   const root = await tempDir();
-  await assert.rejects(importDataset('ham10000', root, join(root, 'm.csv')), /ham10000: expected metadata file not found: .*HAM10000_metadata\.csv/);
+  await assert.rejects(
+    importDataset('ham10000', root, join(root, 'm.csv')),
+    /ham10000: expected metadata file not found: .*HAM10000_metadata\.csv/,
+  );
   await writeText(join(root, 'HAM10000_metadata.csv'), 'lesion_id,image_id,dx\nA,B,nv\n');
-  await assert.rejects(importDataset('ham10000', root, join(root, 'm.csv')), /HAM10000_metadata\.csv: missing column\(s\) dx_type, localization/);
+  await assert.rejects(
+    importDataset('ham10000', root, join(root, 'm.csv')),
+    /HAM10000_metadata\.csv: missing column\(s\) dx_type, localization/,
+  );
   await writeText(join(root, 'HAM10000_metadata.csv'), `${HEADER}\nA,B,nv,histo,5,male,back\nA,C,nv,histo,5\n`);
-  await assert.rejects(importDataset('ham10000', root, join(root, 'm.csv')), /HAM10000_metadata\.csv: malformed CSV near line 3/);
-  await assert.rejects(importDataset('ham10000', root, join(root, 'm.csv'), { view: 'derm' }), /--view applies to derm7pt only, not ham10000/);
+  await assert.rejects(
+    importDataset('ham10000', root, join(root, 'm.csv')),
+    /HAM10000_metadata\.csv: malformed CSV near line 3/,
+  );
+  await assert.rejects(
+    importDataset('ham10000', root, join(root, 'm.csv'), { view: 'derm' }),
+    /--view applies to derm7pt only, not ham10000/,
+  );
 });

@@ -22,17 +22,34 @@ async function fakePad(rows: string[], images: string[]): Promise<string> {
 }
 
 test('pad-ufes-20: diagnostic + true signs, region, patient_id; images in imgs_part_* folders', async () => {
-  const root = await fakePad(ROWS, ['imgs_part_1/PAT_771_1491_390.png', 'imgs_part_3/PAT_1516_1765_530.png', 'imgs_part_1/PAT_771_1492_391.png']);
+  const root = await fakePad(ROWS, [
+    'imgs_part_1/PAT_771_1491_390.png',
+    'imgs_part_3/PAT_1516_1765_530.png',
+    'imgs_part_1/PAT_771_1492_391.png',
+  ]);
   const out = join(root, 'pad.csv');
   const r = await importDataset('pad-ufes-20', root, out);
   assert.match(r.summary.join('\n'), /read 3 rows[\s\S]*wrote 3 images/);
   const m = await loadManifest(out);
-  assert.deepEqual(m.samples.map((s) => [s.image, s.lesions, s.location, s.group]), [
-    ['images/imgs_part_1/PAT_771_1491_390.png', ['BCC', 'itch', 'elevation'], 'FACE', 'PAT_771'],
-    ['images/imgs_part_3/PAT_1516_1765_530.png', ['NEV'], 'ARM', 'PAT_1516'],
-    ['images/imgs_part_1/PAT_771_1492_391.png', ['ACK', 'itch', 'grew', 'hurt', 'changed', 'bleed', 'elevation'], 'NECK', 'PAT_771'],
-  ]);
-  assert.deepEqual(m.samples[0].extra, { img_id: 'PAT_771_1491_390.png', lesion_id: '1491', diagnostic: 'BCC', biopsed: 'True' });
+  assert.deepEqual(
+    m.samples.map((s) => [s.image, s.lesions, s.location, s.group]),
+    [
+      ['images/imgs_part_1/PAT_771_1491_390.png', ['BCC', 'itch', 'elevation'], 'FACE', 'PAT_771'],
+      ['images/imgs_part_3/PAT_1516_1765_530.png', ['NEV'], 'ARM', 'PAT_1516'],
+      [
+        'images/imgs_part_1/PAT_771_1492_391.png',
+        ['ACK', 'itch', 'grew', 'hurt', 'changed', 'bleed', 'elevation'],
+        'NECK',
+        'PAT_771',
+      ],
+    ],
+  );
+  assert.deepEqual(m.samples[0].extra, {
+    img_id: 'PAT_771_1491_390.png',
+    lesion_id: '1491',
+    diagnostic: 'BCC',
+    biopsed: 'True',
+  });
 });
 
 test('pad-ufes-20: missing images and empty regions are listed; missing files name what was expected', async () => {
@@ -45,7 +62,13 @@ test('pad-ufes-20: missing images and empty regions are listed; missing files na
     return true;
   });
   const empty = await tempDir();
-  await assert.rejects(importDataset('pad-ufes-20', empty, join(empty, 'm.csv')), /pad-ufes-20: expected metadata file not found: .*metadata\.csv/);
+  await assert.rejects(
+    importDataset('pad-ufes-20', empty, join(empty, 'm.csv')),
+    /pad-ufes-20: expected metadata file not found: .*metadata\.csv/,
+  );
   await writeText(join(empty, 'metadata.csv'), [HEADER, ROWS[0]].join('\n'));
-  await assert.rejects(importDataset('pad-ufes-20', empty, join(empty, 'm.csv')), /pad-ufes-20: expected image folder not found: .*images/);
+  await assert.rejects(
+    importDataset('pad-ufes-20', empty, join(empty, 'm.csv')),
+    /pad-ufes-20: expected image folder not found: .*images/,
+  );
 });

@@ -7,9 +7,15 @@ import { svgToPng, vegaLiteToSvg } from '../../../src/report/render.ts';
 const small: Cooccurrence = {
   lesions: ['papule', 'vesicle'],
   locations: ['face', 'hand', 'leg'],
-  counts: [[3, 0, 1], [1, 2, 2]],
+  counts: [
+    [3, 0, 1],
+    [1, 2, 2],
+  ],
   lesionTotals: [4, 5],
-  R: [[0.75, 0, 0.25], [0.2, 0.4, 0.4]],
+  R: [
+    [0.75, 0, 0.25],
+    [0.2, 0.4, 0.4],
+  ],
 };
 
 function texts(svg: string): string[] {
@@ -19,13 +25,21 @@ function texts(svg: string): string[] {
 test('the spec has one cell per lesion x location with R, in the matrix order', () => {
   const spec = correlationHeatmapSpec(small) as { data: { values: Record<string, unknown>[] }; layer: unknown[] };
   assert.equal(spec.data.values.length, 6);
-  assert.deepEqual(spec.data.values[2], { lesion: 'papule', row: 'papule (4)', location: 'leg', R: 0.25, count: 1, total: 4 });
+  assert.deepEqual(spec.data.values[2], {
+    lesion: 'papule',
+    row: 'papule (4)',
+    location: 'leg',
+    R: 0.25,
+    count: 1,
+    total: 4,
+  });
   assert.equal(spec.layer.length, 2); // rects + cell text
 });
 
 test('the SVG shows title, row and column labels, legend R and the cell values', async () => {
   const t = texts(await vegaLiteToSvg(correlationHeatmapSpec(small, { title: 'Figure 1 test' })));
-  for (const label of ['Figure 1 test', 'papule (4)', 'vesicle (5)', 'face', 'hand', 'leg', 'R']) assert.ok(t.includes(label), label);
+  for (const label of ['Figure 1 test', 'papule (4)', 'vesicle (5)', 'face', 'hand', 'leg', 'R'])
+    assert.ok(t.includes(label), label);
   for (const v of ['0.75', '0.00', '0.25', '0.20', '0.40']) assert.ok(t.includes(v), v);
   assert.equal(t.filter((s) => s === '0.40').length, 2);
 });
@@ -33,7 +47,8 @@ test('the SVG shows title, row and column labels, legend R and the cell values',
 test('cell text is left out on request and for big matrices', async () => {
   const t = texts(await vegaLiteToSvg(correlationHeatmapSpec(small, { cellText: false })));
   assert.ok(!t.includes('0.25') && !t.includes('0.40'), t.join());
-  const n = 25, k = 20;
+  const n = 25,
+    k = 20;
   const big: Cooccurrence = {
     lesions: Array.from({ length: n }, (_, i) => `lesion${i}`),
     locations: Array.from({ length: k }, (_, j) => `site${j}`),

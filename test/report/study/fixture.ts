@@ -1,4 +1,12 @@
-import { comparisonResults, modelResult, pairedResults, type LesionEval, type LocationEval, type MtlEval, type StudyResults } from '../../../src/eval/studyResults.ts';
+import {
+  comparisonResults,
+  modelResult,
+  pairedResults,
+  type LesionEval,
+  type LocationEval,
+  type MtlEval,
+  type StudyResults,
+} from '../../../src/eval/studyResults.ts';
 
 /**
  * A synthetic 3-fold study with plausible numbers. Lesion labels: nevus and melanoma in every fold,
@@ -10,8 +18,17 @@ export const LESIONS = ['nevus', 'melanoma', 'dermatofibroma', 'vascular'];
 export const LOCATIONS = ['back', 'face', 'leg', 'hand'];
 const K = 3;
 const N = [60, 58, 62];
-const POSITIVES: Record<string, number[]> = { nevus: [40, 38, 42], melanoma: [12, 10, 11], dermatofibroma: [1, 0, 0], vascular: [0, 0, 0] };
-const LOCATION_COUNTS = [[25, 15, 12, 8], [24, 14, 12, 8], [26, 16, 12, 8]];
+const POSITIVES: Record<string, number[]> = {
+  nevus: [40, 38, 42],
+  melanoma: [12, 10, 11],
+  dermatofibroma: [1, 0, 0],
+  vascular: [0, 0, 0],
+};
+const LOCATION_COUNTS = [
+  [25, 15, 12, 8],
+  [24, 14, 12, 8],
+  [26, 16, 12, 8],
+];
 
 /** AP of a label by model and fold: a label base, a model shift, a fold wobble. */
 const BASE: Record<string, number> = { nevus: 0.82, melanoma: 0.55, dermatofibroma: 0.4 };
@@ -31,7 +48,8 @@ function lesionEval(model: 'lesion' | 'mtl' | 'ensemble' | 'linear' | 'prior', f
   const ap: Record<string, number> = {};
   for (const l of LESIONS) {
     if (positives[l] === 0) continue;
-    const wobble = fold === 'pooled' ? 0 : WOBBLE[fold] * (l === 'melanoma' ? 2 : 1) + (model === 'mtl' ? MTL_AP[fold] : 0);
+    const wobble =
+      fold === 'pooled' ? 0 : WOBBLE[fold] * (l === 'melanoma' ? 2 : 1) + (model === 'mtl' ? MTL_AP[fold] : 0);
     ap[l] = round(BASE[l] + SHIFT[model] + wobble);
   }
   const values = Object.values(ap);
@@ -41,7 +59,11 @@ function lesionEval(model: 'lesion' | 'mtl' | 'ensemble' | 'linear' | 'prior', f
     n,
     ap,
     mapClass,
-    mapImage: round(0.88 + SHIFT[model] / 2 + (fold === 'pooled' ? 0 : WOBBLE[fold] / 2 + (model === 'mtl' ? MTL_MAP_IMAGE[fold] : 0))),
+    mapImage: round(
+      0.88 +
+        SHIFT[model] / 2 +
+        (fold === 'pooled' ? 0 : WOBBLE[fold] / 2 + (model === 'mtl' ? MTL_MAP_IMAGE[fold] : 0)),
+    ),
     mapImageImages: n - 5,
     skipped: LESIONS.filter((l) => positives[l] === 0).map((label) => ({ label, reason: 'no positive test image' })),
     positives: { lesion: positives },
@@ -54,7 +76,9 @@ const TOP3 = { location: 0.85, mtl: 0.86, linear: 0.8, prior: 0.6 };
 function locationEval(model: 'location' | 'mtl' | 'linear' | 'prior', fold: number | 'pooled'): LocationEval {
   const folds = fold === 'pooled' ? (model === 'location' ? [0, 1] : [0, 1, 2]) : [fold];
   const wobble = fold === 'pooled' ? 0 : WOBBLE[fold];
-  const positives = Object.fromEntries(LOCATIONS.map((l, j) => [l, folds.reduce((a, f) => a + LOCATION_COUNTS[f][j], 0)]));
+  const positives = Object.fromEntries(
+    LOCATIONS.map((l, j) => [l, folds.reduce((a, f) => a + LOCATION_COUNTS[f][j], 0)]),
+  );
   return {
     n: folds.reduce((a, f) => a + N[f], 0),
     top1: round(TOP1[model] + wobble * (model === 'linear' ? -1 : 1)),
@@ -72,20 +96,45 @@ function mtlEval(fold: number | 'pooled', model: 'mtl' | 'linear' | 'prior' = 'm
 
 export function syntheticResults(): StudyResults {
   const folds = [0, 1, 2];
-  const lesion = modelResult(lesionEval('lesion', 'pooled'), folds.map((f) => lesionEval('lesion', f)));
-  const mtl = modelResult(mtlEval('pooled'), folds.map((f) => mtlEval(f)));
+  const lesion = modelResult(
+    lesionEval('lesion', 'pooled'),
+    folds.map((f) => lesionEval('lesion', f)),
+  );
+  const mtl = modelResult(
+    mtlEval('pooled'),
+    folds.map((f) => mtlEval(f)),
+  );
   const models = {
     lesion,
-    location: modelResult(locationEval('location', 'pooled'), [locationEval('location', 0), locationEval('location', 1), null]),
+    location: modelResult(locationEval('location', 'pooled'), [
+      locationEval('location', 0),
+      locationEval('location', 1),
+      null,
+    ]),
     mtl,
-    ensemble: modelResult(lesionEval('ensemble', 'pooled'), folds.map((f) => lesionEval('ensemble', f))),
-    prior: modelResult(mtlEval('pooled', 'prior'), folds.map((f) => mtlEval(f, 'prior'))),
+    ensemble: modelResult(
+      lesionEval('ensemble', 'pooled'),
+      folds.map((f) => lesionEval('ensemble', f)),
+    ),
+    prior: modelResult(
+      mtlEval('pooled', 'prior'),
+      folds.map((f) => mtlEval(f, 'prior')),
+    ),
     linear: {
-      ...modelResult(mtlEval('pooled', 'linear'), folds.map((f) => mtlEval(f, 'linear'))),
+      ...modelResult(
+        mtlEval('pooled', 'linear'),
+        folds.map((f) => mtlEval(f, 'linear')),
+      ),
       choices: [
         { lesionLambda: 0.3, locationLambda: 1, rule: 'validation' as const, validationImages: 12 },
         { lesionLambda: 0.1, locationLambda: 1, rule: 'validation' as const, validationImages: 11 },
-        { lesionLambda: 0.1, locationLambda: 0.1, rule: 'default' as const, reason: 'validation.fraction is 0', validationImages: 0 },
+        {
+          lesionLambda: 0.1,
+          locationLambda: 0.1,
+          rule: 'default' as const,
+          reason: 'validation.fraction is 0',
+          validationImages: 0,
+        },
       ],
     },
   };
@@ -100,17 +149,34 @@ export function syntheticResults(): StudyResults {
       stats: {
         images: 180,
         groups: 150,
-        lesions: [{ label: 'nevus', count: 120 }, { label: 'melanoma', count: 33 }, { label: 'dermatofibroma', count: 1 }],
-        locations: [{ label: 'back', count: 75 }, { label: 'face', count: 45 }, { label: 'leg', count: 36 }, { label: 'hand', count: 24 }],
+        lesions: [
+          { label: 'nevus', count: 120 },
+          { label: 'melanoma', count: 33 },
+          { label: 'dermatofibroma', count: 1 },
+        ],
+        locations: [
+          { label: 'back', count: 75 },
+          { label: 'face', count: 45 },
+          { label: 'leg', count: 36 },
+          { label: 'hand', count: 24 },
+        ],
         lesionsPerImage: [30, 146, 4],
         imagesWithoutLesion: 30,
       },
       cooccurrence: {
         lesions: ['nevus', 'melanoma', 'dermatofibroma'],
         locations: [...LOCATIONS],
-        counts: [[55, 30, 20, 15], [10, 12, 8, 3], [0, 0, 1, 0]],
+        counts: [
+          [55, 30, 20, 15],
+          [10, 12, 8, 3],
+          [0, 0, 1, 0],
+        ],
         lesionTotals: [120, 33, 1],
-        R: [[55 / 120, 30 / 120, 20 / 120, 15 / 120], [10 / 33, 12 / 33, 8 / 33, 3 / 33], [0, 0, 1, 0]],
+        R: [
+          [55 / 120, 30 / 120, 20 / 120, 15 / 120],
+          [10 / 33, 12 / 33, 8 / 33, 3 / 33],
+          [0, 0, 1, 0],
+        ],
       },
     },
     lesionLabels: [...LESIONS],
@@ -119,7 +185,10 @@ export function syntheticResults(): StudyResults {
     models,
     paired: pairedResults(mtl, lesion),
     comparisons: comparisonResults(models),
-    timing: { totalSeconds: 5432.1, models: { lesion: [600.5, 610.2, 598.7], location: [580.1, 575.3, null], mtl: [640.2, 655.9, 630.4] } },
+    timing: {
+      totalSeconds: 5432.1,
+      models: { lesion: [600.5, 610.2, 598.7], location: [580.1, 575.3, null], mtl: [640.2, 655.9, 630.4] },
+    },
     skipped: [{ model: 'location', fold: 2, reason: 'the training part of fold 2 has a single location label' }],
   };
 }

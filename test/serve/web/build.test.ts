@@ -13,7 +13,13 @@ const buildMs = performance.now() - t0;
 
 test('assets: page, stylesheet, bundle with source map, and ORT wasm files under /ort/, each with its content type', () => {
   assert.deepEqual([...assets.keys()].sort(), [
-    '/', '/app.js', '/app.js.map', '/ort/ort-wasm-simd-threaded.mjs', '/ort/ort-wasm-simd-threaded.wasm', '/ort/ort.wasm.min.mjs', '/style.css',
+    '/',
+    '/app.js',
+    '/app.js.map',
+    '/ort/ort-wasm-simd-threaded.mjs',
+    '/ort/ort-wasm-simd-threaded.wasm',
+    '/ort/ort.wasm.min.mjs',
+    '/style.css',
   ]);
   const type = (p: string) => assets.get(p)!.type;
   assert.equal(type('/'), 'text/html; charset=utf-8');
@@ -29,7 +35,11 @@ test('the page refers only to files in the map, by relative URL (works under a p
   const refs = [...html.matchAll(/(?:src|href)="([^"]+)"/g)].map((m) => m[1]).filter((u) => !u.startsWith('data:'));
   assert.deepEqual(refs.sort(), ['app.js', 'style.css']);
   for (const r of refs) assert.ok(assets.has(`/${r}`), r);
-  assert.doesNotMatch(html, /https?:\/\/(?!www\.w3\.org\/2000\/svg)/, 'no external URL (the SVG namespace is a name, never fetched)');
+  assert.doesNotMatch(
+    html,
+    /https?:\/\/(?!www\.w3\.org\/2000\/svg)/,
+    'no external URL (the SVG namespace is a name, never fetched)',
+  );
   assert.match(html, /<html lang="en">/);
   assert.match(html, /<label [^>]*for="file"/);
   assert.match(html, /id="in-browser"[^>]*role="switch"/);
@@ -44,7 +54,10 @@ test('app.js: one minified ES module, no Node built-ins, ORT loaded at run time 
   assert.ok(js.length < 60_000, `${js.length} bytes (ORT itself is not bundled)`);
   const map = JSON.parse(String(assets.get('/app.js.map')!.body)) as { sources: string[] };
   // The page bundles the server's own crop geometry and tensor writer (one implementation for both paths).
-  assert.ok(map.sources.some((s) => s.endsWith('image/crops.ts')) && map.sources.some((s) => s.endsWith('image/preprocess.ts')), map.sources.join());
+  assert.ok(
+    map.sources.some((s) => s.endsWith('image/crops.ts')) && map.sources.some((s) => s.endsWith('image/preprocess.ts')),
+    map.sources.join(),
+  );
 });
 
 test('ORT files are the installed onnxruntime-web dist files, byte for byte', async () => {

@@ -14,12 +14,22 @@ import { createServer } from '../../../src/serve/server.ts';
 import { saveTinyModel } from './fixture.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
 const PHOTO = new URL('../../../../shared/images/imagenet-samples/dog.jpg', import.meta.url).pathname;
 const OUT = 'test-output';
 
-const skip = !existsSync(CHROMIUM) ? `${CHROMIUM} is absent: run scripts/install-chromium.sh (as root) to test the web page in a browser`
-  : !existsSync(PHOTO) ? `${PHOTO} not found (../shared is absent)` : false;
+const skip = !existsSync(CHROMIUM)
+  ? `${CHROMIUM} is absent: run scripts/install-chromium.sh (as root) to test the web page in a browser`
+  : !existsSync(PHOTO)
+    ? `${PHOTO} not found (../shared is absent)`
+    : false;
 if (skip) console.log(`SKIPPED the web page Grad-CAM test: ${skip}`);
 
 describe('web page Grad-CAM in Chromium', { skip }, () => {
@@ -63,10 +73,14 @@ describe('web page Grad-CAM in Chromium', { skip }, () => {
     if (inBrowser) await page.check('#in-browser');
     await page.setInputFiles('#file', PHOTO);
     const engine = inBrowser ? 'browser' : 'server';
-    await page.waitForFunction((e) => {
-      const r = document.getElementById('results')!.dataset;
-      return r.state === 'error' || (r.state === 'done' && r.engine === e);
-    }, engine, { timeout: 90_000 });
+    await page.waitForFunction(
+      (e) => {
+        const r = document.getElementById('results')!.dataset;
+        return r.state === 'error' || (r.state === 'done' && r.engine === e);
+      },
+      engine,
+      { timeout: 90_000 },
+    );
     assert.equal(await page.getAttribute('#results', 'data-state'), 'done', (await page.textContent('#error')) ?? '');
     return page;
   }
@@ -74,15 +88,22 @@ describe('web page Grad-CAM in Chromium', { skip }, () => {
   /** Clicks the bar of `label` and waits for its map; returns the canvas' alpha channel (the map's shape). */
   async function clickBar(page: Page, list: 'lesions' | 'locations', label: string): Promise<number[]> {
     await page.click(`#${list} li[data-label="${label}"]`);
-    await page.waitForFunction((l) => {
-      const c = document.getElementById('cam')!;
-      return (!c.hidden && c.dataset.label === l) || !document.getElementById('error')!.hidden;
-    }, label, { timeout: 90_000 });
+    await page.waitForFunction(
+      (l) => {
+        const c = document.getElementById('cam')!;
+        return (!c.hidden && c.dataset.label === l) || !document.getElementById('error')!.hidden;
+      },
+      label,
+      { timeout: 90_000 },
+    );
     assert.equal(await page.isHidden('#error'), true, (await page.textContent('#error')) ?? '');
     assert.equal(await page.getAttribute(`#${list} li[data-label="${label}"]`, 'aria-pressed'), 'true');
     const box = await page.locator('#cam').boundingBox();
     const img = await page.locator('#preview').boundingBox();
-    assert.ok(box && img && Math.abs(box.width - img.width) < 1 && Math.abs(box.height - img.height) < 1, 'the map covers the photo exactly');
+    assert.ok(
+      box && img && Math.abs(box.width - img.width) < 1 && Math.abs(box.height - img.height) < 1,
+      'the map covers the photo exactly',
+    );
     return page.$eval('#cam', (c) => {
       const canvas = c as HTMLCanvasElement;
       const d = canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height).data;
@@ -91,8 +112,12 @@ describe('web page Grad-CAM in Chromium', { skip }, () => {
   }
 
   const correlation = (a: number[], b: number[]) => {
-    const n = a.length, ma = a.reduce((s, v) => s + v) / n, mb = b.reduce((s, v) => s + v) / n;
-    let ab = 0, aa = 0, bb = 0;
+    const n = a.length,
+      ma = a.reduce((s, v) => s + v) / n,
+      mb = b.reduce((s, v) => s + v) / n;
+    let ab = 0,
+      aa = 0,
+      bb = 0;
     for (let i = 0; i < n; i++) {
       ab += (a[i] - ma) * (b[i] - mb);
       aa += (a[i] - ma) ** 2;
@@ -108,7 +133,11 @@ describe('web page Grad-CAM in Chromium', { skip }, () => {
     assert.match((await server.textContent('#cam-note'))!, new RegExp(`where the model looked for ${lesion}`));
     await server.screenshot({ path: join(OUT, 'page-explain-server.png'), fullPage: true });
     const serverLocation = await clickBar(server, 'locations', location);
-    assert.equal(await server.getAttribute(`#lesions li[data-label="${lesion}"]`, 'aria-pressed'), 'false', 'one map at a time');
+    assert.equal(
+      await server.getAttribute(`#lesions li[data-label="${lesion}"]`, 'aria-pressed'),
+      'false',
+      'one map at a time',
+    );
     await server.click(`#locations li[data-label="${location}"]`);
     assert.equal(await server.isHidden('#cam'), true, 'a second click hides the map');
     assert.equal(await server.isHidden('#cam-note'), true);
@@ -129,9 +158,15 @@ describe('web page Grad-CAM in Chromium', { skip }, () => {
     const localLocation = await clickBar(local, 'locations', location);
     await local.close();
     // the in-browser resize is the canvas', not sharp's lanczos3: the maps agree closely, not bit for bit
-    for (const [a, b, what] of [[serverLesion, localLesion, lesion], [serverLocation, localLocation, location]] as const) {
+    for (const [a, b, what] of [
+      [serverLesion, localLesion, lesion],
+      [serverLocation, localLocation, location],
+    ] as const) {
       assert.equal(a.length, b.length);
-      assert.ok(correlation(a, b) > 0.9, `${what}: server and in-browser maps correlate ${correlation(a, b).toFixed(3)}`);
+      assert.ok(
+        correlation(a, b) > 0.9,
+        `${what}: server and in-browser maps correlate ${correlation(a, b).toFixed(3)}`,
+      );
     }
   });
 });

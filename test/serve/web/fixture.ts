@@ -7,7 +7,9 @@ import { buildNetwork, collectParams, type NetworkSpec } from '../../../src/mode
 import { Rng } from '../../../src/util/rng.ts';
 
 export const TINY_SPEC: NetworkSpec = {
-  trunk: { depth: 'tiny' }, imageSize: 224, seed: 11,
+  trunk: { depth: 'tiny' },
+  imageSize: 224,
+  seed: 11,
   heads: { lesion: LESIONS.length, location: SITES.length },
 };
 
@@ -22,7 +24,11 @@ export async function saveTinyModel(dir: string): Promise<void> {
   const r = Rng.seeded(5);
   const params = collectParams(net.graph);
   for (const [name, v] of params) {
-    if (/lesion|location/.test(name) && /bias/.test(name)) params.set(name, v.map((x) => x + 0.5 * r.normal()));
+    if (/lesion|location/.test(name) && /bias/.test(name))
+      params.set(
+        name,
+        v.map((x) => x + 0.5 * r.normal()),
+      );
   }
   await saveModel(dir, { network: TINY_SPEC, params, labels: TINY_LABELS, preprocessing: { ...CAFFE_PREPROCESSING } });
 }

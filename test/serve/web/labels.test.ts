@@ -17,16 +17,39 @@ import { createServer } from '../../../src/serve/server.ts';
 const CHROMIUM = '/usr/bin/chromium';
 const PHOTO = new URL('../../../../shared/images/imagenet-samples/dog.jpg', import.meta.url).pathname;
 const OUT = 'test-output';
-const skip = !existsSync(CHROMIUM) ? `${CHROMIUM} is absent: run scripts/install-chromium.sh (as root)` : !existsSync(PHOTO) ? `${PHOTO} not found (../shared is absent)` : false;
+const skip = !existsSync(CHROMIUM)
+  ? `${CHROMIUM} is absent: run scripts/install-chromium.sh (as root)`
+  : !existsSync(PHOTO)
+    ? `${PHOTO} not found (../shared is absent)`
+    : false;
 if (skip) console.log(`SKIPPED the long-label page test: ${skip}`);
 
 /** derm7pt's refined labels (min count 10). */
 const LABELS = {
-  lesion: ['blue_whitish_veil:present', 'dots_and_globules:irregular', 'dots_and_globules:regular', 'elevation:flat', 'elevation:nodular',
-    'elevation:palpable', 'pigment_network:atypical', 'pigment_network:typical', 'pigmentation:diffuse irregular', 'pigmentation:diffuse regular',
-    'pigmentation:localized irregular', 'regression_structures:blue areas', 'regression_structures:combinations', 'regression_structures:white areas',
-    'streaks:irregular', 'streaks:regular', 'vascular_structures:arborizing', 'vascular_structures:comma', 'vascular_structures:dotted',
-    'vascular_structures:hairpin', 'vascular_structures:linear irregular', 'vascular_structures:within regression'],
+  lesion: [
+    'blue_whitish_veil:present',
+    'dots_and_globules:irregular',
+    'dots_and_globules:regular',
+    'elevation:flat',
+    'elevation:nodular',
+    'elevation:palpable',
+    'pigment_network:atypical',
+    'pigment_network:typical',
+    'pigmentation:diffuse irregular',
+    'pigmentation:diffuse regular',
+    'pigmentation:localized irregular',
+    'regression_structures:blue areas',
+    'regression_structures:combinations',
+    'regression_structures:white areas',
+    'streaks:irregular',
+    'streaks:regular',
+    'vascular_structures:arborizing',
+    'vascular_structures:comma',
+    'vascular_structures:dotted',
+    'vascular_structures:hairpin',
+    'vascular_structures:linear irregular',
+    'vascular_structures:within regression',
+  ],
   location: ['abdomen', 'acral', 'back', 'buttocks', 'chest', 'head neck', 'lower limbs', 'upper limbs'],
 };
 
@@ -40,13 +63,26 @@ describe('long label names on the page', { skip }, () => {
   before(async () => {
     const { chromium } = await import('playwright-core');
     root = await mkdtemp(join(tmpdir(), 'dermtl-labels-'));
-    const spec: NetworkSpec = { trunk: { depth: 'tiny' }, imageSize: 224, seed: 3, heads: { lesion: LABELS.lesion.length, location: LABELS.location.length } };
+    const spec: NetworkSpec = {
+      trunk: { depth: 'tiny' },
+      imageSize: 224,
+      seed: 3,
+      heads: { lesion: LABELS.lesion.length, location: LABELS.location.length },
+    };
     const params = collectParams(buildNetwork(spec, { batch: 1, mode: 'inference', weights: 'random' }).graph);
-    await saveModel(join(root, 'model'), { network: spec, params, labels: LABELS, preprocessing: { ...CAFFE_PREPROCESSING } });
+    await saveModel(join(root, 'model'), {
+      network: spec,
+      params,
+      labels: LABELS,
+      preprocessing: { ...CAFFE_PREPROCESSING },
+    });
     model = await loadModel(join(root, 'model'), { threads: 1 });
     app = createServer({ model });
     url = `${await app.listen({ port: 0, host: '127.0.0.1' })}/`;
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--no-first-run'] });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--no-sandbox', '--disable-gpu', '--no-first-run'],
+    });
     await mkdir(OUT, { recursive: true });
   });
 
@@ -62,22 +98,36 @@ describe('long label names on the page', { skip }, () => {
       const page = await browser.newPage({ viewport: { width, height: 900 } });
       await page.goto(url);
       await page.setInputFiles('#file', PHOTO);
-      await page.waitForFunction(() => document.getElementById('results')!.dataset.state === 'done', undefined, { timeout: 60_000 });
-      const shown = await page.$$eval('#lesions li', (items) => items.map((li) => {
-        const label = li.querySelector('.bar-label') as HTMLElement;
-        const track = li.querySelector('.bar-track')!.getBoundingClientRect();
-        const box = label.getBoundingClientRect();
-        return { text: label.textContent!, scroll: label.scrollWidth, client: label.clientWidth, right: box.right, bottom: box.bottom, trackLeft: track.left, trackTop: track.top };
-      }));
+      await page.waitForFunction(() => document.getElementById('results')!.dataset.state === 'done', undefined, {
+        timeout: 60_000,
+      });
+      const shown = await page.$$eval('#lesions li', (items) =>
+        items.map((li) => {
+          const label = li.querySelector('.bar-label') as HTMLElement;
+          const track = li.querySelector('.bar-track')!.getBoundingClientRect();
+          const box = label.getBoundingClientRect();
+          return {
+            text: label.textContent!,
+            scroll: label.scrollWidth,
+            client: label.clientWidth,
+            right: box.right,
+            bottom: box.bottom,
+            trackLeft: track.left,
+            trackTop: track.top,
+          };
+        }),
+      );
       assert.deepEqual(shown.map((s) => s.text).sort(), [...LABELS.lesion].sort());
       for (const s of shown) {
         assert.ok(s.scroll <= s.client + 1, `${s.text}: ${s.scroll}px of text in a ${s.client}px box (cut)`);
         // beside its bar (wide) or above it (narrow), never on top of it
         assert.ok(s.right <= s.trackLeft + 1 || s.bottom <= s.trackTop + 1, `${s.text} overlaps its bar`);
       }
-      assert.ok(await page.evaluate(() => document.documentElement.scrollWidth) <= width, 'no horizontal scrolling');
+      assert.ok((await page.evaluate(() => document.documentElement.scrollWidth)) <= width, 'no horizontal scrolling');
       // each lesion bar carries the server's decision: present = p >= the label's threshold (0.5 here: no calibration)
-      const decisions = await page.$$eval('#lesions li', (items) => items.map((li) => ({ p: Number((li as HTMLElement).dataset.p), present: (li as HTMLElement).dataset.present })));
+      const decisions = await page.$$eval('#lesions li', (items) =>
+        items.map((li) => ({ p: Number((li as HTMLElement).dataset.p), present: (li as HTMLElement).dataset.present })),
+      );
       for (const d of decisions) assert.equal(d.present, String(d.p >= 0.5));
       await page.screenshot({ path: join(OUT, `page-long-labels-${width}.png`), fullPage: true });
       await page.close();

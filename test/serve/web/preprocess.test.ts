@@ -23,7 +23,9 @@ async function photo(width: number, height: number) {
       rgba[i + 3] = 255;
     }
   }
-  const png = await sharp(Buffer.from(rgba), { raw: { width, height, channels: 4 } }).png().toBuffer();
+  const png = await sharp(Buffer.from(rgba), { raw: { width, height, channels: 4 } })
+    .png()
+    .toBuffer();
   return { rgba, png };
 }
 
@@ -43,7 +45,10 @@ test('in-browser tensor = server tensor (centre crop and ten crops) for a 300x25
   assert.equal(center.views, 1);
   assert.equal(center.data.length, 3 * 224 * 224);
   const server = await centerCrop(png);
-  assert.deepEqual(server.params.map((p) => [p.x, p.y, p.width, p.height]), [[38, 16, 300, 256]]);
+  assert.deepEqual(
+    server.params.map((p) => [p.x, p.y, p.width, p.height]),
+    [[38, 16, 300, 256]],
+  );
   assert.deepEqual(center.data, server.data);
   // Spot check of the layout: channel 0 is blue minus 103.939 at crop pixel (0,0) = image pixel (38,16).
   assert.ok(Math.abs(center.data[0] - (rgba[(16 * 300 + 38) * 4 + 2] - 103.939)) < 1e-4);
@@ -64,9 +69,18 @@ test('checkFile: JPEG/PNG/WebP up to 10 MB (type or, when the browser gives none
   assert.equal(checkFile({ name: 'a.jpg', type: 'image/jpeg', size: 1000 }), null);
   assert.equal(checkFile({ name: 'a.webp', type: 'image/webp', size: MAX_BYTES }), null);
   assert.equal(checkFile({ name: 'A.PNG', type: '', size: 10 }), null);
-  assert.equal(checkFile({ name: 'notes.txt', type: 'text/plain', size: 10 }), '"notes.txt" is not a JPEG, PNG or WebP image (its type is text/plain). Please choose a photo.');
-  assert.equal(checkFile({ name: 'scan.tiff', type: '', size: 10 }), '"scan.tiff" is not a JPEG, PNG or WebP image. Please choose a photo.');
-  assert.equal(checkFile({ name: 'big.jpg', type: 'image/jpeg', size: MAX_BYTES + 1 }), '"big.jpg" is 10.0 MB; photos up to 10 MB are accepted.');
+  assert.equal(
+    checkFile({ name: 'notes.txt', type: 'text/plain', size: 10 }),
+    '"notes.txt" is not a JPEG, PNG or WebP image (its type is text/plain). Please choose a photo.',
+  );
+  assert.equal(
+    checkFile({ name: 'scan.tiff', type: '', size: 10 }),
+    '"scan.tiff" is not a JPEG, PNG or WebP image. Please choose a photo.',
+  );
+  assert.equal(
+    checkFile({ name: 'big.jpg', type: 'image/jpeg', size: MAX_BYTES + 1 }),
+    '"big.jpg" is 10.0 MB; photos up to 10 MB are accepted.',
+  );
   assert.equal(checkFile({ name: 'e.png', type: 'image/png', size: 0 }), '"e.png" is empty.');
   assert.equal(MAX_BYTES, 10 * 1024 * 1024);
   assert.equal(contentType({ name: 'x.JPEG', type: '' }), 'image/jpeg');
@@ -75,5 +89,13 @@ test('checkFile: JPEG/PNG/WebP up to 10 MB (type or, when the browser gives none
 });
 
 test('percent: whole percentages, one decimal below 1% so small values do not read as 0', () => {
-  assert.deepEqual([0, 0.004, 0.0123, 0.5, 0.7251, 0.999, 1].map(percent), ['0%', '0.4%', '1%', '50%', '73%', '100%', '100%']);
+  assert.deepEqual([0, 0.004, 0.0123, 0.5, 0.7251, 0.999, 1].map(percent), [
+    '0%',
+    '0.4%',
+    '1%',
+    '50%',
+    '73%',
+    '100%',
+    '100%',
+  ]);
 });

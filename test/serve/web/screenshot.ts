@@ -14,7 +14,10 @@ import { saveTinyModel } from './fixture.ts';
 const { values: o } = parseArgs({
   options: {
     model: { type: 'string' },
-    image: { type: 'string', default: new URL('../../../../shared/images/imagenet-samples/dog.jpg', import.meta.url).pathname },
+    image: {
+      type: 'string',
+      default: new URL('../../../../shared/images/imagenet-samples/dog.jpg', import.meta.url).pathname,
+    },
     out: { type: 'string', default: 'test-output/screenshot.png' },
     browser: { type: 'boolean', default: false },
     tta: { type: 'string', default: 'center' },
@@ -31,18 +34,34 @@ const app = createServer({ model });
 const url = `${await app.listen({ port: 0, host: '127.0.0.1' })}/`;
 const browser = await chromium.launch({
   executablePath: '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+  args: [
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+    '--no-first-run',
+  ],
 });
 try {
-  const page = await browser.newPage({ viewport: { width: Number(o.width), height: Number(o.height) }, colorScheme: o.dark ? 'dark' : 'light' });
+  const page = await browser.newPage({
+    viewport: { width: Number(o.width), height: Number(o.height) },
+    colorScheme: o.dark ? 'dark' : 'light',
+  });
   await page.goto(url);
   if (o.browser) await page.check('#in-browser');
   if (o.tta !== 'center') await page.selectOption('#tta', o.tta!);
   await page.setInputFiles('#file', o.image!);
-  await page.waitForFunction(() => ['done', 'error'].includes(document.getElementById('results')!.dataset.state ?? ''), null, { timeout: 120_000 });
+  await page.waitForFunction(
+    () => ['done', 'error'].includes(document.getElementById('results')!.dataset.state ?? ''),
+    null,
+    { timeout: 120_000 },
+  );
   await page.locator('#file').blur();
   await page.screenshot({ path: o.out, fullPage: true });
-  console.log(`${o.out}: ${(await page.textContent('#engine')) || 'error'} ${(await page.textContent('#timing')) ?? ''}`);
+  console.log(
+    `${o.out}: ${(await page.textContent('#engine')) || 'error'} ${(await page.textContent('#timing')) ?? ''}`,
+  );
 } finally {
   await browser.close();
   await app.close();

@@ -19,14 +19,24 @@ import { Rng } from '../../../src/util/rng.ts';
 import { TINY_LABELS, TINY_SPEC } from './fixture.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
 const PHOTO = new URL('../../../../shared/images/imagenet-samples/dog.jpg', import.meta.url).pathname;
 const OUT = 'test-output';
 /** In-browser vs server probability (the canvas resize is not sharp's lanczos3): as page.test.ts. */
 const PATH_TOLERANCE = 0.04;
 
-const skip = !existsSync(CHROMIUM) ? `${CHROMIUM} is absent: run scripts/install-chromium.sh (as root) to test the web page in a browser`
-  : !existsSync(PHOTO) ? `${PHOTO} not found (../shared is absent)` : false;
+const skip = !existsSync(CHROMIUM)
+  ? `${CHROMIUM} is absent: run scripts/install-chromium.sh (as root) to test the web page in a browser`
+  : !existsSync(PHOTO)
+    ? `${PHOTO} not found (../shared is absent)`
+    : false;
 if (skip) console.log(`SKIPPED the web page body-site test: ${skip}`);
 
 const FUSION_SPEC: NetworkSpec = { ...TINY_SPEC, heads: { ...TINY_SPEC.heads, fusion: true } };
@@ -37,10 +47,23 @@ async function saveFusionModel(dir: string): Promise<void> {
   const r = Rng.seeded(7);
   const params = collectParams(net.graph);
   for (const [name, v] of params) {
-    if (name === SITE_WEIGHT) params.set(name, v.map(() => 2 * r.normal()));
-    else if (/lesion|location/.test(name) && /bias/.test(name)) params.set(name, v.map((x) => x + 0.5 * r.normal()));
+    if (name === SITE_WEIGHT)
+      params.set(
+        name,
+        v.map(() => 2 * r.normal()),
+      );
+    else if (/lesion|location/.test(name) && /bias/.test(name))
+      params.set(
+        name,
+        v.map((x) => x + 0.5 * r.normal()),
+      );
   }
-  await saveModel(dir, { network: FUSION_SPEC, params, labels: TINY_LABELS, preprocessing: { ...CAFFE_PREPROCESSING } });
+  await saveModel(dir, {
+    network: FUSION_SPEC,
+    params,
+    labels: TINY_LABELS,
+    preprocessing: { ...CAFFE_PREPROCESSING },
+  });
 }
 
 type Scored = { label: string; p: number };
@@ -74,16 +97,30 @@ describe('web page body site in Chromium', { skip }, () => {
 
   /** Waits for a result of `engine` computed with `site` ('' = unknown); returns its lesion bars. */
   async function result(page: Page, engine: 'server' | 'browser', site: string): Promise<Scored[]> {
-    const state = await page.waitForFunction(([e, s]) => {
-      const r = document.getElementById('results')!.dataset;
-      return r.state === 'error' ? 'error' : r.state === 'done' && r.engine === e && r.site === s ? 'done' : false;
-    }, [engine, site], { timeout: 90_000 });
-    if ((await state.jsonValue()) === 'error') assert.fail(`the page shows an error: ${await page.textContent('#error')}`);
-    return page.$$eval('#lesions li', (items) => items.map((li) => ({ label: li.querySelector('.bar-label')!.textContent!, p: Number((li as HTMLElement).dataset.p) })));
+    const state = await page.waitForFunction(
+      ([e, s]) => {
+        const r = document.getElementById('results')!.dataset;
+        return r.state === 'error' ? 'error' : r.state === 'done' && r.engine === e && r.site === s ? 'done' : false;
+      },
+      [engine, site],
+      { timeout: 90_000 },
+    );
+    if ((await state.jsonValue()) === 'error')
+      assert.fail(`the page shows an error: ${await page.textContent('#error')}`);
+    return page.$$eval('#lesions li', (items) =>
+      items.map((li) => ({
+        label: li.querySelector('.bar-label')!.textContent!,
+        p: Number((li as HTMLElement).dataset.p),
+      })),
+    );
   }
 
   async function apiPredict(site: string): Promise<Scored[]> {
-    const res = await fetch(`${url}api/predict?top=${TINY_LABELS.lesion.length}${site ? `&location=${site}` : ''}`, { method: 'POST', body: await readFile(PHOTO), headers: { 'content-type': 'image/jpeg' } });
+    const res = await fetch(`${url}api/predict?top=${TINY_LABELS.lesion.length}${site ? `&location=${site}` : ''}`, {
+      method: 'POST',
+      body: await readFile(PHOTO),
+      headers: { 'content-type': 'image/jpeg' },
+    });
     assert.equal(res.status, 200);
     return ((await res.json()) as { lesions: Scored[] }).lesions;
   }
@@ -91,14 +128,18 @@ describe('web page body site in Chromium', { skip }, () => {
   /** Clicks the bar of `label` and waits for its map (or fails with the page's error). */
   async function showMap(page: Page, label: string): Promise<void> {
     await page.click(`#lesions li[data-label="${label}"]`);
-    await page.waitForFunction((l) => {
-      const c = document.getElementById('cam')!;
-      return (!c.hidden && c.dataset.label === l) || !document.getElementById('error')!.hidden;
-    }, label, { timeout: 90_000 });
+    await page.waitForFunction(
+      (l) => {
+        const c = document.getElementById('cam')!;
+        return (!c.hidden && c.dataset.label === l) || !document.getElementById('error')!.hidden;
+      },
+      label,
+      { timeout: 90_000 },
+    );
     assert.equal(await page.isHidden('#error'), true, (await page.textContent('#error')) ?? '');
   }
 
-  test('the site select lists the model\'s locations; server and in-browser paths use the chosen site, Grad-CAM too', async () => {
+  test("the site select lists the model's locations; server and in-browser paths use the chosen site, Grad-CAM too", async () => {
     const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
     page.on('pageerror', (e) => pageErrors.push(e.message));
     const requests: string[] = [];
@@ -106,32 +147,58 @@ describe('web page body site in Chromium', { skip }, () => {
     await page.goto(url);
     await page.waitForFunction(() => document.getElementById('model-info')?.textContent !== '');
     assert.equal(await page.isVisible('#site'), true, 'a fusion model offers the body site');
-    assert.deepEqual(await page.$$eval('#site option', (o) => o.map((x) => (x as HTMLOptionElement).value)), ['', ...TINY_LABELS.location]);
+    assert.deepEqual(await page.$$eval('#site option', (o) => o.map((x) => (x as HTMLOptionElement).value)), [
+      '',
+      ...TINY_LABELS.location,
+    ]);
 
     await page.setInputFiles('#file', PHOTO);
     const unknown = await result(page, 'server', '');
-    assert.deepEqual(unknown, (await apiPredict('')).map(({ label, p }) => ({ label, p })));
+    assert.deepEqual(
+      unknown,
+      (await apiPredict('')).map(({ label, p }) => ({ label, p })),
+    );
     assert.match((await page.textContent('#site-note'))!, /Body site not given/);
     await page.selectOption('#site', 'arm');
     const arm = await result(page, 'server', 'arm');
-    assert.deepEqual(arm, (await apiPredict('arm')).map(({ label, p }) => ({ label, p })));
+    assert.deepEqual(
+      arm,
+      (await apiPredict('arm')).map(({ label, p }) => ({ label, p })),
+    );
     assert.notDeepEqual(arm, unknown, 'the site changes the lesion bars');
     assert.equal(await page.textContent('#site-note'), 'Lesion types scored knowing the body site: arm.');
-    assert.ok(requests.some((r) => r.startsWith('/api/predict?') && r.includes('location=arm')), requests.join(' '));
+    assert.ok(
+      requests.some((r) => r.startsWith('/api/predict?') && r.includes('location=arm')),
+      requests.join(' '),
+    );
     await showMap(page, arm[0].label);
-    assert.ok(requests.some((r) => r.startsWith('/api/explain?') && r.includes('location=arm')), 'the map is the prediction\'s: same site');
+    assert.ok(
+      requests.some((r) => r.startsWith('/api/explain?') && r.includes('location=arm')),
+      "the map is the prediction's: same site",
+    );
     await page.screenshot({ path: join(OUT, 'page-site-server.png'), fullPage: true });
 
     await page.check('#in-browser');
     const local = await result(page, 'browser', 'arm');
     const server = new Map(arm.map((s) => [s.label, s.p]));
-    for (const b of local) assert.ok(Math.abs(b.p - server.get(b.label)!) <= PATH_TOLERANCE, `${b.label}: browser ${b.p} vs server ${server.get(b.label)}`);
+    for (const b of local)
+      assert.ok(
+        Math.abs(b.p - server.get(b.label)!) <= PATH_TOLERANCE,
+        `${b.label}: browser ${b.p} vs server ${server.get(b.label)}`,
+      );
     await showMap(page, local[0].label);
     await page.selectOption('#site', '');
     const localUnknown = await result(page, 'browser', '');
     const serverUnknown = new Map(unknown.map((s) => [s.label, s.p]));
-    for (const b of localUnknown) assert.ok(Math.abs(b.p - serverUnknown.get(b.label)!) <= PATH_TOLERANCE, `${b.label} (site unknown): browser ${b.p} vs server ${serverUnknown.get(b.label)}`);
-    assert.ok(!requests.some((r) => r.startsWith('/api/explain') && !r.includes('location=arm')), 'in-browser maps upload nothing');
+    for (const b of localUnknown)
+      assert.ok(
+        Math.abs(b.p - serverUnknown.get(b.label)!) <= PATH_TOLERANCE,
+        `${b.label} (site unknown): browser ${b.p} vs server ${serverUnknown.get(b.label)}`,
+      );
+    assert.ok(
+      !requests.some((r) => r.startsWith('/api/explain') && !r.includes('location=arm')),
+      'in-browser maps upload nothing',
+    );
     await page.close();
   });
 });

@@ -40,7 +40,13 @@ export interface ModelInfo {
 export class PageError extends Error {}
 
 export async function fetchModelInfo(): Promise<ModelInfo> {
-  const body = (await getJson('api/model')) as Partial<{ labels: ModelInfo['labels']; preprocessing: Preprocessing; network: { trunk?: { depth?: unknown } }; thresholds: Record<string, number>; takesSite: boolean }>;
+  const body = (await getJson('api/model')) as Partial<{
+    labels: ModelInfo['labels'];
+    preprocessing: Preprocessing;
+    network: { trunk?: { depth?: unknown } };
+    thresholds: Record<string, number>;
+    takesSite: boolean;
+  }>;
   if (!body.labels || !Array.isArray(body.labels.lesion) || !Array.isArray(body.labels.location)) {
     throw new PageError('The server did not describe its model (no label lists in /api/model).');
   }
@@ -48,8 +54,16 @@ export async function fetchModelInfo(): Promise<ModelInfo> {
     throw new PageError('The server did not describe its preprocessing (/api/model).');
   }
   const depth = body.network?.trunk?.depth;
-  const thresholds = Object.fromEntries(body.labels.lesion.map((l) => [l, typeof body.thresholds?.[l] === 'number' ? body.thresholds[l] : 0.5]));
-  return { labels: body.labels, preprocessing: body.preprocessing, trunk: depth === undefined ? null : `ResNet-${String(depth)}`, thresholds, takesSite: body.takesSite === true };
+  const thresholds = Object.fromEntries(
+    body.labels.lesion.map((l) => [l, typeof body.thresholds?.[l] === 'number' ? body.thresholds[l] : 0.5]),
+  );
+  return {
+    labels: body.labels,
+    preprocessing: body.preprocessing,
+    trunk: depth === undefined ? null : `ResNet-${String(depth)}`,
+    thresholds,
+    takesSite: body.takesSite === true,
+  };
 }
 
 /** The query of api/predict and api/explain; `site` (a body location, '' = unknown) only when given. */
@@ -59,7 +73,11 @@ export function predictQuery(tta: Tta, top: number, site = ''): string {
 
 /** Sends the photo as it is; the server decodes, preprocesses and runs the model. */
 export async function predictOnServer(file: File, tta: Tta, top: number, site = ''): Promise<ServerPrediction> {
-  const res = await send(`api/predict?${predictQuery(tta, top, site)}`, { method: 'POST', body: file, headers: { 'content-type': contentType(file) } });
+  const res = await send(`api/predict?${predictQuery(tta, top, site)}`, {
+    method: 'POST',
+    body: file,
+    headers: { 'content-type': contentType(file) },
+  });
   return (await readJson(res)) as ServerPrediction;
 }
 
@@ -85,14 +103,20 @@ export async function readJson(res: Response): Promise<unknown> {
   }
   const message = (body as { error?: { message?: unknown } } | null)?.error?.message;
   if (!res.ok || body === null || typeof message === 'string') {
-    throw new PageError(typeof message === 'string' ? message : `The server answered ${res.status} ${res.statusText || ''}`.trim());
+    throw new PageError(
+      typeof message === 'string' ? message : `The server answered ${res.status} ${res.statusText || ''}`.trim(),
+    );
   }
   return body;
 }
 
 /** Each lesion score with its threshold and whether it is present (p >= threshold), as the server's predict says. */
 export function decided(scores: Scored[], thresholds: Record<string, number>): Scored[] {
-  return scores.map((s) => ({ ...s, threshold: thresholds[s.label] ?? 0.5, present: s.p >= (thresholds[s.label] ?? 0.5) }));
+  return scores.map((s) => ({
+    ...s,
+    threshold: thresholds[s.label] ?? 0.5,
+    present: s.p >= (thresholds[s.label] ?? 0.5),
+  }));
 }
 
 /** Probabilities in label order to {label, p} sorted by p, highest first (ties keep label order). */

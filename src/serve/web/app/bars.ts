@@ -22,7 +22,8 @@ function barItem({ label, p, threshold, present }: Scored): HTMLLIElement {
   track.className = 'bar-track';
   track.setAttribute('aria-hidden', 'true');
   // the notch marks the label's decision threshold (lesions; 50% by default)
-  if (threshold !== undefined) track.style.setProperty('--threshold', `${(Math.min(1, Math.max(0, threshold)) * 100).toFixed(2)}%`);
+  if (threshold !== undefined)
+    track.style.setProperty('--threshold', `${(Math.min(1, Math.max(0, threshold)) * 100).toFixed(2)}%`);
   const fill = document.createElement('span');
   fill.className = 'bar-fill';
   fill.style.width = `${(Math.min(1, Math.max(0, p)) * 100).toFixed(2)}%`;

@@ -69,7 +69,10 @@ export class BrowserModel {
     progress('Starting the model…');
     let session: Ort.InferenceSession;
     try {
-      session = await ort.InferenceSession.create(bytes, { executionProviders: ['wasm'], graphOptimizationLevel: 'all' });
+      session = await ort.InferenceSession.create(bytes, {
+        executionProviders: ['wasm'],
+        graphOptimizationLevel: 'all',
+      });
     } catch (e) {
       throw new PageError(`onnxruntime-web cannot run this model (${messageOf(e)}).`);
     }
@@ -84,7 +87,8 @@ export class BrowserModel {
     if (!session.inputNames.includes(SITE_GIVEN)) return {};
     const locations = this.info.labels.location;
     const index = site ? locations.indexOf(site) : -1;
-    if (site && index < 0) throw new PageError(`Unknown body site '${site}'; this model's body sites are ${locations.join(', ')}.`);
+    if (site && index < 0)
+      throw new PageError(`Unknown body site '${site}'; this model's body sites are ${locations.join(', ')}.`);
     const q = locations.length;
     const given = new Float32Array(rows * q);
     const known = new Float32Array(rows);
@@ -92,7 +96,10 @@ export class BrowserModel {
       for (let r = 0; r < rows; r++) given[r * q + index] = 1;
       known.fill(1);
     }
-    return { [SITE_GIVEN]: new this.ort.Tensor('float32', given, [rows, q]), [SITE_KNOWN]: new this.ort.Tensor('float32', known, [rows, 1]) };
+    return {
+      [SITE_GIVEN]: new this.ort.Tensor('float32', given, [rows, q]),
+      [SITE_KNOWN]: new this.ort.Tensor('float32', known, [rows, 1]),
+    };
   }
 
   /** Predicts the photo; `site`: its known body site for a model that takes one ('' = unknown). */
@@ -106,11 +113,18 @@ export class BrowserModel {
       throw new PageError(`This browser cannot read the photo (${messageOf(e)}).`);
     }
     const t1 = performance.now();
-    const feeds = { image: new this.ort.Tensor('float32', input.data, [input.views, 3, prep.size, prep.size]), ...this.siteFeeds(this.session, input.views, site) };
+    const feeds = {
+      image: new this.ort.Tensor('float32', input.data, [input.views, 3, prep.size, prep.size]),
+      ...this.siteFeeds(this.session, input.views, site),
+    };
     // the probabilities only: model.onnx also outputs conv5_x, which only explain() needs
-    const out = await this.session.run(feeds, this.session.outputNames.filter((n) => n !== CAM_INPUT));
+    const out = await this.session.run(
+      feeds,
+      this.session.outputNames.filter((n) => n !== CAM_INPUT),
+    );
     const t2 = performance.now();
-    const head = (name: string) => (out[name] ? meanOverViews(out[name].data as Float32Array, input.views) : new Float32Array(0));
+    const head = (name: string) =>
+      out[name] ? meanOverViews(out[name].data as Float32Array, input.views) : new Float32Array(0);
     const { lesion, location } = this.info.labels;
     return {
       lesions: decided(ranked(lesion, head('lesion_probs')), this.info.thresholds),
@@ -125,13 +139,20 @@ export class BrowserModel {
    * scores and maps are those of the prediction shown.
    */
   async explain(file: Blob, progress: Progress, site = ''): Promise<PageExplanation> {
-    if (!this.session.outputNames.includes(CAM_INPUT)) throw new PageError('This model has no conv5_x output, so it cannot show where it looked.');
+    if (!this.session.outputNames.includes(CAM_INPUT))
+      throw new PageError('This model has no conv5_x output, so it cannot show where it looked.');
     const prep = this.info.preprocessing;
     const img = await decodeResized(file, prep).catch((e: unknown) => {
       throw new PageError(`This browser cannot read the photo (${messageOf(e)}).`);
     });
     const input = viewsTensor(img, prep, 'center');
-    const trunk = await this.session.run({ image: new this.ort.Tensor('float32', input.data, [1, 3, prep.size, prep.size]), ...this.siteFeeds(this.session, 1, site) }, [CAM_INPUT]);
+    const trunk = await this.session.run(
+      {
+        image: new this.ort.Tensor('float32', input.data, [1, 3, prep.size, prep.size]),
+        ...this.siteFeeds(this.session, 1, site),
+      },
+      [CAM_INPUT],
+    );
     this.cam ??= (async () => {
       const bytes = await fetchModel((m) => progress(m.replace('the model', 'the explain graph')), 'explain.onnx');
       return this.ort.InferenceSession.create(bytes, { executionProviders: ['wasm'], graphOptimizationLevel: 'all' });
@@ -145,7 +166,9 @@ export class BrowserModel {
       const maps = out[`${key}_cam`];
       if (!labels.length || !maps) return [];
       const [, , h, w] = maps.dims;
-      const m = maps.data as Float32Array, s = out[`${key}_scores`].data as Float32Array, p = out[`${key}_cam_probs`].data as Float32Array;
+      const m = maps.data as Float32Array,
+        s = out[`${key}_scores`].data as Float32Array,
+        p = out[`${key}_cam_probs`].data as Float32Array;
       return labels.map((label, k) => {
         const map = m.subarray(k * h * w, (k + 1) * h * w);
         return { label, score: s[k], p: p[k], max: map.reduce((a, b) => Math.max(a, b), 0), map };

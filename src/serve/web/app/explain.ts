@@ -27,7 +27,11 @@ export interface PageExplanation {
 
 /** Every label's map from the server, for the centre view of the photo (`site`: its known body site, '' = unknown). */
 export async function explainOnServer(file: File, tta: Tta, site = ''): Promise<PageExplanation> {
-  const res = await send(`api/explain?${predictQuery(tta, 1, site)}`, { method: 'POST', body: file, headers: { 'content-type': contentType(file) } });
+  const res = await send(`api/explain?${predictQuery(tta, 1, site)}`, {
+    method: 'POST',
+    body: file,
+    headers: { 'content-type': contentType(file) },
+  });
   return ((await readJson(res)) as { explanation: PageExplanation }).explanation;
 }
 
@@ -39,9 +43,16 @@ export function labelMap(e: PageExplanation, head: Head, label: string): PageLab
  * Draws one label's map into `canvas` (laid over the photo, same aspect): the canvas gets the photo's aspect at a
  * modest resolution (the map is smooth), transparent outside the explained view.
  */
-export function drawMap(canvas: HTMLCanvasElement, e: PageExplanation, m: PageLabelMap, photoWidth: number, photoHeight: number): void {
+export function drawMap(
+  canvas: HTMLCanvasElement,
+  e: PageExplanation,
+  m: PageLabelMap,
+  photoWidth: number,
+  photoHeight: number,
+): void {
   const scale = Math.min(1, 480 / Math.max(photoWidth, photoHeight));
-  const width = Math.max(1, Math.round(photoWidth * scale)), height = Math.max(1, Math.round(photoHeight * scale));
+  const width = Math.max(1, Math.round(photoWidth * scale)),
+    height = Math.max(1, Math.round(photoHeight * scale));
   canvas.width = width;
   canvas.height = height;
   const ctx = canvas.getContext('2d');

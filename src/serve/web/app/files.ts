@@ -13,7 +13,8 @@ const ACCEPTED = new Map([
 /** Why the page refuses `f` (a sentence naming the file), or null. */
 export function checkFile(f: Pick<File, 'name' | 'type' | 'size'>): string | null {
   const known = f.type ? ACCEPTED.has(f.type) : [...ACCEPTED.values()].some((re) => re.test(f.name));
-  if (!known) return `"${f.name}" is not a JPEG, PNG or WebP image${f.type ? ` (its type is ${f.type})` : ''}. Please choose a photo.`;
+  if (!known)
+    return `"${f.name}" is not a JPEG, PNG or WebP image${f.type ? ` (its type is ${f.type})` : ''}. Please choose a photo.`;
   if (f.size > MAX_BYTES) return `"${f.name}" is ${(f.size / 1048576).toFixed(1)} MB; photos up to 10 MB are accepted.`;
   if (f.size === 0) return `"${f.name}" is empty.`;
   return null;

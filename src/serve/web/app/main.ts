@@ -77,7 +77,8 @@ ui.file.addEventListener('change', () => {
 });
 ui.inBrowser.addEventListener('change', () => {
   if (photo) void run();
-  else if (ui.inBrowser.checked) warmUp(); // fetch the model while the visitor looks for a photo
+  else if (ui.inBrowser.checked)
+    warmUp(); // fetch the model while the visitor looks for a photo
   else say('');
 });
 ui.tta.addEventListener('change', () => {
@@ -144,15 +145,32 @@ async function run(): Promise<void> {
       const r = await bm.predict(file, tta, site);
       if (!current()) return;
       const threads = `WebAssembly, ${bm.threads} thread${bm.threads === 1 ? '' : 's'}`;
-      show(r, 'browser', tta, site, `${ms(r.timing.totalMs)} (model ${ms(r.timing.inferenceMs)}, preprocessing ${ms(r.timing.preprocessMs)}; ${threads})` +
-        (loadReported === bm ? '' : `. Loading the model took ${ms(bm.loadMs)} before that`));
+      show(
+        r,
+        'browser',
+        tta,
+        site,
+        `${ms(r.timing.totalMs)} (model ${ms(r.timing.inferenceMs)}, preprocessing ${ms(r.timing.preprocessMs)}; ${threads})` +
+          (loadReported === bm ? '' : `. Loading the model took ${ms(bm.loadMs)} before that`),
+      );
       loadReported = bm;
     } else {
       say('Classifying on the server…');
       const t0 = performance.now();
-      const r = await predictOnServer(file, tta, Math.max(model.labels.lesion.length, model.labels.location.length, 1), site);
+      const r = await predictOnServer(
+        file,
+        tta,
+        Math.max(model.labels.lesion.length, model.labels.location.length, 1),
+        site,
+      );
       if (!current()) return;
-      show(r, 'server', tta, site, `${ms(r.timing.totalMs)} (model ${ms(r.timing.inferenceMs)}, decoding ${ms(r.timing.decodeMs)}); ${ms(performance.now() - t0)} including the upload`);
+      show(
+        r,
+        'server',
+        tta,
+        site,
+        `${ms(r.timing.totalMs)} (model ${ms(r.timing.inferenceMs)}, decoding ${ms(r.timing.decodeMs)}); ${ms(performance.now() - t0)} including the upload`,
+      );
     }
   } catch (e) {
     if (!current()) return;
@@ -174,7 +192,10 @@ function loadBrowserModel(model: ModelInfo, progress: (message: string) => void)
 function warmUp(): void {
   modelInfo()
     .then((m) => loadBrowserModel(m, (message) => !photo && say(message)))
-    .then(() => !photo && say('The model is ready in your browser.'), (e) => !photo && showError(e));
+    .then(
+      () => !photo && say('The model is ready in your browser.'),
+      (e) => !photo && showError(e),
+    );
 }
 
 function show(r: Prediction, engine: 'server' | 'browser', tta: Tta, site: string, timing: string): void {
@@ -189,7 +210,9 @@ function show(r: Prediction, engine: 'server' | 'browser', tta: Tta, site: strin
   ui.results.dataset.tta = tta;
   ui.results.dataset.site = site;
   ui.siteNote.hidden = ui.siteOption.hidden;
-  ui.siteNote.textContent = site ? `Lesion types scored knowing the body site: ${site}.` : 'Body site not given: the lesion types use the model\'s own estimate of the location.';
+  ui.siteNote.textContent = site
+    ? `Lesion types scored knowing the body site: ${site}.`
+    : "Body site not given: the lesion types use the model's own estimate of the location.";
   say('');
   setState('done');
 }
@@ -211,7 +234,8 @@ function say(message: string): void {
 
 function showError(e: unknown): void {
   say('');
-  ui.error.textContent = e instanceof PageError ? e.message : `Something went wrong: ${e instanceof Error ? e.message : String(e)}`;
+  ui.error.textContent =
+    e instanceof PageError ? e.message : `Something went wrong: ${e instanceof Error ? e.message : String(e)}`;
   ui.error.hidden = false;
 }
 
@@ -222,7 +246,8 @@ function hideError(): void {
 
 function showModelInfo(m: ModelInfo): void {
   const { lesion, location } = m.labels;
-  ui.modelInfo.textContent = `${m.trunk ? `${m.trunk} model` : 'Model'}: ${lesion.length} lesion types, ${location.length} body locations, ` +
+  ui.modelInfo.textContent =
+    `${m.trunk ? `${m.trunk} model` : 'Model'}: ${lesion.length} lesion types, ${location.length} body locations, ` +
     `${m.preprocessing.size}×${m.preprocessing.size} input.`;
   // A model without one of the heads: hide that chart.
   ui.lesions.closest('section')!.hidden = lesion.length === 0;
@@ -246,7 +271,12 @@ async function showCrop(): Promise<void> {
   if (width < prep.size || height < prep.size) return;
   const box = centerBox(width, height, prep.size);
   const pct = (v: number, of: number) => `${((100 * v) / of).toFixed(3)}%`;
-  Object.assign(ui.crop.style, { left: pct(box.x, width), top: pct(box.y, height), width: pct(box.size, width), height: pct(box.size, height) });
+  Object.assign(ui.crop.style, {
+    left: pct(box.x, width),
+    top: pct(box.y, height),
+    width: pct(box.size, width),
+    height: pct(box.size, height),
+  });
 }
 
 // ---------------------------------------------------------------- Grad-CAM on click
@@ -278,7 +308,8 @@ for (const list of [ui.lesions, ui.locations]) {
 }
 
 async function toggleMap(li: HTMLLIElement): Promise<void> {
-  const head = li.dataset.head as Head, label = li.dataset.label!;
+  const head = li.dataset.head as Head,
+    label = li.dataset.label!;
   if (shownMap && shownMap.head === head && shownMap.label === label) {
     hideMap();
     return;
@@ -296,9 +327,12 @@ async function toggleMap(li: HTMLLIElement): Promise<void> {
       const tta = (ui.results.dataset.tta ?? 'center') as Tta;
       // the maps of the prediction shown: the same body site
       const site = ui.results.dataset.site ?? '';
-      const maps = engine === 'browser'
-        ? modelInfo().then((m) => loadBrowserModel(m, () => {})).then((bm) => bm.explain(file, (m) => (ui.camNote.textContent = m), site))
-        : explainOnServer(file, tta, site);
+      const maps =
+        engine === 'browser'
+          ? modelInfo()
+              .then((m) => loadBrowserModel(m, () => {}))
+              .then((bm) => bm.explain(file, (m) => (ui.camNote.textContent = m), site))
+          : explainOnServer(file, tta, site);
       explanation = { run: id, maps };
       maps.catch(() => explanation?.maps === maps && (explanation = null));
     }
@@ -314,9 +348,10 @@ async function toggleMap(li: HTMLLIElement): Promise<void> {
     ui.cam.dataset.engine = engine ?? '';
     ui.cam.dataset.max = String(m.max);
     ui.drop.classList.add('has-map');
-    ui.camNote.textContent = m.max > 0
-      ? `Heat map: where the model looked for ${label} (${head === 'lesion' ? 'lesion type' : 'body location'}; Grad-CAM on the centre crop, red = most). Click the bar again to hide it.`
-      : `No part of the centre crop raises the score of ${label}: its map is empty.`;
+    ui.camNote.textContent =
+      m.max > 0
+        ? `Heat map: where the model looked for ${label} (${head === 'lesion' ? 'lesion type' : 'body location'}; Grad-CAM on the centre crop, red = most). Click the bar again to hide it.`
+        : `No part of the centre crop raises the score of ${label}: its map is empty.`;
   } catch (err) {
     if (id !== runId || shownMap?.label !== label) return;
     hideMap();
@@ -325,7 +360,8 @@ async function toggleMap(li: HTMLLIElement): Promise<void> {
 }
 
 function pressed(li: HTMLLIElement | null): void {
-  for (const b of document.querySelectorAll<HTMLLIElement>('li.bar.explainable')) b.setAttribute('aria-pressed', String(b === li));
+  for (const b of document.querySelectorAll<HTMLLIElement>('li.bar.explainable'))
+    b.setAttribute('aria-pressed', String(b === li));
 }
 
 function hideMap(): void {

@@ -15,7 +15,8 @@ export { meanOverViews } from '../../../image/tta.ts';
 
 /** Canvas pixels (RGBA, alpha already composited onto an opaque background) to packed RGB. */
 export function rgbaToRgb(rgba: Uint8ClampedArray | Uint8Array, width: number, height: number): RgbImage {
-  if (rgba.length !== width * height * 4) throw new Error(`expected ${width * height * 4} RGBA bytes, got ${rgba.length}`);
+  if (rgba.length !== width * height * 4)
+    throw new Error(`expected ${width * height * 4} RGBA bytes, got ${rgba.length}`);
   const data = new Uint8Array(width * height * 3);
   for (let i = 0, j = 0; i < data.length; i += 3, j += 4) {
     data[i] = rgba[j];
@@ -47,8 +48,14 @@ export async function decodeResized(file: Blob, prep: Preprocessing): Promise<Rg
   try {
     const { width, height } = shorterSideSize(bitmap.width, bitmap.height, prep.resizeShorter);
     // OffscreenCanvas where there is one (all current browsers); a detached <canvas> otherwise.
-    const canvas = typeof OffscreenCanvas === 'function' ? new OffscreenCanvas(width, height) : Object.assign(document.createElement('canvas'), { width, height });
-    const ctx = canvas.getContext('2d', { willReadFrequently: true }) as CanvasRenderingContext2D | OffscreenCanvasRenderingContext2D | null;
+    const canvas =
+      typeof OffscreenCanvas === 'function'
+        ? new OffscreenCanvas(width, height)
+        : Object.assign(document.createElement('canvas'), { width, height });
+    const ctx = canvas.getContext('2d', { willReadFrequently: true }) as
+      | CanvasRenderingContext2D
+      | OffscreenCanvasRenderingContext2D
+      | null;
     if (!ctx) throw new Error('this browser has no 2D canvas');
     const [r, g, b] = prep.alphaBackground;
     ctx.fillStyle = `rgb(${r}, ${g}, ${b})`;
@@ -61,4 +68,3 @@ export async function decodeResized(file: Blob, prep: Preprocessing): Promise<Rg
     bitmap.close();
   }
 }
-
