@@ -98,7 +98,15 @@ export const TrainConfigSchema = z
      * else the model's own predicted distribution. In training each image's known site is hidden with probability
      * siteDropout (seeded), so both paths are learned. Task mtl only.
      */
-    fusion: z.strictObject({ enabled: z.boolean().default(false), siteDropout: fraction.default(0.5) }).prefault({}),
+    // init 'cooccurrence': U starts at each label's log-odds shift per site in the training part (siteLogOdds), the
+    // Figure 1 prior the layer would otherwise have to learn from zero; 'zero': the fused model starts as plain MTL
+    fusion: z
+      .strictObject({
+        enabled: z.boolean().default(false),
+        siteDropout: fraction.default(0.5),
+        init: z.enum(['cooccurrence', 'zero']).default('cooccurrence'),
+      })
+      .prefault({}),
     frozen: z
       .strictObject({
         epochs: int(1).default(30),

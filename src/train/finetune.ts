@@ -18,6 +18,7 @@ import {
   runTaskEpochs,
   siteRevealOf,
   taskWeightingOf,
+  initSiteLayer,
 } from './trainContext.ts';
 
 /** The training images of a finetune run: all, or a seeded subset (config finetune.subset, for timing runs). */
@@ -48,6 +49,7 @@ export async function trainFinetune(ctx: TrainContext): Promise<ModeResult> {
       dropoutMasks: true,
     });
   const net = build();
+  initSiteLayer(ctx, net.graph);
   const lossNames = net.losses.map((l) => l.tensor.name);
   const threads = c.runtime.threads ?? undefined;
   const trainer = await Trainer.create({

@@ -31,6 +31,7 @@ import {
   runTaskEpochs,
   siteRevealOf,
   taskWeightingOf,
+  initSiteLayer,
 } from './trainContext.ts';
 
 export const FEATURES_INPUT = 'features';
@@ -133,6 +134,7 @@ export async function trainFrozen(ctx: TrainContext): Promise<ModeResult> {
     taskWeighting: taskWeightingOf(c),
     members,
   });
+  initSiteLayer(ctx, net.graph);
   const lossNames = net.losses.map((l) => l.tensor.name);
   const trainer = await Trainer.create({
     forward: net.graph,

@@ -27,6 +27,7 @@ import {
   runTaskEpochs,
   siteRevealOf,
   taskWeightingOf,
+  initSiteLayer,
 } from './trainContext.ts';
 
 /** The first trainable stage of finetune.trainable ('stage5' -> 5), or null for the whole network. */
@@ -122,6 +123,7 @@ export async function trainPartial(ctx: TrainContext): Promise<ModeResult> {
     taskWeighting: taskWeightingOf(c),
     dropoutMasks: true,
   });
+  initSiteLayer(ctx, net.graph);
   const lossNames = net.losses.map((l) => l.tensor.name);
   const threads = c.runtime.threads ?? undefined;
   const trainer = await Trainer.create({

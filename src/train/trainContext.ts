@@ -5,6 +5,7 @@ import type { Graph, Loss } from '../graph/index.ts';
 import type { Sample } from '../data/types.ts';
 import { CAFFE_PREPROCESSING, type Preprocessing } from '../image/index.ts';
 import type { FoldedResNet50 } from '../models/foldBatchNorm.ts';
+import { SITE_WEIGHT } from '../models/fusion.ts';
 import { HEAD_PREFIX, type TaskWeighting } from '../models/heads.ts';
 import type { NetworkSpec } from '../models/network.ts';
 import { TRUNK_DEPTH, type TrunkWeights } from './backbone.ts';
@@ -201,3 +202,53 @@ export const SELECTED_FILE = 'selected.bin';
 
 /** The image lists of a run (relative to manifestDir). */
 export const SPLIT_FILE = 'split.json';
+
+/**
+ * A fusion model's site layer U [P, Q] at the start of training (config fusion.init): 'cooccurrence' writes the
+ * training part's site log-odds into the graph's param (siteLogOdds), so the layer starts from Figure 1's prior and
+ * training refines it; 'zero' leaves the zero init. Call before Trainer.create (which copies the initial values).
+ */
+export function initSiteLayer(ctx: Pick<TrainContext, 'config' | 'train' | 'labels'>, g: Graph): void {
+  if (!ctx.config.fusion.enabled || ctx.config.fusion.init !== 'cooccurrence') return;
+  const p = g.params({ trainable: true }).find((x) => x.name === SITE_WEIGHT);
+  if (p) p.data.set(siteLogOdds(ctx.train, ctx.labels));
+}
+
+/** Pseudo-count that shrinks a rare site's label rates towards the label's overall rate. */
+const SITE_PRIOR_COUNT = 10;
+
+/**
+ * U[i, j] = logit P(label i | site j) - logit P(label i) over the training images with lesion labels and a known
+ * site, P(i | j) smoothed towards P(i) with SITE_PRIOR_COUNT pseudo-images (a site seen rarely shifts little) and
+ * P(i) with add-one: the log-odds shift a known site j gives label i, the naive-Bayes correction of a site-blind score.
+ */
+export function siteLogOdds(samples: readonly Sample[], labels: RunLabels): Float32Array {
+  const P = labels.lesion.length;
+  const Q = labels.location.length;
+  const lesionIndex = new Map(labels.lesion.map((l, i) => [l, i]));
+  const counts = new Float64Array(P * Q);
+  const perSite = new Float64Array(Q);
+  const perLabel = new Float64Array(P);
+  let n = 0;
+  for (const s of samples) {
+    const j = labels.location.indexOf(s.location);
+    const present = s.lesions.map((l) => lesionIndex.get(l)).filter((i): i is number => i !== undefined);
+    if (j < 0 || present.length === 0) continue;
+    n++;
+    perSite[j]++;
+    for (const i of present) {
+      counts[i * Q + j]++;
+      perLabel[i]++;
+    }
+  }
+  const logit = (x: number) => Math.log(x / (1 - x));
+  const u = new Float32Array(P * Q);
+  for (let i = 0; i < P; i++) {
+    const prior = (perLabel[i] + 1) / (n + 2);
+    for (let j = 0; j < Q; j++) {
+      const rate = (counts[i * Q + j] + SITE_PRIOR_COUNT * prior) / (perSite[j] + SITE_PRIOR_COUNT);
+      u[i * Q + j] = logit(rate) - logit(prior);
+    }
+  }
+  return u;
+}
