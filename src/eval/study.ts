@@ -640,6 +640,27 @@ async function train(ctx: Ctx, dir: string, task: Task, f: number, config: Train
   }
 }
 
+/** The completion marker of a unit derived from trained ones (it trains nothing: train 0 s). */
+function writeDerivedUnit(
+  ctx: Ctx,
+  dir: string,
+  model: ModelName,
+  f: number,
+  images: number,
+  seconds: number,
+): Promise<void> {
+  const finishedAt = new Date().toISOString();
+  return writeUnit(dir, {
+    model,
+    fold: f,
+    status: 'done',
+    finishedAt,
+    tta: ctx.tta,
+    images,
+    seconds: { train: 0, evaluate: seconds },
+  });
+}
+
 /**
  * The fusion model of fold f scored with every body site unknown (its own predicted location instead): the scores
  * for a photo whose site nobody recorded. It trains nothing; evaluated once, then reused from its unit.json.
@@ -664,15 +685,7 @@ async function siteUnknownUnit(ctx: Ctx, f: number): Promise<{ table: ScoreTable
     out: dir,
   });
   const seconds = (performance.now() - t0) / 1000;
-  await writeUnit(dir, {
-    model: 'fusion-nosite',
-    fold: f,
-    status: 'done',
-    finishedAt: new Date().toISOString(),
-    tta: ctx.tta,
-    images: e.samples.length,
-    seconds: { train: 0, evaluate: seconds },
-  });
+  await writeDerivedUnit(ctx, dir, 'fusion-nosite', f, e.samples.length, seconds);
   return { table: e.table, seconds };
 }
 
@@ -700,15 +713,7 @@ async function ensembleUnit(ctx: Ctx, f: number, lesion: ScoreTable | null, mtl:
     `${JSON.stringify({ kind: 'ensemble', members, rule: 'max', fold: f, tta: ctx.tta, ...evaluationJson(ev) }, null, 2)}\n`,
   );
   const seconds = (performance.now() - t0) / 1000;
-  await writeUnit(dir, {
-    model: 'ensemble',
-    fold: f,
-    status: 'done',
-    finishedAt: new Date().toISOString(),
-    tta: ctx.tta,
-    images: table.images.length,
-    seconds: { train: 0, evaluate: seconds },
-  });
+  await writeDerivedUnit(ctx, dir, 'ensemble', f, table.images.length, seconds);
   return { status: 'trained', table, seconds };
 }
 
