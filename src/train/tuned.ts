@@ -4,7 +4,7 @@
 // folder and history become the run's. Every candidate's score is recorded in run.json (taskWeights.candidates).
 import { cp, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeDirAtomic } from '../util/atomic.ts';
+import { writeDirAtomic, writeFileAtomic } from '../util/atomic.ts';
 import { DermtlError } from '../util/errors.ts';
 import type { TrainConfig } from './config.ts';
 import { readRunInfoIfAny, runFile, writeRunInfo, type RunInfo, type TaskWeightsRecord } from './run.ts';
@@ -65,7 +65,7 @@ export async function trainTuned(
   const best = bestCandidate(candidates);
   const from = candidateDir(dir, best.location);
   await writeDirAtomic(runFile(dir, 'model'), (tmp) => cp(runFile(from, 'model'), tmp, { recursive: true }));
-  await cp(runFile(from, 'history'), runFile(dir, 'history'));
+  await writeFileAtomic(runFile(dir, 'history'), await readFile(runFile(from, 'history')));
   const winner = await readRunInfoIfAny(from);
   const taskWeights: TaskWeightsRecord = { kind: 'tuned', lesion: 1, location: best.location, candidates };
   const done: RunInfo = {
