@@ -31,7 +31,7 @@ import { readFinishedRun, runFile, storedConfig, type RunInfo, type RunLabels } 
 import { SPLIT_FILE, type ProgressFactory } from '../train/trainTask.ts';
 import { ensembleMax } from './ensemble.ts';
 import { evaluate, evaluationJson, formatEvaluation, type Evaluation } from '../metrics/metrics.ts';
-import { writeScores, type ScoreTable } from '../metrics/scores.ts';
+import { keepHeads, writeScores, type ScoreTable } from '../metrics/scores.ts';
 import { viewAveragedProbs, type ViewLogits } from '../metrics/temperature.ts';
 import { ttaViews } from '../train/tta.ts';
 
@@ -233,11 +233,8 @@ export async function predictRun(
     const [a, b] = info.members ?? [];
     if (!a || !b) throw new DermtlError(`${runFile(dir, 'run')}: an ensemble needs two member runs`);
     // each member's scores of the ensemble's heads only (lesion-only + MTL: the lesion scores)
-    const heads = (t: ScoreTable): ScoreTable => ({
-      ...t,
-      ...(info.labels.lesion.length ? {} : { lesionLabels: [], lesion: t.images.map(() => new Float64Array(0)) }),
-      ...(info.labels.location.length ? {} : { locationLabels: [], location: t.images.map(() => new Float64Array(0)) }),
-    });
+    const heads = (t: ScoreTable) =>
+      keepHeads(t, { lesion: info.labels.lesion.length > 0, location: info.labels.location.length > 0 });
     const ta = await predictRun(a, await readFinishedRun(a), samples, opts);
     const tb = await predictRun(b, await readFinishedRun(b), samples, opts);
     const before =

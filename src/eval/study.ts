@@ -60,7 +60,7 @@ import { evaluate, evaluationJson } from '../metrics/metrics.ts';
 import { pooledOperatingPoint } from '../metrics/thresholds.ts';
 import { CALIBRATION_FILE, CalibrationSchema } from '../models/calibration.ts';
 import { readJson, parseWith } from '../util/jsonFile.ts';
-import { writeScores, type ScoreTable } from '../metrics/scores.ts';
+import { keepHeads, writeScores, type ScoreTable } from '../metrics/scores.ts';
 import {
   REPORT_FILES,
   STUDY_FILES,
@@ -704,7 +704,7 @@ async function ensembleUnit(ctx: Ctx, f: number, lesion: ScoreTable | null, mtl:
     };
   }
   const t0 = performance.now();
-  const table = ensembleMax(lesion, lesionColumns(mtl), ['lesion-only', 'MTL']);
+  const table = ensembleMax(lesion, keepHeads(mtl, { lesion: true, location: false }), ['lesion-only', 'MTL']);
   const ev = evaluate(samplesOf(ctx.manifest, table), table);
   await writeScores(join(dir, 'scores.csv'), table);
   const members = [unitDir(ctx.dir, 'lesion', f), unitDir(ctx.dir, 'mtl', f)];
@@ -715,11 +715,6 @@ async function ensembleUnit(ctx: Ctx, f: number, lesion: ScoreTable | null, mtl:
   const seconds = (performance.now() - t0) / 1000;
   await writeDerivedUnit(ctx, dir, 'ensemble', f, table.images.length, seconds);
   return { status: 'trained', table, seconds };
-}
-
-/** A score table without its location columns. */
-function lesionColumns(t: ScoreTable): ScoreTable {
-  return { ...t, locationLabels: [], location: t.images.map(() => new Float64Array(0)) };
 }
 
 // ---------------------------------------------------------------- results

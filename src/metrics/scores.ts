@@ -29,6 +29,16 @@ export interface ScoreTable {
   location: Float64Array[];
 }
 
+/** The table without the columns of the heads not in `keep` (e.g. an MTL table's lesion scores only). */
+export function keepHeads(t: ScoreTable, keep: { lesion: boolean; location: boolean }): ScoreTable {
+  const none = () => t.images.map(() => new Float64Array(0));
+  return {
+    ...t,
+    ...(keep.lesion ? {} : { lesionLabels: [], lesion: none() }),
+    ...(keep.location ? {} : { locationLabels: [], location: none() }),
+  };
+}
+
 /** A table read from a file, with each image's line for messages. */
 export interface ScoreFile extends ScoreTable {
   file: string;

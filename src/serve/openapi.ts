@@ -219,6 +219,16 @@ export interface OpenApiInfo {
 export function openApiDocument(info: OpenApiInfo): object {
   const mb = (info.bodyLimit / 1024 / 1024).toFixed(1);
   const imageBody = { schema: { type: 'string', format: 'binary' } };
+  // the one image upload of /api/predict and /api/explain: a raw image body, or the multipart field 'image'
+  const imageContent = {
+    'image/jpeg': imageBody,
+    'image/png': imageBody,
+    'image/webp': imageBody,
+    'application/octet-stream': imageBody,
+    'multipart/form-data': {
+      schema: { type: 'object', required: ['image'], properties: { image: { type: 'string', format: 'binary' } } },
+    },
+  };
   return {
     openapi: '3.0.3',
     info: {
@@ -240,19 +250,7 @@ export function openApiDocument(info: OpenApiInfo): object {
           requestBody: {
             required: true,
             description: `The image (JPEG, PNG or WebP; at most ${mb} MB and ${info.maxPixels} pixels) as the raw body, or as the multipart field 'image'`,
-            content: {
-              'image/jpeg': imageBody,
-              'image/png': imageBody,
-              'image/webp': imageBody,
-              'application/octet-stream': imageBody,
-              'multipart/form-data': {
-                schema: {
-                  type: 'object',
-                  required: ['image'],
-                  properties: { image: { type: 'string', format: 'binary' } },
-                },
-              },
-            },
+            content: imageContent,
           },
           responses: {
             200: { description: 'The prediction', content: json({ $ref: '#/components/schemas/Prediction' }) },
@@ -284,19 +282,7 @@ export function openApiDocument(info: OpenApiInfo): object {
           requestBody: {
             required: true,
             description: 'The image, as for /api/predict',
-            content: {
-              'image/jpeg': imageBody,
-              'image/png': imageBody,
-              'image/webp': imageBody,
-              'application/octet-stream': imageBody,
-              'multipart/form-data': {
-                schema: {
-                  type: 'object',
-                  required: ['image'],
-                  properties: { image: { type: 'string', format: 'binary' } },
-                },
-              },
-            },
+            content: imageContent,
           },
           responses: {
             200: {
