@@ -73,6 +73,47 @@ export function cooccurrence(samples: Sample[]): {
   return { lesions, locations, counts, lesionTotals, R };
 }
 
+/** Pseudo-count that shrinks a rare site's label rates towards the label's overall rate (siteLabelRates). */
+export const SITE_PRIOR_COUNT = 10;
+
+/**
+ * How often each lesion label occurs at each body site, over the images with a listed lesion label and a listed
+ * site: prior[i] = P(label i) with add-one, rate[i * Q + j] = P(label i | site j) smoothed towards prior[i] with
+ * SITE_PRIOR_COUNT pseudo-images (a site seen rarely moves a label's rate little). The site prior baseline scores
+ * with rate; a fusion model's site layer starts at its log-odds shift.
+ */
+export function siteLabelRates(
+  samples: readonly Sample[],
+  lesionLabels: readonly string[],
+  locationLabels: readonly string[],
+): { prior: Float64Array; rate: Float64Array } {
+  const P = lesionLabels.length;
+  const Q = locationLabels.length;
+  const lesionIndex = new Map(lesionLabels.map((l, i) => [l, i]));
+  const siteIndex = new Map(locationLabels.map((l, j) => [l, j]));
+  const counts = new Float64Array(P * Q);
+  const perSite = new Float64Array(Q);
+  const perLabel = new Float64Array(P);
+  let n = 0;
+  for (const s of samples) {
+    const j = siteIndex.get(s.location);
+    const present = [...new Set(s.lesions)].map((l) => lesionIndex.get(l)).filter((i): i is number => i !== undefined);
+    if (j === undefined || present.length === 0) continue;
+    n++;
+    perSite[j]++;
+    for (const i of present) {
+      counts[i * Q + j]++;
+      perLabel[i]++;
+    }
+  }
+  const prior = Float64Array.from(perLabel, (c) => (c + 1) / (n + 2));
+  const rate = new Float64Array(P * Q);
+  for (let i = 0; i < P; i++)
+    for (let j = 0; j < Q; j++)
+      rate[i * Q + j] = (counts[i * Q + j] + SITE_PRIOR_COUNT * prior[i]) / (perSite[j] + SITE_PRIOR_COUNT);
+  return { prior, rate };
+}
+
 /** The `dermtl stats` text: one fact per line, label tables sorted by count. */
 export function formatStats(s: ManifestStats): string[] {
   const width = String(Math.max(s.images, 1)).length;

@@ -1,4 +1,4 @@
-// The baselines' units of a study (`prior` and `linear` per fold, see baselines.ts), like the trained models':
+// The baselines' units of a study (`prior`, `site-prior` and `linear` per fold, see baselines.ts), like the trained models':
 // STUDY/models/<prior|linear>/fold-<f>/ with scores.csv, metrics.json, (linear) linear.json with the lambda path
 // and choice, and unit.json written LAST as the completion marker. A finished unit is reused on a re-run (the
 // ten-crop features are then not even looked up); an unfinished or damaged one is redone.
@@ -11,12 +11,12 @@ import type { TrainConfig, Tta } from '../train/config.ts';
 import { checkTrainable, labelsFor } from '../train/targets.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
 import { DermtlError } from '../util/errors.ts';
-import { linearBaseline, priorScores, type CropFeatures, type LinearChoice } from './baselines.ts';
+import { linearBaseline, priorScores, sitePriorScores, type CropFeatures, type LinearChoice } from './baselines.ts';
 import { evaluate, evaluationJson } from '../metrics/metrics.ts';
 import { writeScores, type ScoreTable } from '../metrics/scores.ts';
 import { readUnit, readUnitScores, unitDir, writeUnit } from './studyPlan.ts';
 
-export type BaselineName = 'prior' | 'linear';
+export type BaselineName = 'prior' | 'site-prior' | 'linear';
 
 export interface BaselineContext {
   dir: string;
@@ -78,6 +78,7 @@ export async function baselineUnit(ctx: BaselineContext, model: BaselineName, f:
   let table: ScoreTable;
   let choice: LinearChoice | null = null;
   if (model === 'prior') table = priorScores(fold.train, fold.test, labels);
+  else if (model === 'site-prior') table = sitePriorScores(fold.train, fold.test, labels);
   else {
     const r = await linearBaseline({
       features: await ctx.features(),
@@ -146,7 +147,9 @@ async function write(
   const method =
     model === 'prior'
       ? 'training-part label frequencies'
-      : 'L2 logistic regression on the ten-crop features of the trunk as initialised (lesion one-vs-rest, location softmax)';
+      : model === 'site-prior'
+        ? "training-part lesion label rates at the test image's body site, shrunk towards the label's by 10 pseudo-images"
+        : 'L2 logistic regression on the ten-crop features of the trunk as initialised (lesion one-vs-rest, location softmax)';
   const json = (x: unknown) => `${JSON.stringify(x, null, 2)}\n`;
   await writeFileAtomic(
     join(dir, 'metrics.json'),

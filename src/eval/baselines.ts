@@ -2,11 +2,15 @@
 //   prior   every test image gets the same scores, the training part's label frequencies: the share of the
 //           training images with lesion labels that carry each label, and the share of each location. Its
 //           mAP-class is then the test positive rates and its top-1 the majority-location rate (ties count against).
+//   site-prior  lesions only: each test image gets the training part's label rates at its own body site, shrunk
+//           towards the label's overall rate (data/statistics.ts siteLabelRates): what the site alone tells, the
+//           floor any use of the site (a fusion model given it) should clear.
 //   linear  L2-regularised logistic regression (linearProbe.ts) on the ImageNet trunk's cached pooled features of
 //           the ten test crops: trained on all 10 crops of each training image (one row each), a test image scored
 //           with the mean of its crops' probabilities (the centre crop alone with --tta center). Lambda is chosen
 //           per head on the training part's validation groups (the same groups the trained models validate on)
 //           along a path of LAMBDA_GRID, then the heads are refitted on the whole training part.
+import { siteLabelRates } from '../data/statistics.ts';
 import type { Sample } from '../data/types.ts';
 import type { Tta } from '../train/config.ts';
 import type { LinearHeads, ProbeFit } from '../train/linearProbe.ts';
@@ -38,6 +42,23 @@ export function priorScores(train: readonly Sample[], test: readonly Sample[], l
     locationLabels: [...labels.location],
     lesion: test.map(() => Float64Array.from(lesion)),
     location: test.map(() => Float64Array.from(location)),
+  };
+}
+
+/** The site prior's lesion scores of `test`: P(label | the image's site) in `train` (P(label) at a site not listed). */
+export function sitePriorScores(train: readonly Sample[], test: readonly Sample[], labels: RunLabels): ScoreTable {
+  const { prior, rate } = siteLabelRates(train, labels.lesion, labels.location);
+  const Q = labels.location.length;
+  const scores = (s: Sample) => {
+    const j = labels.location.indexOf(s.location);
+    return j < 0 ? Float64Array.from(prior) : Float64Array.from(prior, (_, i) => rate[i * Q + j]);
+  };
+  return {
+    images: test.map((s) => s.image),
+    lesionLabels: [...labels.lesion],
+    locationLabels: [],
+    lesion: test.map(scores),
+    location: test.map(() => new Float64Array(0)),
   };
 }
 

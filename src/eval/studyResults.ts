@@ -19,7 +19,8 @@ export const RESULTS_VERSION = 2;
 
 /**
  * lesion = lesion-only, location = location-only, mtl = multi-task, ensemble = per-label max of lesion and mtl;
- * the baselines: prior = the training part's label frequencies, linear = L2 logistic regression on the ImageNet
+ * the baselines: prior = the training part's label frequencies, site-prior = the training part's lesion label rates
+ * at each test image's body site (what the site alone tells), linear = L2 logistic regression on the ImageNet
  * trunk's ten-crop features (src/eval/baselines.ts). Beyond the paper (issue 9; run with `dermtl cv --models`):
  * mtl-uw = MTL with uncertainty task weighting, mtl-tuned = MTL with the location weight chosen on validation,
  * fusion = late fusion of the body location into the lesion head scored with each image's site given, and
@@ -31,6 +32,7 @@ export const MODEL_NAMES = [
   'mtl',
   'ensemble',
   'prior',
+  'site-prior',
   'linear',
   'mtl-uw',
   'mtl-tuned',
@@ -38,7 +40,7 @@ export const MODEL_NAMES = [
   'fusion-nosite',
 ] as const;
 export type ModelName = (typeof MODEL_NAMES)[number];
-export const BASELINE_NAMES = ['prior', 'linear'] as const satisfies readonly ModelName[];
+export const BASELINE_NAMES = ['prior', 'site-prior', 'linear'] as const satisfies readonly ModelName[];
 
 /** Which heads each model is evaluated on. */
 export const MODEL_HEADS: Record<ModelName, { lesion: boolean; location: boolean }> = {
@@ -47,6 +49,7 @@ export const MODEL_HEADS: Record<ModelName, { lesion: boolean; location: boolean
   mtl: { lesion: true, location: true },
   ensemble: { lesion: true, location: false },
   prior: { lesion: true, location: true },
+  'site-prior': { lesion: true, location: false },
   linear: { lesion: true, location: true },
   'mtl-uw': { lesion: true, location: true },
   'mtl-tuned': { lesion: true, location: true },
@@ -245,6 +248,8 @@ export const ResultsSchema = z.object({
     ensemble: modelSchema(LesionEvalSchema),
     /** Baseline: every test image scored with the training part's label frequencies. */
     prior: modelSchema(MtlEvalSchema),
+    /** Baseline: each test image scored with the training part's lesion label rates at its body site (absent from studies written before it was added). */
+    'site-prior': modelSchema(LesionEvalSchema).optional(),
     /** Baseline: L2 logistic regression on the ImageNet trunk's ten-crop features; choices[f] = fold f's lambdas. */
     linear: modelSchema(MtlEvalSchema).extend({ choices: z.array(LinearChoiceSchema.nullable()) }),
     'mtl-uw': modelSchema(MtlEvalSchema).optional(),

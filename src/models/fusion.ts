@@ -1,8 +1,9 @@
 // Late fusion of the body location into the lesion head (beyond the paper; issue 9): lesion logits += U z, where z is
 // the site as a one-hot when it is known and otherwise the model's OWN predicted location distribution, so one model
 // serves both cases. U [P, Q] holds one logit offset per lesion label and site (what Figure 1's co-occurrence shows,
-// learned jointly), initialised to zero: the fused model starts as the plain one. The predicted distribution enters
-// as a constant (stopGradient): the lesion loss never bends the location head, whose metrics stay its own.
+// learned jointly), zero unless the caller gives its start (training: the training part's site log-odds, config
+// fusion.init). The predicted distribution enters as a constant (stopGradient): the lesion loss never bends the
+// location head, whose metrics stay its own.
 import type { Graph, Tensor } from '../graph/index.ts';
 import { paramValue } from './resnet.ts';
 

@@ -3,6 +3,7 @@
 import { join } from 'node:path';
 import type { Graph, Loss } from '../graph/index.ts';
 import type { Sample } from '../data/types.ts';
+import { siteLabelRates } from '../data/statistics.ts';
 import { CAFFE_PREPROCESSING, type Preprocessing } from '../image/index.ts';
 import type { FoldedResNet50 } from '../models/foldBatchNorm.ts';
 import { SITE_WEIGHT } from '../models/fusion.ts';
@@ -214,41 +215,14 @@ export function initSiteLayer(ctx: Pick<TrainContext, 'config' | 'train' | 'labe
   if (p) p.data.set(siteLogOdds(ctx.train, ctx.labels));
 }
 
-/** Pseudo-count that shrinks a rare site's label rates towards the label's overall rate. */
-const SITE_PRIOR_COUNT = 10;
-
 /**
- * U[i, j] = logit P(label i | site j) - logit P(label i) over the training images with lesion labels and a known
- * site, P(i | j) smoothed towards P(i) with SITE_PRIOR_COUNT pseudo-images (a site seen rarely shifts little) and
- * P(i) with add-one: the log-odds shift a known site j gives label i, the naive-Bayes correction of a site-blind score.
+ * U[i, j] = logit P(label i | site j) - logit P(label i) over the training images (data/statistics.ts
+ * siteLabelRates: the site rates shrunk towards the label's): the log-odds shift a known site j gives label i, the
+ * naive-Bayes correction of a site-blind score.
  */
 export function siteLogOdds(samples: readonly Sample[], labels: RunLabels): Float32Array {
-  const P = labels.lesion.length;
+  const { prior, rate } = siteLabelRates(samples, labels.lesion, labels.location);
   const Q = labels.location.length;
-  const lesionIndex = new Map(labels.lesion.map((l, i) => [l, i]));
-  const counts = new Float64Array(P * Q);
-  const perSite = new Float64Array(Q);
-  const perLabel = new Float64Array(P);
-  let n = 0;
-  for (const s of samples) {
-    const j = labels.location.indexOf(s.location);
-    const present = s.lesions.map((l) => lesionIndex.get(l)).filter((i): i is number => i !== undefined);
-    if (j < 0 || present.length === 0) continue;
-    n++;
-    perSite[j]++;
-    for (const i of present) {
-      counts[i * Q + j]++;
-      perLabel[i]++;
-    }
-  }
   const logit = (x: number) => Math.log(x / (1 - x));
-  const u = new Float32Array(P * Q);
-  for (let i = 0; i < P; i++) {
-    const prior = (perLabel[i] + 1) / (n + 2);
-    for (let j = 0; j < Q; j++) {
-      const rate = (counts[i * Q + j] + SITE_PRIOR_COUNT * prior) / (perSite[j] + SITE_PRIOR_COUNT);
-      u[i * Q + j] = logit(rate) - logit(prior);
-    }
-  }
-  return u;
+  return Float32Array.from(rate, (r, k) => logit(r) - logit(prior[Math.floor(k / Q)]));
 }

@@ -37,8 +37,8 @@ test('dermtl cv runs the study, prints Table 1 and records the command as given'
     '--no-progress',
   ]);
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, /\[10\/12\] ensemble\s+fold 2\/2: /);
-  assert.match(r.stdout, /\[12\/12\] linear\s+fold 2\/2: baseline fitted in /);
+  assert.match(r.stdout, /\[11\/14\] ensemble\s+fold 2\/2: /);
+  assert.match(r.stdout, /\[14\/14\] linear\s+fold 2\/2: baseline fitted in /);
   assert.match(r.stdout, /Table 1: lesion AP, pooled out-of-fold \(2 folds\)/);
   assert.match(
     r.stdout,
@@ -147,6 +147,6 @@ test('dermtl start runs the study after the statistics and leaves the serving de
   ]);
   assert.equal(again.code, 0, again.stderr);
   assert.match(again.stdout, /using the dataset at/);
-  // 3 trained models and 2 baselines per fold
-  assert.equal((again.stdout.match(/reused \(finished earlier/g) ?? []).length, 10);
+  // 3 trained models and 3 baselines per fold
+  assert.equal((again.stdout.match(/reused \(finished earlier/g) ?? []).length, 12);
 });

@@ -10,6 +10,7 @@ import {
   PATIENCE,
   linearBaseline,
   priorScores,
+  sitePriorScores,
   type CropFeatures,
 } from '../../src/eval/baselines.ts';
 import { CENTER_VIEW } from '../../src/train/features.ts';
@@ -60,6 +61,29 @@ test("prior: the training part's label frequencies, the same row for every test 
   for (const row of t.location) assert.deepEqual(Array.from(row), [3 / 4, 1 / 4, 0]);
   // no training image with a lesion label: every lesion score 0, not NaN
   assert.deepEqual(Array.from(priorScores([sample(0, [], 'arm')], test, LABELS).lesion[0]), [0, 0, 0]);
+});
+
+test("site prior: the training part's label rates at the test image's site, shrunk towards the label's by 10 pseudo-images", () => {
+  const train = [
+    sample(0, ['macule'], 'arm'),
+    sample(1, ['macule', 'scale'], 'arm'),
+    sample(2, [], 'back'), // no lesion label: not counted
+    sample(3, ['nodule'], 'arm'),
+    sample(4, ['nodule'], 'back'),
+  ];
+  const test = [sample(5, ['scale'], 'arm'), sample(6, [], 'back'), sample(7, [], 'face'), sample(8, [], 'leg')];
+  const t = sitePriorScores(train, test, LABELS);
+  assert.deepEqual(t.images, ['img5.jpg', 'img6.jpg', 'img7.jpg', 'img8.jpg']);
+  assert.deepEqual(t.locationLabels, []);
+  assert.ok(t.location.every((row) => row.length === 0));
+  // P(label) with add-one over the 4 counted images: macule 3/6, nodule 3/6, scale 2/6; arm has 3 images, back 1
+  const prior = [3 / 6, 3 / 6, 2 / 6];
+  const close = (row: Float64Array, want: number[]) =>
+    want.forEach((w, i) => assert.ok(Math.abs(row[i] - w) < 1e-12, `${row[i]} vs ${w}`));
+  close(t.lesion[0], [(2 + 10 * prior[0]) / 13, (1 + 10 * prior[1]) / 13, (1 + 10 * prior[2]) / 13]);
+  close(t.lesion[1], [(0 + 10 * prior[0]) / 11, (1 + 10 * prior[1]) / 11, (0 + 10 * prior[2]) / 11]);
+  close(t.lesion[2], prior); // a site no training image has: the label's own rate
+  close(t.lesion[3], prior); // a site the labels do not list
 });
 
 test('linear: lambdas chosen on the validation groups along the path, then refitted; it learns the signal', async () => {

@@ -16,9 +16,9 @@ import { DermtlError } from '../../src/util/errors.ts';
 import { studyDemo, tempDir, tinyStudyConfig } from './studyFixture.ts';
 
 const TRAINED = ['lesion', 'location', 'mtl'] as const;
-const ALL = ['lesion', 'location', 'mtl', 'ensemble', 'prior', 'linear'] as const;
-/** 3 trained models and 2 baselines per fold. */
-const UNITS = (k: number) => 5 * k;
+const ALL = ['lesion', 'location', 'mtl', 'ensemble', 'prior', 'site-prior', 'linear'] as const;
+/** 3 trained models and 3 baselines per fold. */
+const UNITS = (k: number) => 6 * k;
 
 async function options(
   extra: Partial<StudyOptions> & { cfg?: Record<string, unknown> } = {},
@@ -110,11 +110,11 @@ test('a 3-fold study writes a valid results.json, the report and a run folder pe
   );
   for (const model of ALL) {
     assert.deepEqual(
-      results.models[model].folds.map((f) => f!.n),
+      results.models[model]!.folds.map((f) => f!.n),
       testSizes,
       model,
     );
-    assert.equal(results.models[model].pooled!.n, 36, model);
+    assert.equal(results.models[model]!.pooled!.n, 36, model);
     assert.equal(results.timing.models[model]!.length, 3);
   }
   for (const model of TRAINED) {
@@ -182,22 +182,26 @@ test('a 3-fold study writes a valid results.json, the report and a run folder pe
   for (const f of ['reliability.svg', 'reliability.png', 'confusion.svg', 'confusion.png'])
     assert.ok((await stat(join(dir, f))).size > 0, f);
   // one progress line per model and fold, with the study's ETA
-  const unitLines = opts.lines.filter((l) => /^\[\s*\d+\/18\]/.test(l));
-  assert.equal(unitLines.length, 18);
+  const unitLines = opts.lines.filter((l) => /^\[\s*\d+\/21\]/.test(l));
+  assert.equal(unitLines.length, 21);
   assert.match(
     unitLines[0],
-    /^\[ 1\/18\] lesion-only\s+fold 1\/3: trained and evaluated in [\d.]+ s; mAP-class [\d.]+, mAP-image [\d.]+ on \d+ test images \| study ETA \d+ s$/,
+    /^\[ 1\/21\] lesion-only\s+fold 1\/3: trained and evaluated in [\d.]+ s; mAP-class [\d.]+, mAP-image [\d.]+ on \d+ test images \| study ETA \d+ s$/,
   );
   assert.match(
     unitLines[4],
-    /^\[ 5\/18\] prior\s+fold 1\/3: baseline fitted in [\d.]+ s; mAP-class [\d.]+, mAP-image [\d.]+, top-1 [\d.]+, top-3 [\d.]+ on \d+ test images/,
+    /^\[ 5\/21\] prior\s+fold 1\/3: baseline fitted in [\d.]+ s; mAP-class [\d.]+, mAP-image [\d.]+, top-1 [\d.]+, top-3 [\d.]+ on \d+ test images/,
   );
   assert.match(
     unitLines[5],
-    /^\[ 6\/18\] linear\s+fold 1\/3: baseline fitted in [\d.]+ s; lambda [\d.e-]+ \(lesion\), [\d.e-]+ \(location\); mAP-class/,
+    /^\[ 6\/21\] site prior\s+fold 1\/3: baseline fitted in [\d.]+ s; mAP-class [\d.]+, mAP-image [\d.]+ on \d+ test images/,
   );
-  assert.match(unitLines[15], /ensemble\s+fold 3\/3: max of the lesion-only and MTL scores.*\| study done$/);
-  assert.match(unitLines[17], /^\[18\/18\] linear\s+fold 3\/3: .*\| study done$/);
+  assert.match(
+    unitLines[6],
+    /^\[ 7\/21\] linear\s+fold 1\/3: baseline fitted in [\d.]+ s; lambda [\d.e-]+ \(lesion\), [\d.e-]+ \(location\); mAP-class/,
+  );
+  assert.match(unitLines[17], /ensemble\s+fold 3\/3: max of the lesion-only and MTL scores.*\| study done$/);
+  assert.match(unitLines[20], /^\[21\/21\] linear\s+fold 3\/3: .*\| study done$/);
 });
 
 test("pooled metrics are the metrics of all folds' held-out scores concatenated; the ensemble is the max of its members", async () => {
@@ -214,7 +218,7 @@ test("pooled metrics are the metrics of all folds' held-out scores concatenated;
         all,
       ),
     );
-    assertClose(results.models[model].pooled, JSON.parse(JSON.stringify(expected)), model);
+    assertClose(results.models[model]!.pooled, JSON.parse(JSON.stringify(expected)), model);
   }
   // pooled is not the mean of the folds (AP is not additive), and the per-fold mean is reported separately
   const m = results.models.mtl;
@@ -284,6 +288,10 @@ test("the baselines: prior scores are the training part's label frequencies; lin
     assert.equal(typeof results.models[m].pooled!.mapClass, 'number');
     assert.ok(results.models[m].pooled!.top3! >= results.models[m].pooled!.top1!);
   }
+  // the site prior scores lesions only
+  const sitePrior = results.models['site-prior']!.pooled!;
+  assert.equal(typeof sitePrior.mapClass, 'number');
+  assert.equal('top1' in sitePrior, false);
   assert.deepEqual(
     results.comparisons.map((c) => `${c.a}-${c.b}`),
     ['mtl-linear', 'lesion-linear', 'location-linear'],
@@ -295,7 +303,7 @@ test("the baselines: prior scores are the training part's label frequencies; lin
     ),
   );
   const md = await readFile(join(opts.out, 'table1.md'), 'utf8');
-  assert.match(md, /\| Lesion-only \| +MTL \| +Ensemble \| +Linear \| +Prior \|/);
+  assert.match(md, /\| Lesion-only \| +MTL \| +Ensemble \| +Linear \| +Prior \| +Site prior \|/);
   assert.match(md, /Lambdas per fold \(lesion\/location\): /);
   const html = await readFile(join(opts.out, 'report.html'), 'utf8');
   assert.match(html, /<section id="baselines">/);
@@ -325,10 +333,10 @@ test('a stopped study continues where it stopped: a half-trained run resumes, a 
   const opts = await options({ verbose: true });
   const ac = new AbortController();
   let units = 0;
-  // stop during the location-only training of fold 2 (the 8th unit line: 6 per fold), after its first epoch
+  // stop during the location-only training of fold 2 (the 9th unit line: 7 per fold), after its first epoch
   const log = (l: string) => {
-    if (/^\[\s*\d+\/18\]/.test(l)) units++;
-    if (units === 7 && l.startsWith('epoch 1/')) ac.abort();
+    if (/^\[\s*\d+\/21\]/.test(l)) units++;
+    if (units === 8 && l.startsWith('epoch 1/')) ac.abort();
   };
   await assert.rejects(
     runStudy({ ...opts, log, signal: ac.signal }),
@@ -349,8 +357,8 @@ test('a stopped study continues where it stopped: a half-trained run resumes, a 
 
   const lines: string[] = [];
   const r = await runStudy({ ...opts, verbose: false, log: (l) => lines.push(l) });
-  // reused: fold 1's three models and two baselines, fold 2's lesion-only; the rest (the damaged unit too) is done now
-  assert.deepEqual(r.counts, { trained: 9, reused: 6, skipped: 0 });
+  // reused: fold 1's three models and three baselines, fold 2's lesion-only; the rest (the damaged unit too) is done now
+  assert.deepEqual(r.counts, { trained: 11, reused: 7, skipped: 0 });
   assert.equal(await mtime(join(unitDir(opts.out, 'mtl', 0), 'model', 'heads.onnx')), kept);
   assert.equal(JSON.parse(await readFile(join(damaged, 'run.json'), 'utf8')).status, 'done');
   assert.ok(r.results.timing.totalSeconds > spentBeforeStop);
@@ -437,7 +445,7 @@ test('a model that cannot be trained in a fold is reported as skipped and the st
   const folds = JSON.parse(await readFile(join(opts.out, 'folds.json'), 'utf8'));
   const held = folds.splits.findIndex((s: { test: string[] }) => s.test.includes(m.samples[0].image));
   // the baselines need what MTL needs: skipped in the same fold
-  assert.deepEqual(r.counts, { trained: 11, reused: 0, skipped: 4 });
+  assert.deepEqual(r.counts, { trained: 13, reused: 0, skipped: 5 });
   assert.deepEqual(
     r.results.skipped.map((s) => [s.model, s.fold]),
     [
@@ -445,6 +453,7 @@ test('a model that cannot be trained in a fold is reported as skipped and the st
       ['mtl', held],
       ['ensemble', held],
       ['prior', held],
+      ['site-prior', held],
       ['linear', held],
     ],
   );
@@ -472,7 +481,7 @@ test('a model that cannot be trained in a fold is reported as skipped and the st
   );
   // the skip is not cached: a re-run reports it again and reuses the rest
   const again = await runStudy(opts);
-  assert.deepEqual(again.counts, { trained: 0, reused: 11, skipped: 4 });
+  assert.deepEqual(again.counts, { trained: 0, reused: 13, skipped: 5 });
   assert.match(await readFile(join(opts.out, 'report.html'), 'utf8'), /location-only/);
 });
 
@@ -506,8 +515,8 @@ test('--only-folds: a partial study runs those folds alone, is labelled PARTIAL 
   assert.deepEqual(r.results.onlyFolds, [1]);
   assert.equal(r.counts.trained, UNITS(1));
   for (const m of ALL) {
-    assert.equal(r.results.models[m].folds[0], null, `${m}: fold 0 not run`);
-    assert.notEqual(r.results.models[m].folds[1], null, `${m}: fold 1 run`);
+    assert.equal(r.results.models[m]!.folds[0], null, `${m}: fold 0 not run`);
+    assert.notEqual(r.results.models[m]!.folds[1], null, `${m}: fold 1 run`);
   }
   await assert.rejects(stat(unitDir(opts.out, 'mtl', 0)));
   // each trained model's kept epoch (chosen on validation) is in results.json and the report
@@ -536,7 +545,7 @@ test('--models: only those trained models run, the others (and an ensemble witho
   );
   await assert.rejects(stat(opts.out), 'a refused --models leaves no study folder');
   const r = await runStudy({ ...opts, onlyFolds: '0', models: 'mtl,lesion' });
-  assert.equal(r.counts.trained, 2 + 2, 'lesion and mtl, then the two baselines');
+  assert.equal(r.counts.trained, 2 + 3, 'lesion and mtl, then the three baselines');
   assert.notEqual(r.results.models.lesion.folds[0], null);
   assert.notEqual(r.results.models.mtl.folds[0], null);
   assert.notEqual(r.results.models.ensemble.folds[0], null, 'lesion and mtl ran, so the ensemble did');

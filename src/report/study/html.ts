@@ -95,6 +95,7 @@ const SENTENCE_NAMES: Record<ModelName, string> = {
   mtl: 'MTL',
   ensemble: 'the ensemble',
   prior: 'the prior baseline',
+  'site-prior': 'the site prior baseline',
   linear: 'the linear baseline',
   'mtl-uw': 'MTL with uncertainty weighting',
   'mtl-tuned': 'MTL with the tuned location weight',
@@ -108,6 +109,7 @@ const SHORT_NAMES: Record<ModelName, string> = {
   mtl: 'MTL',
   ensemble: 'ensemble',
   prior: 'prior',
+  'site-prior': 'site prior',
   linear: 'linear',
   'mtl-uw': 'MTL-UW',
   'mtl-tuned': 'MTL-tuned',
@@ -152,9 +154,9 @@ ${r.onlyFolds ? `<p class="lead"><b>${escapeHtml(partialLabel(r))}</b>: pooled f
 <p class="lead">${escapeHtml(r.dataset.manifest)} · ${r.dataset.stats.images} images · ${r.folds} folds${r.createdAt ? ` · ${escapeHtml(r.createdAt)}` : ''}</p>
 <p>After Liao &amp; Luo, <i>A Deep Multi-Task Learning Approach to Skin Lesion Classification</i> (AAAI-17).
 Models: <b>lesion-only</b> (lesion head), <b>location-only</b> (body-location head), <b>MTL</b> (both heads on one trunk),
-and the <b>ensemble</b>, the per-label maximum of the lesion-only and MTL lesion scores. Two baselines are the floors
-they should clear: <b>linear</b>, an L2-regularised logistic regression on the (not fine-tuned) trunk's features, and <b>prior</b>,
-the training part's label frequencies (see <a href="#baselines">Baselines</a>).</p>
+and the <b>ensemble</b>, the per-label maximum of the lesion-only and MTL lesion scores. The baselines are the floors
+they should clear: <b>linear</b>, an L2-regularised logistic regression on the (not fine-tuned) trunk's features, <b>prior</b>,
+the training part's label frequencies${r.models['site-prior'] ? ", and <b>site prior</b>, its lesion label rates at the image's body site (what the site alone tells)" : ''} (see <a href="#baselines">Baselines</a>).</p>
 </header>
 ${datasetSection(r)}
 ${figureSection('figure-1', 'Figure 1', figures.figure1, 'fig1', 'Lesion type vs. body location: the share of the images with each lesion type taken at each location.', 'No image of the manifest has a lesion label, so there is nothing to plot.')}
@@ -475,6 +477,7 @@ function baselinesSection(r: StudyResults): string {
 groups for ${PATIENCE} steps; lesion λ maximises the validation mAP-class, location λ minimises the validation log-loss
 (a tie goes to the larger λ); the heads are then refitted on the whole training part. Without a validation part, λ = ${DEFAULT_LAMBDA}.</p>
 <p>${escapeHtml(BASELINE_NOTES.prior)}</p>
+${r.models['site-prior'] ? `<p>${escapeHtml(BASELINE_NOTES['site-prior'])}</p>` : ''}
 <table class="results"><thead><tr><th>fold</th><th class="num">lesion λ</th><th class="num">location λ</th><th>chosen on</th></tr></thead>
 <tbody>${rows.join('\n')}</tbody></table>
 </section>`;

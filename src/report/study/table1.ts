@@ -1,4 +1,10 @@
-import { type LesionEval, type MetricValues, type ModelName, type StudyResults } from '../../eval/studyResults.ts';
+import {
+  BASELINE_NAMES,
+  type LesionEval,
+  type MetricValues,
+  type ModelName,
+  type StudyResults,
+} from '../../eval/studyResults.ts';
 
 /**
  * Table 1 of Liao & Luo for a study: lesion AP per class, mAP-class and mAP-image of the
@@ -21,6 +27,7 @@ export const LESION_COLUMNS: Column[] = [
   { model: 'ensemble', title: 'Ensemble' },
   { model: 'linear', title: 'Linear' },
   { model: 'prior', title: 'Prior' },
+  { model: 'site-prior', title: 'Site prior' },
 ];
 export const LOCATION_COLUMNS: Column[] = [
   { model: 'location', title: 'Location-only' },
@@ -35,6 +42,7 @@ export const MODEL_TITLES: Record<ModelName, string> = {
   mtl: 'MTL',
   ensemble: 'ensemble',
   prior: 'prior (baseline)',
+  'site-prior': 'site prior (baseline)',
   linear: 'linear (baseline)',
   'mtl-uw': 'MTL, uncertainty weights',
   'mtl-tuned': 'MTL, tuned weight',
@@ -50,17 +58,19 @@ const VARIANT_COLUMNS: Column[] = [
   { model: 'fusion-nosite', title: 'Fusion (no site)' },
 ];
 
-/** The columns of a study's tables: the paper's models, the variants it ran, then the baselines. */
+/** The columns of a study's tables: the paper's models, the variants it ran, then the baselines (those it has). */
 function columnsOf(r: StudyResults, base: Column[]): Column[] {
   const variants = VARIANT_COLUMNS.filter((c) => r.models[c.model]);
   const at = base.findIndex((c) => c.model === 'mtl') + 1;
-  return [...base.slice(0, at), ...variants, ...base.slice(at)];
+  return [...base.slice(0, at), ...variants, ...base.slice(at).filter((c) => r.models[c.model])];
 }
 
 /** What the baselines are, in one sentence each (table notes and the report). */
 export const BASELINE_NOTES = {
   prior:
     "Prior (baseline): every test image gets the training part's label frequencies (share of the training images with lesion labels that carry each label; share of each location), so its AP is the test positive rate of the label and its top-1 the test share of the training part's commonest location.",
+  'site-prior':
+    "Site prior (baseline): each test image gets the training part's lesion label rates at its own body site (the share of the training images from that site, with lesion labels, that carry each label, shrunk towards the label's overall share by 10 pseudo-images): what the site alone tells about the lesion, with no pixel looked at. Lesion head only.",
   linear:
     "Linear (baseline): L2-regularised logistic regression (one-vs-rest per lesion label, softmax over locations) on the pooled features of the ten test crops from the study's trunk as initialised (the ImageNet ResNet-50 unless the config names another; never a fine-tuned one), trained on all ten crops of each training image and standardised with the training part's statistics, a test image scored by the mean of its crops' probabilities; lambda chosen per head on the training part's validation groups.",
 } as const;
@@ -222,9 +232,10 @@ function notes(r: StudyResults, rows: Row[]): string[] {
       `Some folds have no positive test image of ${partial.join(', ')}; their per-fold means are over fewer folds.`,
     );
   out.push(BASELINE_NOTES.linear + ` Lambdas per fold (lesion/location): ${lambdaText(r)}.`, BASELINE_NOTES.prior);
+  if (r.models['site-prior']) out.push(BASELINE_NOTES['site-prior']);
   for (const s of r.skipped)
     out.push(
-      `${MODEL_TITLES[s.model]} was not ${s.model === 'prior' || s.model === 'linear' ? 'fitted' : 'trained'} in fold ${s.fold}: ${s.reason}.`,
+      `${MODEL_TITLES[s.model]} was not ${(BASELINE_NAMES as readonly ModelName[]).includes(s.model) ? 'fitted' : 'trained'} in fold ${s.fold}: ${s.reason}.`,
     );
   return out;
 }
