@@ -616,6 +616,8 @@ test('--models with the ways of using location (issue 9): mtl-uw, mtl-tuned, fus
   const html = await readFile(join(opts.out, 'report.html'), 'utf8');
   assert.match(html, /id="location-use"/);
   assert.match(html, /fusion \(no site\) − lesion-only/);
+  const sitePrior = r.results.models['site-prior']!.pooled!.mapClass!;
+  assert.match(html, new RegExp(`The site alone .* scores pooled mAP-class ${sitePrior.toFixed(3)}, against`));
   const table = await readFile(join(opts.out, 'table1.md'), 'utf8');
   assert.match(table, /MTL-UW.*MTL-tuned.*Fusion \(site\).*Fusion \(no site\)/);
   // absent models stay absent: a standard study has no variant keys

@@ -386,6 +386,7 @@ function locationUseSection(r: StudyResults): string {
 <h2>Using the body location: change against lesion-only</h2>
 <p>Per lesion label, each model's pooled out-of-fold AP minus the lesion-only model's (positive: the model is better on
 that label); below, the paired fold differences of mAP-class and mAP-image with their interval. ${escapeHtml(gains.join('; '))}.</p>
+${siteAloneNote(r)}
 <div class="wide"><table class="results"><thead><tr><th>lesion label</th>${vs.map(([m]) => `<th class="num">${escapeHtml(SHORT_NAMES[m])} − lesion-only</th>`).join('')}</tr></thead>
 <tbody>${rows.join('\n')}
 ${summary('mapClass')}
@@ -397,6 +398,16 @@ ${
     : ''
 }
 </section>`;
+}
+
+/** What the site alone tells (the site prior baseline), next to the prior and lesion-only: the room a known site has. */
+function siteAloneNote(r: StudyResults): string {
+  const at = (m: ModelName): number | null | undefined =>
+    (r.models[m]?.pooled as { mapClass?: number | null } | null | undefined)?.mapClass;
+  const site = at('site-prior');
+  if (typeof site !== 'number') return '';
+  const n = (x: number | null | undefined) => (typeof x === 'number' ? x.toFixed(3) : 'n/a');
+  return `<p>The site alone (the site prior baseline: the training part's label rates at the image's site, no pixel looked at) scores pooled mAP-class ${n(site)}, against ${n(at('prior'))} for the prior and ${n(at('lesion'))} for the lesion-only model.</p>`;
 }
 
 interface PairRow {
