@@ -4,72 +4,32 @@
 // Skipped, saying so, where /usr/bin/chromium is absent (scripts/install-chromium.sh installs it).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Browser, Page } from 'playwright-core';
-import { loadModel, type DermtlModel } from '../../../src/serve/api.ts';
-import { createServer } from '../../../src/serve/server.ts';
+import type { Page } from 'playwright-core';
+import { OUT, PHOTO, skipReason, startPage, type WebPage } from './browser.ts';
 import { saveTinyModel } from './fixture.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
-const PHOTO = new URL('../../../../shared/images/imagenet-samples/dog.jpg', import.meta.url).pathname;
-const OUT = 'test-output';
-
-const skip = !existsSync(CHROMIUM)
-  ? `${CHROMIUM} is absent: run scripts/install-chromium.sh (as root) to test the web page in a browser`
-  : !existsSync(PHOTO)
-    ? `${PHOTO} not found (../shared is absent)`
-    : false;
-if (skip) console.log(`SKIPPED the web page Grad-CAM test: ${skip}`);
+const skip = skipReason('web page Grad-CAM test');
 
 describe('web page Grad-CAM in Chromium', { skip }, () => {
-  let root: string;
-  let model: DermtlModel;
-  let app: ReturnType<typeof createServer>;
-  let url: string;
-  let browser: Browser;
-  const pageErrors: string[] = [];
+  let web: WebPage;
   /** The lesion and location labels whose maps (centre view of the photo) have the most mass: not empty. */
   let lesion: string, location: string;
 
   before(async () => {
-    const { chromium } = await import('playwright-core');
-    root = await mkdtemp(join(tmpdir(), 'dermtl-web-cam-'));
-    await saveTinyModel(join(root, 'model'));
-    model = await loadModel(join(root, 'model'), { threads: 1 });
-    const e = (await model.predict(PHOTO, { explain: true })).explanation!;
+    web = await startPage({ prefix: 'dermtl-web-cam-', save: saveTinyModel });
+    const e = (await web.model.predict(PHOTO, { explain: true })).explanation!;
     const strongest = (maps: { label: string; max: number }[]) => maps.reduce((a, b) => (b.max > a.max ? b : a)).label;
     lesion = strongest(e.lesions);
     location = strongest(e.location);
-    app = createServer({ model });
-    url = `${await app.listen({ port: 0, host: '127.0.0.1' })}/`;
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
-    await mkdir(OUT, { recursive: true });
   });
 
   after(async () => {
-    await browser?.close();
-    await app?.close();
-    await model?.dispose();
-    if (root) await rm(root, { recursive: true, force: true });
-    assert.deepEqual(pageErrors, [], 'uncaught errors in the page');
+    await web?.close();
   });
 
   async function open(inBrowser: boolean): Promise<Page> {
-    const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
-    page.on('pageerror', (e) => pageErrors.push(e.message));
-    await page.goto(url);
-    await page.waitForFunction(() => document.getElementById('model-info')?.textContent !== '');
+    const page = await web.open({ viewport: { width: 1100, height: 900 } });
     if (inBrowser) await page.check('#in-browser');
     await page.setInputFiles('#file', PHOTO);
     const engine = inBrowser ? 'browser' : 'server';

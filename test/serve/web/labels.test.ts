@@ -3,26 +3,13 @@
 // desktop width and at 360 px. Real Chromium against the real server, as page.test.ts; skipped the same way.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Browser } from 'playwright-core';
 import { CAFFE_PREPROCESSING } from '../../../src/image/index.ts';
 import { saveModel } from '../../../src/models/modelFile.ts';
 import { buildNetwork, collectParams, type NetworkSpec } from '../../../src/models/network.ts';
-import { loadModel, type DermtlModel } from '../../../src/serve/api.ts';
-import { createServer } from '../../../src/serve/server.ts';
+import { OUT, PHOTO, skipReason, startPage, type WebPage } from './browser.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
-const PHOTO = new URL('../../../../shared/images/imagenet-samples/dog.jpg', import.meta.url).pathname;
-const OUT = 'test-output';
-const skip = !existsSync(CHROMIUM)
-  ? `${CHROMIUM} is absent: run scripts/install-chromium.sh (as root)`
-  : !existsSync(PHOTO)
-    ? `${PHOTO} not found (../shared is absent)`
-    : false;
-if (skip) console.log(`SKIPPED the long-label page test: ${skip}`);
+const skip = skipReason('long-label page test');
 
 /** derm7pt's refined labels (min count 10). */
 const LABELS = {
@@ -54,15 +41,9 @@ const LABELS = {
 };
 
 describe('long label names on the page', { skip }, () => {
-  let root: string;
-  let model: DermtlModel;
-  let app: ReturnType<typeof createServer>;
-  let url: string;
-  let browser: Browser;
+  let web: WebPage;
 
   before(async () => {
-    const { chromium } = await import('playwright-core');
-    root = await mkdtemp(join(tmpdir(), 'dermtl-labels-'));
     const spec: NetworkSpec = {
       trunk: { depth: 'tiny' },
       imageSize: 224,
@@ -70,33 +51,21 @@ describe('long label names on the page', { skip }, () => {
       heads: { lesion: LABELS.lesion.length, location: LABELS.location.length },
     };
     const params = collectParams(buildNetwork(spec, { batch: 1, mode: 'inference', weights: 'random' }).graph);
-    await saveModel(join(root, 'model'), {
-      network: spec,
-      params,
-      labels: LABELS,
-      preprocessing: { ...CAFFE_PREPROCESSING },
+    web = await startPage({
+      prefix: 'dermtl-labels-',
+      save: (dir) =>
+        saveModel(dir, { network: spec, params, labels: LABELS, preprocessing: { ...CAFFE_PREPROCESSING } }),
     });
-    model = await loadModel(join(root, 'model'), { threads: 1 });
-    app = createServer({ model });
-    url = `${await app.listen({ port: 0, host: '127.0.0.1' })}/`;
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--no-first-run'],
-    });
-    await mkdir(OUT, { recursive: true });
   });
 
   after(async () => {
-    await browser?.close();
-    await app?.close();
-    await model?.dispose();
-    if (root) await rm(root, { recursive: true, force: true });
+    await web?.close();
   });
 
   for (const width of [1100, 360]) {
     test(`every lesion name whole at ${width} px: the text is the label, nothing is clipped, no label runs into its bar`, async () => {
-      const page = await browser.newPage({ viewport: { width, height: 900 } });
-      await page.goto(url);
+      const page = await web.browser.newPage({ viewport: { width, height: 900 } });
+      await page.goto(web.url);
       await page.setInputFiles('#file', PHOTO);
       await page.waitForFunction(() => document.getElementById('results')!.dataset.state === 'done', undefined, {
         timeout: 60_000,

@@ -4,27 +4,13 @@
 // test-output/. Skipped, saying so, where /usr/bin/chromium is absent (scripts/install-chromium.sh installs it).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Browser, Page } from 'playwright-core';
-import { loadModel, type DermtlModel } from '../../../src/serve/api.ts';
-import { createServer } from '../../../src/serve/server.ts';
+import type { Page } from 'playwright-core';
 import { percent } from '../../../src/serve/web/app/bars.ts';
+import { OUT, PHOTO, skipReason, startPage, type WebPage } from './browser.ts';
 import { saveTinyModel, TINY_LABELS } from './fixture.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
-const PHOTO = new URL('../../../../shared/images/imagenet-samples/dog.jpg', import.meta.url).pathname;
-const OUT = 'test-output';
 /**
  * In-browser vs server probability: the canvas resize is not sharp's lanczos3. Measured on dog.jpg: at most 0.025
  * (centre and ten crops); an in-browser RGB instead of BGR gives 0.06, which this tolerance still catches.
@@ -33,12 +19,7 @@ const PATH_TOLERANCE = 0.04;
 /** A duration as the page writes it: "38 ms" or "1.2 s" (no-break space). */
 const T = '\\d+(\\.\\d)?\u00a0m?s';
 
-const skip = !existsSync(CHROMIUM)
-  ? `${CHROMIUM} is absent: run scripts/install-chromium.sh (as root) to test the web page in a browser`
-  : !existsSync(PHOTO)
-    ? `${PHOTO} not found (../shared is absent)`
-    : false;
-if (skip) console.log(`SKIPPED the web page browser test: ${skip}`);
+const skip = skipReason('web page browser test');
 
 interface Bar {
   label: string;
@@ -50,38 +31,18 @@ interface Bar {
 type Scored = { label: string; p: number };
 
 describe('web page in Chromium', { skip }, () => {
-  let root: string;
-  let model: DermtlModel;
-  let app: ReturnType<typeof createServer>;
-  let url: string;
-  let browser: Browser;
-  const pageErrors: string[] = [];
+  let web: WebPage;
 
   before(async () => {
-    const { chromium } = await import('playwright-core');
-    root = await mkdtemp(join(tmpdir(), 'dermtl-web-'));
-    await saveTinyModel(join(root, 'model'));
-    model = await loadModel(join(root, 'model'), { threads: 1 });
-    app = createServer({ model });
-    url = `${await app.listen({ port: 0, host: '127.0.0.1' })}/`;
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
-    await mkdir(OUT, { recursive: true });
+    web = await startPage({ prefix: 'dermtl-web-', save: saveTinyModel });
   });
 
   after(async () => {
-    await browser?.close();
-    await app?.close();
-    await model?.dispose();
-    if (root) await rm(root, { recursive: true, force: true });
-    assert.deepEqual(pageErrors, [], 'uncaught errors in the page');
+    await web?.close();
   });
 
-  async function open(viewport = { width: 1100, height: 900 }, colorScheme: 'light' | 'dark' = 'light'): Promise<Page> {
-    const page = await browser.newPage({ viewport, colorScheme });
-    page.on('pageerror', (e) => pageErrors.push(e.message));
-    await page.goto(url);
-    await page.waitForFunction(() => document.getElementById('model-info')?.textContent !== '');
-    return page;
+  function open(viewport = { width: 1100, height: 900 }, colorScheme: 'light' | 'dark' = 'light'): Promise<Page> {
+    return web.open({ viewport, colorScheme });
   }
 
   /** Waits until the page shows a result of `engine` for `tta` (or fails with the page's error message). */
@@ -115,7 +76,7 @@ describe('web page in Chromium', { skip }, () => {
 
   /** What the server's API itself answers for the photo (the page's server path must show exactly this). */
   async function apiPredict(tta: string): Promise<{ lesions: Scored[]; location: Scored[] }> {
-    const res = await fetch(`${url}api/predict?tta=${tta}&top=${TINY_LABELS.lesion.length}`, {
+    const res = await fetch(`${web.url}api/predict?tta=${tta}&top=${TINY_LABELS.lesion.length}`, {
       method: 'POST',
       body: await readFile(PHOTO),
       headers: { 'content-type': 'image/jpeg' },
@@ -248,7 +209,7 @@ describe('web page in Chromium', { skip }, () => {
     const broken = Buffer.from([0xff, 0xd8, 0xff, 0xe0, 1, 2, 3, 4, 5]);
     await page.setInputFiles('#file', { name: 'broken.jpg', mimeType: 'image/jpeg', buffer: broken });
     await page.waitForFunction(() => document.getElementById('results')!.dataset.state === 'error');
-    const res = await fetch(`${url}api/predict?tta=center`, {
+    const res = await fetch(`${web.url}api/predict?tta=center`, {
       method: 'POST',
       body: broken,
       headers: { 'content-type': 'image/jpeg' },

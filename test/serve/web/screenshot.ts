@@ -9,6 +9,7 @@ import { parseArgs } from 'node:util';
 import { chromium } from 'playwright-core';
 import { loadModel } from '../../../src/serve/api.ts';
 import { createServer } from '../../../src/serve/server.ts';
+import { CHROMIUM, CHROMIUM_ARGS } from './browser.ts';
 import { saveTinyModel } from './fixture.ts';
 
 const { values: o } = parseArgs({
@@ -32,17 +33,7 @@ if (tmp) await saveTinyModel(join(tmp, 'model'));
 const model = await loadModel(o.model ?? join(tmp!, 'model'));
 const app = createServer({ model });
 const url = `${await app.listen({ port: 0, host: '127.0.0.1' })}/`;
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: [
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-    '--no-first-run',
-  ],
-});
+const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
 try {
   const page = await browser.newPage({
     viewport: { width: Number(o.width), height: Number(o.height) },

@@ -4,40 +4,21 @@
 // site of the prediction shown. Real Chromium against the real server, as page.test.ts; skipped the same way.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Browser, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { CAFFE_PREPROCESSING } from '../../../src/image/index.ts';
 import { SITE_WEIGHT } from '../../../src/models/fusion.ts';
 import { saveModel } from '../../../src/models/modelFile.ts';
 import { buildNetwork, collectParams, type NetworkSpec } from '../../../src/models/network.ts';
-import { loadModel, type DermtlModel } from '../../../src/serve/api.ts';
-import { createServer } from '../../../src/serve/server.ts';
 import { Rng } from '../../../src/util/rng.ts';
+import { OUT, PHOTO, skipReason, startPage, type WebPage } from './browser.ts';
 import { TINY_LABELS, TINY_SPEC } from './fixture.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
-const PHOTO = new URL('../../../../shared/images/imagenet-samples/dog.jpg', import.meta.url).pathname;
-const OUT = 'test-output';
 /** In-browser vs server probability (the canvas resize is not sharp's lanczos3): as page.test.ts. */
 const PATH_TOLERANCE = 0.04;
 
-const skip = !existsSync(CHROMIUM)
-  ? `${CHROMIUM} is absent: run scripts/install-chromium.sh (as root) to test the web page in a browser`
-  : !existsSync(PHOTO)
-    ? `${PHOTO} not found (../shared is absent)`
-    : false;
-if (skip) console.log(`SKIPPED the web page body-site test: ${skip}`);
+const skip = skipReason('web page body-site test');
 
 const FUSION_SPEC: NetworkSpec = { ...TINY_SPEC, heads: { ...TINY_SPEC.heads, fusion: true } };
 
@@ -69,30 +50,14 @@ async function saveFusionModel(dir: string): Promise<void> {
 type Scored = { label: string; p: number };
 
 describe('web page body site in Chromium', { skip }, () => {
-  let root: string;
-  let model: DermtlModel;
-  let app: ReturnType<typeof createServer>;
-  let url: string;
-  let browser: Browser;
-  const pageErrors: string[] = [];
+  let web: WebPage;
 
   before(async () => {
-    const { chromium } = await import('playwright-core');
-    root = await mkdtemp(join(tmpdir(), 'dermtl-web-site-'));
-    await saveFusionModel(join(root, 'model'));
-    model = await loadModel(join(root, 'model'), { threads: 1 });
-    app = createServer({ model });
-    url = `${await app.listen({ port: 0, host: '127.0.0.1' })}/`;
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
-    await mkdir(OUT, { recursive: true });
+    web = await startPage({ prefix: 'dermtl-web-site-', save: saveFusionModel });
   });
 
   after(async () => {
-    await browser?.close();
-    await app?.close();
-    await model?.dispose();
-    if (root) await rm(root, { recursive: true, force: true });
-    assert.deepEqual(pageErrors, [], 'uncaught errors in the page');
+    await web?.close();
   });
 
   /** Waits for a result of `engine` computed with `site` ('' = unknown); returns its lesion bars. */
@@ -116,11 +81,14 @@ describe('web page body site in Chromium', { skip }, () => {
   }
 
   async function apiPredict(site: string): Promise<Scored[]> {
-    const res = await fetch(`${url}api/predict?top=${TINY_LABELS.lesion.length}${site ? `&location=${site}` : ''}`, {
-      method: 'POST',
-      body: await readFile(PHOTO),
-      headers: { 'content-type': 'image/jpeg' },
-    });
+    const res = await fetch(
+      `${web.url}api/predict?top=${TINY_LABELS.lesion.length}${site ? `&location=${site}` : ''}`,
+      {
+        method: 'POST',
+        body: await readFile(PHOTO),
+        headers: { 'content-type': 'image/jpeg' },
+      },
+    );
     assert.equal(res.status, 200);
     return ((await res.json()) as { lesions: Scored[] }).lesions;
   }
@@ -140,11 +108,11 @@ describe('web page body site in Chromium', { skip }, () => {
   }
 
   test("the site select lists the model's locations; server and in-browser paths use the chosen site, Grad-CAM too", async () => {
-    const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
-    page.on('pageerror', (e) => pageErrors.push(e.message));
+    const page = await web.browser.newPage({ viewport: { width: 1100, height: 900 } });
+    page.on('pageerror', (e) => web.pageErrors.push(e.message));
     const requests: string[] = [];
     page.on('request', (r) => requests.push(new URL(r.url()).pathname + new URL(r.url()).search));
-    await page.goto(url);
+    await page.goto(web.url);
     await page.waitForFunction(() => document.getElementById('model-info')?.textContent !== '');
     assert.equal(await page.isVisible('#site'), true, 'a fusion model offers the body site');
     assert.deepEqual(await page.$$eval('#site option', (o) => o.map((x) => (x as HTMLOptionElement).value)), [
