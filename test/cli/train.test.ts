@@ -40,7 +40,7 @@ test('train -> eval -> ensemble -> eval from the command line', async () => {
   );
   assert.match(
     r.stdout,
-    /wrote .*a[/\\]model \(\d+ updates, 4 epochs; kept epoch \d, best validation mean \d\.\d{4}\)/,
+    /wrote .*a[/\\]model \(\d+ updates, 4 epochs; kept epoch \d, best validation mapClass \d\.\d{4}\)/,
   );
   r = await runCommand(registerTrain, ['train', '--task', 'mtl', '--out', b, '--seed', '7', ...common]);
   assert.equal(r.code, 0, r.stderr);
