@@ -1,10 +1,6 @@
-// A training-free way of using a known body site, checked on an existing `dermtl cv` study (nothing is written into
-// it): the lesion-only model's scores corrected by the training part's site log-odds, naive Bayes,
-//   score = sigmoid(logit p(label | image) + logit P(label | site) - logit P(label)),
-// the same offsets a fusion model's site layer starts from (train/trainContext.ts siteLogOdds), with no weight to
-// choose. Prints per fold and pooled mAP-class / mAP-image, and the paired difference against lesion-only. It
-// assumes the image and the site are independent given the label, which they are not quite; a post-hoc check
-// (issue 9), not a study model.
+// The study's `lesion-site` model (src/eval/siteCorrection.ts: the lesion-only scores shifted by the training part's
+// site log-odds, nothing trained) on an existing `dermtl cv` study, e.g. one run without fusion; nothing is written
+// into it. Prints per fold and pooled mAP-class / mAP-image, and the paired difference against lesion-only.
 //   node --import tsx bench/site-correction.ts --study /tmp/d7/study-fs1 [--study ...]
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -16,12 +12,11 @@ import { readStudyFile, unitDir } from '../src/eval/studyPlan.ts';
 import { evaluate } from '../src/metrics/metrics.ts';
 import { readScores, type ScoreTable } from '../src/metrics/scores.ts';
 import { labelsFor } from '../src/train/targets.ts';
-import { siteLogOdds } from '../src/train/trainContext.ts';
+import { siteCorrected } from '../src/eval/siteCorrection.ts';
 
 const { values: a } = parseArgs({ options: { study: { type: 'string', multiple: true } } });
 if (!a.study?.length) throw new Error('--study STUDY is required (one or more)');
 
-const logit = (p: number) => Math.log(Math.max(p, 1e-7) / Math.max(1 - p, 1e-7));
 const f3 = (x: number) => x.toFixed(3);
 const signed = (x: number) => (x >= 0 ? '+' : '') + f3(x);
 
@@ -36,14 +31,8 @@ for (const dir of a.study) {
   const corrected: ScoreTable[] = [];
   for (let f = 0; f < folds.length; f++) {
     const table: ScoreTable = await readScores(join(unitDir(dir, 'lesion', f), 'scores.csv'));
-    const u = siteLogOdds(folds[f].train, { lesion: table.lesionLabels, location: locations });
-    const q = locations.length;
-    const lesion = table.lesion.map((row, r) => {
-      const j = locations.indexOf(byImage.get(table.images[r])!.location);
-      return Float64Array.from(row, (p, i) => (j < 0 ? p : 1 / (1 + Math.exp(-(logit(p) + u[i * q + j])))));
-    });
     lesionOnly.push(table);
-    corrected.push({ ...table, lesion });
+    corrected.push(siteCorrected(table, byImage, folds[f].train, locations));
   }
   const ev = (t: ScoreTable) =>
     evaluate(

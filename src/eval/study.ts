@@ -55,6 +55,7 @@ import { DermtlError } from '../util/errors.ts';
 import { baselineUnit, type ChoiceSummary } from './baselineUnits.ts';
 import type { CropFeatures } from './baselines.ts';
 import { ensembleMax } from './ensemble.ts';
+import { siteCorrected } from './siteCorrection.ts';
 import { evaluateRun, UNCALIBRATED_SCORES } from './evaluateRun.ts';
 import { evaluate, evaluationJson } from '../metrics/metrics.ts';
 import { pooledOperatingPoint } from '../metrics/thresholds.ts';
@@ -146,6 +147,7 @@ const MODEL_LABELS: Record<ModelName, string> = {
   'mtl-tuned': 'MTL-tuned',
   fusion: 'fusion',
   'fusion-nosite': 'fusion, no site',
+  'lesion-site': 'lesion + site',
 };
 
 interface Ctx {
@@ -431,7 +433,8 @@ async function runUnits(ctx: Ctx, saveTime: () => Promise<void>): Promise<UnitsR
   const taskWeights: UnitsResult['taskWeights'] = {};
   const clock = new StudyClock(ctx.runFolds.length * ctx.trained.length);
   const fusion = ctx.trained.some((m) => m.model === 'fusion');
-  const units = ctx.runFolds.length * (ctx.trained.length + (fusion ? 1 : 0) + 1 + BASELINE_NAMES.length);
+  // with fusion: its site-unknown scoring and the site-corrected lesion-only model, one unit each per fold
+  const units = ctx.runFolds.length * (ctx.trained.length + (fusion ? 2 : 0) + 1 + BASELINE_NAMES.length);
   let done = 0;
   let trainedLeft = clock.units;
   const line = (model: ModelName, f: number, what: string, eta: string) => {
@@ -497,6 +500,22 @@ async function runUnits(ctx: Ctx, saveTime: () => Promise<void>): Promise<UnitsR
         `max of the lesion-only and MTL scores; ${headline(ctx, e.table, f)}`,
         clock.finish(null, trainedLeft),
       );
+    }
+    if (fusion) {
+      const s = await siteCorrectedUnit(ctx, f, tables.lesion[f]);
+      if (s.status === 'skipped') {
+        skipped.push({ model: 'lesion-site', fold: f, reason: s.reason });
+        line('lesion-site', f, `SKIPPED: ${s.reason}`, clock.finish(null, trainedLeft));
+      } else {
+        tables['lesion-site'][f] = s.table;
+        seconds['lesion-site'][f] = s.seconds;
+        line(
+          'lesion-site',
+          f,
+          `lesion-only scores shifted by the site log-odds; ${headline(ctx, s.table, f)}`,
+          clock.finish(null, trainedLeft),
+        );
+      }
     }
     for (const model of BASELINE_NAMES) {
       checkStop(ctx);
@@ -718,6 +737,32 @@ async function ensembleUnit(ctx: Ctx, f: number, lesion: ScoreTable | null, mtl:
   return { status: 'trained', table, seconds };
 }
 
+/**
+ * The lesion-only model of fold f with each test image's site applied as the training part's log-odds (nothing
+ * trained; siteCorrection.ts), the training-free counterpart of the fusion model. Recomputed from the lesion-only
+ * scores every time, like the ensemble.
+ */
+async function siteCorrectedUnit(ctx: Ctx, f: number, lesion: ScoreTable | null): Promise<Outcome> {
+  const dir = unitDir(ctx.dir, 'lesion-site', f);
+  if (!lesion) {
+    await rm(dir, { recursive: true, force: true });
+    return { status: 'skipped', reason: `needs the lesion-only model of fold ${f}, which was skipped` };
+  }
+  const t0 = performance.now();
+  const byImage = new Map(ctx.manifest.samples.map((s) => [s.image, s]));
+  const locations = labelsFor('mtl', ctx.manifest.samples).location;
+  const table = siteCorrected(lesion, byImage, ctx.folds[f].train, locations);
+  const ev = evaluate(samplesOf(ctx.manifest, table), table);
+  await writeScores(join(dir, 'scores.csv'), table);
+  await writeFileAtomic(
+    join(dir, 'metrics.json'),
+    `${JSON.stringify({ kind: 'lesion-site', member: unitDir(ctx.dir, 'lesion', f), rule: 'lesion-only logit + training-part site log-odds', fold: f, tta: ctx.tta, ...evaluationJson(ev) }, null, 2)}\n`,
+  );
+  const seconds = (performance.now() - t0) / 1000;
+  await writeDerivedUnit(ctx, dir, 'lesion-site', f, table.images.length, seconds);
+  return { status: 'trained', table, seconds };
+}
+
 // ---------------------------------------------------------------- results
 
 /** The manifest samples of a table's rows, in row order. */
@@ -873,7 +918,7 @@ function buildResults(ctx: Ctx, units: UnitsResult, command: string, totalSecond
   const labels = labelsFor('mtl', m.samples);
   const { task: _task, ...config } = ctx.config;
   const ran = new Set<ModelName>(ctx.trained.map((t) => t.model));
-  if (ran.has('fusion')) ran.add('fusion-nosite');
+  if (ran.has('fusion')) for (const derived of ['fusion-nosite', 'lesion-site'] as const) ran.add(derived);
   const variant = (name: ModelName) => (ran.has(name) ? { [name]: result<MtlEval>(name) } : {});
   const models = {
     lesion,
@@ -887,6 +932,7 @@ function buildResults(ctx: Ctx, units: UnitsResult, command: string, totalSecond
     ...variant('mtl-tuned'),
     ...variant('fusion'),
     ...variant('fusion-nosite'),
+    ...(ran.has('lesion-site') ? { 'lesion-site': result<LesionEval>('lesion-site') } : {}),
   };
   return {
     version: RESULTS_VERSION,

@@ -346,7 +346,7 @@ export function parseModels(list: string | readonly string[] | undefined): Train
   const bad = parts.filter((x) => !known.includes(x));
   if (!parts.length || bad.length)
     throw new DermtlError(
-      `--models ${parts.join(',')}: expected trained models among ${known.join(', ')} separated by commas${bad.length ? `; not one: ${bad.map((b) => JSON.stringify(b)).join(', ')}` : ''} (the baselines prior and linear are always fitted; the ensemble needs lesion and mtl; the standard set is lesion,location,mtl)`,
+      `--models ${parts.join(',')}: expected trained models among ${known.join(', ')} separated by commas${bad.length ? `; not one: ${bad.map((b) => JSON.stringify(b)).join(', ')}` : ''} (the baselines prior, site-prior and linear are always fitted; the ensemble needs lesion and mtl; fusion also scores fusion-nosite and lesion-site; the standard set is lesion,location,mtl)`,
     );
   const chosen = TRAINED_MODELS.map((m) => m.model).filter((m) => parts.includes(m));
   const standard = TRAINED_MODELS.filter((m) => m.standard).map((m) => m.model);

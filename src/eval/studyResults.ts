@@ -24,7 +24,9 @@ export const RESULTS_VERSION = 2;
  * trunk's ten-crop features (src/eval/baselines.ts). Beyond the paper (issue 9; run with `dermtl cv --models`):
  * mtl-uw = MTL with uncertainty task weighting, mtl-tuned = MTL with the location weight chosen on validation,
  * fusion = late fusion of the body location into the lesion head scored with each image's site given, and
- * fusion-nosite = the same models scored with the site unknown (their own predicted location).
+ * fusion-nosite = the same models scored with the site unknown (their own predicted location), lesion-site = the
+ * lesion-only model's scores shifted by the training part's site log-odds, nothing trained (siteCorrection.ts; in a
+ * study with fusion).
  */
 export const MODEL_NAMES = [
   'lesion',
@@ -38,6 +40,7 @@ export const MODEL_NAMES = [
   'mtl-tuned',
   'fusion',
   'fusion-nosite',
+  'lesion-site',
 ] as const;
 export type ModelName = (typeof MODEL_NAMES)[number];
 export const BASELINE_NAMES = ['prior', 'site-prior', 'linear'] as const satisfies readonly ModelName[];
@@ -55,10 +58,17 @@ export const MODEL_HEADS: Record<ModelName, { lesion: boolean; location: boolean
   'mtl-tuned': { lesion: true, location: true },
   fusion: { lesion: true, location: true },
   'fusion-nosite': { lesion: true, location: true },
+  'lesion-site': { lesion: true, location: false },
 };
 
 /** The models beyond the paper's: absent from results.json unless the study ran them. */
-export const VARIANT_NAMES = ['mtl-uw', 'mtl-tuned', 'fusion', 'fusion-nosite'] as const satisfies readonly ModelName[];
+export const VARIANT_NAMES = [
+  'mtl-uw',
+  'mtl-tuned',
+  'fusion',
+  'fusion-nosite',
+  'lesion-site',
+] as const satisfies readonly ModelName[];
 
 /** Every model with a lesion head is compared with lesion-only (paired differences, per-label AP change). */
 export const VERSUS_LESION = [
@@ -68,6 +78,7 @@ export const VERSUS_LESION = [
   'mtl-tuned',
   'fusion',
   'fusion-nosite',
+  'lesion-site',
 ] as const satisfies readonly ModelName[];
 
 /** The paired comparisons against the linear baseline, and the metrics each is made on (both models have them). */
@@ -256,6 +267,7 @@ export const ResultsSchema = z.object({
     'mtl-tuned': modelSchema(MtlEvalSchema).optional(),
     fusion: modelSchema(MtlEvalSchema).optional(),
     'fusion-nosite': modelSchema(MtlEvalSchema).optional(),
+    'lesion-site': modelSchema(LesionEvalSchema).optional(),
   }),
   /**
    * Each model with a lesion head against lesion-only (VERSUS_LESION, those the study has): the paired fold

@@ -12,6 +12,8 @@ import { readScores, type ScoreTable } from '../../src/metrics/scores.ts';
 import { readResults, writeStudyReport, type StudyResults } from '../../src/report/study/index.ts';
 import { DEFAULT_MODEL_PATH } from '../../src/serve/defaultModel.ts';
 import { unitDir } from '../../src/eval/studyPlan.ts';
+import { siteCorrected } from '../../src/eval/siteCorrection.ts';
+import { labelsFor } from '../../src/train/targets.ts';
 import { DermtlError } from '../../src/util/errors.ts';
 import { studyDemo, tempDir, tinyStudyConfig } from './studyFixture.ts';
 
@@ -580,7 +582,7 @@ test('--models with the ways of using location (issue 9): mtl-uw, mtl-tuned, fus
   const opts = await options();
   const r = await runStudy({ ...opts, onlyFolds: '0', models: 'lesion,mtl,mtl-uw,mtl-tuned,fusion' });
   const m = r.results.models;
-  for (const name of ['mtl-uw', 'mtl-tuned', 'fusion', 'fusion-nosite'] as const) {
+  for (const name of ['mtl-uw', 'mtl-tuned', 'fusion', 'fusion-nosite', 'lesion-site'] as const) {
     assert.ok(m[name]?.folds[0], `${name} has fold 0`);
     assert.ok(r.results.versusLesion?.[name], `${name} vs lesion-only`);
     assert.deepEqual(
@@ -597,6 +599,26 @@ test('--models with the ways of using location (issue 9): mtl-uw, mtl-tuned, fus
     'unknown',
   );
   assert.equal(r.results.models['fusion-nosite']!.folds[0]!.top1, m.fusion!.folds[0]!.top1);
+  // with fusion, the lesion-only model's scores shifted by the training part's site log-odds (nothing trained)
+  const folds = JSON.parse(await readFile(join(opts.out, 'folds.json'), 'utf8'));
+  const manifest = await loadManifest(opts.manifest);
+  const test0 = new Set<string>(folds.splits[0].test);
+  const expected = siteCorrected(
+    await readScores(join(unitDir(opts.out, 'lesion', 0), 'scores.csv')),
+    new Map(manifest.samples.map((s) => [s.image, s])),
+    manifest.samples.filter((s) => !test0.has(s.image)),
+    labelsFor('mtl', manifest.samples).location,
+  );
+  const corrected = await readScores(join(unitDir(opts.out, 'lesion-site', 0), 'scores.csv'));
+  assert.deepEqual(corrected.images, expected.images);
+  corrected.lesion.forEach((row, i) => row.forEach((x, j) => assert.ok(Math.abs(x - expected.lesion[i][j]) < 1e-6)));
+  const byImage = new Map(manifest.samples.map((s) => [s.image, s]));
+  const recomputed = evaluate(
+    corrected.images.map((i) => byImage.get(i)!),
+    corrected,
+  ).lesion!.mapClass!;
+  assert.ok(Math.abs(m['lesion-site']!.folds[0]!.mapClass! - recomputed) < 1e-9);
+  assert.notEqual(m['lesion-site']!.folds[0]!.mapClass, m.lesion.folds[0]!.mapClass, 'the site moved the scores');
   const w = r.results.taskWeights!;
   assert.equal(w.mtl![0]!.kind, 'fixed');
   assert.equal(w['mtl-uw']![0]!.kind, 'uncertainty');
@@ -623,4 +645,5 @@ test('--models with the ways of using location (issue 9): mtl-uw, mtl-tuned, fus
   // absent models stay absent: a standard study has no variant keys
   const plain = await runStudy({ ...opts, out: `${opts.out}-plain`, onlyFolds: '0', models: 'lesion,mtl' });
   assert.equal(plain.results.models.fusion, undefined);
+  assert.equal(plain.results.models['lesion-site'], undefined);
 });

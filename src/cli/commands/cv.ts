@@ -34,7 +34,7 @@ export function register(program: Command): void {
     )
     .option(
       '--models <list>',
-      "the models to train, e.g. lesion,mtl,mtl-uw,fusion: the paper's lesion, location, mtl (default: these three; those left out are reported as skipped) and beyond it mtl-uw (uncertainty task weighting), mtl-tuned (location weight chosen on validation from taskWeighting.grid), fusion (body location fed to the lesion head; also scored as fusion-nosite with the site unknown). The baselines are always fitted",
+      "the models to train, e.g. lesion,mtl,mtl-uw,fusion: the paper's lesion, location, mtl (default: these three; those left out are reported as skipped) and beyond it mtl-uw (uncertainty task weighting), mtl-tuned (location weight chosen on validation from taskWeighting.grid), fusion (body location fed to the lesion head; also scored as fusion-nosite with the site unknown, and next to it lesion-site: the lesion-only model's scores shifted by the training part's site log-odds, nothing trained). The baselines are always fitted",
     )
     .option('--force', 'discard a study of other settings in --out instead of refusing')
     .option('--verbose', "also print every training's epochs and every evaluation's metrics")

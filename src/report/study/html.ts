@@ -101,6 +101,7 @@ const SENTENCE_NAMES: Record<ModelName, string> = {
   'mtl-tuned': 'MTL with the tuned location weight',
   fusion: 'the fusion model given the site',
   'fusion-nosite': 'the fusion model without the site',
+  'lesion-site': 'the lesion-only model shifted by the site log-odds',
 };
 /** Short names for the paired table ("MTL − lesion-only"). */
 const SHORT_NAMES: Record<ModelName, string> = {
@@ -115,6 +116,7 @@ const SHORT_NAMES: Record<ModelName, string> = {
   'mtl-tuned': 'MTL-tuned',
   fusion: 'fusion (site)',
   'fusion-nosite': 'fusion (no site)',
+  'lesion-site': 'lesion-only + site',
 };
 
 /** One sentence on what a paired interval of a - b says, without claiming more than k folds allow. */

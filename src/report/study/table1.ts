@@ -48,6 +48,7 @@ export const MODEL_TITLES: Record<ModelName, string> = {
   'mtl-tuned': 'MTL, tuned weight',
   fusion: 'fusion, site given',
   'fusion-nosite': 'fusion, site unknown',
+  'lesion-site': 'lesion-only + site log-odds',
 };
 
 /** Columns of the models beyond the paper's (issue 9), after MTL, where the study has them. */
@@ -56,6 +57,7 @@ const VARIANT_COLUMNS: Column[] = [
   { model: 'mtl-tuned', title: 'MTL-tuned' },
   { model: 'fusion', title: 'Fusion (site)' },
   { model: 'fusion-nosite', title: 'Fusion (no site)' },
+  { model: 'lesion-site', title: 'Lesion-only + site' },
 ];
 
 /** The columns of a study's tables: the paper's models, the variants it ran, then the baselines (those it has). */
