@@ -71,15 +71,7 @@ export const VARIANT_NAMES = [
 ] as const satisfies readonly ModelName[];
 
 /** Every model with a lesion head is compared with lesion-only (paired differences, per-label AP change). */
-export const VERSUS_LESION = [
-  'mtl',
-  'ensemble',
-  'mtl-uw',
-  'mtl-tuned',
-  'fusion',
-  'fusion-nosite',
-  'lesion-site',
-] as const satisfies readonly ModelName[];
+export const VERSUS_LESION = ['mtl', 'ensemble', ...VARIANT_NAMES] as const satisfies readonly ModelName[];
 
 /** The paired comparisons against the linear baseline, and the metrics each is made on (both models have them). */
 export const COMPARISONS = [
