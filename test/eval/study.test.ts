@@ -638,6 +638,8 @@ test('--models with the ways of using location (issue 9): mtl-uw, mtl-tuned, fus
   const html = await readFile(join(opts.out, 'report.html'), 'utf8');
   assert.match(html, /id="location-use"/);
   assert.match(html, /fusion \(no site\) − lesion-only/);
+  // one fold (a partial study): no paired interval, and the verdict says so rather than guessing
+  assert.match(html, /No paired mAP-class difference against lesion-only could be computed \(fewer than 2 folds\)/);
   const sitePrior = r.results.models['site-prior']!.pooled!.mapClass!;
   assert.match(html, new RegExp(`The site alone .* scores pooled mAP-class ${sitePrior.toFixed(3)}, against`));
   const table = await readFile(join(opts.out, 'table1.md'), 'utf8');

@@ -350,10 +350,7 @@ const TRAINED_WITH_VARIANTS = [
  * such models.
  */
 function locationUseSection(r: StudyResults): string {
-  const vs = Object.entries(r.versusLesion ?? {}).filter(([, v]) => v) as [
-    ModelName,
-    NonNullable<NonNullable<StudyResults['versusLesion']>[ModelName]>,
-  ][];
+  const vs = Object.entries(r.versusLesion ?? {}).filter(([, v]) => v) as [ModelName, VersusLesion][];
   const weights = Object.entries(r.taskWeights ?? {}).filter(([, w]) => w?.some((x) => x)) as [
     ModelName,
     NonNullable<NonNullable<StudyResults['taskWeights']>[ModelName]>,
@@ -388,6 +385,7 @@ function locationUseSection(r: StudyResults): string {
 <h2>Using the body location: change against lesion-only</h2>
 <p>Per lesion label, each model's pooled out-of-fold AP minus the lesion-only model's (positive: the model is better on
 that label); below, the paired fold differences of mAP-class and mAP-image with their interval. ${escapeHtml(gains.join('; '))}.</p>
+<p>${escapeHtml(locationVerdict(vs))}</p>
 ${siteAloneNote(r)}
 <div class="wide"><table class="results"><thead><tr><th>lesion label</th>${vs.map(([m]) => `<th class="num">${escapeHtml(SHORT_NAMES[m])} − lesion-only</th>`).join('')}</tr></thead>
 <tbody>${rows.join('\n')}
@@ -400,6 +398,29 @@ ${
     : ''
 }
 </section>`;
+}
+
+type VersusLesion = NonNullable<NonNullable<StudyResults['versusLesion']>[ModelName]>;
+
+/**
+ * The plain answer to issue 9's question: which ways of using the body location beat lesion-only on mAP-class with
+ * the paired interval above 0, or, when none does, the largest mean difference and its interval. The ensemble is
+ * left out: it combines models rather than using the site.
+ */
+export function locationVerdict(vs: readonly (readonly [ModelName, VersusLesion])[]): string {
+  const rows = vs.flatMap(([m, v]) => (m !== 'ensemble' && v.mapClass ? [[m, v.mapClass] as const] : []));
+  if (!rows.length) return 'No paired mAP-class difference against lesion-only could be computed (fewer than 2 folds).';
+  const level = Math.round(rows[0][1].level * 100);
+  const said = ([m, p]: (typeof rows)[number]) =>
+    `${SHORT_NAMES[m]} ${formatSigned(p.mean)} [${formatSigned(p.ci[0])}, ${formatSigned(p.ci[1])}]`;
+  const above = rows.filter(([, p]) => p.ci[0] > 0);
+  const below = rows.filter(([, p]) => p.ci[1] < 0);
+  const lower = below.length ? ` Below 0: ${below.map(said).join('; ')}.` : '';
+  if (above.length) {
+    return `Beating lesion-only on mAP-class with the ${level}% interval of the paired difference above 0: ${above.map(said).join('; ')}.${lower}`;
+  }
+  const best = rows.reduce((a, b) => (b[1].mean > a[1].mean ? b : a));
+  return `No way of using the body location beats lesion-only on mAP-class with the ${level}% interval of the paired difference above 0; the largest mean difference is ${said(best)}.${lower}`;
 }
 
 /** What the site alone tells (the site prior baseline), next to the prior and lesion-only: the room a known site has. */

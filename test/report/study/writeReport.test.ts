@@ -4,7 +4,14 @@ import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { escapeHtml, formatSeconds, inlineSvg, pairedSentence, reportHtml } from '../../../src/report/study/html.ts';
+import {
+  escapeHtml,
+  formatSeconds,
+  inlineSvg,
+  locationVerdict,
+  pairedSentence,
+  reportHtml,
+} from '../../../src/report/study/html.ts';
 import { readResults, type StudyResults } from '../../../src/eval/studyResults.ts';
 import { rewriteStudyReport, writeStudyReport } from '../../../src/report/study/writeReport.ts';
 import { syntheticResults } from './fixture.ts';
@@ -204,6 +211,48 @@ test('paired sentences: below 0, and too few folds', () => {
     html,
     /<tr><td><\/td><th scope="row">mAP-image<\/th><td class="num">–<\/td><td class="num">–<\/td><td class="num">–<\/td><td class="num split">–<\/td>/,
   );
+});
+
+test('locationVerdict: the variants whose mAP-class interval lies above 0, else the largest mean; never the ensemble', () => {
+  const paired = (mean: number, lo: number, hi: number) => ({
+    folds: [0, 1, 2],
+    k: 3,
+    differences: [lo, mean, hi],
+    mean,
+    std: 0.01,
+    level: 0.95,
+    t: 4.3,
+    halfWidth: (hi - lo) / 2,
+    ci: [lo, hi] as [number, number],
+  });
+  const v = (mean: number, lo: number, hi: number) => ({
+    mapClass: paired(mean, lo, hi),
+    mapImage: null,
+    apChange: {},
+  });
+  const none = locationVerdict([
+    ['mtl', v(-0.001, -0.011, 0.009)],
+    ['mtl-uw', v(-0.055, -0.092, -0.018)],
+    ['fusion', v(0.0072, -0.009, 0.024)],
+    ['ensemble', v(0.03, 0.01, 0.05)],
+  ]);
+  assert.match(
+    none,
+    /^No way of using the body location beats lesion-only .* the largest mean difference is fusion \(site\) \+0\.0072 \[-0\.0090, \+0\.0240\]\./,
+  );
+  assert.match(none, /Below 0: MTL-UW -0\.0550 \[-0\.0920, -0\.0180\]\.$/);
+  assert.doesNotMatch(none, /ensemble/);
+  const some = locationVerdict([
+    ['fusion', v(0.03, 0.01, 0.05)],
+    ['lesion-site', v(0.013, 0.005, 0.021)],
+    ['mtl', v(0.04, -0.01, 0.09)],
+  ]);
+  assert.match(
+    some,
+    /interval of the paired difference above 0: fusion \(site\) \+0\.0300 .*; lesion-only \+ site \+0\.0130 \[\+0\.0050, \+0\.0210\]\.$/,
+  );
+  assert.doesNotMatch(some, /MTL/);
+  assert.match(locationVerdict([]), /could be computed/);
 });
 
 test('formatSeconds and inlineSvg', () => {
