@@ -351,6 +351,8 @@ export type Eval = LesionEval | LocationEval | MtlEval;
 export type MetricValues = z.infer<typeof MetricValuesSchema>;
 export type ModelResult = NonNullable<StudyResults['models'][ModelName]>;
 export type PairedResult = z.infer<typeof PairedSchema>;
+/** One model's paired comparison against lesion-only (results.json versusLesion). */
+export type VersusLesion = NonNullable<NonNullable<StudyResults['versusLesion']>[ModelName]>;
 export type Comparison = z.infer<typeof ComparisonSchema>;
 export type LinearChoiceSummary = z.infer<typeof LinearChoiceSchema>;
 export type SkippedModel = StudyResults['skipped'][number];

@@ -6,6 +6,7 @@ import {
   type PairedMetric,
   type PairedResult,
   type StudyResults,
+  type VersusLesion,
 } from '../../eval/studyResults.ts';
 import {
   BASELINE_NOTES,
@@ -69,6 +70,11 @@ export function inlineSvg(svg: string, prefix: string, scale = FIGURE_SCALE): st
 export function formatSigned(x: number): string {
   const s = x.toFixed(4);
   return x >= 0 && !s.startsWith('-') ? `+${s}` : s;
+}
+
+/** A paired difference and its interval: "+0.0074 [-0.0090, +0.0238]". */
+function formatMeanInterval(p: PairedResult): string {
+  return `${formatSigned(p.mean)} [${formatSigned(p.ci[0])}, ${formatSigned(p.ci[1])}]`;
 }
 
 export function formatSeconds(s: number): string {
@@ -367,7 +373,7 @@ function locationUseSection(r: StudyResults): string {
     `<tr class="group-start"><th scope="row">${METRIC_TITLES[metric]} (fold mean, ${Math.round((vs[0]?.[1][metric]?.level ?? 0.95) * 100)}% CI)</th>${vs
       .map(([, v]) => {
         const p = v[metric];
-        return `<td class="num">${p ? `${formatSigned(p.mean)} [${formatSigned(p.ci[0])}, ${formatSigned(p.ci[1])}]` : 'n/a'}</td>`;
+        return `<td class="num">${p ? formatMeanInterval(p) : 'n/a'}</td>`;
       })
       .join('')}</tr>`;
   const gains = vs.map(([m, v]) => {
@@ -400,8 +406,6 @@ ${
 </section>`;
 }
 
-type VersusLesion = NonNullable<NonNullable<StudyResults['versusLesion']>[ModelName]>;
-
 /**
  * The plain answer to issue 9's question: which ways of using the body location beat lesion-only on mAP-class with
  * the paired interval above 0, or, when none does, the largest mean difference and its interval. The ensemble is
@@ -411,8 +415,7 @@ export function locationVerdict(vs: readonly (readonly [ModelName, VersusLesion]
   const rows = vs.flatMap(([m, v]) => (m !== 'ensemble' && v.mapClass ? [[m, v.mapClass] as const] : []));
   if (!rows.length) return 'No paired mAP-class difference against lesion-only could be computed (fewer than 2 folds).';
   const level = Math.round(rows[0][1].level * 100);
-  const said = ([m, p]: (typeof rows)[number]) =>
-    `${SHORT_NAMES[m]} ${formatSigned(p.mean)} [${formatSigned(p.ci[0])}, ${formatSigned(p.ci[1])}]`;
+  const said = ([m, p]: (typeof rows)[number]) => `${SHORT_NAMES[m]} ${formatMeanInterval(p)}`;
   const above = rows.filter(([, p]) => p.ci[0] > 0);
   const below = rows.filter(([, p]) => p.ci[1] < 0);
   const lower = below.length ? ` Below 0: ${below.map(said).join('; ')}.` : '';
@@ -448,10 +451,7 @@ function pairRows(r: StudyResults): PairRow[] {
     metric,
     p: r.paired[metric],
   }));
-  for (const [a, v] of Object.entries(r.versusLesion ?? {}) as [
-    ModelName,
-    NonNullable<StudyResults['versusLesion']>[ModelName],
-  ][]) {
+  for (const [a, v] of Object.entries(r.versusLesion ?? {}) as [ModelName, VersusLesion | undefined][]) {
     if (a === 'mtl' || !v) continue;
     for (const metric of ['mapClass', 'mapImage'] as const) rows.push({ a, b: 'lesion', metric, p: v[metric] });
   }
